@@ -1,0 +1,240 @@
+"""Shared benchmark harness: warm-up, median and spread, peak extra memory, a table with the fastest marked and
+a ratio column against the baseline, CSV rows tagged with machine/dtype/commit, and an optional PNG.
+
+A bench script declares configurations and providers and calls :func:`main`. Peak memory: on CUDA,
+``torch.cuda.max_memory_allocated`` above the pre-call level; on CPU, the peak resident set size sampled every
+millisecond by a watcher thread during the timed calls, above the level just before them (RSS includes the
+allocator's caches, so it is an upper bound on what the call itself needed).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+
+
+@dataclass
+class Config:
+    name: str
+    params: dict
+    flops: float | None = None  # useful floating-point operations per call, for GFLOP/s
+    device: str = "cpu"
+    dtype: str = "float32"
+    floor_s: float | None = None  # a hardware floor for this work (optional), shown as a ratio
+
+
+@dataclass
+class Provider:
+    name: str
+    # make(params, device) -> zero-argument callable doing one call (inputs prepared outside the timing)
+    make: Callable[[dict, str], Callable[[], object]]
+    devices: tuple = ("cpu",)
+    baseline: bool = False
+    skip: Callable[[dict, str], str | None] = field(default=lambda p, d: None)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakRSS:
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.base = _rss()
+        self.peak = self.base
+        self._t = threading.Thread(target=self._watch, daemon=True)
+        self._t.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss())
+            time.sleep(0.001)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def extra(self) -> int:
+        return max(0, self.peak - self.base)
+
+
+def _sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_call(fn, device: str, warmup: int, repeats: int, min_time: float = 0.0):
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t_start = time.perf_counter()
+        while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 1000):
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        with _PeakRSS() as m:
+            t_start = time.perf_counter()
+            while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 1000):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+        peak = m.extra
+    times.sort()
+    q1, q3 = times[len(times) // 4], times[(3 * len(times)) // 4]
+    return statistics.median(times), (q3 - q1), peak, len(times)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=os.path.dirname(__file__), check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def machine(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+
+
+def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_path=None, plot=None,
+        only=None, device_filter=None):
+    rows = []
+    for cfg in configs:
+        if device_filter and not cfg.device.startswith(device_filter):
+            continue
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            print(f"\n## {op} {cfg.name}: skipped (no CUDA device)")
+            continue
+        print(f"\n## {op} {cfg.name}  [{cfg.device}, {cfg.dtype}]  {machine(cfg.device)}")
+        res = []
+        for prov in providers:
+            if cfg.device.split(":")[0] not in prov.devices or (only and prov.name not in only):
+                continue
+            why = prov.skip(cfg.params, cfg.device)
+            if why:
+                print(f"   {prov.name}: skipped ({why})")
+                continue
+            fn = prov.make(cfg.params, cfg.device)
+            med, iqr, peak, n = time_call(fn, cfg.device, warmup, repeats, min_time)
+            del fn
+            res.append((prov, med, iqr, peak, n))
+        if not res:
+            continue
+        base = next((r for r in res if r[0].baseline), None)
+        fastest = min(r[1] for r in res)
+        hdr = f"   {'provider':<28}{'median':>12}{'IQR':>10}{'GFLOP/s':>10}{'peak MiB':>10}{'vs base':>9}"
+        if cfg.floor_s:
+            hdr += f"{'/floor':>8}"
+        print(hdr)
+        for prov, med, iqr, peak, n in res:
+            gf = f"{cfg.flops / med / 1e9:.1f}" if cfg.flops else "-"
+            ratio = f"{base[1] / med:.2f}x" if base else "-"
+            mark = "*" if med == fastest else " "
+            line = (f" {mark} {prov.name:<28}{med * 1e3:>10.2f}ms{iqr * 1e3:>8.2f}ms{gf:>10}{peak / 2**20:>10.1f}"
+                    f"{ratio:>9}")
+            if cfg.floor_s:
+                line += f"{med / cfg.floor_s:>7.2f}x"
+            print(line)
+            rows.append(dict(op=op, config=cfg.name, provider=prov.name, median_s=med, iqr_s=iqr, repeats=n,
+                             gflops=(cfg.flops / med / 1e9) if cfg.flops else "", peak_extra_bytes=peak,
+                             speedup_vs_baseline=(base[1] / med) if base else "", device=cfg.device,
+                             dtype=cfg.dtype, machine=machine(cfg.device), commit=git_commit(),
+                             date=_dt.datetime.now().isoformat(timespec="seconds"), **{f"p_{k}": v for k, v in cfg.params.items()}))
+        if base:
+            print(f"   (vs base = {base[0].name} time / provider time; * = fastest)")
+    if csv_path and rows:
+        os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
+        fields = sorted({k for r in rows for k in r})
+        new = not os.path.exists(csv_path)
+        with open(csv_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+        print(f"\nappended {len(rows)} rows to {csv_path}")
+    if plot and rows:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("matplotlib not installed: no plot")
+        else:
+            cfgs = list(dict.fromkeys(r["config"] for r in rows))
+            provs = list(dict.fromkeys(r["provider"] for r in rows))
+            fig, ax = plt.subplots(figsize=(1.8 * len(cfgs) + 3, 4))
+            wdt = 0.8 / max(1, len(provs))
+            for i, p in enumerate(provs):
+                xs, ys = [], []
+                for j, c in enumerate(cfgs):
+                    r = [x for x in rows if x["config"] == c and x["provider"] == p]
+                    if r:
+                        xs.append(j + i * wdt)
+                        ys.append(r[0]["median_s"] * 1e3)
+                ax.bar(xs, ys, wdt, label=p)
+            ax.set_xticks([j + 0.4 - wdt / 2 for j in range(len(cfgs))], cfgs, rotation=15, fontsize=8)
+            ax.set_ylabel("median ms (log)")
+            ax.set_yscale("log")
+            ax.legend(fontsize=8)
+            ax.set_title(op)
+            fig.tight_layout()
+            fig.savefig(plot, dpi=120)
+            print(f"wrote {plot}")
+    return rows
+
+
+def main(op: str, configs, providers, argv=None):
+    ap = argparse.ArgumentParser(description=f"benchmark {op}")
+    ap.add_argument("--quick", action="store_true", help="small sizes only (smoke test)")
+    ap.add_argument("--device", default=None, help="only configs on this device type (cpu / cuda)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--min-time", type=float, default=0.0, help="keep repeating until this many seconds")
+    ap.add_argument("--only", default=None, help="comma-separated provider names")
+    ap.add_argument("--csv", default=os.path.join(RESULTS_DIR, f"{op}.csv"))
+    ap.add_argument("--plot", default=None, help="write a PNG here")
+    args = ap.parse_args(argv)
+    cfgs = configs(args.quick) if callable(configs) else configs
+    return run(op, cfgs, providers, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
+               csv_path=args.csv, plot=args.plot, only=args.only.split(",") if args.only else None,
+               device_filter=args.device)

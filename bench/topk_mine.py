@@ -1,0 +1,104 @@
+"""Benchmark topk_mine against torch (q @ c.T, masked_fill, topk) and faiss.IndexFlatIP when installed.
+
+    python bench/topk_mine.py             # full sizes (CPU: B=1024, N=1M, d=64, K=32, +/- 20 exclusions)
+    python bench/topk_mine.py --quick     # small smoke sizes
+    python bench/topk_mine.py --device cuda   # GPU configs (bf16 B=4096, N=1M, d=128, K=64)
+"""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _harness import Config, Provider, main  # noqa: E402
+
+import hardneg  # noqa: E402
+
+# dense bf16 tensor-core rate measured on the H100 of this workplace (8192^3 torch matmul), see RESULTS.md
+H100_BF16_FLOPS = 7.9e14
+
+
+def make_inputs(p, device):
+    gen = torch.Generator().manual_seed(0)
+    dt = getattr(torch, p.get("dtype", "float32"))
+    q = torch.randn(p["B"], p["d"], generator=gen).to(device=device, dtype=dt)
+    c = torch.randn(p["N"], p["d"], generator=gen).to(device=device, dtype=dt)
+    ex = None
+    if p.get("excl", 0):
+        e = p["excl"]
+        indptr = torch.arange(p["B"] + 1, dtype=torch.int64) * e
+        idx = torch.randint(0, p["N"], (p["B"] * e,), generator=gen)
+        ex = (indptr.to(device), idx.to(device))
+    return q, c, ex
+
+
+def hardneg_provider(backend):
+    def make(p, device):
+        q, c, ex = make_inputs(p, device)
+        return lambda: hardneg.ops.topk_mine(q, c, p["K"], metric="dot", exclude=ex, backend=backend)
+
+    return make
+
+
+def torch_baseline(p, device):
+    q, c, ex = make_inputs(p, device)
+    mask_rows = mask_cols = None
+    if ex is not None:
+        mask_rows = torch.repeat_interleave(torch.arange(p["B"], device=device), ex[0][1:] - ex[0][:-1])
+        mask_cols = ex[1]
+
+    def f():
+        s = q @ c.T
+        if mask_rows is not None:
+            s[mask_rows, mask_cols] = float("-inf")
+        return torch.topk(s, p["K"], dim=1)
+
+    return f
+
+
+def faiss_provider(p, device):
+    import faiss
+
+    q, c, ex = make_inputs(p, device)
+    index = faiss.IndexFlatIP(p["d"])
+    index.add(c.float().numpy())
+    extra = p.get("excl", 0)
+    qn = q.float().numpy()
+    return lambda: index.search(qn, p["K"] + extra)  # excluded ids would be filtered afterwards
+
+
+def faiss_skip(p, device):
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return "faiss not installed"
+    return None
+
+
+PROVIDERS = [
+    Provider("hardneg cpu", hardneg_provider("cpu"), devices=("cpu",)),
+    Provider("hardneg triton", hardneg_provider("triton"), devices=("cuda",)),
+    Provider("torch matmul+topk", torch_baseline, devices=("cpu", "cuda"), baseline=True),
+    Provider("faiss IndexFlatIP (k+excl)", faiss_provider, devices=("cpu",), skip=faiss_skip),
+]
+
+
+def configs(quick):
+    out = []
+    sizes = [(256, 100_000, 64, 32)] if quick else [(1024, 1_000_000, 64, 32)]
+    for B, N, d, K in sizes:
+        for excl in (0, 20):
+            out.append(Config(f"B={B} N={N} d={d} K={K} excl={excl}", dict(B=B, N=N, d=d, K=K, excl=excl),
+                              flops=2.0 * B * N * d))
+    gB, gN, gd, gK = (1024, 200_000, 128, 64) if quick else (4096, 1_000_000, 128, 64)
+    for dt in ("bfloat16", "float32"):
+        for excl in (0, 20):
+            fl = 2.0 * gB * gN * gd
+            out.append(Config(f"B={gB} N={gN} d={gd} K={gK} excl={excl} {dt}",
+                              dict(B=gB, N=gN, d=gd, K=gK, excl=excl, dtype=dt), flops=fl, device="cuda", dtype=dt,
+                              floor_s=fl / H100_BF16_FLOPS if dt == "bfloat16" else None))
+    return out
+
+
+if __name__ == "__main__":
+    main("topk_mine", configs, PROVIDERS)

@@ -1,0 +1,13 @@
+"""hardneg: fast, exact hard negative sampling for graph link prediction.
+
+Public names: :mod:`hardneg.ops` (``topk_mine``, ``sample_by_score``, ``sample_from_weights``),
+:func:`show_config`, :mod:`hardneg.reference` (pure-torch ground truth) and :mod:`hardneg.testing`.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hardneg import ops, reference  # noqa: E402
+from hardneg._config import config, show_config  # noqa: E402
+
+__all__ = ["ops", "reference", "show_config", "config", "__version__"]

@@ -1,0 +1,136 @@
+"""Argument checks with uniform messages: ``op: 'arg' must be ... (got ...)``.
+
+TypeError for types and dtypes, ValueError for shapes, values, ranges and devices.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+INDEX_DTYPES = (torch.int64, torch.int32)
+METRICS = ("dot", "cos", "l2", "l1", "rotate")
+METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
+
+
+def describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"shape {list(x.shape)}, dtype {x.dtype}, device {x.device}"
+    return f"{type(x).__name__} {x!r}"[:200]
+
+
+def tensor(op: str, name: str, x, *, ndim: int | None = None, what: str = "", dtypes=None, kind: str = "") -> torch.Tensor:
+    """Check that ``x`` is a tensor with ``ndim`` dims and one of ``dtypes``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{op}: '{name}' must be a torch.Tensor{(' ' + what) if what else ''} (got {describe(x)})")
+    if dtypes is not None and x.dtype not in dtypes:
+        raise TypeError(
+            f"{op}: '{name}' must be a {ndim}-D {kind or 'tensor'}{(' ' + what) if what else ''} with dtype in "
+            f"{[str(d) for d in dtypes]} (got {describe(x)})"
+        )
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{op}: '{name}' must be a {ndim}-D {kind or 'tensor'}{(' ' + what) if what else ''} (got {describe(x)})")
+    return x
+
+
+def floating(op: str, name: str, x, ndim: int, what: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor) and not (x.is_floating_point()):
+        raise TypeError(f"{op}: '{name}' must be a {ndim}-D floating tensor {what} (got {describe(x)})")
+    return tensor(op, name, x, ndim=ndim, what=what, dtypes=FLOAT_DTYPES, kind="floating tensor")
+
+
+def finite(op: str, name: str, x: torch.Tensor) -> None:
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{op}: '{name}' must be finite (got {bad} NaN/Inf values in {describe(x)})")
+
+
+def same_device(op: str, names: tuple[str, ...], *xs: torch.Tensor) -> None:
+    devs = {x.device for x in xs}
+    if len(devs) > 1:
+        got = ", ".join(f"'{n}' on {x.device}" for n, x in zip(names, xs))
+        raise ValueError(f"{op}: tensors must be on the same device (got {got})")
+
+
+def integer(op: str, name: str, v, *, minimum: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, (numbers.Integral,)) and not (
+        isinstance(v, torch.Tensor) and v.dim() == 0 and not v.is_floating_point()
+    ):
+        raise TypeError(f"{op}: '{name}' must be an int (got {describe(v)})")
+    v = int(v)
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{op}: '{name}' must be >= {minimum} (got {v})")
+    return v
+
+
+def positive_float(op: str, name: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be a float (got {describe(v)})")
+    v = float(v)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{op}: '{name}' must be finite and > 0 (got {v})")
+    return v
+
+
+def choice(op: str, name: str, v, options) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"{op}: '{name}' must be a str, one of {list(options)} (got {describe(v)})")
+    if v not in options:
+        raise ValueError(f"{op}: '{name}' must be one of {list(options)} (got {v!r})")
+    return v
+
+
+def generator(op: str, g) -> None:
+    if g is not None and not isinstance(g, torch.Generator):
+        raise TypeError(f"{op}: 'generator' must be a torch.Generator or None (got {describe(g)})")
+
+
+def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device, *, check_range: bool = True):
+    """Validate a CSR pair ``(indptr [rows+1], indices)`` and normalise it: ids sorted and unique per row.
+
+    Returns ``(indptr int64, indices int64)`` on ``device``.
+    """
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{op}: '{name}' must be a CSR pair (indptr, indices) of int64 tensors (got {describe(value)})")
+    indptr, indices = value
+    tensor(op, f"{name}[0] (indptr)", indptr, ndim=1, dtypes=INDEX_DTYPES, kind="integer tensor")
+    tensor(op, f"{name}[1] (indices)", indices, ndim=1, dtypes=INDEX_DTYPES, kind="integer tensor")
+    if indptr.device != device or indices.device != device:
+        raise ValueError(
+            f"{op}: '{name}' must be on {device} like the other inputs (got indptr on {indptr.device}, "
+            f"indices on {indices.device})"
+        )
+    if indptr.numel() != rows + 1:
+        raise ValueError(f"{op}: '{name}' indptr must have {rows + 1} entries (rows + 1) (got {indptr.numel()})")
+    indptr = indptr.to(torch.int64)
+    indices = indices.to(torch.int64)
+    if check_range:
+        first, last = int(indptr[0]), int(indptr[-1])
+        if first != 0 or last != indices.numel():
+            raise ValueError(
+                f"{op}: '{name}' indptr must start at 0 and end at len(indices)={indices.numel()} "
+                f"(got indptr[0]={first}, indptr[-1]={last})"
+            )
+        if rows and bool((indptr[1:] < indptr[:-1]).any()):
+            raise ValueError(f"{op}: '{name}' indptr must be non-decreasing")
+        if indices.numel():
+            lo, hi = int(indices.min()), int(indices.max())
+            if lo < 0 or hi >= num_ids:
+                raise ValueError(f"{op}: '{name}' ids must be in [0, {num_ids}) (got min {lo}, max {hi})")
+    return normalize_csr(indptr, indices, rows, num_ids)
+
+
+def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_ids: int):
+    """Sort ids within each row and drop duplicates (one vectorised pass)."""
+    if indices.numel() == 0:
+        return indptr, indices
+    counts = indptr[1:] - indptr[:-1]
+    row = torch.repeat_interleave(torch.arange(rows, device=indices.device), counts)
+    key = torch.unique(row * max(num_ids, 1) + indices)  # sorted, unique
+    new_row = torch.div(key, max(num_ids, 1), rounding_mode="floor")
+    new_idx = key - new_row * max(num_ids, 1)
+    new_ptr = torch.zeros(rows + 1, dtype=torch.int64, device=indices.device)
+    new_ptr[1:] = torch.cumsum(torch.bincount(new_row, minlength=rows), 0)
+    return new_ptr, new_idx

@@ -1,0 +1,4 @@
+"""Public functional ops. Each validates once, resolves its backend from the registry, then runs it."""
+from hardneg.ops.mining import sample_by_score, sample_from_weights, topk_mine
+
+__all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]

@@ -1,0 +1,50 @@
+import os
+
+try:
+    import torch
+
+    _gpu = torch.cuda.is_available()
+except ImportError:  # pragma: no cover
+    _gpu = False
+if not _gpu:
+    # Triton kernels run on CPU tensors through the interpreter; must be set before triton is imported.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+from hardneg import _backend  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+
+
+def devices():
+    out = ["cpu"]
+    if _gpu:
+        out.append("cuda")
+    return out
+
+
+def backend_params(op):
+    """(backend, device) pairs for every backend of ``op``, skipped with a reason when unavailable."""
+    params = []
+    for backend in _backend.registered(op):
+        for dev in ("cpu", "cuda"):
+            if backend in ("cpu",) and dev == "cuda":
+                continue
+            if backend in ("cuda",) and dev == "cpu":
+                continue
+            if backend == "reference" and dev == "cuda" and not _gpu:
+                continue
+            ok, why = _backend._availability(backend, torch.device(dev)) if (dev == "cpu" or _gpu) else (False, "no CUDA device")
+            marks = [] if ok else [pytest.mark.skip(reason=f"{backend} on {dev}: {why}")]
+            if dev == "cuda":
+                marks.append(pytest.mark.gpu)
+            params.append(pytest.param(backend, dev, id=f"{backend}-{dev}", marks=marks))
+    return params
+
+
+def shared_path(*parts):
+    p = os.path.join(SHARED, *parts)
+    if not os.path.exists(p):
+        pytest.skip(f"shared data not found at {os.path.abspath(p)} (../shared is absent)")
+    return p

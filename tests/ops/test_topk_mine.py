@@ -1,0 +1,250 @@
+"""topk_mine: every backend against the float64 reference, shapes that break tilings, ties, exclusions,
+bad input, and a hypothesis fuzz test."""
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hardneg
+from hardneg.testing import assert_topk_matches
+from conftest import backend_params
+
+METRICS = ["dot", "cos", "l2", "l1", "rotate"]
+BACKENDS = backend_params("topk_mine")
+
+
+def random_csr(B, N, max_per_row, gen, *, unsorted=True, dup=True):
+    counts = torch.randint(0, max_per_row + 1, (B,), generator=gen)
+    indptr = torch.zeros(B + 1, dtype=torch.int64)
+    indptr[1:] = counts.cumsum(0)
+    idx = torch.randint(0, max(N, 1), (int(indptr[-1]),), generator=gen)
+    if dup and idx.numel() > 2:
+        idx[1] = idx[0]
+    return indptr, idx
+
+
+def _run(backend, device, q, c, k, metric, ex=None):
+    q, c = q.to(device), c.to(device)
+    exd = None if ex is None else (ex[0].to(device), ex[1].to(device))
+    s, i = hardneg.ops.topk_mine(q, c, k, metric=metric, exclude=exd, backend=backend)
+    assert s.device.type == device and i.device.type == device
+    return s.cpu(), i.cpu()
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("B,N,d,k", [(5, 97, 6, 1), (33, 517, 18, 7), (3, 40, 10, 60), (70, 300, 64, 32)])
+def test_matches_reference(backend, device, metric, B, N, d, k):
+    gen = torch.Generator().manual_seed(hash((metric, B, N, d, k)) % 2**31)
+    q = torch.randn(B, d, generator=gen)
+    c = torch.randn(N, d, generator=gen)
+    ex = random_csr(B, N, 6, gen)
+    s, i = _run(backend, device, q, c, k, metric, ex)
+    assert_topk_matches(q, c, k, metric, ex, s, i)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("metric", ["dot", "l2", "rotate"])
+def test_heavy_ties_resolved_to_smaller_id(backend, device, metric):
+    gen = torch.Generator().manual_seed(7)
+    base = torch.randn(6, 8, generator=gen)
+    c = base[torch.randint(0, 6, (130,), generator=gen)]  # many exact duplicates
+    q = torch.randn(9, 8, generator=gen)
+    s, i = _run(backend, device, q, c, 13, metric)
+    assert_topk_matches(q, c, 13, metric, None, s, i, strict_ties=True)
+    # integer-valued data: exact ties in every backend's arithmetic
+    qi = torch.randint(-2, 3, (5, 4), generator=gen).float()
+    ci = torch.randint(-2, 3, (50, 4), generator=gen).float()
+    s, i = _run(backend, device, qi, ci, 11, metric)
+    assert_topk_matches(qi, ci, 11, metric, None, s, i, strict_ties=metric != "rotate")
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_everything_excluded_and_k_above_n(backend, device):
+    gen = torch.Generator().manual_seed(1)
+    q, c = torch.randn(4, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    ex = (torch.tensor([0, 6, 6, 9, 15]), torch.tensor([5, 4, 3, 2, 1, 0, 1, 1, 2, 0, 1, 2, 3, 4, 5]))
+    s, i = _run(backend, device, q, c, 10, "dot", ex)
+    assert (i[0] == -1).all() and torch.isneginf(s[0]).all()  # row 0: all excluded
+    assert (i[3] == -1).all()
+    assert set(i[1, :6].tolist()) == set(range(6)) and (i[1, 6:] == -1).all()
+    assert set(i[2, :4].tolist()) == {0, 3, 4, 5}
+    assert_topk_matches(q, c, 10, "dot", ex, s, i)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_empty_batch_and_empty_candidates(backend, device):
+    s, i = _run(backend, device, torch.randn(0, 4), torch.randn(10, 4), 3, "dot")
+    assert s.shape == (0, 3) and i.shape == (0, 3)
+    s, i = _run(backend, device, torch.randn(2, 4), torch.randn(0, 4), 3, "cos")
+    assert (i == -1).all() and torch.isneginf(s).all()
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_strided_inputs_and_self_exclusion(backend, device):
+    gen = torch.Generator().manual_seed(3)
+    base = torch.randn(200, 40, generator=gen)
+    c = base[:, 3:35]  # row stride 40, d=32: no copy needed
+    q = c[:20]
+    ex = (torch.arange(21), torch.arange(20))  # each query is candidate i: exclude itself
+    s, i = _run(backend, device, q, c, 5, "cos", ex)
+    assert not (i == torch.arange(20)[:, None]).any()
+    assert_topk_matches(q, c, 5, "cos", ex, s, i)
+
+
+def test_large_n_crosses_chunks():
+    # N above the CPU kernel's 65536-candidate chunk: chunks are merged with the full (score, id) order
+    gen = torch.Generator().manual_seed(5)
+    q = torch.randn(3, 4, generator=gen)
+    c = torch.randn(140_000, 4, generator=gen)
+    c[100_000] = c[7]  # the same row in two chunks: ties must resolve to id 7 first
+    q[0] = c[7] * 10
+    ex = random_csr(3, 140_000, 50, gen)
+    ex = (ex[0], torch.where(ex[1] == 7, torch.zeros_like(ex[1]) + 1, ex[1]))
+    s, i = hardneg.ops.topk_mine(q, c, 20, exclude=ex, backend="cpu")
+    assert_topk_matches(q, c, 20, "dot", ex, s, i, strict_ties=True)
+
+
+def test_fp16_bf16_accepted_on_cpu():
+    q, c = torch.randn(4, 8), torch.randn(30, 8)
+    for dt in (torch.float16, torch.bfloat16):
+        s, i = hardneg.ops.topk_mine(q.to(dt), c.to(dt), 3)
+        assert_topk_matches(q.to(dt).float(), c.to(dt).float(), 3, "dot", None, s, i)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("metric", METRICS)
+def test_half_precision_on_gpu(dtype, metric):
+    gen = torch.Generator().manual_seed(11)
+    q = torch.randn(300, 64, generator=gen).to(dtype)
+    c = torch.randn(5000, 64, generator=gen).to(dtype)
+    ex = random_csr(300, 5000, 20, gen)
+    s, i = hardneg.ops.topk_mine(q.cuda(), c.cuda(), 16, metric=metric, exclude=(ex[0].cuda(), ex[1].cuda()))
+    assert_topk_matches(q.float(), c.float(), 16, metric, ex, s.cpu(), i.cpu(), dtype=dtype)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _ok():
+    return torch.randn(3, 4), torch.randn(10, 4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,exc,frag",
+    [
+        (dict(query=torch.randn(4)), ValueError, "'query' must be a 2-D"),
+        (dict(query=torch.ones(3, 4, dtype=torch.int64)), TypeError, "'query' must be a 2-D floating"),
+        (dict(query=[[1.0]]), TypeError, "'query' must be a torch.Tensor"),
+        (dict(candidates=torch.randn(10, 5)), ValueError, "same d"),
+        (dict(candidates=torch.randn(10, 4, dtype=torch.float64)), TypeError, "same dtype"),
+        (dict(candidates=torch.randn(2, 10, 4)), ValueError, "'candidates' must be a 2-D"),
+        (dict(k=0), ValueError, "'k' must be >= 1"),
+        (dict(k=-3), ValueError, "'k' must be >= 1"),
+        (dict(k=2.5), TypeError, "'k' must be an int"),
+        (dict(metric="euclid"), ValueError, "'metric' must be one of"),
+        (dict(metric=3), TypeError, "'metric' must be a str"),
+        (dict(query=torch.randn(3, 3), candidates=torch.randn(10, 3), metric="rotate"), ValueError, "even d"),
+        (dict(exclude=torch.tensor([1, 2])), TypeError, "CSR pair"),
+        (dict(exclude=(torch.tensor([0, 1]), torch.tensor([2]))), ValueError, "must have 4 entries"),
+        (dict(exclude=(torch.tensor([0, 2, 1, 2]), torch.tensor([1, 2]))), ValueError, "non-decreasing"),
+        (dict(exclude=(torch.tensor([0, 1, 1, 2]), torch.tensor([1, 10]))), ValueError, "ids must be in [0, 10)"),
+        (dict(exclude=(torch.tensor([0, 1, 1, 2]), torch.tensor([-1, 3]))), ValueError, "ids must be in [0, 10)"),
+        (dict(exclude=(torch.tensor([0, 1, 1, 3]), torch.tensor([1, 2]))), ValueError, "end at len(indices)"),
+        (dict(exclude=(torch.tensor([0.0, 1, 1, 2]), torch.tensor([1, 2]))), TypeError, "indptr"),
+        (dict(backend="cuda"), ValueError, "backend 'cuda'"),
+        (dict(backend="gpu"), ValueError, "'backend' must be None or one of"),
+    ],
+)
+def test_bad_input(kwargs, exc, frag):
+    q, c = _ok()
+    args = dict(query=q, candidates=c, k=2)
+    args.update(kwargs)
+    with pytest.raises(exc) as e:
+        hardneg.ops.topk_mine(args.pop("query"), args.pop("candidates"), args.pop("k"), **args)
+    assert frag in str(e.value) and "topk_mine" in str(e.value)
+
+
+@pytest.mark.parametrize("where", ["query", "candidates"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_rejected(where, bad):
+    q, c = _ok()
+    (q if where == "query" else c)[1, 2] = bad
+    with pytest.raises(ValueError, match=f"'{where}' must be finite"):
+        hardneg.ops.topk_mine(q, c, 2)
+
+
+def test_device_mismatch_rejected():
+    q, c = _ok()
+    meta = torch.randn(10, 4, device="meta")
+    with pytest.raises(ValueError, match="same device"):
+        hardneg.ops.topk_mine(q, meta, 2)
+
+
+def test_core_rejects_bad_values_directly():
+    # the extension is callable directly: it must raise ValueError, not crash
+    from hardneg import _core
+
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        _core.topk_mine_cpu(1, 1, 4, 1, 1, 4, 4, 0, 0, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="unknown metric"):
+        _core.topk_mine_cpu(1, 1, 4, 1, 1, 4, 4, 9, 1, 0, 0, 1, 1, 1)
+    with pytest.raises(ValueError, match="row strides"):
+        _core.topk_mine_cpu(1, 1, 2, 1, 1, 4, 4, 0, 1, 0, 0, 1, 1, 1)
+
+
+# ---------------------------------------------------------------- fuzz
+
+
+@st.composite
+def problems(draw):
+    B = draw(st.integers(0, 6))
+    N = draw(st.integers(0, 40))
+    d = draw(st.integers(1, 9))
+    k = draw(st.integers(-1, 50))
+    metric = draw(st.sampled_from(METRICS + ["bogus"]))
+    dtype = draw(st.sampled_from([torch.float32, torch.float32, torch.float64, torch.int64]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    ex_kind = draw(st.sampled_from(["none", "ok", "ok", "badlen", "nonmono", "range", "dtype"]))
+    nan = draw(st.booleans()) and draw(st.booleans()) and draw(st.booleans())
+    return B, N, d, k, metric, dtype, seed, ex_kind, nan
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_fuzz_never_garbage(p):
+    B, N, d, k, metric, dtype, seed, ex_kind, nan = p
+    gen = torch.Generator().manual_seed(seed)
+    q = (torch.randn(B, d, generator=gen) * 3).to(dtype)
+    c = (torch.randn(N, d, generator=gen) * 3).to(dtype)
+    if N > 3 and dtype != torch.int64:
+        c[N // 2] = c[0]
+    nan = nan and N > 0 and dtype != torch.int64
+    if nan:
+        c[0, 0] = float("nan")
+    ex = None
+    if ex_kind != "none":
+        indptr, idx = random_csr(B, N, 5, gen)
+        if ex_kind == "badlen":
+            indptr = indptr[:-1] if indptr.numel() > 1 else torch.zeros(3, dtype=torch.int64)
+        elif ex_kind == "nonmono" and B >= 2 and idx.numel():
+            indptr[1] = indptr[-1] + 1
+        elif ex_kind == "range":
+            idx = torch.cat([idx, torch.tensor([N])])
+            indptr[-1] += 1
+        elif ex_kind == "dtype":
+            indptr = indptr.float()
+        ex = (indptr, idx)
+    for backend in ("cpu", "reference"):
+        try:
+            s, i = hardneg.ops.topk_mine(q, c, k, metric=metric, exclude=ex, backend=backend)
+        except (TypeError, ValueError) as e:
+            assert "topk_mine" in str(e)
+            continue
+        assert dtype != torch.int64 and k >= 1 and metric in METRICS and not nan
+        assert_topk_matches(q.float() if dtype == torch.float64 else q, c.float() if dtype == torch.float64 else c,
+                            k, metric, ex, s, i, dtype=torch.float32)
