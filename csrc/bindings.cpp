@@ -9,6 +9,7 @@
 
 #include "common/common.h"
 #include "common/score_tile.h"
+#include "filtering/filtering.h"
 #include "mining/sample_by_score_cpu.h"
 #include "mining/topk_mine_cpu.h"
 
@@ -46,6 +47,38 @@ static MiningProblem make_problem(std::uintptr_t q, int64_t B, int64_t ldq, std:
   Pr.ex_idx = ex_ptr ? P<const int64_t>(ex_idx) : nullptr;
   Pr.num_threads = num_threads;
   return Pr;
+}
+
+static KnownView make_view(std::uintptr_t kt, std::uintptr_t kh, std::uintptr_t first_time, int64_t m, int64_t E,
+                           int64_t R) {
+  HN_CHECK(m >= 0 && E >= 1 && R >= 1, "known set: need m >= 0, E >= 1, R >= 1");
+  HN_CHECK(kt != 0 && kh != 0, "known set: null key arrays");
+  KnownView K;
+  K.kt = P<const int64_t>(kt);
+  K.kh = P<const int64_t>(kh);
+  K.first_time = first_time ? P<const double>(first_time) : nullptr;
+  K.m = m;
+  K.E = E;
+  K.R = R;
+  return K;
+}
+
+static void check_cuda(int err, const char* op) {
+#ifdef HARDNEG_WITH_CUDA
+  if (err != 0) throw std::runtime_error(std::string(op) + ": CUDA error: " + cuda::error_string(err));
+#else
+  (void)err;
+  (void)op;
+#endif
+}
+
+static void need_cuda(bool on_cuda, const char* op) {
+#ifndef HARDNEG_WITH_CUDA
+  if (on_cuda) throw std::invalid_argument(std::string(op) + ": hardneg was built without CUDA kernels");
+#else
+  (void)on_cuda;
+  (void)op;
+#endif
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -97,6 +130,119 @@ PYBIND11_MODULE(_core, m) {
       py::arg("metric"), py::arg("n"), py::arg("weighting"), py::arg("inv_temp"), py::arg("replacement"),
       py::arg("seed"), py::arg("ex_ptr"), py::arg("ex_idx"), py::arg("out_ids"), py::arg("out_log_prob"),
       py::arg("num_threads") = 0);
+
+  // ---- filtering family: one entry per op; `cuda` selects the device kernel (launched on `stream`)
+  m.def("known_contains", [](std::uintptr_t kt, std::uintptr_t kh, std::uintptr_t ft, int64_t mm, int64_t E,
+                             int64_t R, std::uintptr_t keys, int64_t B, int width, std::uintptr_t before,
+                             bool inclusive, std::uintptr_t out, int threads, bool on_cuda, std::uintptr_t stream) {
+    HN_CHECK(width == 2 || width == 3, "known_contains: width must be 2 or 3");
+    HN_CHECK(!before || ft, "known_contains: 'before' needs a known set built with times");
+    KnownView K = make_view(kt, kh, ft, mm, E, R);
+    need_cuda(on_cuda, "known_contains");
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::known_contains(K, P<const int64_t>(keys), B, width, before ? P<const double>(before) : nullptr,
+                                      inclusive, P<uint8_t>(out), reinterpret_cast<void*>(stream)), "known_contains");
+      return;
+    }
+#endif
+    (void)stream;
+    known_contains_cpu(K, P<const int64_t>(keys), B, width, before ? P<const double>(before) : nullptr, inclusive,
+                       P<uint8_t>(out), threads);
+  });
+  m.def("known_mask", [](std::uintptr_t kt, std::uintptr_t kh, int64_t mm, int64_t E, int64_t R, int side,
+                         std::uintptr_t anchor, std::uintptr_t cand, int64_t B, int64_t n, std::uintptr_t out,
+                         int threads, bool on_cuda, std::uintptr_t stream) {
+    HN_CHECK(side == 0 || side == 1, "known_mask: side must be 0 (tail) or 1 (head)");
+    KnownView K = make_view(kt, kh, 0, mm, E, R);
+    need_cuda(on_cuda, "known_mask");
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::known_mask(K, side, P<const int64_t>(anchor), P<const int64_t>(cand), B, n, P<uint8_t>(out),
+                                  reinterpret_cast<void*>(stream)), "known_mask");
+      return;
+    }
+#endif
+    (void)stream;
+    known_mask_cpu(K, side, P<const int64_t>(anchor), P<const int64_t>(cand), B, n, P<uint8_t>(out), threads);
+  });
+  m.def("known_exclusion_count", [](std::uintptr_t kt, std::uintptr_t kh, int64_t mm, int64_t E, int64_t R, int side,
+                                    std::uintptr_t anchor, int64_t B, std::uintptr_t begin, std::uintptr_t count,
+                                    int threads, bool on_cuda, std::uintptr_t stream) {
+    HN_CHECK(side == 0 || side == 1, "known_exclusion: side must be 0 (tail) or 1 (head)");
+    KnownView K = make_view(kt, kh, 0, mm, E, R);
+    need_cuda(on_cuda, "known_exclusion");
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::known_exclusion_count(K, side, P<const int64_t>(anchor), B, P<int64_t>(begin), P<int64_t>(count),
+                                             reinterpret_cast<void*>(stream)), "known_exclusion");
+      return;
+    }
+#endif
+    (void)stream;
+    known_exclusion_count_cpu(K, side, P<const int64_t>(anchor), B, P<int64_t>(begin), P<int64_t>(count), threads);
+  });
+  m.def("known_exclusion_fill", [](std::uintptr_t kt, std::uintptr_t kh, int64_t mm, int64_t E, int64_t R, int side,
+                                   std::uintptr_t anchor, int64_t B, std::uintptr_t begin, std::uintptr_t indptr,
+                                   std::uintptr_t indices, int threads, bool on_cuda, std::uintptr_t stream) {
+    KnownView K = make_view(kt, kh, 0, mm, E, R);
+    need_cuda(on_cuda, "known_exclusion");
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::known_exclusion_fill(K, side, P<const int64_t>(anchor), B, P<const int64_t>(begin),
+                                            P<const int64_t>(indptr), P<int64_t>(indices),
+                                            reinterpret_cast<void*>(stream)), "known_exclusion");
+      return;
+    }
+#endif
+    (void)stream;
+    known_exclusion_fill_cpu(K, side, P<const int64_t>(anchor), B, P<const int64_t>(begin), P<const int64_t>(indptr),
+                             P<int64_t>(indices), threads);
+  });
+  m.def("corrupt", [](std::uintptr_t pos, int64_t B, int width, int64_t n, int64_t E, int64_t R, int side_mode,
+                      std::uintptr_t p_head, std::uintptr_t dh_ptr, std::uintptr_t dh_idx, std::uintptr_t dt_ptr,
+                      std::uintptr_t dt_idx, std::uintptr_t kt, std::uintptr_t kh, int64_t mm, int64_t KE, int64_t KR,
+                      uint64_t seed, int tries, std::uintptr_t out, std::uintptr_t valid, int threads, bool on_cuda,
+                      std::uintptr_t stream) {
+    HN_CHECK(width == 2 || width == 3, "corrupt: width must be 2 or 3");
+    HN_CHECK(n >= 1 && E >= 1 && R >= 1, "corrupt: need n >= 1, E >= 1, R >= 1");
+    HN_CHECK(side_mode >= 0 && side_mode <= 3, "corrupt: bad side mode");
+    HN_CHECK(side_mode != 3 || p_head, "corrupt: bernoulli needs head probabilities");
+    HN_CHECK(tries >= 1, "corrupt: tries must be >= 1");
+    CorruptArgs A;
+    A.pos = P<const int64_t>(pos);
+    A.B = B;
+    A.width = width;
+    A.n = n;
+    A.E = E;
+    A.R = R;
+    A.side_mode = side_mode;
+    A.p_head = p_head ? P<const float>(p_head) : nullptr;
+    A.dom_ptr[0] = dh_ptr ? P<const int64_t>(dh_ptr) : nullptr;
+    A.dom_idx[0] = dh_ptr ? P<const int64_t>(dh_idx) : nullptr;
+    A.dom_ptr[1] = dt_ptr ? P<const int64_t>(dt_ptr) : nullptr;
+    A.dom_idx[1] = dt_ptr ? P<const int64_t>(dt_idx) : nullptr;
+    A.filtered = kt != 0;
+    if (A.filtered) A.K = make_view(kt, kh, 0, mm, KE, KR);
+    A.seed = seed;
+    A.tries = tries;
+    A.out = P<int64_t>(out);
+    A.valid = P<uint8_t>(valid);
+    need_cuda(on_cuda, "corrupt");
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::corrupt(A, reinterpret_cast<void*>(stream)), "corrupt");
+      return;
+    }
+#endif
+    (void)stream;
+    corrupt_cpu(A, threads);
+  });
 
 #ifdef HARDNEG_WITH_CUDA
   m.def("cuda_device_count", []() {

@@ -27,7 +27,7 @@ def _logits(s, WEIGHTING: tl.constexpr, inv_temp):
         u = 1.0 + t
         l1p = tl.where(u == 1.0, t, tl.log(u) * t / tl.where(u == 1.0, 1.0, u - 1.0))
         sp = tl.maximum(s, 0.0) + l1p
-        v = tl.where(s < -15.0, s, tl.log(tl.maximum(sp, 1e-38)))
+        v = tl.where(s < -15.0, s, tl.log(tl.maximum(sp, 1e-30)))  # 1e-38 would be typed fp64 (below fp32 normals)
         return tl.where(s == float("-inf"), s, v * inv_temp)
 
 

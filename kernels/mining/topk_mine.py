@@ -1,10 +1,14 @@
-"""topk_mine, Triton: one fused kernel; scores, exclusion mask and a running top-k per row, no B×N writes.
+"""topk_mine, Triton: fused scores + exclusion + selection, no B×N writes. Two kernels:
 
-Grid: (row blocks of BM, candidate chunks). Each program walks its chunk in tiles of BN: one ``tl.dot`` (fp32
-accumulation) per tile, excluded ids set to -inf, then a threshold test against the row's current k-th best.
-Only rows with a survivor enter the insertion loop (one survivor per row per iteration: max/argmax of the
-tile, replace the worst kept entry), so after the first tiles a tile costs one compare and one reduction.
-Per-(row, chunk) lists are merged on the host side with torch (B × chunks × k values).
+* ``_filter_kernel`` (the fast path). A lower bound ``thr`` on each row's k-th best score is taken from a
+  sample of the first S candidates (the k'-th best there, with k' chosen so that about 8k candidates of all N
+  pass it). One fused pass over all candidates, grid (row blocks × chunks): a ``tl.dot`` tile (fp32
+  accumulation), exclusions set to -inf, and the few elements >= thr appended to a per-row buffer (atomic
+  per-row counters). The buffer (B × cap) is then reduced exactly with torch. Rows whose bound was too high
+  (fewer than min(k, admissible) survivors) or whose buffer overflowed (e.g. massive ties) are recomputed by
+* ``_topk_kernel`` (exact for any input): the same tiles with a running top-k per row: rows with an element
+  beating their current k-th best enter an insertion loop (max/argmax of the tile, replace the worst kept).
+Per-(row, chunk) lists are merged with the full (score desc, id asc) order on the host side.
 """
 import math
 
@@ -71,6 +75,45 @@ def _topk_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
     tl.store(out_i_ptr + out_off, kept_i, mask=row_ok[:, None])
 
 
+@triton.jit
+def _filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
+                   ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+                   thr_ptr, cnt_ptr, buf_v_ptr, buf_i_ptr, cap,
+                   METRIC: tl.constexpr, HAS_EX: tl.constexpr,
+                   BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
+                   UPCAST: tl.constexpr, IEEE: tl.constexpr):
+    pid_m = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    rows = pid_m * BM + tl.arange(0, BM)
+    row_ok = rows < B
+    c0 = pid_c * chunk
+    c1 = tl.minimum(c0 + chunk, N)
+    q = load_query_block(q_ptr, ldq, rows, row_ok, D, BD)
+    qaux = query_aux(q, METRIC)
+    thr = tl.load(thr_ptr + rows, mask=row_ok, other=float("inf"))
+    if HAS_EX:
+        ep = tl.load(ex_start_ptr + rows.to(tl.int64) * n_chunks + pid_c, mask=row_ok, other=0)
+        ee = tl.load(ex_ptr_ptr + rows + 1, mask=row_ok, other=0)
+    lane = tl.arange(0, BN)
+    for t0 in range(c0, c1, BN):
+        cols = t0 + lane
+        col_ok = cols < c1
+        s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
+                       METRIC, BM, BN, BD, BDS, UPCAST, IEEE)
+        if HAS_EX:
+            s, ep = mask_excluded(s, cols, t0 + BN, ex_idx_ptr, ep, ee)
+        m = (s >= thr[:, None]) & (s > float("-inf"))
+        mi = m.to(tl.int32)
+        cnt = tl.sum(mi, 1)
+        if tl.max(cnt, 0) > 0:  # rare after the threshold: most tiles stop at the compare above
+            base = tl.atomic_add(cnt_ptr + rows, cnt, mask=row_ok & (cnt > 0))
+            pos = base[:, None] + tl.cumsum(mi, 1) - 1
+            ok = m & (pos < cap)
+            off = rows[:, None].to(tl.int64) * cap + pos
+            tl.store(buf_v_ptr + off, s, mask=ok)
+            tl.store(buf_i_ptr + off, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32), mask=ok)
+
+
 def _next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
 
@@ -135,8 +178,28 @@ def prepare_inputs(q, c):
     return q, c
 
 
-def topk_mine_triton(q, c, k, metric, ex):
-    q, c = prepare_inputs(q, c)
+def _tiles_override():
+    import os
+
+    v = os.environ.get("HARDNEG_TRITON_TILES")  # "BM,BN,warps" for tuning runs
+    return tuple(int(x) for x in v.split(",")) if v else None
+
+
+def _exclusion_args(ex, B, N, chunk, n_chunks, device):
+    if ex is not None and ex[1].numel():
+        return ex[0].contiguous(), ex[1].contiguous(), exclusion_starts(ex, B, N, chunk, n_chunks, device), True
+    z = torch.zeros(1, dtype=torch.int64, device=device)
+    return z, z, z, False
+
+
+def _chunking(N, p):
+    chunk = math.ceil(N / p["chunks"])
+    chunk = math.ceil(chunk / p["BN"]) * p["BN"]
+    return chunk, math.ceil(N / chunk)
+
+
+def _insertion_topk(q, c, k, metric, ex):
+    """Exact running-top-k kernel (any input; slower)."""
     B, d = q.shape
     N = c.shape[0]
     interpret = triton_interpreting()
@@ -145,18 +208,12 @@ def topk_mine_triton(q, c, k, metric, ex):
     if KP > 1024:
         raise ValueError(f"topk_mine: the triton backend supports min(k, N) <= 1024 (got {kk}); use backend='reference'")
     p = plan(B, N, d, KP, metric, q.device, interpret)
-    chunk = math.ceil(N / p["chunks"])
-    chunk = math.ceil(chunk / p["BN"]) * p["BN"]
-    n_chunks = math.ceil(N / chunk)
+    if not interpret and metric < 3:
+        p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: kept lists stay in registers
+    chunk, n_chunks = _chunking(N, p)
     out_v = torch.empty(B, n_chunks, KP, dtype=torch.float32, device=q.device)
     out_i = torch.empty(B, n_chunks, KP, dtype=torch.int64, device=q.device)
-    if ex is not None and ex[1].numel():
-        ex_ptr, ex_idx = ex[0].contiguous(), ex[1].contiguous()
-        ex_start = exclusion_starts(ex, B, N, chunk, n_chunks, q.device)
-        has_ex = True
-    else:
-        ex_ptr = ex_idx = ex_start = torch.zeros(1, dtype=torch.int64, device=q.device)
-        has_ex = False
+    ex_ptr, ex_idx, ex_start, has_ex = _exclusion_args(ex, B, N, chunk, n_chunks, q.device)
     grid = (math.ceil(B / p["BM"]), n_chunks)
     _topk_kernel[grid](
         q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks, out_v, out_i,
@@ -165,3 +222,92 @@ def topk_mine_triton(q, c, k, metric, ex):
         num_warps=p["num_warps"],
     )
     return merge_chunks(out_v.reshape(B, -1), out_i.reshape(B, -1), k)
+
+
+SAMPLE = 8192  # candidates scored up front for the threshold
+
+
+def _sample_threshold(q, c, k, metric, ex, S):
+    """Lower bound per row on the k-th best score (or a high quantile estimate when S < N); fp32, -inf if none."""
+    from hardneg.reference.mining import exclusion_mask
+
+    names = ("dot", "cos", "l2", "l1", "rotate")
+    qf, cf = q.float(), c[:S].float()
+    if metric == 0:
+        sc = qf @ cf.T
+    elif metric == 1:
+        sc = (qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ (cf / cf.norm(dim=1, keepdim=True).clamp_min(1e-12)).T
+    elif metric == 2:
+        sc = 2 * (qf @ cf.T) - (qf * qf).sum(1, keepdim=True) - (cf * cf).sum(1)[None, :]
+    else:
+        from hardneg.reference.mining import scores
+
+        sc = scores(qf, cf, names[metric]).float()
+    if ex is not None:
+        sc = sc.masked_fill(exclusion_mask(ex, q.shape[0], 0, S, q.device), float("-inf"))
+    N = c.shape[0]
+    kp = min(k, S) if S >= N else max(1, min(k, S, math.ceil(8 * k * S / N)))
+    v = torch.topk(sc, kp, dim=1).values[:, -1]
+    # the kernel's fp32 accumulation order differs from torch's: lower the bound by a margin
+    tol = 1e-3 * (v.abs() + 1.0) + 1e-3 * (qf.abs().amax(1) * cf.abs().amax() * q.shape[1] * 1e-3)
+    return torch.where(torch.isneginf(v), v, v - tol), kp
+
+
+def topk_mine_triton(q, c, k, metric, ex):
+    q, c = prepare_inputs(q, c)
+    B, d = q.shape
+    N = c.shape[0]
+    if N >= 2**31 - 1:
+        raise ValueError(f"topk_mine: the triton backend supports N < 2**31 (got {N})")
+    interpret = triton_interpreting()
+    S = min(N, SAMPLE)
+    thr, kp = _sample_threshold(q, c, k, metric, ex, S)
+    expect = kp * N / S
+    cap = int(min(N, math.ceil((3 * expect + 2 * min(k, N) + 64) / 64) * 64))
+    p = plan(B, N, d, 2, metric, q.device, interpret)
+    ov = _tiles_override()
+    if ov and not interpret:
+        p.update(BM=ov[0], BN=ov[1], num_warps=ov[2])
+    elif not interpret and metric < 3:
+        p.update(BM=max(16, min(64, _next_pow2(B))), BN=128, num_warps=4)
+        if not interpret:
+            row_blocks = math.ceil(B / p["BM"])
+            sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+            p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / row_blocks)))
+    chunk, n_chunks = _chunking(N, p)
+    ex_ptr, ex_idx, ex_start, has_ex = _exclusion_args(ex, B, N, chunk, n_chunks, q.device)
+    cnt = torch.zeros(B, dtype=torch.int32, device=q.device)
+    buf_v = torch.empty(B, cap, dtype=torch.float32, device=q.device)
+    buf_i = torch.empty(B, cap, dtype=torch.int32, device=q.device)
+    grid = (math.ceil(B / p["BM"]), n_chunks)
+    _filter_kernel[grid](
+        q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
+        thr.contiguous(), cnt, buf_v, buf_i, cap,
+        METRIC=metric, HAS_EX=has_ex, BM=p["BM"], BN=p["BN"], BD=p["BD"], BDS=p["BDS"],
+        UPCAST=interpret and q.dtype != torch.float32, IEEE=q.dtype == torch.float32,
+        num_warps=p["num_warps"],
+    )
+    cnt64 = cnt.to(torch.int64)
+    admissible = torch.full((B,), N, dtype=torch.int64, device=q.device)
+    if ex is not None:
+        admissible -= ex[0][1:] - ex[0][:-1]
+    need = torch.minimum(admissible, torch.full_like(admissible, k))
+    bad = (cnt64 > cap) | (cnt64 < need)
+    valid = torch.arange(cap, device=q.device)[None, :] < cnt64[:, None]
+    vals = torch.where(valid, buf_v, torch.full_like(buf_v, float("-inf")))
+    ids = torch.where(valid, buf_i.to(torch.int64), torch.full((B, cap), -1, dtype=torch.int64, device=q.device))
+    out_v, out_i = merge_chunks(vals, ids, k)
+    idx = bad.nonzero().flatten()
+    if idx.numel():  # exact fallback for the rows whose bound failed
+        sub_ex = None
+        if ex is not None:
+            counts = (ex[0][1:] - ex[0][:-1])[idx]
+            ptr = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=q.device)
+            ptr[1:] = counts.cumsum(0)
+            take = torch.repeat_interleave(ex[0][:-1][idx], counts) + (
+                torch.arange(int(ptr[-1]), device=q.device) - torch.repeat_interleave(ptr[:-1], counts))
+            sub_ex = (ptr, ex[1][take])
+        fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex)
+        out_v[idx] = fv
+        out_i[idx] = fi
+    return out_v, out_i

@@ -1,4 +1,6 @@
 """Public functional ops. Each validates once, resolves its backend from the registry, then runs it."""
+from hardneg.ops.filtering import corrupt, known_contains, known_exclusion, known_mask
 from hardneg.ops.mining import sample_by_score, sample_from_weights, topk_mine
 
-__all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]
+__all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
+           "known_exclusion"]

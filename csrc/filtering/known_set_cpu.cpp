@@ -1,0 +1,57 @@
+// KnownSet queries on CPU: binary searches over the sorted packed keys, OpenMP over queries.
+#include "filtering/filtering.h"
+
+namespace hardneg {
+
+void known_contains_cpu(const KnownView& K, const int64_t* keys, int64_t B, int width, const double* before,
+                        bool inclusive, uint8_t* out, int threads) {
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t* k = keys + i * width;
+    const int64_t h = k[0], r = width == 3 ? k[1] : 0, t = k[width - 1];
+    const int64_t p = find_key(K, h, r, t);
+    bool hit = p >= 0;
+    if (hit && before) hit = inclusive ? K.first_time[p] <= before[i] : K.first_time[p] < before[i];
+    out[i] = hit ? 1 : 0;
+  }
+}
+
+void known_mask_cpu(const KnownView& K, int side, const int64_t* anchor, const int64_t* cand, int64_t B, int64_t n,
+                    uint8_t* out, int threads) {
+  const int64_t* arr = side == 0 ? K.kt : K.kh;
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
+  for (int64_t i = 0; i < B; ++i) {
+    int64_t b, e;
+    anchor_range(K, side, anchor[2 * i], anchor[2 * i + 1], &b, &e);
+    const int64_t base = side == 0 ? (anchor[2 * i] * K.R + anchor[2 * i + 1]) * K.E
+                                   : (anchor[2 * i] * K.E + anchor[2 * i + 1]) * K.E;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t c = cand[i * n + j];
+      out[i * n + j] = (b < e && sorted_contains(arr + b, e - b, base + c)) ? 1 : 0;
+    }
+  }
+}
+
+void known_exclusion_count_cpu(const KnownView& K, int side, const int64_t* anchor, int64_t B, int64_t* begin,
+                               int64_t* count, int threads) {
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
+  for (int64_t i = 0; i < B; ++i) {
+    int64_t b, e;
+    anchor_range(K, side, anchor[2 * i], anchor[2 * i + 1], &b, &e);
+    begin[i] = b;
+    count[i] = e - b;
+  }
+}
+
+void known_exclusion_fill_cpu(const KnownView& K, int side, const int64_t* anchor, int64_t B, const int64_t* begin,
+                              const int64_t* indptr, int64_t* indices, int threads) {
+  const int64_t* arr = side == 0 ? K.kt : K.kh;
+#pragma omp parallel for schedule(static) num_threads(resolve_threads(threads))
+  for (int64_t i = 0; i < B; ++i) {
+    const int64_t base = side == 0 ? (anchor[2 * i] * K.R + anchor[2 * i + 1]) * K.E
+                                   : (anchor[2 * i] * K.E + anchor[2 * i + 1]) * K.E;
+    for (int64_t j = indptr[i]; j < indptr[i + 1]; ++j) indices[j] = arr[begin[i] + (j - indptr[i])] - base;
+  }
+}
+
+}  // namespace hardneg

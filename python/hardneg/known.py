@@ -1,0 +1,223 @@
+"""KnownSet: an immutable, exact index of known positives (triples or edges).
+
+Layout: two sorted arrays of unique packed int64 keys, 16 bytes per known key:
+tail-major ``(h*R + r)*E + t`` (the known tails of an anchor (h, r) are one contiguous sorted run) and
+head-major ``(r*E + t)*E + h`` (the known heads of (r, t)). Edge sets are the R = 1 case with (u, 0, v).
+With ``times``, the first time each key was seen is kept too (8 more bytes per key) to answer
+"was (u, v) seen before t".
+
+Every query (``contains``, ``mask``, ``exclusion``) is a binary search in these arrays, with a reference
+(torch), a C++ (OpenMP) and a CUDA backend behind the usual dispatch.
+"""
+from __future__ import annotations
+
+import torch
+
+from hardneg import _validate as V
+
+SIDES = ("tail", "head")
+
+
+class KnownSet:
+    """Index of known positives. Build with :meth:`from_triples` or :meth:`from_edges`.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2], [3, 1, 1]]), 4, 2)
+        >>> ks.contains(torch.tensor([[0, 0, 1], [0, 0, 3]])).tolist()
+        [True, False]
+        >>> indptr, tails = ks.exclusion(torch.tensor([[0, 0]]), side="tail")
+        >>> tails.tolist()
+        [1, 2]
+    """
+
+    def __init__(self, kt, kh, num_entities, num_relations, *, kind, directed=True, first_time=None, head_prob=None):
+        self.kt = kt
+        self.kh = kh
+        self.num_entities = int(num_entities)
+        self.num_relations = int(num_relations)
+        self.kind = kind  # "triples" | "edges"
+        self.directed = directed
+        self.first_time = first_time
+        self._head_prob = head_prob
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_triples(cls, triples, num_entities, num_relations, *, times=None) -> "KnownSet":
+        """Known (h, r, t) triples [M, 3] (duplicates allowed). ``times`` [M] optional (first-seen times)."""
+        op = "KnownSet.from_triples"
+        E = V.integer(op, "num_entities", num_entities, minimum=1)
+        R = V.integer(op, "num_relations", num_relations, minimum=1)
+        tr = V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 3]")
+        if tr.shape[1] != 3:
+            raise ValueError(f"{op}: 'triples' must be [M, 3] (got {V.describe(tr)})")
+        tr = tr.to(torch.int64)
+        _check_ids(op, "triples[:, 0] (heads)", tr[:, 0], E)
+        _check_ids(op, "triples[:, 1] (relations)", tr[:, 1], R)
+        _check_ids(op, "triples[:, 2] (tails)", tr[:, 2], E)
+        return cls._build(op, tr[:, 0], tr[:, 1], tr[:, 2], E, R, "triples", True, times)
+
+    @classmethod
+    def from_edges(cls, edges, num_nodes, directed=True, *, times=None) -> "KnownSet":
+        """Known edges [M, 2] (u, v) (duplicates allowed); ``directed=False`` stores both directions."""
+        op = "KnownSet.from_edges"
+        E = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        ed = V.tensor(op, "edges", edges, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 2]")
+        if ed.shape[1] != 2:
+            raise ValueError(f"{op}: 'edges' must be [M, 2] (got {V.describe(ed)})")
+        if not isinstance(directed, bool):
+            raise TypeError(f"{op}: 'directed' must be a bool (got {V.describe(directed)})")
+        ed = ed.to(torch.int64)
+        _check_ids(op, "edges", ed, E)
+        u, v = ed[:, 0], ed[:, 1]
+        if times is not None:
+            times = _check_times(op, times, ed.shape[0], ed.device)
+        if not directed:
+            u, v = torch.cat([u, v]), torch.cat([v, u])
+            if times is not None:
+                times = torch.cat([times, times])
+        return cls._build(op, u, torch.zeros_like(u), v, E, 1, "edges", directed, times)
+
+    @classmethod
+    def _build(cls, op, h, r, t, E, R, kind, directed, times):
+        if h.numel() == 0:
+            raise ValueError(f"{op}: the known set is empty (got 0 {kind})")
+        if E * R * E >= 2**62:
+            raise ValueError(f"{op}: num_entities^2 * num_relations must be < 2**62 for packed keys (got {E}^2 * {R})")
+        kt_all = (h * R + r) * E + t
+        first = None
+        if times is not None:
+            times = _check_times(op, times, h.numel(), h.device) if times.numel() != h.numel() or times.dtype != torch.float64 else times
+            kt, inv = torch.unique(kt_all, return_inverse=True)
+            first = torch.full((kt.numel(),), float("inf"), dtype=torch.float64, device=kt.device)
+            first.scatter_reduce_(0, inv, times.to(torch.float64), reduce="amin")
+        else:
+            kt = torch.unique(kt_all)
+        hh = kt // (R * E)
+        rr = (kt // E) % R
+        tt = kt % E
+        kh = torch.sort((rr * E + tt) * E + hh).values
+        # Bernoulli head-corruption probability per relation: tph / (tph + hpt)
+        cnt = torch.bincount(rr, minlength=R).double()
+        n_hr = torch.bincount(torch.unique(kt // E) % R, minlength=R).double()
+        n_rt = torch.bincount(torch.unique(kh // E) // E, minlength=R).double()
+        tph = cnt / n_hr.clamp_min(1)
+        hpt = cnt / n_rt.clamp_min(1)
+        head_prob = torch.where(cnt > 0, tph / (tph + hpt).clamp_min(1e-12), torch.full_like(cnt, 0.5)).float()
+        return cls(kt.contiguous(), kh.contiguous(), E, R, kind=kind, directed=directed, first_time=first,
+                   head_prob=head_prob)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.kt.device
+
+    @property
+    def num_keys(self) -> int:
+        return self.kt.numel()
+
+    def __len__(self) -> int:
+        return self.num_keys
+
+    @property
+    def nbytes(self) -> int:
+        n = self.kt.numel() * 8 + self.kh.numel() * 8
+        if self.first_time is not None:
+            n += self.first_time.numel() * 8
+        return n
+
+    @property
+    def bytes_per_key(self) -> float:
+        return self.nbytes / max(1, self.num_keys)
+
+    def __repr__(self):
+        return (f"KnownSet({self.kind}, keys={self.num_keys}, entities={self.num_entities}, "
+                f"relations={self.num_relations}, device={self.device}, {self.bytes_per_key:.1f} B/key"
+                f"{', timed' if self.first_time is not None else ''})")
+
+    def to(self, device) -> "KnownSet":
+        """A copy on ``device`` (the arrays are immutable, so a same-device call returns self)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        ft = None if self.first_time is None else self.first_time.to(device)
+        return KnownSet(self.kt.to(device), self.kh.to(device), self.num_entities, self.num_relations, kind=self.kind,
+                        directed=self.directed, first_time=ft, head_prob=self._head_prob.to(device))
+
+    def head_probability(self) -> torch.Tensor:
+        """Per-relation probability of corrupting the head, tph / (tph + hpt) (Bernoulli negative sampling)."""
+        return self._head_prob
+
+    def triples(self) -> torch.Tensor:
+        """The unique known keys as (h, r, t) [M, 3] (edges: (u, 0, v))."""
+        E, R = self.num_entities, self.num_relations
+        return torch.stack([self.kt // (R * E), (self.kt // E) % R, self.kt % E], 1)
+
+    def domain(self) -> "Domain":
+        """Type constraints seen in the data: per relation, the entities seen as heads and as tails."""
+        tr = self.triples()
+        return Domain.from_pairs(tr[:, 1], tr[:, 0], tr[:, 1], tr[:, 2], self.num_relations, self.num_entities)
+
+    # ------------------------------------------------------------------ queries
+    def contains(self, keys, *, before=None, inclusive=False, backend=None) -> torch.Tensor:
+        """bool [B]: whether each key ([B, 3] triples, or [B, 2] edges) is known; with ``before`` [B], whether it
+        was first seen strictly before that time (``inclusive=True``: at or before)."""
+        from hardneg.ops.filtering import known_contains
+
+        return known_contains(self, keys, before=before, inclusive=inclusive, backend=backend)
+
+    def mask(self, anchor, candidates, side="tail", *, backend=None) -> torch.Tensor:
+        """bool [B, n]: True where (anchor, candidate) is known. Tail queries: anchor = (h, r); head queries:
+        anchor = (r, t). For edge sets the anchor may be [B] node ids (source for tail, destination for head)."""
+        from hardneg.ops.filtering import known_mask
+
+        return known_mask(self, anchor, candidates, side=side, backend=backend)
+
+    def exclusion(self, anchor, side="tail", *, backend=None):
+        """The CSR ``(indptr [B+1], indices)`` of known ids per query, in the form ``topk_mine(exclude=...)`` takes."""
+        from hardneg.ops.filtering import known_exclusion
+
+        return known_exclusion(self, anchor, side=side, backend=backend)
+
+
+class Domain:
+    """Allowed ids per relation and side (type-constrained corruption): CSR ``head`` and ``tail``, each
+    ``(indptr [R+1], ids)`` with sorted unique ids per relation."""
+
+    def __init__(self, head, tail, num_relations, num_entities):
+        self.head = head
+        self.tail = tail
+        self.num_relations = num_relations
+        self.num_entities = num_entities
+
+    @classmethod
+    def from_pairs(cls, head_rel, head_ids, tail_rel, tail_ids, num_relations, num_entities):
+        def csr(rel, ids):
+            key = torch.unique(rel * num_entities + ids)
+            r = key // num_entities
+            ptr = torch.zeros(num_relations + 1, dtype=torch.int64, device=key.device)
+            ptr[1:] = torch.cumsum(torch.bincount(r, minlength=num_relations), 0)
+            return ptr, key % num_entities
+
+        return cls(csr(head_rel, head_ids), csr(tail_rel, tail_ids), num_relations, num_entities)
+
+    def to(self, device):
+        return Domain(tuple(x.to(device) for x in self.head), tuple(x.to(device) for x in self.tail),
+                      self.num_relations, self.num_entities)
+
+
+def _check_ids(op, name, x, n):
+    if x.numel():
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {lo}, max {hi})")
+
+
+def _check_times(op, times, m, device):
+    if not isinstance(times, torch.Tensor):
+        raise TypeError(f"{op}: 'times' must be a tensor [M] (got {V.describe(times)})")
+    if times.dim() != 1 or times.numel() != m:
+        raise ValueError(f"{op}: 'times' must be [M] with M={m} (got {V.describe(times)})")
+    if times.is_floating_point() and not bool(torch.isfinite(times).all()):
+        raise ValueError(f"{op}: 'times' must be finite (got NaN/Inf)")
+    return times.to(device=device, dtype=torch.float64)
