@@ -56,6 +56,9 @@ static KnownView make_view(std::uintptr_t kt, std::uintptr_t kh, std::uintptr_t 
   KnownView K;
   K.kt = P<const int64_t>(kt);
   K.kh = P<const int64_t>(kh);
+  // each key array is allocated with its fences appended: [keys (m) | keys[::64] (ceil(m/64))]
+  K.ft = K.kt + m;
+  K.fh = K.kh + m;
   K.first_time = first_time ? P<const double>(first_time) : nullptr;
   K.m = m;
   K.E = E;

@@ -5,9 +5,11 @@
 namespace hardneg {
 
 void corrupt_cpu(const CorruptArgs& A, int threads) {
-  const int64_t total = A.B * A.n;
-#pragma omp parallel for schedule(dynamic, 256) num_threads(resolve_threads(threads))
-  for (int64_t i = 0; i < total; ++i) corrupt_one(A, i / A.n, i % A.n);
+#pragma omp parallel for schedule(dynamic, 64) num_threads(resolve_threads(threads))
+  for (int64_t b = 0; b < A.B; ++b) {
+    const CorruptRow S = corrupt_prepare(A, b);
+    for (int64_t j = 0; j < A.n; ++j) corrupt_draw(A, S, b, j);
+  }
 }
 
 }  // namespace hardneg

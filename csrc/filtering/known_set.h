@@ -13,9 +13,13 @@
 
 namespace hardneg {
 
+constexpr int kFenceShift = 6;  // fences: every 64th key, so the first search steps stay in L1
+
 struct KnownView {
   const int64_t* kt = nullptr;  // tail-major keys, sorted, unique
   const int64_t* kh = nullptr;  // head-major keys, sorted, unique
+  const int64_t* ft = nullptr;  // kt[::64] (optional)
+  const int64_t* fh = nullptr;  // kh[::64] (optional)
   const double* first_time = nullptr;  // optional, aligned with kt
   int64_t m = 0;                // number of keys
   int64_t E = 0, R = 1;
@@ -30,6 +34,21 @@ HN_HD int64_t lower_bound_i64(const int64_t* a, int64_t n, int64_t x) {
   return lo;
 }
 
+// lower_bound through a fence array f = a[::64]: a short search in f, then one 64-key block of a
+HN_HD int64_t lower_bound_fenced(const int64_t* a, int64_t n, const int64_t* f, int64_t x) {
+  if (!f) return lower_bound_i64(a, n, x);
+  const int64_t nf = (n + (1 << kFenceShift) - 1) >> kFenceShift;
+  int64_t lo = 0, hi = nf;  // number of fences <= x
+  while (lo < hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    if (f[mid] <= x) lo = mid + 1; else hi = mid;
+  }
+  if (lo == 0) return 0;
+  const int64_t b0 = (lo - 1) << kFenceShift;
+  const int64_t b1 = (b0 + (1 << kFenceShift)) < n ? b0 + (1 << kFenceShift) : n;
+  return b0 + lower_bound_i64(a + b0, b1 - b0, x);
+}
+
 HN_HD bool sorted_contains(const int64_t* a, int64_t n, int64_t x) {
   const int64_t p = lower_bound_i64(a, n, x);
   return p < n && a[p] == x;
@@ -38,16 +57,17 @@ HN_HD bool sorted_contains(const int64_t* a, int64_t n, int64_t x) {
 // index of key in kt, or -1
 HN_HD int64_t find_key(const KnownView& K, int64_t h, int64_t r, int64_t t) {
   const int64_t key = (h * K.R + r) * K.E + t;
-  const int64_t p = lower_bound_i64(K.kt, K.m, key);
+  const int64_t p = lower_bound_fenced(K.kt, K.m, K.ft, key);
   return (p < K.m && K.kt[p] == key) ? p : -1;
 }
 
 // [begin, end) in kt (side 0: tails of (h, r)) or kh (side 1: heads of (r, t)); a = h or r, b = r or t
 HN_HD void anchor_range(const KnownView& K, int side, int64_t a, int64_t b, int64_t* begin, int64_t* end) {
   const int64_t* arr = side == 0 ? K.kt : K.kh;
+  const int64_t* fence = side == 0 ? K.ft : K.fh;
   const int64_t base = side == 0 ? (a * K.R + b) * K.E : (a * K.E + b) * K.E;
-  *begin = lower_bound_i64(arr, K.m, base);
-  *end = lower_bound_i64(arr, K.m, base + K.E);
+  *begin = lower_bound_fenced(arr, K.m, fence, base);
+  *end = *begin + lower_bound_i64(arr + *begin, K.m - *begin, base + K.E);
 }
 
 // ---- corruption --------------------------------------------------------------------------------------------
@@ -87,22 +107,44 @@ HN_HD int64_t nth_admissible(const int64_t* pool, int64_t pool_n, const int64_t*
   return -1;
 }
 
-HN_HD void corrupt_one(const CorruptArgs& A, int64_t b, int64_t j) {
-  Philox4x32 rng(A.seed, static_cast<uint64_t>(b), static_cast<uint64_t>(j));
+// Per-row state: the known run of each side's anchor, looked up once per row (two binary searches over
+// all keys each) instead of once per draw.
+struct CorruptRow {
+  int64_t h, r, t;
+  int64_t kb[2], ke[2], base[2];  // [0]: known heads of (r, t) in kh; [1]: known tails of (h, r) in kt
+};
+
+HN_HD CorruptRow corrupt_prepare(const CorruptArgs& A, int64_t b) {
+  CorruptRow S;
   const int64_t* p = A.pos + b * A.width;
   const bool kg = A.width == 3;
-  const int64_t h = p[0], r = kg ? p[1] : 0, t = kg ? p[2] : p[1];
+  S.h = p[0];
+  S.r = kg ? p[1] : 0;
+  S.t = kg ? p[2] : p[1];
+  if (A.filtered) {
+    const bool need_head = A.side_mode != 0, need_tail = A.side_mode != 1;
+    S.kb[0] = S.ke[0] = S.kb[1] = S.ke[1] = 0;
+    S.base[0] = (S.r * A.K.E + S.t) * A.K.E;
+    S.base[1] = (S.h * A.K.R + S.r) * A.K.E;
+    if (need_head) anchor_range(A.K, 1, S.r, S.t, &S.kb[0], &S.ke[0]);
+    if (need_tail) anchor_range(A.K, 0, S.h, S.r, &S.kb[1], &S.ke[1]);
+  }
+  return S;
+}
+
+HN_HD void corrupt_draw(const CorruptArgs& A, const CorruptRow& S, int64_t b, int64_t j) {
+  Philox4x32 rng(A.seed, static_cast<uint64_t>(b), static_cast<uint64_t>(j));
   int corrupt_head;
   if (A.side_mode == 0) corrupt_head = 0;
   else if (A.side_mode == 1) corrupt_head = 1;
   else if (A.side_mode == 2) corrupt_head = rng.uniform() < 0.5 ? 1 : 0;
-  else corrupt_head = rng.uniform() < static_cast<double>(A.p_head[r]) ? 1 : 0;
-  const int s = corrupt_head ? 0 : 1;  // domain side index: 0 head, 1 tail
+  else corrupt_head = rng.uniform() < static_cast<double>(A.p_head[S.r]) ? 1 : 0;
+  const int s = corrupt_head ? 0 : 1;  // 0: head side, 1: tail side (domain and known runs)
   const int64_t* pool = nullptr;
   int64_t pool_n = A.E;
   if (A.dom_ptr[s]) {
-    pool = A.dom_idx[s] + A.dom_ptr[s][r];
-    pool_n = A.dom_ptr[s][r + 1] - A.dom_ptr[s][r];
+    pool = A.dom_idx[s] + A.dom_ptr[s][S.r];
+    pool_n = A.dom_ptr[s][S.r + 1] - A.dom_ptr[s][S.r];
   }
   int64_t pick = -1;
   if (pool_n > 0) {
@@ -110,17 +152,8 @@ HN_HD void corrupt_one(const CorruptArgs& A, int64_t b, int64_t j) {
       const int64_t u = uniform_below(rng, pool_n);
       pick = pool ? pool[u] : u;
     } else {
-      int64_t kb, ke, key_base;
-      const int64_t* keys;
-      if (corrupt_head) {  // known heads of (r, t)
-        anchor_range(A.K, 1, r, t, &kb, &ke);
-        keys = A.K.kh;
-        key_base = (r * A.K.E + t) * A.K.E;
-      } else {             // known tails of (h, r)
-        anchor_range(A.K, 0, h, r, &kb, &ke);
-        keys = A.K.kt;
-        key_base = (h * A.K.R + r) * A.K.E;
-      }
+      const int64_t kb = S.kb[s], ke = S.ke[s], key_base = S.base[s];
+      const int64_t* keys = corrupt_head ? A.K.kh : A.K.kt;
       for (int i = 0; i < A.tries && pick < 0; ++i) {
         const int64_t u = uniform_below(rng, pool_n);
         const int64_t c = pool ? pool[u] : u;
@@ -140,13 +173,12 @@ HN_HD void corrupt_one(const CorruptArgs& A, int64_t b, int64_t j) {
     }
   }
   int64_t* o = A.out + (b * A.n + j) * A.width;
+  const int64_t* p = A.pos + b * A.width;
   for (int w = 0; w < A.width; ++w) o[w] = p[w];
-  if (pick >= 0) {
-    if (corrupt_head) o[0] = pick; else o[A.width - 1] = pick;
-  } else {
-    if (corrupt_head) o[0] = -1; else o[A.width - 1] = -1;
-  }
+  if (corrupt_head) o[0] = pick; else o[A.width - 1] = pick;  // -1 when the admissible set is empty
   A.valid[b * A.n + j] = pick >= 0 ? 1 : 0;
 }
+
+HN_HD void corrupt_one(const CorruptArgs& A, int64_t b, int64_t j) { corrupt_draw(A, corrupt_prepare(A, b), b, j); }
 
 }  // namespace hardneg

@@ -32,8 +32,12 @@ class KnownSet:
     """
 
     def __init__(self, kt, kh, num_entities, num_relations, *, kind, directed=True, first_time=None, head_prob=None):
-        self.kt = kt
-        self.kh = kh
+        # each key array carries its fences (every 64th key) right after it, in one allocation, for the
+        # kernels' two-level binary search; .kt / .kh are views of the keys alone
+        self._kt_buf = _with_fences(kt)
+        self._kh_buf = _with_fences(kh)
+        self.kt = self._kt_buf[: kt.numel()]
+        self.kh = self._kh_buf[: kh.numel()]
         self.num_entities = int(num_entities)
         self.num_relations = int(num_relations)
         self.kind = kind  # "triples" | "edges"
@@ -121,7 +125,7 @@ class KnownSet:
 
     @property
     def nbytes(self) -> int:
-        n = self.kt.numel() * 8 + self.kh.numel() * 8
+        n = self._kt_buf.numel() * 8 + self._kh_buf.numel() * 8
         if self.first_time is not None:
             n += self.first_time.numel() * 8
         return n
@@ -204,6 +208,10 @@ class Domain:
     def to(self, device):
         return Domain(tuple(x.to(device) for x in self.head), tuple(x.to(device) for x in self.tail),
                       self.num_relations, self.num_entities)
+
+
+def _with_fences(keys: torch.Tensor) -> torch.Tensor:
+    return torch.cat([keys, keys[::64]]).contiguous()
 
 
 def _check_ids(op, name, x, n):
