@@ -23,7 +23,7 @@
 namespace hardneg {
 
 constexpr int64_t kChunk = 65536;
-constexpr int64_t kQBlock = 256;
+constexpr int64_t kQBlockDefault = 256;  // a packed candidate tile serves this many queries
 
 struct MiningProblem {
   const float* q = nullptr;
@@ -49,9 +49,20 @@ inline FloatBuf alloc_floats(size_t n) {
   return FloatBuf(static_cast<float*>(std::aligned_alloc(64, bytes)));
 }
 
+inline int64_t env_int(const char* name, int64_t dflt) {
+  const char* v = std::getenv(name);
+  return v ? std::max<int64_t>(1, std::atoll(v)) : dflt;
+}
+// tuning knobs (defaults measured on the 2-core AVX2 CI machine; HARDNEG_QBLOCK / HARDNEG_TILE_KB override)
+inline int64_t query_block() {
+  static const int64_t v = env_int("HARDNEG_QBLOCK", kQBlockDefault);
+  return v;
+}
+
 inline int tile_rows(int d) {
   // ~128 KiB of packed candidates per tile; a multiple of kNR.
-  int nc = static_cast<int>(32768 / std::max(d, 1));
+  static const int64_t kb = env_int("HARDNEG_TILE_KB", 128);
+  int nc = static_cast<int>(kb * 256 / std::max(d, 1));
   nc = (nc / kNR) * kNR;
   return std::min(1024, std::max(kNR, nc));
 }
@@ -65,6 +76,7 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
   const TileKernels& K = tile_kernels();
   const int d = P.d;
   const int NC = tile_rows(d);
+  const int64_t kQBlock = query_block();
   const int64_t nqb = (P.B + kQBlock - 1) / kQBlock;
   const int64_t ncc = P.num_chunks();
   const int64_t items = nqb * ncc;
@@ -80,7 +92,7 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
     FloatBuf qbuf = alloc_floats(static_cast<size_t>(kMR) * d);
     float qaux[kMR];
     FloatBuf s = alloc_floats(static_cast<size_t>(kMR) * NC);
-    std::vector<int64_t> exptr(kQBlock);
+    std::vector<int64_t> exptr(kQBlock);  // per-row exclusion cursors of the current item
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
@@ -101,18 +113,18 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
         K.pack(P.c + t0 * P.ldc, P.ldc, nt, d, P.metric, packed.get(), caux.data());
         for (int64_t r0 = q0; r0 < q1; r0 += kMR) {
           const int mr = static_cast<int>(std::min<int64_t>(kMR, q1 - r0));
-          for (int r = 0; r < kMR; ++r) {
-            float* dst = qbuf.get() + r * d;
-            if (r < mr) {
-              const float* src = P.q + (r0 + r) * P.ldq;
-              for (int k = 0; k < d; ++k) dst[k] = src[k];
-              qaux[r] = qaux_all[r0 + r];
-            } else {
-              for (int k = 0; k < d; ++k) dst[k] = 0.f;
-              qaux[r] = 0.f;
+          const float* qrows = P.q + r0 * P.ldq;
+          int64_t ldq = P.ldq;
+          if (mr < kMR) {  // only the last group of a block is copied (zero-padded); the rest is read in place
+            for (int r = 0; r < kMR; ++r) {
+              float* dst = qbuf.get() + r * d;
+              for (int k = 0; k < d; ++k) dst[k] = r < mr ? P.q[(r0 + r) * P.ldq + k] : 0.f;
             }
+            qrows = qbuf.get();
+            ldq = d;
           }
-          K.scores(qbuf.get(), qaux, packed.get(), caux.data(), ncpad, d, P.metric, s.get());
+          for (int r = 0; r < kMR; ++r) qaux[r] = r < mr ? qaux_all[r0 + r] : 0.f;
+          K.scores(qrows, ldq, qaux, packed.get(), caux.data(), ncpad, d, P.metric, s.get());
           for (int r = 0; r < mr; ++r) {
             const int64_t row = r0 + r;
             float* srow = s.get() + r * ncpad;

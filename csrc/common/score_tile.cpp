@@ -48,7 +48,7 @@ static void pack(const float* c, int64_t ldc, int nc, int d, int metric, float* 
 }
 
 // 6 query rows x 16 candidates, inner products over d.
-static inline void dot_panel(const float* q, int d, const float* b, float* s, int lds) {
+static inline void dot_panel(const float* q, int64_t ldq, int d, const float* b, float* s, int lds) {
   f8 c[kMR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = f8{};
@@ -56,7 +56,7 @@ static inline void dot_panel(const float* q, int d, const float* b, float* s, in
     const f8 b0 = load8(b + k * kNR), b1 = load8(b + k * kNR + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < kMR; ++r) {
-      const float a = q[r * d + k];
+      const float a = q[r * ldq + k];
       c[r][0] += a * b0;
       c[r][1] += a * b1;
     }
@@ -70,12 +70,12 @@ static inline void dot_panel(const float* q, int d, const float* b, float* s, in
 
 // -sum_k |q_k - c_k|, and the RotatE form -sum_j |(qr_j - cr_j) + i (qi_j - ci_j)|: plain loops over the
 // 16 lanes, which the compiler vectorises (vsqrtps / andps) since -fno-math-errno is set.
-static inline void l1_panel(const float* q, int d, const float* b, float* s, int lds) {
+static inline void l1_panel(const float* q, int64_t ldq, int d, const float* b, float* s, int lds) {
   float acc[kMR][kNR] = {};
   for (int k = 0; k < d; ++k) {
     const float* bk = b + k * kNR;
     for (int r = 0; r < kMR; ++r) {
-      const float a = q[r * d + k];
+      const float a = q[r * ldq + k];
       for (int j = 0; j < kNR; ++j) acc[r][j] += std::fabs(a - bk[j]);
     }
   }
@@ -83,14 +83,14 @@ static inline void l1_panel(const float* q, int d, const float* b, float* s, int
     for (int j = 0; j < kNR; ++j) s[r * lds + j] = -acc[r][j];
 }
 
-static inline void rotate_panel(const float* q, int d, const float* b, float* s, int lds) {
+static inline void rotate_panel(const float* q, int64_t ldq, int d, const float* b, float* s, int lds) {
   const int m = d / 2;
   float acc[kMR][kNR] = {};
   for (int k = 0; k < m; ++k) {
     const float* br = b + k * kNR;
     const float* bi = b + (k + m) * kNR;
     for (int r = 0; r < kMR; ++r) {
-      const float qr = q[r * d + k], qi = q[r * d + k + m];
+      const float qr = q[r * ldq + k], qi = q[r * ldq + k + m];
       for (int j = 0; j < kNR; ++j) {
         const float dr = qr - br[j], di = qi - bi[j];
         acc[r][j] += std::sqrt(dr * dr + di * di);
@@ -101,16 +101,16 @@ static inline void rotate_panel(const float* q, int d, const float* b, float* s,
     for (int j = 0; j < kNR; ++j) s[r * lds + j] = -acc[r][j];
 }
 
-static void scores(const float* qbuf, const float* qaux, const float* packed, const float* caux, int ncpad,
-                   int d, int metric, float* s) {
+static void scores(const float* qbuf, int64_t ldq, const float* qaux, const float* packed, const float* caux,
+                   int ncpad, int d, int metric, float* s) {
   const int np = ncpad / kNR;
   for (int p = 0; p < np; ++p) {
     const float* b = packed + static_cast<int64_t>(p) * d * kNR;
     float* sp = s + p * kNR;
     switch (metric) {
-      case kL1: l1_panel(qbuf, d, b, sp, ncpad); break;
-      case kRotate: rotate_panel(qbuf, d, b, sp, ncpad); break;
-      default: dot_panel(qbuf, d, b, sp, ncpad); break;
+      case kL1: l1_panel(qbuf, ldq, d, b, sp, ncpad); break;
+      case kRotate: rotate_panel(qbuf, ldq, d, b, sp, ncpad); break;
+      default: dot_panel(qbuf, ldq, d, b, sp, ncpad); break;
     }
   }
   if (metric == kCos) {

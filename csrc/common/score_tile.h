@@ -15,10 +15,10 @@ struct TileKernels {
   // Pack nc candidate rows (row stride ldc, dim d) into panels; caux[j] gets the per-candidate term the
   // metric needs (cos: inverse norm, l2: squared norm). Padding lanes are zero.
   void (*pack)(const float* c, int64_t ldc, int nc, int d, int metric, float* packed, float* caux);
-  // Scores of kMR query rows (qbuf [kMR][d] contiguous, qaux [kMR]) against a packed tile of ncpad
+  // Scores of kMR query rows (row r at qbuf + r * ldq, qaux [kMR]) against a packed tile of ncpad
   // candidates (a multiple of kNR). Writes s[r * ncpad + j], float32 accumulation.
-  void (*scores)(const float* qbuf, const float* qaux, const float* packed, const float* caux, int ncpad,
-                 int d, int metric, float* s);
+  void (*scores)(const float* qbuf, int64_t ldq, const float* qaux, const float* packed, const float* caux,
+                 int ncpad, int d, int metric, float* s);
   // Sampling weights of one tile: l[j] = logit of s[j] (weighting 0: s/T; 1: log(softplus(s))/T); -inf stays
   // -inf. Returns max_j l[j] (-inf if none).
   float (*logits)(const float* s, int n, int weighting, float inv_temp, float* l);

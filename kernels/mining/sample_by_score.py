@@ -178,6 +178,10 @@ def sample_by_score_triton(q, c, n, metric, weighting, temperature, ex, replacem
     if KP > 1024:
         raise ValueError(f"sample_by_score: the triton backend supports min(n, N) <= 1024 without replacement (got {kk})")
     p = plan(B, N, d, KP, metric, q.device, interpret)
+    if not interpret and metric < 3:
+        p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: the kept lists stay in registers
+        sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+        p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / math.ceil(B / p["BM"]))))
     chunk = math.ceil(math.ceil(N / p["chunks"]) / p["BN"]) * p["BN"]
     n_chunks = math.ceil(N / chunk)
     dev = q.device
