@@ -43,13 +43,12 @@ def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
         c = tl.load(c_ptr + cols64[:, None] * ldc + offs_d[None, :],
                     mask=col_ok[:, None] & (offs_d[None, :] < D), other=0.0)
         if UPCAST:  # the interpreter's bf16 dot is wrong: compute in fp32 there
-            if IEEE:
-                s = tl.dot(q.to(tl.float32), tl.trans(c.to(tl.float32)), input_precision="ieee")
-            else:
-                s = tl.dot(q.to(tl.float32), tl.trans(c.to(tl.float32)))
+            s = tl.dot(q.to(tl.float32), tl.trans(c.to(tl.float32)))
         else:
             if IEEE:
-                s = tl.dot(q, tl.trans(c), input_precision="ieee")
+                # fp32 inputs: three tf32 tensor-core products (~fp32 accuracy); the "ieee" FMA path measured
+                # 0.7 TFLOP/s on the H100 (1.46 s for B=4096 N=1M d=128)
+                s = tl.dot(q, tl.trans(c), input_precision="tf32x3")
             else:
                 s = tl.dot(q, tl.trans(c))
         if METRIC == METRIC_COS:

@@ -1,11 +1,11 @@
 """topk_mine, Triton: fused scores + exclusion + selection, no B×N writes. Two kernels:
 
-* ``_filter_kernel`` (the fast path). A lower bound ``thr`` on each row's k-th best score is taken from a
-  sample of the first S candidates (the k'-th best there, with k' chosen so that about 8k candidates of all N
-  pass it). One fused pass over all candidates, grid (row blocks × chunks): a ``tl.dot`` tile (fp32
-  accumulation), exclusions set to -inf, and the few elements >= thr appended to a per-row buffer (atomic
-  per-row counters). The buffer (B × cap) is then reduced exactly with torch. Rows whose bound was too high
-  (fewer than min(k, admissible) survivors) or whose buffer overflowed (e.g. massive ties) are recomputed by
+* ``_segmax_kernel`` + ``_filter_kernel`` (the fast path, two passes of the same fused tiles). Pass 1 writes
+  each row's maximum score per segment of SEG tiles; the k-th largest segment maximum is a lower bound on the
+  row's k-th best score (k distinct candidates reach it) and nearly tight when segments >> k. Pass 2 computes
+  the same tiles (identical arithmetic) and appends the few elements >= that bound to a per-row buffer
+  (atomic per-row counters), reduced exactly with torch. Rows whose buffer overflows (massive ties) are
+  recomputed by
 * ``_topk_kernel`` (exact for any input): the same tiles with a running top-k per row: rows with an element
   beating their current k-th best enter an insertion loop (max/argmax of the tile, replace the worst kept).
 Per-(row, chunk) lists are merged with the full (score desc, id asc) order on the host side.
@@ -112,6 +112,42 @@ def _filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
             off = rows[:, None].to(tl.int64) * cap + pos
             tl.store(buf_v_ptr + off, s, mask=ok)
             tl.store(buf_i_ptr + off, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32), mask=ok)
+
+
+@triton.jit
+def _segmax_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
+                   ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+                   seg_ptr, n_seg,
+                   METRIC: tl.constexpr, HAS_EX: tl.constexpr, SEG: tl.constexpr,
+                   BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
+                   UPCAST: tl.constexpr, IEEE: tl.constexpr):
+    """Pass 1: the maximum admissible score of every segment of SEG tiles, per row ([B, n_seg], -inf if none).
+    Each segment max is a distinct candidate, so the k-th largest segment max is a lower bound on the row's
+    k-th best score, and a tight one when segments >> k."""
+    pid_m = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    rows = pid_m * BM + tl.arange(0, BM)
+    row_ok = rows < B
+    c0 = pid_c * chunk
+    c1 = tl.minimum(c0 + chunk, N)
+    q = load_query_block(q_ptr, ldq, rows, row_ok, D, BD)
+    qaux = query_aux(q, METRIC)
+    if HAS_EX:
+        ep = tl.load(ex_start_ptr + rows.to(tl.int64) * n_chunks + pid_c, mask=row_ok, other=0)
+        ee = tl.load(ex_ptr_ptr + rows + 1, mask=row_ok, other=0)
+    lane = tl.arange(0, BN)
+    for s0 in range(c0, c1, BN * SEG):
+        best = tl.full((BM,), float("-inf"), dtype=tl.float32)
+        for t in range(SEG):
+            t0 = s0 + t * BN
+            cols = t0 + lane
+            col_ok = cols < c1
+            s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
+                           METRIC, BM, BN, BD, BDS, UPCAST, IEEE)
+            if HAS_EX:
+                s, ep = mask_excluded(s, cols, t0 + BN, ex_idx_ptr, ep, ee)
+            best = tl.maximum(best, tl.max(s, 1))
+        tl.store(seg_ptr + rows.to(tl.int64) * n_seg + s0 // (BN * SEG), best, mask=row_ok)
 
 
 def _next_pow2(x: int) -> int:
@@ -224,35 +260,6 @@ def _insertion_topk(q, c, k, metric, ex):
     return merge_chunks(out_v.reshape(B, -1), out_i.reshape(B, -1), k)
 
 
-SAMPLE = 8192  # candidates scored up front for the threshold
-
-
-def _sample_threshold(q, c, k, metric, ex, S):
-    """Lower bound per row on the k-th best score (or a high quantile estimate when S < N); fp32, -inf if none."""
-    from hardneg.reference.mining import exclusion_mask
-
-    names = ("dot", "cos", "l2", "l1", "rotate")
-    qf, cf = q.float(), c[:S].float()
-    if metric == 0:
-        sc = qf @ cf.T
-    elif metric == 1:
-        sc = (qf / qf.norm(dim=1, keepdim=True).clamp_min(1e-12)) @ (cf / cf.norm(dim=1, keepdim=True).clamp_min(1e-12)).T
-    elif metric == 2:
-        sc = 2 * (qf @ cf.T) - (qf * qf).sum(1, keepdim=True) - (cf * cf).sum(1)[None, :]
-    else:
-        from hardneg.reference.mining import scores
-
-        sc = scores(qf, cf, names[metric]).float()
-    if ex is not None:
-        sc = sc.masked_fill(exclusion_mask(ex, q.shape[0], 0, S, q.device), float("-inf"))
-    N = c.shape[0]
-    kp = min(k, S) if S >= N else max(1, min(k, S, math.ceil(8 * k * S / N)))
-    v = torch.topk(sc, kp, dim=1).values[:, -1]
-    # the kernel's fp32 accumulation order differs from torch's: lower the bound by a margin
-    tol = 1e-3 * (v.abs() + 1.0) + 1e-3 * (qf.abs().amax(1) * cf.abs().amax() * q.shape[1] * 1e-3)
-    return torch.where(torch.isneginf(v), v, v - tol), kp
-
-
 def topk_mine_triton(q, c, k, metric, ex):
     q, c = prepare_inputs(q, c)
     B, d = q.shape
@@ -260,45 +267,59 @@ def topk_mine_triton(q, c, k, metric, ex):
     if N >= 2**31 - 1:
         raise ValueError(f"topk_mine: the triton backend supports N < 2**31 (got {N})")
     interpret = triton_interpreting()
-    S = min(N, SAMPLE)
-    thr, kp = _sample_threshold(q, c, k, metric, ex, S)
-    expect = kp * N / S
-    cap = int(min(N, math.ceil((3 * expect + 2 * min(k, N) + 64) / 64) * 64))
     p = plan(B, N, d, 2, metric, q.device, interpret)
     ov = _tiles_override()
     if ov and not interpret:
         p.update(BM=ov[0], BN=ov[1], num_warps=ov[2])
     elif not interpret and metric < 3:
-        p.update(BM=max(16, min(64, _next_pow2(B))), BN=128, num_warps=4)
-        if not interpret:
-            row_blocks = math.ceil(B / p["BM"])
-            sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-            p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / row_blocks)))
+        # 64x64 tiles, 4 warps: measured 21 ms vs 38 ms (64x128) and 29 ms (128x128x8 warps) on the H100,
+        # B=4096 N=1M d=128 bf16 (bench/RESULTS.md)
+        p.update(BM=max(16, min(64, _next_pow2(B))), BN=64, num_warps=4)
+    if not interpret:
+        row_blocks = math.ceil(B / p["BM"])
+        sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+        p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / row_blocks)))
+    kk = min(k, N)
+    # segments of SEG tiles: aim for >= 16k segments per row so the bound is tight
+    n_tiles = math.ceil(N / p["BN"])
+    SEG = max(1, min(64, n_tiles // max(1, 16 * kk)))
     chunk, n_chunks = _chunking(N, p)
+    chunk = math.ceil(chunk / (p["BN"] * SEG)) * p["BN"] * SEG  # chunks hold whole segments
+    n_chunks = math.ceil(N / chunk)
+    n_seg = math.ceil(N / (p["BN"] * SEG))
     ex_ptr, ex_idx, ex_start, has_ex = _exclusion_args(ex, B, N, chunk, n_chunks, q.device)
+    common = dict(METRIC=metric, HAS_EX=has_ex, BM=p["BM"], BN=p["BN"], BD=p["BD"], BDS=p["BDS"],
+                  UPCAST=interpret and q.dtype != torch.float32, IEEE=q.dtype == torch.float32,
+                  num_warps=p["num_warps"])
+    grid = (math.ceil(B / p["BM"]), n_chunks)
+    segmax = torch.empty(B, n_seg, dtype=torch.float32, device=q.device)
+    _segmax_kernel[grid](q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
+                         segmax, n_seg, SEG=SEG, **common)
+    # the kk-th largest segment max: a lower bound on the kk-th best admissible score (identical arithmetic in
+    # both passes, so no tolerance is needed); with fewer segments than kk, every admissible candidate passes
+    if n_seg >= kk:
+        thr = torch.topk(segmax, kk, dim=1).values[:, -1]
+    else:
+        thr = torch.full((B,), float("-inf"), device=q.device)
+    cap = int(min(N, math.ceil((4 * kk + 64) / 64) * 64))
     cnt = torch.zeros(B, dtype=torch.int32, device=q.device)
     buf_v = torch.empty(B, cap, dtype=torch.float32, device=q.device)
     buf_i = torch.empty(B, cap, dtype=torch.int32, device=q.device)
-    grid = (math.ceil(B / p["BM"]), n_chunks)
     _filter_kernel[grid](
         q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
-        thr.contiguous(), cnt, buf_v, buf_i, cap,
-        METRIC=metric, HAS_EX=has_ex, BM=p["BM"], BN=p["BN"], BD=p["BD"], BDS=p["BDS"],
-        UPCAST=interpret and q.dtype != torch.float32, IEEE=q.dtype == torch.float32,
-        num_warps=p["num_warps"],
-    )
+        thr.contiguous(), cnt, buf_v, buf_i, cap, **common)
     cnt64 = cnt.to(torch.int64)
     admissible = torch.full((B,), N, dtype=torch.int64, device=q.device)
     if ex is not None:
         admissible -= ex[0][1:] - ex[0][:-1]
     need = torch.minimum(admissible, torch.full_like(admissible, k))
-    bad = (cnt64 > cap) | (cnt64 < need)
+    bad = (cnt64 > cap) | (cnt64 < need)  # overflow (massive ties); under-fill cannot happen with a true bound
     valid = torch.arange(cap, device=q.device)[None, :] < cnt64[:, None]
     vals = torch.where(valid, buf_v, torch.full_like(buf_v, float("-inf")))
     ids = torch.where(valid, buf_i.to(torch.int64), torch.full((B, cap), -1, dtype=torch.int64, device=q.device))
     out_v, out_i = merge_chunks(vals, ids, k)
     idx = bad.nonzero().flatten()
-    if idx.numel():  # exact fallback for the rows whose bound failed
+    if idx.numel():  # exact fallback for the rows whose buffer overflowed
         sub_ex = None
         if ex is not None:
             counts = (ex[0][1:] - ex[0][:-1])[idx]

@@ -260,22 +260,18 @@ TRITON = [p for p in BACKENDS if p.values[0] == "triton"]
 
 
 @pytest.mark.parametrize("backend,device", TRITON)
-@pytest.mark.parametrize("case", ["quantile", "bound_too_high", "all_ties"])
-def test_triton_filter_paths_and_fallback(backend, device, case, monkeypatch):
-    """The filter kernel's sampled bound, its exact fallback (bound too high) and overflow (massive ties)."""
-    from hardneg.kernels.mining import topk_mine as tk
-
-    monkeypatch.setattr(tk, "SAMPLE", 32)  # N > SAMPLE: quantile bound from the first 32 candidates
+@pytest.mark.parametrize("case", ["many_segments", "sorted_candidates", "all_ties"])
+def test_triton_two_pass_bound_and_fallback(backend, device, case):
+    """The segment-max bound (many segments per row), adversarial order, and overflow (massive ties)."""
     gen = torch.Generator().manual_seed(21)
     q = torch.randn(20, 8, generator=gen)
-    c = torch.randn(700, 8, generator=gen)
-    if case == "bound_too_high":
-        # the first candidates are the best for every query: the sampled quantile overshoots the k-th best
+    c = torch.randn(3000, 8, generator=gen)
+    if case == "sorted_candidates":
         s = (q.mean(0, keepdim=True) @ c.T)[0]
         c = c[torch.argsort(s, descending=True)]
-        q = q.abs() * 0 + q.mean(0, keepdim=True)
+        q = q * 0 + q.mean(0, keepdim=True)
     elif case == "all_ties":
-        c = c[:1].expand(700, 8).contiguous()
-    ex = random_csr(20, 700, 5, gen)
-    s, i = _run(backend, device, q, c, 16, "dot", ex)
-    assert_topk_matches(q, c, 16, "dot", ex, s, i, strict_ties=case == "all_ties" and exact_ties(backend, device))
+        c = c[:1].expand(3000, 8).contiguous()
+    ex = random_csr(20, 3000, 5, gen)
+    s, i = _run(backend, device, q, c, 3, "dot", ex)
+    assert_topk_matches(q, c, 3, "dot", ex, s, i, strict_ties=case == "all_ties" and exact_ties(backend, device))
