@@ -10,6 +10,7 @@
 #include "common/common.h"
 #include "common/score_tile.h"
 #include "filtering/filtering.h"
+#include "temporal/temporal_neighbors.h"
 #include "mining/sample_by_score_cpu.h"
 #include "mining/topk_mine_cpu.h"
 
@@ -19,6 +20,10 @@
 
 namespace py = pybind11;
 using namespace hardneg;
+
+namespace hardneg {
+void temporal_neighbors_cpu(const TQueryArgs& A, bool int_time, int threads);
+}
 
 template <class T>
 static T* P(std::uintptr_t p) {
@@ -245,6 +250,60 @@ PYBIND11_MODULE(_core, m) {
 #endif
     (void)stream;
     corrupt_cpu(A, threads);
+  });
+
+  // ---- temporal family
+  m.def("temporal_neighbors", [](std::uintptr_t levels, int nl, std::uintptr_t nodes, std::uintptr_t times, int64_t B,
+                                 int64_t k, int strategy, bool inclusive, bool has_window, double window,
+                                 uint64_t seed, bool int_time, std::uintptr_t out_nbr, std::uintptr_t out_eid,
+                                 std::uintptr_t out_time, std::uintptr_t out_valid, int threads, bool on_cuda,
+                                 std::uintptr_t stream, int64_t num_nodes) {
+    HN_CHECK(nl >= 0 && nl <= kMaxLevels, "temporal_neighbors: too many levels");
+    HN_CHECK(k >= 1, "temporal_neighbors: k must be >= 1");
+    HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
+    HN_CHECK(!has_window || window >= 0, "temporal_neighbors: window must be >= 0");
+    TQueryArgs A;
+    A.levels = reinterpret_cast<const void*>(levels);
+    A.nl = nl;
+    A.nodes = P<const int64_t>(nodes);
+    A.times = reinterpret_cast<const void*>(times);
+    A.B = B;
+    A.k = k;
+    A.strategy = strategy;
+    A.inclusive = inclusive;
+    A.has_window = has_window;
+    A.window = window;
+    A.seed = seed;
+    A.out_nbr = P<int64_t>(out_nbr);
+    A.out_eid = P<int64_t>(out_eid);
+    A.out_time = reinterpret_cast<void*>(out_time);
+    A.out_valid = P<uint8_t>(out_valid);
+    need_cuda(on_cuda, "temporal_neighbors");
+    if (!on_cuda && num_nodes > 0) {  // CPU inputs: range / NaN checks here, one pass, no extra tensors
+      const int64_t* nd = P<const int64_t>(nodes);
+      for (int64_t i = 0; i < B; ++i)
+        if (nd[i] < 0 || nd[i] >= num_nodes)
+          throw std::invalid_argument("temporal_neighbors: node ids must be in [0, " + std::to_string(num_nodes) +
+                                      ") (got " + std::to_string(nd[i]) + ")");
+      if (!int_time) {
+        const double* tm = reinterpret_cast<const double*>(times);
+        for (int64_t i = 0; i < B; ++i)
+          if (tm[i] != tm[i]) throw std::invalid_argument("temporal_neighbors: 'times' must not contain NaN");
+      }
+    }
+    if (!on_cuda && B < 128) {  // tiny call: skip the GIL release round trip too
+      temporal_neighbors_cpu(A, int_time, threads);
+      return;
+    }
+    py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+    if (on_cuda) {
+      check_cuda(cuda::temporal_neighbors(A, int_time, reinterpret_cast<void*>(stream)), "temporal_neighbors");
+      return;
+    }
+#endif
+    (void)stream;
+    temporal_neighbors_cpu(A, int_time, threads);
   });
 
 #ifdef HARDNEG_WITH_CUDA

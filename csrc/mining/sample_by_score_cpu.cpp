@@ -47,6 +47,12 @@ inline double truncated_key(Philox4x32& rng, double l, double tau) {
   return l - std::log(e);
 }
 
+inline double block_sum(const float* w) {
+  float a = 0.f;
+  for (int i = 0; i < 16; ++i) a += w[i];
+  return a;
+}
+
 struct SampleConsumer {
   int64_t n, nchunks;
   int weighting;
@@ -124,6 +130,14 @@ struct SampleConsumer {
       return;
     }
     for (; j < nt; ++j) {
+      if ((j & 15) == 0 && j + 16 <= nt) {  // skip 16-candidate blocks that cannot reach the target
+        const double bs = block_sum(w + j);
+        if (S.C + bs < S.A) {
+          S.C += bs;
+          j += 15;
+          continue;
+        }
+      }
       S.C += w[j];
       if (S.C >= S.A && w[j] > 0.0f) {
         const double g = truncated_key(S.rng, l[j], sl[0].g);
@@ -165,6 +179,14 @@ struct SampleConsumer {
       return;
     }
     for (; j < nt; ++j) {
+      if ((j & 15) == 0 && j + 16 <= nt) {
+        const double bs = block_sum(w + j);
+        if (S.C + bs < A[ord[0]]) {
+          S.C += bs;
+          j += 15;
+          continue;
+        }
+      }
       S.C += w[j];
       if (w[j] <= 0.0f) continue;
       // each draw fires at most once per candidate (guards against a target that underflowed onto C)

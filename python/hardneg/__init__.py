@@ -10,5 +10,6 @@ __version__ = "0.1.0"
 from hardneg import ops, reference  # noqa: E402
 from hardneg._config import config, show_config  # noqa: E402
 from hardneg.known import Domain, KnownSet  # noqa: E402
+from hardneg.temporal import TemporalGraph  # noqa: E402
 
-__all__ = ["ops", "reference", "KnownSet", "Domain", "show_config", "config", "__version__"]
+__all__ = ["ops", "reference", "KnownSet", "Domain", "TemporalGraph", "show_config", "config", "__version__"]

@@ -1,0 +1,154 @@
+// Temporal neighbour lookup shared by the CPU (OpenMP) and CUDA kernels.
+//
+// A TemporalGraph is a list of levels (an append-only log, merged like a binary counter); each level is a
+// T-CSR over a contiguous time range of events: per node, its incident events sorted by (time, edge id).
+// Levels are ordered oldest -> newest and their time ranges do not interleave, so concatenating a node's
+// runs level by level gives its full time-sorted history. A query (node, t) binary-searches each level for
+// the events strictly before t (<= t when inclusive), optionally after t - window, and then
+//   recent:  takes the last k, most recent first;
+//   uniform: draws k distinct positions uniformly (Floyd's algorithm) from one Philox stream per query, so
+//            CPU and CUDA return the same draws; output most recent first.
+#pragma once
+#include <cstdint>
+
+#include "common/common.h"
+#include "common/philox.h"
+
+namespace hardneg {
+
+template <class T>
+struct TLevel {
+  const int64_t* ptr;  // [V+1]
+  const int32_t* nbr;  // [entries]
+  const T* time;       // [entries]
+  const int64_t* eid;  // [entries]
+};
+
+struct TQueryArgs {
+  const void* levels = nullptr;  // TLevel<T>[nl]
+  int nl = 0;
+  const int64_t* nodes = nullptr;
+  const void* times = nullptr;   // T[B]
+  int64_t B = 0, k = 0;
+  int strategy = 0;              // 0 recent, 1 uniform
+  bool inclusive = false;
+  bool has_window = false;
+  double window = 0;             // compared as T (window >= 0)
+  uint64_t seed = 0;
+  int64_t* out_nbr = nullptr;    // [B, k]
+  int64_t* out_eid = nullptr;
+  void* out_time = nullptr;      // T[B, k]
+  uint8_t* out_valid = nullptr;
+};
+
+template <class T>
+HN_HD int64_t t_lower(const T* a, int64_t lo, int64_t hi, T x) {  // first index in [lo,hi) with a >= x
+  while (lo < hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    if (a[mid] < x) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+template <class T>
+HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index in [lo,hi) with a > x
+  while (lo < hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    if (a[mid] <= x) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+template <class T>
+HN_HD void tn_pad(const TQueryArgs& A, int64_t i, int64_t j, T pad) {
+  A.out_nbr[i * A.k + j] = -1;
+  A.out_eid[i * A.k + j] = -1;
+  static_cast<T*>(A.out_time)[i * A.k + j] = pad;
+  A.out_valid[i * A.k + j] = 0;
+}
+
+template <class T>
+HN_HD void tn_emit(const TQueryArgs& A, const TLevel<T>& L, int64_t idx, int64_t i, int64_t j) {
+  A.out_nbr[i * A.k + j] = L.nbr[idx];
+  A.out_eid[i * A.k + j] = L.eid[idx];
+  static_cast<T*>(A.out_time)[i * A.k + j] = L.time[idx];
+  A.out_valid[i * A.k + j] = 1;
+}
+
+// Per-level range [lo, hi) of admissible entries for query i; returns the total count.
+constexpr int kMaxLevels = 64;
+
+template <class T>
+HN_HD void tn_query(const TQueryArgs& A, int64_t i, T pad) {
+  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
+  const int64_t v = A.nodes[i];
+  const T t = static_cast<const T*>(A.times)[i];
+  int64_t lo[kMaxLevels], hi[kMaxLevels];
+  int64_t total = 0;
+  for (int l = 0; l < A.nl; ++l) {
+    const TLevel<T>& L = Ls[l];
+    const int64_t b = L.ptr[v], e = L.ptr[v + 1];
+    const int64_t h = A.inclusive ? t_upper(L.time, b, e, t) : t_lower(L.time, b, e, t);
+    int64_t s = b;
+    if (A.has_window) s = t_upper(L.time, b, h, static_cast<T>(t - static_cast<T>(A.window)));
+    lo[l] = s;
+    hi[l] = h;
+    total += h > s ? h - s : 0;
+  }
+  int64_t j = 0;
+  const int64_t k = A.k;
+  if (A.strategy == 0 || total <= k) {  // recent (or everything fits): newest first
+    // local restrict pointers: stores to the outputs cannot alias the inputs (4x fewer loads per entry)
+    int64_t* __restrict__ on = A.out_nbr + i * k;
+    int64_t* __restrict__ oe = A.out_eid + i * k;
+    T* __restrict__ ot = static_cast<T*>(A.out_time) + i * k;
+    uint8_t* __restrict__ ov = A.out_valid + i * k;
+    for (int l = A.nl - 1; l >= 0 && j < k; --l) {
+      const int32_t* __restrict__ nb = Ls[l].nbr;
+      const int64_t* __restrict__ ed = Ls[l].eid;
+      const T* __restrict__ tm = Ls[l].time;
+      const int64_t stop = lo[l];
+      for (int64_t idx = hi[l] - 1; idx >= stop && j < k; --idx, ++j) {
+        on[j] = nb[idx];
+        oe[j] = ed[idx];
+        ot[j] = tm[idx];
+        ov[j] = 1;
+      }
+    }
+    for (; j < k; ++j) {
+      on[j] = -1;
+      oe[j] = -1;
+      ot[j] = pad;
+      ov[j] = 0;
+    }
+    return;
+  } else {  // uniform without replacement: Floyd's algorithm on positions [0, total), in the output buffer
+    Philox4x32 rng(A.seed, static_cast<uint64_t>(i), 0x7e3a1ULL);
+    int64_t* pos = A.out_eid + i * A.k;  // scratch, overwritten below
+    for (int64_t m = total - A.k; m < total; ++m) {
+      const int64_t r = static_cast<int64_t>(rng.uniform() * static_cast<double>(m + 1));
+      bool seen = false;
+      for (int64_t q = 0; q < j; ++q) seen = seen || pos[q] == r;
+      pos[j++] = seen ? m : r;
+    }
+    // most recent first: sort positions descending (k is small: insertion sort)
+    for (int64_t a = 1; a < A.k; ++a) {
+      const int64_t x = pos[a];
+      int64_t b = a - 1;
+      while (b >= 0 && pos[b] < x) { pos[b + 1] = pos[b]; --b; }
+      pos[b + 1] = x;
+    }
+    // map positions (oldest level first, ascending time) to entries
+    for (int64_t q = 0; q < A.k; ++q) {
+      int64_t p = pos[q];
+      for (int l = 0; l < A.nl; ++l) {
+        const int64_t c = hi[l] > lo[l] ? hi[l] - lo[l] : 0;
+        if (p < c) { tn_emit(A, Ls[l], lo[l] + p, i, q); break; }
+        p -= c;
+      }
+    }
+    j = A.k;
+  }
+  for (; j < A.k; ++j) tn_pad(A, i, j, pad);
+}
+
+}  // namespace hardneg

@@ -1,0 +1,330 @@
+"""TemporalGraph: exact, leak-free neighbour lookup strictly before an explicit time, with amortised appends.
+
+Storage: an append-only event log (growable buffers) and a list of *levels*, each a T-CSR over a contiguous
+slice of the log (per node, incident events sorted by (time, edge id)). ``append`` adds a level for the new
+batch and merges the newest levels like a binary counter (a level absorbs the next when it is not larger), so
+every event is re-indexed O(log(E / batch)) times in total: no full rebuild per batch. Levels never
+interleave in time, so a node's history is its runs concatenated level by level.
+
+Memory: per (node, event) entry 20 bytes (int32 neighbour, 8-byte time, int64 edge id) plus per-level node
+offsets (8 bytes per node per level, O(log) levels); the log keeps 32 bytes per event (src, dst, time, id).
+Undirected graphs store each event in both endpoints' lists.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from hardneg import _validate as V
+
+STRATEGIES = ("recent", "uniform")
+
+
+class _Level:
+    __slots__ = ("start", "stop", "ptr", "nbr", "time", "eid")
+
+    def __init__(self, start, stop, ptr, nbr, time, eid):
+        self.start, self.stop = start, stop
+        self.ptr, self.nbr, self.time, self.eid = ptr, nbr, time, eid
+
+
+class TemporalGraph:
+    """Continuous-time interaction graph with exact temporal neighbour queries.
+
+    Args:
+        src, dst: [M] int node ids of each event.
+        t: [M] event times, int64 or float64 (other integer/float dtypes are promoted); unsorted input is
+            sorted once at build time by (time, edge id).
+        num_nodes: node count (default: 1 + the largest id); appended events must stay below it.
+        edge_ids: [M] int64 ids reported back for each event (default: 0..M-1 in input order).
+        undirected: store each event in both endpoints' lists (TGN/TGAT convention); False: only in src's.
+
+    Example:
+        >>> import torch, hardneg
+        >>> g = hardneg.TemporalGraph(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.tensor([1, 2, 3]))
+        >>> nbrs, eids, times, valid = g.neighbors(torch.tensor([0, 2]), torch.tensor([3, 3]), k=2)
+        >>> nbrs.tolist(), valid.tolist()
+        ([[2, 1], [0, -1]], [[True, True], [True, False]])
+    """
+
+    def __init__(self, src, dst, t, *, num_nodes=None, edge_ids=None, undirected=True):
+        op = "TemporalGraph"
+        src, dst, t, eid = self._check_events(op, src, dst, t, edge_ids, None)
+        if not isinstance(undirected, bool):
+            raise TypeError(f"{op}: 'undirected' must be a bool (got {V.describe(undirected)})")
+        if num_nodes is None:
+            num_nodes = int(max(int(src.max()), int(dst.max()))) + 1 if src.numel() else 1
+        self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        self._check_range(op, src, dst)
+        self.undirected = undirected
+        self.time_dtype = t.dtype
+        order = _time_order(t, eid)
+        n = src.numel()
+        cap = max(1024, n)
+        dev = src.device
+        self._src = torch.empty(cap, dtype=torch.int64, device=dev)
+        self._dst = torch.empty(cap, dtype=torch.int64, device=dev)
+        self._t = torch.empty(cap, dtype=t.dtype, device=dev)
+        self._eid = torch.empty(cap, dtype=torch.int64, device=dev)
+        self._n = n
+        self._src[:n], self._dst[:n], self._t[:n], self._eid[:n] = src[order], dst[order], t[order], eid[order]
+        self._next_eid = int(eid.max()) + 1 if n else 0
+        self._levels: list[_Level] = []
+        if n:
+            self._levels.append(self._build(0, n))
+        self._level_table = None
+
+    # ------------------------------------------------------------------ validation / building
+    @staticmethod
+    def _check_events(op, src, dst, t, edge_ids, next_eid):
+        src = V.tensor(op, "src", src, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        dst = V.tensor(op, "dst", dst, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        t = V.tensor(op, "t", t, ndim=1)
+        if src.numel() != dst.numel() or src.numel() != t.numel():
+            raise ValueError(f"{op}: 'src', 'dst' and 't' must have the same length "
+                             f"(got {src.numel()}, {dst.numel()}, {t.numel()})")
+        if src.device != dst.device or src.device != t.device:
+            raise ValueError(f"{op}: 'src', 'dst' and 't' must be on one device")
+        if t.is_floating_point():
+            t = t.to(torch.float64)
+            if t.numel() and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{op}: 't' must be finite (got NaN/Inf times)")
+        elif t.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            t = t.to(torch.int64)
+        else:
+            raise TypeError(f"{op}: 't' must be an integer or floating tensor (got {V.describe(t)})")
+        if edge_ids is None:
+            start = 0 if next_eid is None else next_eid
+            eid = torch.arange(start, start + src.numel(), device=src.device)
+        else:
+            eid = V.tensor(op, "edge_ids", edge_ids, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").to(torch.int64)
+            if eid.numel() != src.numel():
+                raise ValueError(f"{op}: 'edge_ids' must have {src.numel()} entries (got {eid.numel()})")
+        return src.to(torch.int64), dst.to(torch.int64), t, eid
+
+    def _check_range(self, op, src, dst):
+        for name, x in (("src", src), ("dst", dst)):
+            if x.numel():
+                lo, hi = int(x.min()), int(x.max())
+                if lo < 0 or hi >= self.num_nodes:
+                    raise ValueError(f"{op}: '{name}' node ids must be in [0, {self.num_nodes}) (got min {lo}, max {hi})")
+
+    def _build(self, start, stop) -> _Level:
+        """T-CSR over log[start:stop] (already sorted by (time, edge id))."""
+        s, d = self._src[start:stop], self._dst[start:stop]
+        t, e = self._t[start:stop], self._eid[start:stop]
+        if self.undirected:
+            node = torch.cat([s, d])
+            nbr = torch.cat([d, s])
+            tt, ee = torch.cat([t, t]), torch.cat([e, e])
+            seq = torch.cat([torch.arange(stop - start, device=s.device)] * 2)
+        else:
+            node, nbr, tt, ee, seq = s, d, t, e, torch.arange(stop - start, device=s.device)
+        # stable by node over (time, id)-sorted events
+        order = torch.argsort(node * (stop - start + 1) + seq)
+        ptr = torch.zeros(self.num_nodes + 1, dtype=torch.int64, device=s.device)
+        ptr[1:] = torch.cumsum(torch.bincount(node, minlength=self.num_nodes), 0)
+        return _Level(start, stop, ptr, nbr[order].to(torch.int32).contiguous(), tt[order].contiguous(),
+                      ee[order].contiguous())
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_events(self) -> int:
+        return self._n
+
+    @property
+    def device(self) -> torch.device:
+        return self._src.device
+
+    @property
+    def src(self):
+        return self._src[: self._n]
+
+    @property
+    def dst(self):
+        return self._dst[: self._n]
+
+    @property
+    def t(self):
+        return self._t[: self._n]
+
+    @property
+    def edge_ids(self):
+        return self._eid[: self._n]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self._levels)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the neighbour index (levels), excluding the event log."""
+        return sum(L.ptr.numel() * 8 + L.nbr.numel() * 4 + L.time.numel() * 8 + L.eid.numel() * 8 for L in self._levels)
+
+    def __repr__(self):
+        return (f"TemporalGraph(events={self._n}, nodes={self.num_nodes}, levels={self.num_levels}, "
+                f"time={self.time_dtype}, undirected={self.undirected}, device={self.device})")
+
+    def to(self, device) -> "TemporalGraph":
+        device = torch.device(device)
+        g = TemporalGraph.__new__(TemporalGraph)
+        g.num_nodes, g.undirected, g.time_dtype = self.num_nodes, self.undirected, self.time_dtype
+        g._src, g._dst, g._t, g._eid = (x.to(device) for x in (self._src, self._dst, self._t, self._eid))
+        g._n, g._next_eid = self._n, self._next_eid
+        g._levels = [_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device), L.eid.to(device))
+                     for L in self._levels]
+        g._level_table = None
+        return g
+
+    # ------------------------------------------------------------------ streaming
+    def append(self, src, dst, t, *, edge_ids=None) -> "TemporalGraph":
+        """Insert a batch of events whose times are all >= the latest time so far. Amortised: the batch becomes
+        a new level and levels merge like a binary counter (no full rebuild per batch). Returns self."""
+        op = "TemporalGraph.append"
+        src, dst, t, eid = self._check_events(op, src, dst, t, edge_ids, self._next_eid)
+        if src.device != self.device:
+            raise ValueError(f"{op}: events must be on {self.device} (got {src.device})")
+        self._check_range(op, src, dst)
+        if src.numel() == 0:
+            return self
+        if self.time_dtype == torch.int64 and t.is_floating_point():
+            raise TypeError(f"{op}: the graph has int64 times; got floating 't'")
+        t = t.to(self.time_dtype)
+        if self._n and bool((t < self._t[self._n - 1]).any()):
+            raise ValueError(f"{op}: appended times must be >= the latest time {self._t[self._n - 1].item()} "
+                             f"(got min {t.min().item()}); events cannot go back in time")
+        order = _time_order(t, eid)
+        m = src.numel()
+        self._reserve(self._n + m)
+        a, b = self._n, self._n + m
+        self._src[a:b], self._dst[a:b], self._t[a:b], self._eid[a:b] = src[order], dst[order], t[order], eid[order]
+        self._n = b
+        self._next_eid = max(self._next_eid, int(eid.max()) + 1)
+        self._levels.append(self._build(a, b))
+        while len(self._levels) >= 2 and (self._levels[-2].stop - self._levels[-2].start) <= 2 * (
+                self._levels[-1].stop - self._levels[-1].start):
+            hi = self._levels.pop()
+            lo = self._levels.pop()
+            self._levels.append(self._build(lo.start, hi.stop))
+        self._level_table = None
+        return self
+
+    def _reserve(self, n):
+        cap = self._src.numel()
+        if n <= cap:
+            return
+        new = max(n, 2 * cap)
+        for name in ("_src", "_dst", "_t", "_eid"):
+            old = getattr(self, name)
+            buf = torch.empty(new, dtype=old.dtype, device=old.device)
+            buf[: self._n] = old[: self._n]
+            setattr(self, name, buf)
+
+    def levels_table(self) -> torch.Tensor:
+        """[levels, 4] int64 of (ptr, nbr, time, eid) data pointers on the graph's device (for the kernels)."""
+        if self._level_table is None:
+            rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in self._levels]
+            self._level_table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
+        return self._level_table
+
+    # ------------------------------------------------------------------ queries
+    def neighbors(self, nodes, times, k, *, strategy="recent", inclusive=False, window=None, generator=None,
+                  backend=None):
+        """The k most recent (or k uniformly drawn) events of each node strictly before its query time.
+
+        Args:
+            nodes: [B] int node ids. times: [B] query times (any order; same kind as the graph's times).
+            k: >= 1. strategy: ``"recent"`` (most recent first) or ``"uniform"`` (k distinct events drawn
+                uniformly without replacement among those before t; returned most recent first).
+            inclusive: use ``<= t`` instead of ``< t``. window: only events in (t - window, t).
+            generator: ``torch.Generator`` for ``"uniform"`` (CPU and CUDA draw the same events for a seed).
+            backend: None, ``"reference"``, ``"cpu"`` or ``"cuda"``.
+
+        Returns:
+            ``(nbrs [B,k] int64, edge_ids [B,k] int64, nbr_times [B,k], valid [B,k] bool)``; padding: -1, -1,
+            the time dtype's minimum (-inf for float times), False.
+        """
+        from hardneg.ops.temporal import temporal_neighbors
+
+        return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
+                                  generator=generator, backend=backend)
+
+    def seen_destinations(self, src, before, *, inclusive=False):
+        """CSR ``(indptr [B+1], indices)`` of the distinct destinations each ``src`` interacted with (as the
+        source of an event) strictly before ``before`` — sorted per row, ready for ``topk_mine(exclude=...)``
+        and historical-negative sampling. Vectorised torch on the graph's device."""
+        op = "TemporalGraph.seen_destinations"
+        s, tq = self._check_queries(op, src, before)
+        key_src, key_t, order = self._by_source()
+        # exact int64 composite key (source, rank of time): events of a source are one run, time-sorted
+        uniq = torch.unique(key_t)
+        U = uniq.numel() + 1
+        comp = key_src * U + torch.searchsorted(uniq, key_t)
+        q_rank = torch.searchsorted(uniq, tq, right=bool(inclusive))  # unique times < tq (<= tq if inclusive)
+        lo = torch.searchsorted(comp, s * U)
+        cut = torch.searchsorted(comp, s * U + q_rank)
+        cnt = (cut - lo).clamp_min(0)
+        rows = torch.repeat_interleave(torch.arange(s.numel(), device=s.device), cnt)
+        start = torch.repeat_interleave(lo, cnt)
+        offs = torch.arange(int(cnt.sum()), device=s.device) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
+        dsts = self._dst[: self._n][order][start + offs]
+        key = torch.unique(rows * self.num_nodes + dsts)
+        r = torch.div(key, self.num_nodes, rounding_mode="floor")
+        indptr = torch.zeros(s.numel() + 1, dtype=torch.int64, device=s.device)
+        indptr[1:] = torch.cumsum(torch.bincount(r, minlength=s.numel()), 0)
+        return indptr, key - r * self.num_nodes
+
+    def sample_historical(self, src, times, n, generator=None):
+        """Historical negatives (TGB/DyGLib): for each source, n destinations drawn uniformly with replacement
+        from those it interacted with before its time. Returns ``(dst [B, n] int64, valid [B, n] bool)``;
+        rows with no history are all invalid (-1)."""
+        op = "TemporalGraph.sample_historical"
+        n = V.integer(op, "n", n, minimum=1)
+        V.generator(op, generator)
+        indptr, idx = self.seen_destinations(src, times)
+        cnt = indptr[1:] - indptr[:-1]
+        B = cnt.numel()
+        if generator is not None and generator.device.type != self.device.type:
+            u = torch.rand(B, n, generator=generator, dtype=torch.float64).to(self.device)
+        else:
+            u = torch.rand(B, n, generator=generator, dtype=torch.float64, device=self.device)
+        pick = (u * cnt[:, None]).long().clamp_max((cnt - 1).clamp_min(0)[:, None])
+        valid = (cnt > 0)[:, None].expand(B, n)
+        out = torch.where(valid, idx[(indptr[:-1, None] + pick).clamp_max(max(idx.numel() - 1, 0))] if idx.numel()
+                          else torch.zeros_like(pick), torch.full_like(pick, -1))
+        return out, valid.clone()
+
+    def _by_source(self):
+        s = self._src[: self._n]
+        t = self._t[: self._n]
+        order = torch.argsort(s * (self._n + 1) + torch.arange(self._n, device=s.device))  # stable by source
+        return s[order], t[order], order
+
+    def _check_queries(self, op, nodes, times):
+        nodes = V.tensor(op, "nodes", nodes, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").to(torch.int64)
+        times = V.tensor(op, "times", times, ndim=1)
+        if nodes.numel() != times.numel():
+            raise ValueError(f"{op}: 'nodes' and 'times' must have the same length (got {nodes.numel()} and {times.numel()})")
+        if nodes.device != self.device or times.device != self.device:
+            raise ValueError(f"{op}: queries must be on {self.device} (got {nodes.device} and {times.device})")
+        if nodes.numel():
+            lo, hi = int(nodes.min()), int(nodes.max())
+            if lo < 0 or hi >= self.num_nodes:
+                raise ValueError(f"{op}: node ids must be in [0, {self.num_nodes}) (got min {lo}, max {hi})")
+        if times.is_floating_point():
+            if self.time_dtype == torch.int64:
+                raise TypeError(f"{op}: the graph has int64 times; query 'times' must be integers (got {times.dtype})")
+            if times.numel() and bool(torch.isnan(times).any()):
+                raise ValueError(f"{op}: 'times' must not contain NaN")
+        elif times.dtype not in V.INDEX_DTYPES + (torch.int16, torch.int8, torch.uint8):
+            raise TypeError(f"{op}: 'times' must be numeric (got {V.describe(times)})")
+        return nodes.contiguous(), times.to(self.time_dtype).contiguous()
+
+
+def _time_order(t, eid):
+    o = torch.argsort(eid, stable=True)
+    return o[torch.argsort(t[o], stable=True)]
+
+

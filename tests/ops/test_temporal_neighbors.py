@@ -1,0 +1,199 @@
+"""temporal_neighbors: every backend against the reference on random graphs with many equal timestamps, leak
+and completeness properties, uniform chi-square, appends == fresh build, Wikipedia counts, bad input."""
+import pytest
+import torch
+
+import hardneg
+from conftest import backend_params, shared_path
+from hardneg.testing import assert_chi2
+
+BACKENDS = backend_params("temporal_neighbors")
+
+
+def random_graph(seed, V=12, M=300, T=20, float_time=False, undirected=True):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, V, (M,), generator=g)
+    dst = torch.randint(0, V, (M,), generator=g)
+    t = torch.randint(0, T, (M,), generator=g)  # many equal timestamps
+    if float_time:
+        t = t.double() * 0.5
+    return hardneg.TemporalGraph(src, dst, t, num_nodes=V, undirected=undirected), (src, dst, t)
+
+
+def queries(seed, V, B=80, T=22, float_time=False):
+    g = torch.Generator().manual_seed(seed + 100)
+    nodes = torch.randint(0, V, (B,), generator=g)
+    times = torch.randint(-1, T, (B,), generator=g)
+    return nodes, (times.double() * 0.5 if float_time else times)
+
+
+def _run(graph, backend, device, nodes, times, k, **kw):
+    g = graph.to(device)
+    out = g.neighbors(nodes.to(device), times.to(device), k, backend=backend, **kw)
+    assert all(x.device.type == device for x in out)
+    return tuple(x.cpu() for x in out)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("float_time", [False, True])
+@pytest.mark.parametrize("undirected", [True, False])
+@pytest.mark.parametrize("inclusive", [False, True])
+@pytest.mark.parametrize("window", [None, 4])
+def test_recent_matches_reference(backend, device, float_time, undirected, inclusive, window):
+    graph, _ = random_graph(1, float_time=float_time, undirected=undirected)
+    nodes, times = queries(1, graph.num_nodes, float_time=float_time)
+    got = _run(graph, backend, device, nodes, times, 7, inclusive=inclusive, window=window)
+    want = graph.neighbors(nodes, times, 7, inclusive=inclusive, window=window, backend="reference")
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    # leak property: nothing at or after t (after t when inclusive)
+    nt, valid = got[2], got[3]
+    bound = times[:, None].to(nt.dtype)
+    assert bool(((nt < bound) | ~valid).all()) if not inclusive else bool(((nt <= bound) | ~valid).all())
+    # recent: most recent first
+    ok = valid[:, 1:]
+    assert bool(((nt[:, 1:] <= nt[:, :-1]) | ~ok).all())
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_completeness_recent_is_exactly_last_min_k_degree(backend, device):
+    graph, (src, dst, t) = random_graph(2)
+    nodes, times = queries(2, graph.num_nodes)
+    nb, eids, nt, valid = _run(graph, backend, device, nodes, times, 5)
+    for i in range(nodes.numel()):
+        v, tq = int(nodes[i]), int(times[i])
+        inc = [(int(t[e]), e) for e in range(src.numel()) if (src[e] == v or dst[e] == v) and t[e] < tq]
+        inc += [(int(t[e]), e) for e in range(src.numel()) if src[e] == v and dst[e] == v and t[e] < tq]  # self-loops twice
+        inc.sort()
+        want = [e for _, e in inc[::-1][:5]]
+        assert int(valid[i].sum()) == min(5, len(inc))
+        assert sorted(eids[i, : len(want)].tolist()) == sorted(want)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_uniform_is_uniform_and_distinct(backend, device):
+    src = torch.zeros(10, dtype=torch.int64)
+    dst = torch.arange(1, 11)
+    t = torch.arange(10)
+    graph = hardneg.TemporalGraph(src, dst, t, num_nodes=11)
+    nodes = torch.zeros(3000, dtype=torch.int64)
+    times = torch.full((3000,), 8)  # 8 admissible events (t = 0..7)
+    nb, eids, nt, valid = _run(graph, backend, device, nodes, times, 3, strategy="uniform",
+                               generator=torch.Generator().manual_seed(4))
+    assert valid.all() and (nt < 8).all()
+    assert all(len(set(r.tolist())) == 3 for r in eids)
+    assert bool((nt[:, 1:] <= nt[:, :-1]).all())
+    counts = torch.bincount(eids.flatten(), minlength=10)[:8]
+    assert_chi2(counts, torch.full((8,), 1 / 8))
+    # everything fits: all of them, most recent first
+    nb, eids, nt, valid = _run(graph, backend, device, nodes[:2], torch.tensor([3, 3]), 5, strategy="uniform")
+    assert eids[0].tolist() == [2, 1, 0, -1, -1]
+
+
+@pytest.mark.parametrize("backend,device", [p for p in BACKENDS if p.values[0] != "reference"])
+def test_uniform_deterministic_per_seed(backend, device):
+    graph, _ = random_graph(3, M=2000)
+    nodes, times = queries(3, graph.num_nodes)
+    a = _run(graph, backend, device, nodes, times, 4, strategy="uniform", generator=torch.Generator().manual_seed(1))
+    b = _run(graph, backend, device, nodes, times, 4, strategy="uniform", generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_append_matches_fresh_build(backend, device):
+    _, (src, dst, t) = random_graph(5, M=600)
+    order = torch.argsort(t, stable=True)
+    src, dst, t = src[order], dst[order], t[order]
+    eid = torch.arange(600) + 1000
+    g = hardneg.TemporalGraph(src[:50], dst[:50], t[:50], num_nodes=12, edge_ids=eid[:50])
+    for a in range(50, 600, 37):
+        g.append(src[a:a + 37], dst[a:a + 37], t[a:a + 37], edge_ids=eid[a:a + 37])
+    assert g.num_levels <= 6  # binary-counter merging, not one level per batch
+    fresh = hardneg.TemporalGraph(src, dst, t, num_nodes=12, edge_ids=eid)
+    nodes, times = queries(5, 12, B=120)
+    for strategy in ("recent",):
+        a = _run(g, backend, device, nodes, times, 6, strategy=strategy)
+        b = _run(fresh, backend, device, nodes, times, 6, strategy=strategy)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_append_going_back_in_time_and_other_bad_input():
+    g = hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([5, 7]), num_nodes=4)
+    with pytest.raises(ValueError, match="go back in time"):
+        g.append(torch.tensor([0]), torch.tensor([1]), torch.tensor([6]))
+    with pytest.raises(ValueError, match=r"node ids must be in \[0, 4\)"):
+        g.append(torch.tensor([0]), torch.tensor([9]), torch.tensor([8]))
+    with pytest.raises(ValueError, match="same length"):
+        hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1]), torch.tensor([5, 7]))
+    with pytest.raises(ValueError, match="finite"):
+        hardneg.TemporalGraph(torch.tensor([0]), torch.tensor([1]), torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="'k' must be >= 1"):
+        g.neighbors(torch.tensor([0]), torch.tensor([6]), 0)
+    with pytest.raises(ValueError, match="node ids must be in"):
+        g.neighbors(torch.tensor([7]), torch.tensor([6]), 2)
+    with pytest.raises(ValueError, match="same length"):
+        g.neighbors(torch.tensor([0, 1]), torch.tensor([6]), 2)
+    with pytest.raises(TypeError, match="int64 times"):
+        g.neighbors(torch.tensor([0]), torch.tensor([6.5]), 2)
+    gf = hardneg.TemporalGraph(torch.tensor([0]), torch.tensor([1]), torch.tensor([1.5]))
+    with pytest.raises(ValueError, match="NaN"):
+        gf.neighbors(torch.tensor([0]), torch.tensor([float("nan")]), 2)
+    with pytest.raises(ValueError, match="'strategy' must be one of"):
+        g.neighbors(torch.tensor([0]), torch.tensor([6]), 2, strategy="latest")
+    with pytest.raises(ValueError, match="'window' must be >= 0"):
+        g.neighbors(torch.tensor([0]), torch.tensor([6]), 2, window=-1)
+    with pytest.raises(TypeError, match="TemporalGraph"):
+        hardneg.ops.temporal_neighbors("g", torch.tensor([0]), torch.tensor([6]), 2)
+
+
+def test_seen_destinations_and_historical_negatives():
+    src = torch.tensor([0, 0, 0, 1, 0, 2])
+    dst = torch.tensor([5, 6, 5, 5, 7, 0])
+    t = torch.tensor([1, 2, 3, 3, 9, 4])
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=8)
+    indptr, idx = g.seen_destinations(torch.tensor([0, 0, 1, 2, 3]), torch.tensor([3, 10, 4, 4, 100]))
+    rows = [idx[indptr[i]:indptr[i + 1]].tolist() for i in range(5)]
+    assert rows == [[5, 6], [5, 6, 7], [5], [], []]
+    indptr, idx = g.seen_destinations(torch.tensor([0]), torch.tensor([3]), inclusive=True)
+    assert idx.tolist() == [5, 6]
+    neg, valid = g.sample_historical(torch.tensor([0, 3]), torch.tensor([10, 10]), 50,
+                                     generator=torch.Generator().manual_seed(0))
+    assert valid[0].all() and not valid[1].any() and (neg[1] == -1).all()
+    assert set(neg[0].tolist()) == {5, 6, 7}
+    # exclusion CSR plugs into topk_mine
+    emb = torch.randn(8, 4)
+    s, i = hardneg.ops.topk_mine(emb[[0]], emb, 3, exclude=g.seen_destinations(torch.tensor([0]), torch.tensor([10])))
+    assert not set(i[0].tolist()) & {5, 6, 7}
+
+
+def test_wikipedia_loader_and_counts_against_brute_force():
+    from hardneg.data import load_temporal_csv
+
+    ev = load_temporal_csv(shared_path("data", "temporal", "wikipedia", "wikipedia.csv"))
+    assert ev.src.numel() == 157_474 and ev.num_nodes == 9_227 and ev.t.dtype == torch.int64
+    g = ev.graph()
+    gen = torch.Generator().manual_seed(0)
+    sel = torch.randint(0, ev.src.numel(), (200,), generator=gen)
+    nodes = torch.cat([ev.src[sel], ev.dst[sel]])
+    times = torch.cat([ev.t[sel], ev.t[sel]])
+    nb, eids, nt, valid = g.neighbors(nodes, times, 20)
+    for i in range(0, nodes.numel(), 7):
+        v, tq = int(nodes[i]), int(times[i])
+        deg = int((((ev.src == v) | (ev.dst == v)) & (ev.t < tq)).sum())
+        assert int(valid[i].sum()) == min(20, deg)
+
+
+def test_uci_ml_loader_and_url(tmp_path):
+    from hardneg.data import load_temporal_csv
+
+    p = shared_path("data", "temporal", "uci", "ml_uci.csv")
+    ev = load_temporal_csv(p)
+    assert ev.src.numel() == 59_835 and int(ev.src.min()) >= 1
+    ev2 = load_temporal_csv("file://" + p)
+    assert torch.equal(ev.src, ev2.src)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("u,i,ts,label\n0,1,2,0\n0,x,3,0\n")
+    with pytest.raises(ValueError, match="bad.csv:3"):
+        load_temporal_csv(str(bad))
+    with pytest.raises(ValueError, match="not found"):
+        load_temporal_csv(str(tmp_path / "missing.csv"))
