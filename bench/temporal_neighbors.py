@@ -147,6 +147,20 @@ def pyg_last(p, device):
     return f
 
 
+def output_floor(p, device):
+    """The floor for a bulk call: allocating and writing the four [B, k] outputs (no lookup at all)."""
+    ev = events(p["quick"])
+    B = 2 * ev.src.numel()
+
+    def f():
+        a = torch.full((B, p["k"]), -1, dtype=torch.int64, device=device)
+        b = torch.full((B, p["k"]), -1, dtype=torch.int64, device=device)
+        c = torch.full((B, p["k"]), -1, dtype=ev.t.dtype, device=device)
+        d = torch.zeros((B, p["k"]), dtype=torch.bool, device=device)
+        return a, b, c, d
+    return f
+
+
 def build(p, device):
     ev = events(p["quick"])
     return lambda: hardneg.TemporalGraph(ev.src.to(device), ev.dst.to(device), ev.t.to(device), num_nodes=ev.num_nodes)
@@ -158,6 +172,8 @@ PROVIDERS = [
     Provider("numpy searchsorted", numpy_ref, devices=("cpu",), baseline=True,
              skip=lambda p, d: "n/a" if p["mode"] == "build" else None),
     Provider("PyG LastNeighborLoader (not time-exact)", pyg_last, devices=("cpu",), skip=pyg_skip),
+    Provider("floor: write the outputs", output_floor, devices=("cpu", "cuda"),
+             skip=lambda p, d: None if p["mode"] == "bulk" else "bulk only"),
 ]
 
 

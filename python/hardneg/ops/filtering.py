@@ -77,11 +77,17 @@ def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
     width = 3 if K.kind == "triples" else 2
     if k.shape[1] != width:
         raise ValueError(f"{op}: 'keys' must be [B, {width}] for a known set of {K.kind} (got {V.describe(k)})")
-    k = _ids(op, "keys", k, max(K.num_entities, K.num_relations), K.device).contiguous()
-    if width == 3:
-        _ids(op, "keys[:, 1] (relations)", k[:, 1], K.num_relations, K.device)
-        _ids(op, "keys[:, 0] (heads)", k[:, 0], K.num_entities, K.device)
-        _ids(op, "keys[:, 2] (tails)", k[:, 2], K.num_entities, K.device)
+    if k.device != K.device:
+        raise ValueError(f"{op}: 'keys' must be on {K.device} like the known set (got {k.device})")
+    k = k.to(torch.int64).contiguous()
+    if k.numel():  # one min and one max per column (two reductions, not one per column and bound)
+        lo, hi = k.amin(0).tolist(), k.amax(0).tolist()
+        bounds = [K.num_entities, K.num_relations, K.num_entities] if width == 3 else [K.num_entities] * 2
+        names = ["keys[:, 0] (heads)", "keys[:, 1] (relations)", "keys[:, 2] (tails)"] if width == 3 else \
+            ["keys[:, 0]", "keys[:, 1]"]
+        for name, a, b, n in zip(names, lo, hi, bounds):
+            if a < 0 or b >= n:
+                raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {a}, max {b})")
     if before is not None:
         if K.first_time is None:
             raise ValueError(f"{op}: 'before' needs a known set built with times=...")

@@ -51,7 +51,8 @@ def temporal_neighbors(graph, nodes, times, k, *, strategy="recent", inclusive=F
 def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
     """The common streaming call (CPU, int64 nodes, times already in the graph's dtype, recent, no window):
     only cheap attribute checks here; node range and NaN are checked by the C++ kernel."""
-    if (backend not in (None, "cpu") or window is not None or strategy != "recent" or generator is not None
+    if (backend not in (None, "cpu") or window is not None or strategy != "recent"
+            or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
             or type(k) is not int or k < 1 or graph.device.type != "cpu" or graph.num_levels == 0
             or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
             or nodes.dtype != torch.int64 or times.dtype != graph.time_dtype or nodes.dim() != 1
