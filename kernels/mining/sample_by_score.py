@@ -32,6 +32,100 @@ def _logits(s, WEIGHTING: tl.constexpr, inv_temp):
 
 
 @triton.jit
+def _gumbel_keys(l, seed, rows, cols, BM: tl.constexpr, BN: tl.constexpr):
+    """g = l + Gumbel, the Gumbel from Philox(seed; col, row): identical in every kernel that calls it."""
+    r0, r1, _r2, _r3 = tl.philox(seed, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32),
+                                 rows[:, None] + tl.zeros((BM, BN), dtype=tl.int32), 0, 0)
+    v = r0.to(tl.float32) * 2.3283064365386963e-10 + (r1.to(tl.float32) + 0.5) * 5.421010862427522e-20
+    u = 1.0 - v
+    e = tl.where(u == 1.0, v, -tl.log(u) * v / tl.where(u == 1.0, 1.0, 1.0 - u))  # -log(1 - v), accurate for small v
+    return l - tl.log(e)
+
+
+@triton.jit
+def _key_segmax_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+                       seed, inv_temp, seg_ptr, n_seg,
+                       WEIGHTING: tl.constexpr, METRIC: tl.constexpr, HAS_EX: tl.constexpr, SEG: tl.constexpr,
+                       BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
+                       UPCAST: tl.constexpr, IEEE: tl.constexpr):
+    """Pass 1 (no replacement): per row, the largest Gumbel key of every segment of SEG tiles."""
+    pid_m = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    rows = pid_m * BM + tl.arange(0, BM)
+    row_ok = rows < B
+    c0 = pid_c * chunk
+    c1 = tl.minimum(c0 + chunk, N)
+    q = load_query_block(q_ptr, ldq, rows, row_ok, D, BD)
+    qaux = query_aux(q, METRIC)
+    if HAS_EX:
+        ep = tl.load(ex_start_ptr + rows.to(tl.int64) * n_chunks + pid_c, mask=row_ok, other=0)
+        ee = tl.load(ex_ptr_ptr + rows + 1, mask=row_ok, other=0)
+    lane = tl.arange(0, BN)
+    for s0 in range(c0, c1, BN * SEG):
+        best = tl.full((BM,), float("-inf"), dtype=tl.float32)
+        for t in range(SEG):
+            t0 = s0 + t * BN
+            cols = t0 + lane
+            col_ok = cols < c1
+            s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
+                           METRIC, BM, BN, BD, BDS, UPCAST, IEEE)
+            if HAS_EX:
+                s, ep = mask_excluded(s, cols, t0 + BN, ex_idx_ptr, ep, ee)
+            g = _gumbel_keys(_logits(s, WEIGHTING, inv_temp), seed, rows, cols, BM, BN)
+            best = tl.maximum(best, tl.max(g, 1))
+        tl.store(seg_ptr + rows.to(tl.int64) * n_seg + s0 // (BN * SEG), best, mask=row_ok)
+
+
+@triton.jit
+def _key_filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+                       seed, inv_temp, thr_ptr, cnt_ptr, buf_g_ptr, buf_i_ptr, buf_l_ptr, cap, out_m_ptr, out_z_ptr,
+                       WEIGHTING: tl.constexpr, METRIC: tl.constexpr, HAS_EX: tl.constexpr,
+                       BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
+                       UPCAST: tl.constexpr, IEEE: tl.constexpr):
+    """Pass 2: the streaming log-sum-exp, and every (key, id, logit) with key >= the row's bound appended."""
+    pid_m = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    rows = pid_m * BM + tl.arange(0, BM)
+    row_ok = rows < B
+    c0 = pid_c * chunk
+    c1 = tl.minimum(c0 + chunk, N)
+    q = load_query_block(q_ptr, ldq, rows, row_ok, D, BD)
+    qaux = query_aux(q, METRIC)
+    thr = tl.load(thr_ptr + rows, mask=row_ok, other=float("inf"))
+    m_run = tl.full((BM,), float("-inf"), dtype=tl.float32)
+    z_run = tl.zeros((BM,), dtype=tl.float32)
+    if HAS_EX:
+        ep = tl.load(ex_start_ptr + rows.to(tl.int64) * n_chunks + pid_c, mask=row_ok, other=0)
+        ee = tl.load(ex_ptr_ptr + rows + 1, mask=row_ok, other=0)
+    lane = tl.arange(0, BN)
+    for t0 in range(c0, c1, BN):
+        cols = t0 + lane
+        col_ok = cols < c1
+        s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
+                       METRIC, BM, BN, BD, BDS, UPCAST, IEEE)
+        s = tl.where(row_ok[:, None], s, float("-inf"))
+        if HAS_EX:
+            s, ep = mask_excluded(s, cols, t0 + BN, ex_idx_ptr, ep, ee)
+        l = _logits(s, WEIGHTING, inv_temp)
+        m_run, z_run = lse_update(m_run, z_run, l)
+        g = _gumbel_keys(l, seed, rows, cols, BM, BN)
+        m = (g >= thr[:, None]) & (l > float("-inf"))
+        mi = m.to(tl.int32)
+        cnt = tl.sum(mi, 1)
+        if tl.max(cnt, 0) > 0:
+            base = tl.atomic_add(cnt_ptr + rows, cnt, mask=row_ok & (cnt > 0))
+            pos = base[:, None] + tl.cumsum(mi, 1) - 1
+            ok = m & (pos < cap)
+            off = rows[:, None].to(tl.int64) * cap + pos
+            tl.store(buf_g_ptr + off, g, mask=ok)
+            tl.store(buf_l_ptr + off, l, mask=ok)
+            tl.store(buf_i_ptr + off, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32), mask=ok)
+    slot_off = rows.to(tl.int64) * n_chunks + pid_c
+    tl.store(out_m_ptr + slot_off, m_run, mask=row_ok)
+    tl.store(out_z_ptr + slot_off, z_run, mask=row_ok)
+
+
+@triton.jit
 def _sample_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
                    ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
                    seed, inv_temp,
@@ -69,12 +163,7 @@ def _sample_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
         l = _logits(s, WEIGHTING, inv_temp)
         m_run, z_run = lse_update(m_run, z_run, l)
         if SELECT:
-            r0, r1, _r2, _r3 = tl.philox(seed, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32),
-                                         rows[:, None] + tl.zeros((BM, BN), dtype=tl.int32), 0, 0)
-            v = r0.to(tl.float32) * 2.3283064365386963e-10 + (r1.to(tl.float32) + 0.5) * 5.421010862427522e-20
-            u = 1.0 - v
-            e = tl.where(u == 1.0, v, -tl.log(u) * v / tl.where(u == 1.0, 1.0, 1.0 - u))  # -log(1 - v), accurate for small v
-            g = l - tl.log(e)
+            g = _gumbel_keys(l, seed, rows, cols, BM, BN)
             surv = g > thr[:, None]
             while tl.max(tl.max(surv.to(tl.int32), 1), 0) > 0:
                 gm = tl.where(surv, g, float("-inf"))
@@ -168,8 +257,92 @@ def _gather_logits(q, c, ids, metric, weighting, temperature):
     return logits(out, ("softmax", "softplus")[weighting], temperature)
 
 
+def _lse_rows(out_m, out_z):
+    m = out_m.max(dim=1).values
+    safe_m = torch.where(torch.isneginf(m), torch.zeros_like(m), m)
+    z = (out_z.double() * torch.exp((out_m - safe_m[:, None]).double())).sum(1)
+    return safe_m.double() + torch.log(z), z
+
+
+def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
+    """Exact Gumbel-top-n in two fused passes (segment-max bound, then thresholded append + log-sum-exp),
+    the design that made topk_mine fast; rows whose buffer overflows fall back to the insertion kernel."""
+    from hardneg.kernels.mining.topk_mine import _chunking, _exclusion_args
+
+    B, d = q.shape
+    N = c.shape[0]
+    interpret = triton_interpreting()
+    p = plan(B, N, d, 2, metric, q.device, interpret)
+    if not interpret:
+        if metric < 3:
+            p.update(BM=max(16, min(64, _next_pow2(B))), BN=64, num_warps=4)
+        sms = torch.cuda.get_device_properties(q.device).multi_processor_count
+        p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / math.ceil(B / p["BM"]))))
+    kk = min(n, N)
+    n_tiles = math.ceil(N / p["BN"])
+    SEG = max(1, min(64, n_tiles // max(1, 16 * kk)))
+    chunk, _ = _chunking(N, p)
+    chunk = math.ceil(chunk / (p["BN"] * SEG)) * p["BN"] * SEG
+    n_chunks = math.ceil(N / chunk)
+    n_seg = math.ceil(N / (p["BN"] * SEG))
+    ex_ptr, ex_idx, ex_start, has_ex = _exclusion_args(ex, B, N, chunk, n_chunks, q.device)
+    seed63 = int(seed) & 0x7FFFFFFF_FFFFFFFF
+    common = dict(WEIGHTING=weighting, METRIC=metric, HAS_EX=has_ex, BM=p["BM"], BN=p["BN"], BD=p["BD"],
+                  BDS=p["BDS"], UPCAST=interpret and q.dtype != torch.float32, IEEE=q.dtype == torch.float32,
+                  num_warps=p["num_warps"])
+    grid = (math.ceil(B / p["BM"]), n_chunks)
+    seg = torch.empty(B, n_seg, dtype=torch.float32, device=q.device)
+    _key_segmax_kernel[grid](q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
+                             seed63, 1.0 / temperature, seg, n_seg, SEG=SEG, **common)
+    thr = torch.topk(seg, kk, dim=1).values[:, -1] if n_seg >= kk else torch.full((B,), float("-inf"), device=q.device)
+    cap = int(min(N, math.ceil((4 * kk + 64) / 64) * 64))
+    cnt = torch.zeros(B, dtype=torch.int32, device=q.device)
+    buf_g = torch.empty(B, cap, dtype=torch.float32, device=q.device)
+    buf_l = torch.empty(B, cap, dtype=torch.float32, device=q.device)
+    buf_i = torch.empty(B, cap, dtype=torch.int32, device=q.device)
+    out_m = torch.empty(B, n_chunks, dtype=torch.float32, device=q.device)
+    out_z = torch.empty(B, n_chunks, dtype=torch.float32, device=q.device)
+    _key_filter_kernel[grid](q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
+                             seed63, 1.0 / temperature, thr.contiguous(), cnt, buf_g, buf_i, buf_l, cap, out_m, out_z,
+                             **common)
+    lse, z = _lse_rows(out_m, out_z)
+    cnt64 = cnt.to(torch.int64)
+    admissible_keys = torch.isfinite(thr)  # a finite bound means >= kk admissible candidates exist
+    valid = torch.arange(cap, device=q.device)[None, :] < cnt64.clamp_max(cap)[:, None]
+    g = torch.where(valid, buf_g, torch.full_like(buf_g, float("-inf")))
+    top = torch.topk(g, min(kk, cap), dim=1)
+    ids = torch.gather(buf_i.to(torch.int64), 1, top.indices)
+    lg = torch.gather(buf_l, 1, top.indices).double()
+    dead = torch.isneginf(top.values)
+    ids = torch.where(dead, torch.full_like(ids, -1), ids)
+    lp = torch.where(dead, torch.full_like(lg, float("-inf")), lg - lse[:, None]).float()
+    bad = (cnt64 > cap) | (admissible_keys & (cnt64 < kk))
+    idx = bad.nonzero().flatten()
+    if idx.numel():  # exact fallback (massive ties in the keys cannot happen; overflow is the only case)
+        sub_ex = None
+        if ex is not None:
+            counts = (ex[0][1:] - ex[0][:-1])[idx]
+            ptr = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=q.device)
+            ptr[1:] = counts.cumsum(0)
+            take = torch.repeat_interleave(ex[0][:-1][idx], counts) + (
+                torch.arange(int(ptr[-1]), device=q.device) - torch.repeat_interleave(ptr[:-1], counts))
+            sub_ex = (ptr, ex[1][take])
+        fi, fl = _insertion_sample(q[idx], c, n, metric, weighting, temperature, sub_ex, seed)
+        ids[idx], lp[idx] = fi[:, :kk], fl[:, :kk]
+    if kk < n:
+        ids = torch.cat([ids, ids.new_full((B, n - kk), -1)], 1)
+        lp = torch.cat([lp, lp.new_full((B, n - kk), float("-inf"))], 1)
+    return ids, lp
+
+
 def sample_by_score_triton(q, c, n, metric, weighting, temperature, ex, replacement, seed):
     q, c = prepare_inputs(q, c)
+    if not replacement and min(n, c.shape[0]) <= 1024:
+        return _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed)
+    return _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replacement)
+
+
+def _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replacement=False):
     B, d = q.shape
     N = c.shape[0]
     interpret = triton_interpreting()

@@ -183,3 +183,15 @@ def test_n_above_admissible_pads_without_replacement():
 
 def test_chi2_threshold_sane():
     assert 30 < chi2_quantile(10) < 60
+
+
+@pytest.mark.parametrize("backend,device", [p for p in BACKENDS if p.values[0] == "triton"])
+def test_triton_two_pass_bound_path_distribution(backend, device):
+    # enough candidate tiles that the segment-max bound is used (more segments than draws)
+    q, c = _problem(seed=9, N=2048, d=8, R=1500, scale=1.2)
+    g = torch.Generator().manual_seed(77)
+    ids, lp = _call(backend, device, q, c, 2, generator=g)
+    p = log_probs(q[:1], c)[0].exp()
+    assert_chi2(torch.bincount(ids[:, 0], minlength=c.shape[0]), p)
+    assert (ids[:, 0] != ids[:, 1]).all()
+    assert torch.allclose(lp.double(), torch.log(p)[ids], atol=2e-5, rtol=1e-5)
