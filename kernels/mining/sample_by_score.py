@@ -14,7 +14,7 @@ import triton.language as tl
 
 from hardneg._backend import triton_interpreting
 from hardneg.kernels.mining._tiles import lse_update, load_query_block, mask_excluded, query_aux, score_tile
-from hardneg.kernels.mining.topk_mine import _next_pow2, exclusion_starts, plan, prepare_inputs
+from hardneg.kernels.mining.topk_mine import _next_pow2, csr_rows, exclusion_starts, plan, prepare_inputs
 
 
 @triton.jit
@@ -319,14 +319,7 @@ def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
     bad = (cnt64 > cap) | (admissible_keys & (cnt64 < kk))
     idx = bad.nonzero().flatten()
     if idx.numel():  # exact fallback (massive ties in the keys cannot happen; overflow is the only case)
-        sub_ex = None
-        if ex is not None:
-            counts = (ex[0][1:] - ex[0][:-1])[idx]
-            ptr = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=q.device)
-            ptr[1:] = counts.cumsum(0)
-            take = torch.repeat_interleave(ex[0][:-1][idx], counts) + (
-                torch.arange(int(ptr[-1]), device=q.device) - torch.repeat_interleave(ptr[:-1], counts))
-            sub_ex = (ptr, ex[1][take])
+        sub_ex = csr_rows(ex, idx)
         fi, fl = _insertion_sample(q[idx], c, n, metric, weighting, temperature, sub_ex, seed)
         ids[idx], lp[idx] = fi[:, :kk], fl[:, :kk]
     if kk < n:

@@ -187,6 +187,18 @@ def exclusion_starts(ex, B: int, N: int, chunk: int, n_chunks: int, device):
     return torch.searchsorted(keys, probe.reshape(-1)).reshape(B, n_chunks).contiguous()
 
 
+def csr_rows(ex, idx):
+    """The rows ``idx`` of a CSR pair, as a CSR pair (None stays None)."""
+    if ex is None:
+        return None
+    counts = (ex[0][1:] - ex[0][:-1])[idx]
+    ptr = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=idx.device)
+    ptr[1:] = counts.cumsum(0)
+    take = torch.repeat_interleave(ex[0][:-1][idx], counts) + (
+        torch.arange(int(ptr[-1]), device=idx.device) - torch.repeat_interleave(ptr[:-1], counts))
+    return ptr, ex[1][take]
+
+
 def merge_chunks(vals: torch.Tensor, ids: torch.Tensor, k: int):
     """vals/ids [B, chunks*KP] -> top-k per row by (value desc, id asc); pads (+inf slots) dropped."""
     vals = torch.where(torch.isposinf(vals), torch.full_like(vals, float("-inf")), vals)
@@ -320,14 +332,7 @@ def topk_mine_triton(q, c, k, metric, ex):
     out_v, out_i = merge_chunks(vals, ids, k)
     idx = bad.nonzero().flatten()
     if idx.numel():  # exact fallback for the rows whose buffer overflowed
-        sub_ex = None
-        if ex is not None:
-            counts = (ex[0][1:] - ex[0][:-1])[idx]
-            ptr = torch.zeros(idx.numel() + 1, dtype=torch.int64, device=q.device)
-            ptr[1:] = counts.cumsum(0)
-            take = torch.repeat_interleave(ex[0][:-1][idx], counts) + (
-                torch.arange(int(ptr[-1]), device=q.device) - torch.repeat_interleave(ptr[:-1], counts))
-            sub_ex = (ptr, ex[1][take])
+        sub_ex = csr_rows(ex, idx)
         fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex)
         out_v[idx] = fv
         out_i[idx] = fi
