@@ -100,5 +100,29 @@ def configs(quick):
     return out
 
 
+def ab_exclusions(repeats=5, B=1024, N=1_000_000, d=64, K=32, excl=20):
+    """Interleaved A/B of the CPU kernel with and without exclusions: this machine drifts by ±15% over a run,
+    so back-to-back configs cannot resolve a 10% difference; alternating calls can."""
+    import statistics
+    import time
+
+    q, c, _ = make_inputs(dict(B=B, N=N, d=d), "cpu")
+    _, _, ex = make_inputs(dict(B=B, N=N, d=d, excl=excl), "cpu")
+    hardneg.ops.topk_mine(q[:8], c[:1000], K)
+    t = {"plain": [], "excl": []}
+    for _ in range(repeats):
+        for name, e in (("plain", None), ("excl", ex)):
+            t0 = time.perf_counter()
+            hardneg.ops.topk_mine(q, c, K, exclude=e, backend="cpu")
+            t[name].append(time.perf_counter() - t0)
+    mp, me = statistics.median(t["plain"]), statistics.median(t["excl"])
+    print(f"interleaved A/B, B={B} N={N} d={d} K={K}: plain {mp:.3f} s, {excl} exclusions/query {me:.3f} s "
+          f"-> exclusions cost {100 * (me / mp - 1):+.1f}%  (runs: {[round(x, 3) for x in t['plain']]} / "
+          f"{[round(x, 3) for x in t['excl']]})")
+
+
 if __name__ == "__main__":
-    main("topk_mine", configs, PROVIDERS)
+    if "--ab-exclusions" in sys.argv:
+        ab_exclusions()
+    else:
+        main("topk_mine", configs, PROVIDERS)
