@@ -112,6 +112,43 @@ def corrupt_pykeen(p, device):
     return lambda: s.sample(pos)
 
 
+def _edges(p):
+    tr, E, R = graph(p)
+    ed = torch.unique(tr[:, [0, 2]], dim=0)
+    return ed, E
+
+
+def corrupt_edges_ours(p, device):
+    ed, E = _edges(p)
+    ks = hardneg.KnownSet.from_edges(ed, E).to(device)
+    pos = ed[torch.randint(0, ed.shape[0], (p["B"],), generator=torch.Generator().manual_seed(2))].to(device)
+    g = torch.Generator().manual_seed(3)
+    return lambda: hardneg.ops.corrupt(pos, p["n"], E, side="tail", known=ks, generator=g)
+
+
+def pyg_negative_sampling(p, device):
+    from torch_geometric.utils import negative_sampling
+
+    ed, E = _edges(p)
+    ei = ed.T.contiguous().to(device)
+    want = p["B"] * p["n"]
+
+    def f():
+        out = negative_sampling(ei, num_nodes=E, num_neg_samples=want)
+        f.got = out.shape[1]
+        return out
+    f.got = None
+    return f
+
+
+def _pyg_skip(p, device):
+    try:
+        import torch_geometric  # noqa: F401
+    except ImportError:
+        return "torch_geometric not installed"
+    return None if p["op"] == "edges" else "n/a for this op"
+
+
 def build_ours(p, device):
     g = torch.Generator().manual_seed(0)
     ed = torch.randint(0, p["V"], (p["M"], 2), generator=g).to(device)
@@ -146,9 +183,11 @@ def only(*names):
 
 PROVIDERS = [
     Provider("hardneg cpu", lambda p, d: {"contains": contains_ours("cpu"), "corrupt": corrupt_ours("cpu"),
+                                          "edges": corrupt_edges_ours,
                                           "build": build_ours, "exclusion": exclusion_ours("cpu"),
                                           "mask": mask_ours("cpu")}[p["op"]](p, d), devices=("cpu",)),
     Provider("hardneg cuda", lambda p, d: {"contains": contains_ours("cuda"), "corrupt": corrupt_ours("cuda"),
+                                           "edges": corrupt_edges_ours,
                                            "build": build_ours, "exclusion": exclusion_ours("cuda"),
                                            "mask": mask_ours("cuda")}[p["op"]](p, d), devices=("cuda",)),
     Provider("reference (torch searchsorted)", lambda p, d: {"contains": contains_ours("reference"),
@@ -163,6 +202,8 @@ PROVIDERS = [
              skip=lambda p, d: only("contains")(p, d) or _pykeen_skip(p, d)),
     Provider("pykeen Basic(filtered=True)", corrupt_pykeen, devices=("cpu",), baseline=True,
              skip=lambda p, d: only("corrupt")(p, d) or _pykeen_skip(p, d)),
+    Provider("PyG negative_sampling (may undershoot)", pyg_negative_sampling, devices=("cpu", "cuda"), baseline=True,
+             skip=_pyg_skip),
 ]
 
 
@@ -175,6 +216,8 @@ def configs(quick):
             Config(f"known_contains {Q} queries vs WN18RR", dict(op="contains", data="wn18rr", Q=Q), device=dev),
             Config(f"corrupt {B} x 64 filtered (WN18RR, side=both)", dict(op="corrupt", data="wn18rr", B=B, n=64), device=dev),
             Config(f"known_mask {B} x 64 (WN18RR)", dict(op="mask", data="wn18rr", B=B, n=64), device=dev),
+            Config(f"edge negatives {B} x 64, filtered (WN18RR as a graph)", dict(op="edges", data="wn18rr", B=B, n=64),
+                   device=dev),
             Config(f"known_exclusion {B} anchors (WN18RR)", dict(op="exclusion", data="wn18rr", B=B), device=dev),
         ]
     out.append(Config("KnownSet.from_edges 10M edges" if not quick else "KnownSet.from_edges 1M edges",

@@ -123,19 +123,26 @@ def numpy_ref(p, device):
     return lambda: fn(nodes, times, p["k"])
 
 
+def _pyg_loader():
+    try:
+        from torch_geometric.loader import LastNeighborLoader
+    except ImportError:
+        from torch_geometric.nn.models.tgn import LastNeighborLoader  # where PyG 2.x keeps it
+    return LastNeighborLoader
+
+
 def pyg_skip(p, device):
     try:
-        from torch_geometric.loader import LastNeighborLoader  # noqa: F401
+        _pyg_loader()
     except Exception:
         return "torch_geometric not installed"
     return None if p["mode"] == "stream" and p["strategy"] == "recent" else "recent/stream only"
 
 
 def pyg_last(p, device):
-    from torch_geometric.loader import LastNeighborLoader  # not time-exact: last inserted, ignores query time
-
     ev = events(p["quick"])
-    loader = LastNeighborLoader(ev.num_nodes, size=p["k"], device=device)
+    # not time-exact: it returns the last neighbours *inserted*, whatever the query time
+    loader = _pyg_loader()(ev.num_nodes, size=p["k"], device=device)
     bs = batches(ev)
 
     def f():
