@@ -35,14 +35,8 @@ def cmd_demo(args) -> int:
     ent = torch.randn(E, args.dim, generator=g) / args.dim**0.5
     rel = torch.randn(R, args.dim, generator=g)
     hr = torch.unique(triples[:, :2], dim=0)
-    # exclusion CSR: all known tails of each (h, r) query
-    key_q = hr[:, 0] * R + hr[:, 1]
-    key_t = triples[:, 0] * R + triples[:, 1]
-    order = torch.argsort(key_t)
-    row = torch.searchsorted(key_q, key_t[order])
-    indptr = torch.zeros(hr.shape[0] + 1, dtype=torch.int64)
-    indptr[1:] = torch.cumsum(torch.bincount(row, minlength=hr.shape[0]), 0)
-    ex = (indptr, triples[order, 2])
+    known = hardneg.KnownSet.from_triples(triples, E, R)
+    ex = known.exclusion(hr, side="tail")  # all known tails of each (h, r) query, as a CSR
     query = ent[hr[:, 0]] * rel[hr[:, 1]]  # DistMult: score(h, r, t) = <e_h * w_r, e_t>
     t = time.perf_counter()
     s, ids = topk_mine(query, ent, args.k, exclude=ex)
@@ -50,11 +44,18 @@ def cmd_demo(args) -> int:
     t = time.perf_counter()
     sid, lp = sample_by_score(query, ent, args.k, exclude=ex, generator=g, weighting="softplus")
     t_samp = time.perf_counter() - t
-    known = set(map(tuple, triples.tolist()))
-    bad = sum((int(h), int(r), int(x)) in known for (h, r), row_ids in zip(hr.tolist(), ids.tolist()) for x in row_ids if x >= 0)
-    bad += sum((int(h), int(r), int(x)) in known for (h, r), row_ids in zip(hr.tolist(), sid.tolist()) for x in row_ids if x >= 0)
+    truth = set(map(tuple, triples.tolist()))  # brute-force check, independent of KnownSet
+    bad = sum((int(h), int(r), int(x)) in truth for (h, r), row_ids in zip(hr.tolist(), ids.tolist()) for x in row_ids if x >= 0)
+    bad += sum((int(h), int(r), int(x)) in truth for (h, r), row_ids in zip(hr.tolist(), sid.tolist()) for x in row_ids if x >= 0)
     print(f"[demo] {hr.shape[0]} (h, r) queries: top-{args.k} hard negatives in {t_top * 1e3:.1f} ms, "
           f"{args.k} loss-proportional samples in {t_samp * 1e3:.1f} ms; known positives returned: {bad}")
+    t = time.perf_counter()
+    neg, valid = hardneg.ops.corrupt(triples, 64, E, side="bernoulli", known=known, generator=g)
+    t_cor = time.perf_counter() - t
+    leaked = sum(tuple(x) in truth for x in neg[valid].tolist())
+    print(f"[demo] Bernoulli filtered corruption, {triples.shape[0]} x 64: {t_cor * 1e3:.1f} ms, "
+          f"known triples among them: {leaked}, rows with no admissible negative: {int((~valid).sum())}")
+    bad += leaked
     h, r = hr[0].tolist()
     print(f"[demo] query (h={h}, r={r}): hardest tails {ids[0, :8].tolist()} scores {[round(x, 3) for x in s[0, :8].tolist()]}")
     # a larger synthetic mining run, against torch's materialised matmul + topk
