@@ -320,7 +320,15 @@ def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
     idx = bad.nonzero().flatten()
     if idx.numel():  # exact fallback (massive ties in the keys cannot happen; overflow is the only case)
         sub_ex = csr_rows(ex, idx)
-        fi, fl = _insertion_sample(q[idx], c, n, metric, weighting, temperature, sub_ex, seed)
+        if _next_pow2(kk) > 1024:  # beyond the insertion kernel's registers: the exact torch reference
+            from hardneg.reference.mining import sample_by_score as _ref_sample
+
+            gen = torch.Generator(device=q.device).manual_seed(int(seed) & 0x7FFFFFFF_FFFFFFFF)
+            fi, fl = _ref_sample(q[idx], c, n, metric=("dot", "cos", "l2", "l1", "rotate")[metric],
+                                 weighting=("softmax", "softplus")[weighting], temperature=temperature,
+                                 exclude=sub_ex, generator=gen)
+        else:
+            fi, fl = _insertion_sample(q[idx], c, n, metric, weighting, temperature, sub_ex, seed)
         ids[idx], lp[idx] = fi[:, :kk], fl[:, :kk]
     if kk < n:
         ids = torch.cat([ids, ids.new_full((B, n - kk), -1)], 1)
@@ -330,7 +338,7 @@ def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
 
 def sample_by_score_triton(q, c, n, metric, weighting, temperature, ex, replacement, seed):
     q, c = prepare_inputs(q, c)
-    if not replacement and min(n, c.shape[0]) <= 1024:
+    if not replacement:  # any n: only the (rare) overflow fallback is register-limited
         return _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed)
     return _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replacement)
 

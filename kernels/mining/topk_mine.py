@@ -333,7 +333,12 @@ def topk_mine_triton(q, c, k, metric, ex):
     idx = bad.nonzero().flatten()
     if idx.numel():  # exact fallback for the rows whose buffer overflowed
         sub_ex = csr_rows(ex, idx)
-        fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex)
+        if _next_pow2(min(k, N)) > 1024:  # beyond the insertion kernel's registers: exact torch on the device
+            from hardneg.reference.mining import topk_mine as _ref_topk
+
+            fv, fi = _ref_topk(q[idx], c, k, metric=("dot", "cos", "l2", "l1", "rotate")[metric], exclude=sub_ex)
+        else:
+            fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex)
         out_v[idx] = fv
         out_i[idx] = fi
     return out_v, out_i

@@ -275,3 +275,12 @@ def test_triton_two_pass_bound_and_fallback(backend, device, case):
     ex = random_csr(20, 3000, 5, gen)
     s, i = _run(backend, device, q, c, 3, "dot", ex)
     assert_topk_matches(q, c, 3, "dot", ex, s, i, strict_ties=case == "all_ties" and exact_ties(backend, device))
+
+
+@pytest.mark.parametrize("backend,device", TRITON)
+def test_triton_large_k(backend, device):
+    gen = torch.Generator().manual_seed(31)
+    q = torch.randn(3, 4, generator=gen)
+    c = torch.randn(1500, 4, generator=gen)
+    s, i = _run(backend, device, q, c, 1100, "dot")
+    assert_topk_matches(q, c, 1100, "dot", None, s, i)
