@@ -38,25 +38,20 @@ void corrupt_cpu(const CorruptArgs& A, int threads) {
     if (A.filtered) {
       const int64_t E = A.K.E, R = A.K.R;
       int64_t lo[G], hi[G], out_lo[G], out_hi[G];
-      if (A.side_mode != 1) {  // tails of (h, r) in kt
+      for (int side = 0; side < 2; ++side) {  // 0: heads of (r, t) in kh; 1: tails of (h, r) in kt
+        if (A.side_mode == (side == 0 ? 0 : 1)) continue;  // that side is never corrupted
         for (int g = 0; g < G; ++g) {
-          S[g].base[1] = (S[g].h * R + S[g].r) * E;
-          lo[g] = S[g].base[1];
-          hi[g] = S[g].base[1] + E;
+          S[g].base[side] = side == 0 ? (S[g].r * E + S[g].t) * E : (S[g].h * R + S[g].r) * E;
+          lo[g] = S[g].base[side];
+          hi[g] = S[g].base[side] + E;
         }
-        lockstep_lower_bound<G>(A.K.kt, A.K.m, lo, out_lo);
-        lockstep_lower_bound<G>(A.K.kt, A.K.m, hi, out_hi);
-        for (int g = 0; g < G; ++g) { S[g].kb[1] = out_lo[g]; S[g].ke[1] = out_hi[g]; }
-      }
-      if (A.side_mode != 0) {  // heads of (r, t) in kh
+        const int64_t* keys = side == 0 ? A.K.kh : A.K.kt;
+        lockstep_lower_bound<G>(keys, A.K.m, lo, out_lo);
+        lockstep_lower_bound<G>(keys, A.K.m, hi, out_hi);
         for (int g = 0; g < G; ++g) {
-          S[g].base[0] = (S[g].r * E + S[g].t) * E;
-          lo[g] = S[g].base[0];
-          hi[g] = S[g].base[0] + E;
+          S[g].kb[side] = out_lo[g];
+          S[g].ke[side] = out_hi[g];
         }
-        lockstep_lower_bound<G>(A.K.kh, A.K.m, lo, out_lo);
-        lockstep_lower_bound<G>(A.K.kh, A.K.m, hi, out_hi);
-        for (int g = 0; g < G; ++g) { S[g].kb[0] = out_lo[g]; S[g].ke[0] = out_hi[g]; }
       }
     }
     for (int g = 0; g < gn; ++g)

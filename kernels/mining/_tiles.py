@@ -112,3 +112,13 @@ def lse_update(m_run, z_run, l):
     safe = tl.where(m_new == float("-inf"), 0.0, m_new)
     z_run = z_run * tl.exp(m_run - safe) + tl.sum(tl.exp(l - safe[:, None]), 1)
     return m_new, z_run
+
+
+@triton.jit
+def survivor_slots(m, mi, cnt, rows, row_ok, cnt_ptr, cap):
+    """Reserve buffer slots for the elements of a tile that passed a row's bound: one atomic per row, then
+    positions by a prefix sum. Returns (offsets into a [B, cap] buffer, store mask); overflow past cap is
+    counted but not stored, so the caller can detect it from the counter."""
+    base = tl.atomic_add(cnt_ptr + rows, cnt, mask=row_ok & (cnt > 0))
+    pos = base[:, None] + tl.cumsum(mi, 1) - 1
+    return rows[:, None].to(tl.int64) * cap + pos, m & (pos < cap)

@@ -13,7 +13,8 @@ import triton
 import triton.language as tl
 
 from hardneg._backend import triton_interpreting
-from hardneg.kernels.mining._tiles import lse_update, load_query_block, mask_excluded, query_aux, score_tile
+from hardneg.kernels.mining._tiles import (lse_update, load_query_block, mask_excluded, query_aux, score_tile,
+                                            survivor_slots)
 from hardneg.kernels.mining.topk_mine import _next_pow2, csr_rows, exclusion_starts, plan, prepare_inputs
 
 
@@ -113,10 +114,7 @@ def _key_filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_id
         mi = m.to(tl.int32)
         cnt = tl.sum(mi, 1)
         if tl.max(cnt, 0) > 0:
-            base = tl.atomic_add(cnt_ptr + rows, cnt, mask=row_ok & (cnt > 0))
-            pos = base[:, None] + tl.cumsum(mi, 1) - 1
-            ok = m & (pos < cap)
-            off = rows[:, None].to(tl.int64) * cap + pos
+            off, ok = survivor_slots(m, mi, cnt, rows, row_ok, cnt_ptr, cap)
             tl.store(buf_g_ptr + off, g, mask=ok)
             tl.store(buf_l_ptr + off, l, mask=ok)
             tl.store(buf_i_ptr + off, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32), mask=ok)
@@ -381,11 +379,8 @@ def _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replace
     _sample_kernel[grid](q, q.stride(0), c, c.stride(0), B, N, d, chunk, ex_ptr, ex_idx, ex_start, n_chunks,
                          seed32, 1.0 / temperature, out_g, out_i, out_l, out_m, out_z,
                          K=kk, KP=KP, SELECT=select, WEIGHTING=weighting, **common)
-    # combine per-chunk (max, sum) into the row's log-normaliser
+    lse, z = _lse_rows(out_m, out_z)  # -inf where nothing is admissible
     m = out_m.max(dim=1).values
-    safe_m = torch.where(torch.isneginf(m), torch.zeros_like(m), m)
-    z = (out_z.double() * torch.exp((out_m - safe_m[:, None]).double())).sum(1)
-    lse = safe_m.double() + torch.log(z)  # -inf where nothing is admissible
     if select:
         g = torch.where(torch.isposinf(out_g), torch.full_like(out_g, float("-inf")), out_g).reshape(B, -1)
         top = torch.topk(g, kk, dim=1)

@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from hardneg._backend import triton_interpreting
-from hardneg.kernels.mining._tiles import load_query_block, mask_excluded, query_aux, score_tile
+from hardneg.kernels.mining._tiles import load_query_block, mask_excluded, query_aux, score_tile, survivor_slots
 
 
 @triton.jit
@@ -106,10 +106,7 @@ def _filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk,
         mi = m.to(tl.int32)
         cnt = tl.sum(mi, 1)
         if tl.max(cnt, 0) > 0:  # rare after the threshold: most tiles stop at the compare above
-            base = tl.atomic_add(cnt_ptr + rows, cnt, mask=row_ok & (cnt > 0))
-            pos = base[:, None] + tl.cumsum(mi, 1) - 1
-            ok = m & (pos < cap)
-            off = rows[:, None].to(tl.int64) * cap + pos
+            off, ok = survivor_slots(m, mi, cnt, rows, row_ok, cnt_ptr, cap)
             tl.store(buf_v_ptr + off, s, mask=ok)
             tl.store(buf_i_ptr + off, cols[None, :] + tl.zeros((BM, BN), dtype=tl.int32), mask=ok)
 
