@@ -1,0 +1,25 @@
+"""Drop-in negative samplers (uniform → hard) behind one API.
+
+>>> import torch, hardneg
+>>> from hardneg import samplers
+>>> samplers.available()
+['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'nmiss', 'nscaching', 'mixed']
+>>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
+>>> known = hardneg.KnownSet.from_triples(train, 5, 2)
+>>> s = samplers.create("topk", num_negatives=2, known=known, pool_size=3)
+>>> scorer = samplers.DistMultScorer(torch.randn(5, 8), torch.randn(2, 8))
+>>> neg = s.sample(train, scorer=scorer, generator=torch.Generator().manual_seed(0))
+>>> neg.ids.shape, neg.valid.shape
+(torch.Size([3, 2]), torch.Size([3, 2]))
+"""
+from .base import Negatives, Sampler, available, create, get_class, register
+from .scorers import (ComplExScorer, DistMultScorer, EmbeddingScorer, RotatEScorer, Scorer, TransEScorer,
+                      pairwise)
+from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSampler
+from .khop import KHopSampler
+from .hard import MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
+
+__all__ = ["Negatives", "Sampler", "available", "create", "get_class", "register", "Scorer", "DistMultScorer",
+           "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
+           "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
+           "NMissSampler", "NSCachingSampler", "MixedSampler"]

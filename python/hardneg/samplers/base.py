@@ -1,0 +1,272 @@
+"""Sampler base class, the ``Negatives`` result and the name registry."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .. import _validate as V
+from ..known import KnownSet
+
+_REGISTRY: dict[str, type] = {}
+SIDE_MODES = ("tail", "head", "both", "bernoulli")
+
+
+@dataclass
+class Negatives:
+    """Fixed-shape negatives for a batch of B positives.
+
+    Attributes:
+        ids: int64 [B, n], the entity (node) that replaces the corrupted side; −1 where ``valid`` is False.
+        valid: bool [B, n]; False only where a row has nothing admissible (or padding).
+        log_prob: float [B, n] log-probability of each draw under the sampler's proposal (score samplers), or None.
+        side: None when only tails are corrupted; else int64 [B] or [B, n] holding the column of the positive
+            that was replaced: 0 for the head, 2 for the tail of a triple (1 for the destination of a pair).
+    """
+
+    ids: torch.Tensor
+    valid: torch.Tensor
+    log_prob: torch.Tensor | None = None
+    side: torch.Tensor | None = None
+
+    @property
+    def shape(self):
+        return tuple(self.ids.shape)
+
+    def side_matrix(self, positives: torch.Tensor) -> torch.Tensor:
+        """int64 [B, n] column replaced per negative (side expanded)."""
+        if self.side is None:
+            return torch.full_like(self.ids, positives.shape[1] - 1)
+        return self.side if self.side.dim() == 2 else self.side[:, None].expand_as(self.ids)
+
+    def triples(self, positives: torch.Tensor) -> torch.Tensor:
+        """The corrupted triples (or pairs) [B, n, 3 or 2]; invalid slots keep the replaced id −1."""
+        out = positives[:, None, :].expand(-1, self.ids.shape[1], -1).clone()
+        col = self.side_matrix(positives)
+        out.scatter_(2, col[..., None], self.ids[..., None])
+        return out
+
+    def to(self, device) -> "Negatives":
+        f = lambda x: None if x is None else x.to(device)
+        return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side))
+
+
+def register(name: str):
+    def deco(cls):
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+    return deco
+
+
+def available() -> list[str]:
+    """Names of the registered samplers, in registration order."""
+    return list(_REGISTRY)
+
+
+def create(name, *, num_negatives, known=None, num_entities=None, num_relations=None, **options) -> "Sampler":
+    """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default."""
+    if not isinstance(name, str):
+        raise TypeError(f"samplers.create: 'name' must be a str, one of {available()} (got {V.describe(name)})")
+    key = name.lower().replace("-", "_")
+    if key not in _REGISTRY:
+        raise ValueError(f"samplers.create: unknown sampler {name!r}; known samplers: {available()}")
+    return _REGISTRY[key](num_negatives=num_negatives, known=known, num_entities=num_entities,
+                          num_relations=num_relations, **options)
+
+
+def get_class(name: str) -> type:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {available()}")
+    return _REGISTRY[name]
+
+
+class Sampler:
+    """Base class. Subclasses implement ``_sample(P, scorer, generator) -> Negatives``.
+
+    Common keyword-only arguments: ``num_negatives`` (n >= 1), ``known`` (a :class:`hardneg.KnownSet`: the
+    filter; no known positive is ever returned), ``num_entities`` and ``num_relations`` (default: from
+    ``known``, else from the scorer), and ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
+    1/2) or ``"bernoulli"`` (head with the relation's tph/(tph+hpt), needs ``known``). The default is
+    ``"both"`` for triples and ``"tail"`` for pairs (edges / user–item).
+    """
+
+    name = "base"
+    requires_scorer = False
+
+    def __init__(self, *, num_negatives, known=None, num_entities=None, num_relations=None, side=None):
+        op = f"samplers.{self.name}"
+        self._op = op
+        self.num_negatives = V.integer(op, "num_negatives", num_negatives, minimum=1)
+        if known is not None and not isinstance(known, KnownSet):
+            raise TypeError(f"{op}: 'known' must be a hardneg.KnownSet or None (got {V.describe(known)})")
+        self.known = known
+        if num_entities is None and known is not None:
+            num_entities = known.num_entities
+        if num_relations is None and known is not None and known.kind == "triples":
+            num_relations = known.num_relations
+        self.num_entities = None if num_entities is None else V.integer(op, "num_entities", num_entities, minimum=1)
+        self.num_relations = None if num_relations is None else V.integer(op, "num_relations", num_relations, minimum=1)
+        if known is not None and self.num_entities is not None and self.num_entities != known.num_entities:
+            raise ValueError(f"{op}: 'num_entities' ({self.num_entities}) differs from known.num_entities "
+                             f"({known.num_entities})")
+        if side is not None:
+            V.choice(op, "side", side, SIDE_MODES)
+        self.side = side
+        self.step = 0  # number of sample() calls so far (schedules, caches)
+
+    # ------------------------------------------------------------------ public
+    def sample(self, positives, *, scorer=None, generator=None) -> Negatives:
+        """Negatives for ``positives`` ([B, 3] (h, r, t) triples or [B, 2] (u, v) pairs, int64)."""
+        P = self._check_positives(positives)
+        V.generator(self._op, generator)
+        if self.requires_scorer:
+            self._check_scorer(scorer, P)
+        with torch.no_grad():
+            out = self._sample(P, scorer, generator)
+        self.step += 1
+        return out
+
+    __call__ = sample
+
+    def state_dict(self) -> dict:
+        """Mutable state (step counter, caches) for checkpoints: ``load_state_dict`` restores it exactly."""
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+    def __repr__(self):
+        return f"{type(self).__name__}(num_negatives={self.num_negatives}, side={self.side!r})"
+
+    # ------------------------------------------------------------------ helpers
+    def _check_positives(self, positives) -> torch.Tensor:
+        op = self._op
+        P = V.tensor(op, "positives", positives, dtypes=V.INDEX_DTYPES, kind="integer tensor",
+                     what="of (h, r, t) triples [B, 3] or (u, v) pairs [B, 2]")
+        if P.dim() != 2 or P.shape[1] not in (2, 3):
+            raise ValueError(f"{op}: 'positives' must be [B, 3] (h, r, t) or [B, 2] (u, v) (got {V.describe(P)})")
+        P = P.long()
+        if self.known is not None:
+            if self.known.device != P.device:
+                raise ValueError(f"{op}: 'positives' is on {P.device} but 'known' is on {self.known.device}; "
+                                 f"move one of them (known.to(device))")
+            want = 3 if self.known.kind == "triples" else 2
+            if P.shape[1] != want:
+                raise ValueError(f"{op}: 'known' holds {self.known.kind}, so 'positives' must be [B, {want}] "
+                                 f"(got {V.describe(P)})")
+        if P.numel():
+            ent = P[:, [0, -1]]
+            if self.num_entities is not None:
+                lo, hi = int(ent.min()), int(ent.max())
+                if lo < 0 or hi >= self.num_entities:
+                    raise ValueError(f"{op}: entity ids in 'positives' must be in [0, {self.num_entities}) "
+                                     f"(got min {lo}, max {hi})")
+            elif int(ent.min()) < 0:
+                raise ValueError(f"{op}: entity ids in 'positives' must be >= 0 (got {int(ent.min())})")
+            if P.shape[1] == 3:
+                lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
+                if lo < 0 or (self.num_relations is not None and hi >= self.num_relations):
+                    raise ValueError(f"{op}: relation ids in 'positives' must be in [0, {self.num_relations}) "
+                                     f"(got min {lo}, max {hi})")
+        return P
+
+    def _check_scorer(self, scorer, P):
+        op = self._op
+        if scorer is None:
+            raise ValueError(f"{op}: this sampler mines with the model's score and needs a scorer: "
+                             f"sample(positives, scorer=...) with e.g. hardneg.samplers.DistMultScorer(...) or a "
+                             f"hardneg.models.kg model")
+        for attr in ("query_vectors", "candidate_vectors", "metric"):
+            if not hasattr(scorer, attr):
+                raise TypeError(f"{op}: 'scorer' must implement query_vectors, candidate_vectors and metric "
+                                f"(missing {attr!r} on {type(scorer).__name__})")
+        cand = scorer.candidate_vectors("tail")
+        if cand.device != P.device:
+            raise ValueError(f"{op}: the scorer's vectors are on {cand.device} but 'positives' is on {P.device}")
+        N = cand.shape[0]
+        if self.num_entities is not None and N != self.num_entities:
+            raise ValueError(f"{op}: the scorer has {N} candidates but num_entities is {self.num_entities}")
+
+    def _entities(self, scorer=None) -> int:
+        if self.num_entities is not None:
+            return self.num_entities
+        if scorer is not None:
+            return scorer.candidate_vectors("tail").shape[0]
+        raise ValueError(f"{self._op}: 'num_entities' is required when no 'known' set is given")
+
+    def _side_mode(self, P) -> str:
+        return self.side or ("both" if P.shape[1] == 3 else "tail")
+
+    def _row_sides(self, P, generator) -> torch.Tensor | None:
+        """Per-row replaced column [B] (int64), or None when every row corrupts the tail."""
+        mode = self._side_mode(P)
+        B, w = P.shape
+        tail = w - 1
+        if mode == "tail":
+            return None
+        if mode == "head":
+            return torch.zeros(B, dtype=torch.int64, device=P.device)
+        if mode == "both":
+            p = torch.full((B,), 0.5, dtype=torch.float64)
+        else:
+            if self.known is None or self.known.kind != "triples":
+                raise ValueError(f"{self._op}: side='bernoulli' needs a KnownSet of triples (for tph/hpt)")
+            p = self.known.head_probability().to("cpu", torch.float64)[P[:, 1].cpu()]
+        u = rand_like_gen((B,), generator, torch.device("cpu"))
+        return torch.where(u < p, 0, tail).to(torch.int64).to(P.device)
+
+
+def anchors(P: torch.Tensor, side: str):
+    """(anchor, true entity) for ``side``: triples -> (h, r) / (r, t); pairs -> u / v."""
+    if P.shape[1] == 3:
+        return (P[:, :2], P[:, 2]) if side == "tail" else (P[:, 1:], P[:, 0])
+    return (P[:, 0], P[:, 1]) if side == "tail" else (P[:, 1], P[:, 0])
+
+
+def exclusion_with_self(known, anchor, target, side):
+    """CSR of ids to skip per row: the known positives of the anchor plus the row's own true entity (so the
+    positive itself is never returned, even without a known set or for triples not in it)."""
+    B = target.shape[0]
+    dev = target.device
+    if known is not None:
+        a = anchor if anchor.dim() == 2 or known.kind == "triples" else anchor
+        ptr, idx = known.exclusion(a, side=side)
+    else:
+        ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
+    counts = ptr.diff() + 1
+    nptr = torch.zeros(B + 1, dtype=torch.int64, device=dev)
+    nptr[1:] = counts.cumsum(0)
+    out = torch.empty(int(nptr[-1]), dtype=torch.int64, device=dev)
+    row = torch.repeat_interleave(torch.arange(B, device=dev), ptr.diff())
+    pos_in_row = torch.arange(idx.numel(), device=dev) - ptr[row]
+    out[nptr[row] + pos_in_row] = idx
+    out[nptr[1:] - 1] = target
+    return nptr, out
+
+
+def rand_like_gen(shape, generator, device, dtype=torch.float64):
+    """Uniform [0, 1) from ``generator`` (or the global RNG), returned on ``device``."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(shape, generator=generator, device=gdev, dtype=dtype).to(device)
+
+
+def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n draws per row from the valid (>= 0) entries of ``pool_ids`` [B, K]: a uniform random permutation of the
+    valid entries (distinct), cycled when a row has fewer than n. -> (ids [B, n], valid [B, n])."""
+    B, K = pool_ids.shape
+    dev = pool_ids.device
+    if B == 0 or K == 0:
+        return (torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev))
+    keys = rand_like_gen((B, K), generator, dev)
+    ok = pool_ids >= 0
+    keys = torch.where(ok, keys, torch.full_like(keys, 2.0))
+    order = keys.argsort(dim=1)
+    perm = pool_ids.gather(1, order)  # valid entries first, in random order
+    cnt = ok.sum(1, keepdim=True)
+    j = torch.arange(n, device=dev)[None, :] % cnt.clamp_min(1)
+    ids = perm.gather(1, j)
+    valid = (cnt > 0).expand(B, n).clone()
+    ids = torch.where(valid, ids, torch.full_like(ids, -1))
+    return ids, valid

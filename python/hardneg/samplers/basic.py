@@ -1,0 +1,150 @@
+"""Samplers that need no scorer: uniform, Bernoulli, type-constrained (all over ``ops.corrupt``), in-batch."""
+from __future__ import annotations
+
+import torch
+
+from ..ops import corrupt
+from .base import Negatives, Sampler, anchors, rand_like_gen, register
+
+
+class _CorruptSampler(Sampler):
+    _mode: str | None = None  # forced side mode
+
+    def __init__(self, *, max_tries: int = 32, **kw):
+        super().__init__(**kw)
+        self.max_tries = max_tries
+
+    def _domain(self, P):
+        return None
+
+    def _sample(self, P, scorer, generator):
+        mode = self._mode or self._side_mode(P)
+        E = self._entities(scorer)
+        neg, valid = corrupt(P, self.num_negatives, E, side=mode, known=self.known, domain=self._domain(P),
+                             num_relations=self.num_relations, generator=generator, max_tries=self.max_tries)
+        return from_corrupt(P, neg, valid, mode)
+
+
+def from_corrupt(P, neg, valid, mode) -> Negatives:
+    """Negatives from ``ops.corrupt`` output: the replaced entity and which column was replaced."""
+    tail = P.shape[1] - 1
+    if mode == "tail":
+        return Negatives(neg[..., tail], valid, None, None)
+    if mode == "head":
+        return Negatives(neg[..., 0], valid, None, torch.zeros(P.shape[0], dtype=torch.int64, device=P.device))
+    side = torch.where(neg[..., 0] != P[:, None, 0], 0, tail).to(torch.int64)
+    ids = torch.where(side == 0, neg[..., 0], neg[..., tail])
+    return Negatives(ids, valid, None, side)
+
+
+@register("uniform")
+class UniformSampler(_CorruptSampler):
+    """Uniform corruption of the head or tail (per ``side``), filtered by ``known``: exactly uniform over the
+    admissible entities (bounded rejection, then exact enumeration; see :func:`hardneg.ops.corrupt`)."""
+
+
+@register("bernoulli")
+class BernoulliSampler(_CorruptSampler):
+    """Bernoulli corruption (Wang et al. 2014): replace the head with probability tph / (tph + hpt) of the
+    relation, computed from ``known`` (required), otherwise the tail; filtered and uniform over admissible ids."""
+
+    _mode = "bernoulli"
+
+    def _sample(self, P, scorer, generator):
+        if self.known is None or self.known.kind != "triples":
+            raise ValueError(f"{self._op}: Bernoulli sampling needs known=KnownSet.from_triples(train, ...) to "
+                             f"compute tph/hpt per relation")
+        return super()._sample(P, scorer, generator)
+
+
+@register("typed")
+class TypedSampler(_CorruptSampler):
+    """Type-constrained corruption: a replacement head (tail) is drawn only from the entities seen as heads
+    (tails) of that relation. The domain comes from ``domain=`` (a :class:`hardneg.Domain`) or, by default, from
+    the triples in ``known`` (required then). Filtered; rows whose admissible domain is empty are invalid."""
+
+    def __init__(self, *, domain=None, **kw):
+        super().__init__(**kw)
+        self.domain = domain
+
+    def _domain(self, P):
+        if self.domain is None:
+            if self.known is None or self.known.kind != "triples":
+                raise ValueError(f"{self._op}: type-constrained sampling needs domain=... or "
+                                 f"known=KnownSet.from_triples(train, ...)")
+            self.domain = self.known.domain()
+        return self.domain
+
+
+@register("in_batch")
+class InBatchSampler(Sampler):
+    """In-batch negatives: the replacement entity is the same-side entity of another positive of the batch
+    (each other row equally likely, i.i.d.), skipping known positives and the row's own entity.
+
+    Cheap (no extra embeddings to look up beyond the batch). Exact: draws are rejected against ``known`` a few
+    rounds, then rows still short enumerate the admissible rows of the batch and draw from them; a row is
+    invalid only when no other positive of the batch gives an admissible negative (e.g. B = 1).
+    """
+
+    def __init__(self, *, rounds: int = 2, **kw):
+        super().__init__(**kw)
+        self.rounds = rounds
+
+    def _admissible(self, P, rows, side, cand_ent):
+        anchor, target = anchors(P[rows], side)
+        ok = cand_ent != target[:, None]
+        if self.known is not None:
+            ok &= ~self.known.mask(anchor, cand_ent, side=side)
+        return ok
+
+    def _sample(self, P, scorer, generator):
+        B, n, dev = P.shape[0], self.num_negatives, P.device
+        tailc = P.shape[1] - 1
+        row_side = self._row_sides(P, generator)
+        ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
+        valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
+        if B < 2:
+            return Negatives(ids, valid, None, row_side)
+        for side, col in (("tail", tailc), ("head", 0)):
+            rows = torch.arange(B, device=dev) if row_side is None else (row_side == col).nonzero().flatten()
+            if row_side is None and side == "head":
+                break
+            if rows.numel() == 0:
+                continue
+            pool = P[:, col]
+            got_ids = torch.full((rows.numel(), n), -1, dtype=torch.int64, device=dev)
+            got = torch.zeros(rows.numel(), dtype=torch.int64, device=dev)
+            m = 2 * n + 8
+            for _ in range(self.rounds):
+                j = (rand_like_gen((rows.numel(), m), generator, dev) * (B - 1)).long().clamp_max(B - 2)
+                j = j + (j >= rows[:, None]).long()  # skip the row itself
+                ent = pool[j]
+                ok = self._admissible(P, rows, side, ent)
+                # keep the first (n - got) admissible draws of each row, in draw order
+                rank = ok.long().cumsum(1) - 1 + got[:, None]
+                keep = ok & (rank < n)
+                r_idx = torch.arange(rows.numel(), device=dev)[:, None].expand_as(keep)
+                got_ids[r_idx[keep], rank[keep]] = ent[keep]
+                got = (got + keep.sum(1)).clamp_max(n)
+                if bool((got >= n).all()):
+                    break
+            short = (got < n).nonzero().flatten()
+            if short.numel():  # exact fallback: enumerate the batch for these rows
+                cand = pool[None, :].expand(short.numel(), B)
+                ok = self._admissible(P, rows[short], side, cand)
+                ok[torch.arange(short.numel(), device=dev), rows[short]] = False
+                has = ok.any(1)
+                w = ok.double()
+                w[~has] = 1.0
+                gdev = generator.device if generator is not None else torch.device("cpu")
+                draw = torch.multinomial(w.to(gdev), n, replacement=True, generator=generator).to(dev)
+                fill = pool[draw]
+                pos = torch.arange(n, device=dev)[None, :] >= got[short][:, None]
+                cur = got_ids[short]
+                cur = torch.where(pos, fill, cur)
+                cur[~has] = torch.where(pos[~has], -1, cur[~has])
+                got_ids[short] = cur
+                got[short] = torch.where(has, n, got[short])
+            ids[rows] = got_ids
+            valid[rows] = got_ids >= 0
+        return Negatives(ids, valid, None, row_side)

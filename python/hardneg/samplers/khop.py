@@ -1,0 +1,170 @@
+"""k-hop negatives: entities within k hops of the anchor entity (MeBNS's structural negatives)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import _validate as V
+from ..ops import corrupt
+from .base import Negatives, Sampler, anchors, register
+from .basic import from_corrupt
+
+_numba_fn = None
+
+
+def _collect_fn():
+    """The numba BFS kernel (compiled on first use, cached on disk)."""
+    global _numba_fn
+    if _numba_fn is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def khop_collect(indptr, indices, anchors, k, cap, seed, out_ids, out_cnt):
+            np.random.seed(seed)
+            N = indptr.size - 1
+            stamp = np.full(N, -1, np.int64)
+            frontier = np.empty(N, np.int64)
+            nxt = np.empty(N, np.int64)
+            for b in range(anchors.size):
+                a = anchors[b]
+                stamp[a] = b
+                frontier[0] = a
+                f_n = 1
+                seen = 0
+                for _depth in range(k):
+                    n_n = 0
+                    for fi in range(f_n):
+                        u = frontier[fi]
+                        for e in range(indptr[u], indptr[u + 1]):
+                            v = indices[e]
+                            if stamp[v] != b:
+                                stamp[v] = b
+                                nxt[n_n] = v
+                                n_n += 1
+                                if seen < cap:  # reservoir sample of the neighbourhood (uniform when it is larger)
+                                    out_ids[b, seen] = v
+                                else:
+                                    j = np.random.randint(0, seen + 1)
+                                    if j < cap:
+                                        out_ids[b, j] = v
+                                seen += 1
+                    frontier, nxt = nxt, frontier
+                    f_n = n_n
+                    if f_n == 0:
+                        break
+                out_cnt[b] = min(seen, cap)
+
+        _numba_fn = khop_collect
+    return _numba_fn
+
+
+def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int):
+    """Symmetric, deduplicated CSR (numpy int64) of the graph with edges u–v (self-loops dropped)."""
+    u, v = u.cpu().long(), v.cpu().long()
+    a = torch.cat([u, v])
+    b = torch.cat([v, u])
+    keep = a != b
+    key = torch.unique(a[keep] * num_nodes + b[keep])
+    src, dst = key // num_nodes, key % num_nodes
+    indptr = torch.zeros(num_nodes + 1, dtype=torch.int64)
+    indptr[1:] = torch.bincount(src, minlength=num_nodes).cumsum(0)
+    return indptr.numpy(), dst.numpy()
+
+
+def khop_neighborhood(indptr, indices, anchor_nodes, k: int, cap: int, seed: int):
+    """-> (ids [B, cap] int64 padded with -1, counts [B]): up to ``cap`` nodes within 1..k hops of each anchor
+    (a uniform reservoir sample when the neighbourhood is larger). Numba BFS over the CSR."""
+    a = np.ascontiguousarray(anchor_nodes, dtype=np.int64)
+    out = np.full((a.size, cap), -1, dtype=np.int64)
+    cnt = np.zeros(a.size, dtype=np.int64)
+    if a.size:
+        _collect_fn()(indptr, indices, a, int(k), int(cap), int(seed), out, cnt)
+    return out, cnt
+
+
+@register("khop")
+class KHopSampler(Sampler):
+    """Structural negatives: for tail corruption of (h, r, t), entities within ``hops`` hops of h in the
+    (undirected, relation-agnostic) training graph; for head corruption, within ``hops`` of t. Known positives
+    and the true entity are removed; n are drawn uniformly without replacement from what is left, and rows with
+    fewer than n are topped up with filtered uniform negatives (so ``valid`` is False only when the whole entity
+    set is inadmissible).
+
+    The graph is ``edges`` ([M, 2] or [2, M]) when given, else the triples of ``known``. Neighbourhoods larger
+    than ``max_candidates`` are reservoir-sampled (uniformly) by the numba BFS.
+    """
+
+    def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges=None, **kw):
+        super().__init__(**kw)
+        self.hops = V.integer(self._op, "hops", hops, minimum=1)
+        self.max_candidates = V.integer(self._op, "max_candidates", max_candidates, minimum=1)
+        self._edges = edges
+        self._csr = None
+
+    def _graph(self, E):
+        if self._csr is None:
+            if self._edges is not None:
+                e = torch.as_tensor(self._edges)
+                if e.dim() != 2 or 2 not in e.shape:
+                    raise ValueError(f"{self._op}: 'edges' must be [M, 2] or [2, M] (got {V.describe(e)})")
+                e = e if e.shape[0] == 2 and e.shape[1] != 2 else e.T
+                u, v = e[0], e[1]
+            elif self.known is not None:
+                tr = self.known.triples().cpu() if self.known.kind == "triples" else None
+                if tr is None:
+                    R, Ek = self.known.num_relations, self.known.num_entities
+                    kt = self.known.kt.cpu()
+                    u, v = kt // (R * Ek), kt % Ek
+                else:
+                    u, v = tr[:, 0], tr[:, 2]
+            else:
+                raise ValueError(f"{self._op}: k-hop sampling needs a graph: known=KnownSet(...) or edges=...")
+            self._csr = undirected_csr(u, v, E)
+        return self._csr
+
+    def _sample(self, P, scorer, generator):
+        E = self._entities(scorer)
+        indptr, indices = self._graph(E)
+        B, n, dev = P.shape[0], self.num_negatives, P.device
+        row_side = self._row_sides(P, generator)
+        tailc = P.shape[1] - 1
+        # uniform filtered top-up candidates for every slot, in the same side layout
+        gdev = generator.device if generator is not None else torch.device("cpu")
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gdev))
+        ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
+        valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
+        for side, col in (("tail", tailc), ("head", 0)):
+            if row_side is None:
+                if side == "head":
+                    break
+                rows = torch.arange(B, device=dev)
+            else:
+                rows = (row_side == col).nonzero().flatten()
+            if rows.numel() == 0:
+                continue
+            anchor, target = anchors(P[rows], side)
+            centre = P[rows, 0] if side == "tail" else P[rows, tailc]
+            pool, _ = khop_neighborhood(indptr, indices, centre.cpu().numpy(), self.hops, self.max_candidates,
+                                        seed + col)
+            pool = torch.from_numpy(pool).to(dev)
+            ok = (pool >= 0) & (pool != target[:, None])
+            if self.known is not None and pool.shape[1]:
+                ok &= ~self.known.mask(anchor, pool.clamp_min(0), side=side)
+            pool = torch.where(ok, pool, torch.full_like(pool, -1))
+            # uniform without replacement among the admissible pool entries
+            from .base import rand_like_gen
+            keys = torch.where(ok, rand_like_gen(pool.shape, generator, dev), torch.full(pool.shape, 2.0, device=dev,
+                                                                                          dtype=torch.float64))
+            order = keys.argsort(1)[:, :n]
+            picked = pool.gather(1, order)
+            if picked.shape[1] < n:
+                picked = torch.cat([picked, picked.new_full((picked.shape[0], n - picked.shape[1]), -1)], 1)
+            need = picked < 0
+            if bool(need.any()):
+                neg, v = corrupt(P[rows], n, E, side=side, known=self.known, num_relations=self.num_relations,
+                                 generator=generator)
+                top = from_corrupt(P[rows], neg, v, side).ids
+                picked = torch.where(need, top, picked)
+            ids[rows] = picked
+            valid[rows] = picked >= 0
+        return Negatives(ids, valid, None, row_side)
