@@ -14,3 +14,67 @@ def test_demo_runs_end_to_end_small(capsys):
 def test_info_and_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "hardneg", "info"], capture_output=True, text=True, check=True).stdout
     assert "topk_mine" in out and "corrupt" in out and "temporal_neighbors" in out
+
+
+def test_train_tiny_end_to_end(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--dataset", "nations", "--epochs", "2", "--dim", "8", "--sampler", "topk",
+                   "--num-negatives", "4", "--eval-every", "1", "--output", str(out), "--no-progress"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["config"]["sampler"] == "topk" and d["epochs_trained"] == 2
+    assert set(d["test"]) >= {"mrr", "hits@1", "hits@3", "hits@10", "mr"}
+    assert "MRR" in capsys.readouterr().out
+
+
+def test_train_from_recipe_and_set(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset: nations\nmodel: complex\ndim: 8\nepochs: 1\neval_every: 0\nsampler: uniform\n")
+    out = tmp_path / "o.json"
+    rc = cli.main(["train", "--config", str(recipe), "--set", "num_negatives=3", "--set", "loss_options={margin: 1.0}",
+                   "--loss", "margin", "--output", str(out), "--no-progress"])
+    import json
+
+    d = json.loads(out.read_text())
+    assert rc == 0 and d["config"]["model"] == "complex" and d["config"]["num_negatives"] == 3
+    assert d["config"]["loss_options"] == {"margin": 1.0}
+
+
+def test_shipped_recipes_are_valid():
+    import os
+
+    from hardneg.training import TrainConfig
+
+    names = [f[:-5] for f in os.listdir(os.path.join(os.path.dirname(cli.__file__), "recipes")) if f.endswith(".yaml")]
+    assert {"umls", "nations", "kinships", "wn18rr", "nell-995", "codex-s"} <= set(names)
+    for n in names:
+        d = cli.load_recipe(n)
+        d.pop("compare", None)
+        TrainConfig.from_dict(d)
+
+
+def test_compare_prints_one_table(capsys):
+    rc = cli.main(["compare", "--dataset", "nations", "--epochs", "1", "--dim", "8", "--eval-every", "0",
+                   "--samplers", "uniform,bernoulli,nscaching", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for name in ("uniform", "bernoulli", "nscaching"):
+        assert f"\n{name}" in out
+
+
+def test_cli_errors(capsys):
+    assert cli.main(["train", "--model", "conve"]) == 2
+    assert "unknown model 'conve'" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset", "/no/such/dir"]) == 2
+    assert "dataset directory not found" in capsys.readouterr().err
+    assert cli.main(["compare", "--samplers", "uniform,hard"]) == 2
+    assert "unknown sampler(s) ['hard']" in capsys.readouterr().err
+    assert cli.main(["train", "--config", "no-such-recipe"]) == 2
+    assert "shipped recipes" in capsys.readouterr().err
+
+
+def test_python_m_hardneg_train_help():
+    out = subprocess.run([sys.executable, "-m", "hardneg", "train", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--sampler" in out and "--resume" in out

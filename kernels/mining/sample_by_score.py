@@ -270,7 +270,7 @@ def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
     B, d = q.shape
     N = c.shape[0]
     interpret = triton_interpreting()
-    p = plan(B, N, d, 2, metric, q.device, interpret)
+    p = plan(B, N, d, 2, metric, q.device, interpret, q.element_size())
     if not interpret:
         if metric < 3:
             p.update(BM=max(16, min(64, _next_pow2(B))), BN=64, num_warps=4)
@@ -349,7 +349,7 @@ def _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replace
     KP = max(2, _next_pow2(kk)) if not replacement else 2
     if KP > 1024:
         raise ValueError(f"sample_by_score: the triton backend supports min(n, N) <= 1024 without replacement (got {kk})")
-    p = plan(B, N, d, KP, metric, q.device, interpret)
+    p = plan(B, N, d, KP, metric, q.device, interpret, q.element_size())
     if not interpret and metric < 3:
         p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: the kept lists stay in registers
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count

@@ -151,8 +151,12 @@ def _next_pow2(x: int) -> int:
     return 1 << max(0, (int(x) - 1).bit_length())
 
 
-def plan(B: int, N: int, d: int, kp: int, metric: int, device: torch.device, interpret: bool):
-    """Tile sizes, warps and chunking for one call."""
+SMEM_BUDGET = 160 * 1024  # bytes of shared memory for the operand tiles (H100: 227 KiB per block, minus headroom)
+
+
+def plan(B: int, N: int, d: int, kp: int, metric: int, device: torch.device, interpret: bool, esize: int = 4):
+    """Tile sizes, warps and chunking for one call. The query tile [BM, BD] and the candidate tile [BN, BD] stay in
+    shared memory (double-buffered), so for wide rows (d > 128) BM and then BN shrink until they fit."""
     BD = max(16, _next_pow2(d))
     if interpret:
         # the interpreter pays per op per program: the fewest, largest programs
@@ -165,6 +169,12 @@ def plan(B: int, N: int, d: int, kp: int, metric: int, device: torch.device, int
         BM = 128 if kp <= 64 and B >= 128 else (64 if kp <= 256 else 16)
         BN = 128 if BD <= 128 else 64
         BDS, warps = 16, 8
+    if metric < 3:
+        while 2 * (BM + BN) * BD * esize > SMEM_BUDGET and (BM > 32 or BN > 32):
+            if BM >= BN and BM > 32:
+                BM //= 2
+            else:
+                BN //= 2
     BM = max(16, min(BM, _next_pow2(B)))
     row_blocks = math.ceil(B / BM)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
@@ -252,7 +262,7 @@ def _insertion_topk(q, c, k, metric, ex):
     KP = max(2, _next_pow2(kk))
     if KP > 1024:
         raise ValueError(f"topk_mine: the triton backend supports min(k, N) <= 1024 (got {kk}); use backend='reference'")
-    p = plan(B, N, d, KP, metric, q.device, interpret)
+    p = plan(B, N, d, KP, metric, q.device, interpret, q.element_size())
     if not interpret and metric < 3:
         p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: kept lists stay in registers
     chunk, n_chunks = _chunking(N, p)
@@ -276,7 +286,7 @@ def topk_mine_triton(q, c, k, metric, ex):
     if N >= 2**31 - 1:
         raise ValueError(f"topk_mine: the triton backend supports N < 2**31 (got {N})")
     interpret = triton_interpreting()
-    p = plan(B, N, d, 2, metric, q.device, interpret)
+    p = plan(B, N, d, 2, metric, q.device, interpret, q.element_size())
     ov = _tiles_override()
     if ov and not interpret:
         p.update(BM=ov[0], BN=ov[1], num_warps=ov[2])

@@ -284,3 +284,17 @@ def test_triton_large_k(backend, device):
     c = torch.randn(1500, 4, generator=gen)
     s, i = _run(backend, device, q, c, 1100, "dot")
     assert_topk_matches(q, c, 1100, "dot", None, s, i)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (wide rows only matter for real shared memory)")
+@pytest.mark.parametrize("d,dtype", [(200, torch.float32), (512, torch.float32), (300, torch.bfloat16), (200, torch.float64)])
+def test_triton_wide_rows_fit_shared_memory(d, dtype):
+    """Regression: d=200 float32 asked for 256 KiB of shared memory on an H100 (DistMult d=200 training)."""
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(300, d, generator=g).to("cuda", dtype)
+    c = torch.randn(5000, d, generator=g).to("cuda", dtype)
+    s, i = hardneg.ops.topk_mine(q, c, 16, backend="triton")
+    assert_topk_matches(q.double(), c.double(), 16, "dot", None, s, i, dtype=dtype)
+    ids, lp = hardneg.ops.sample_by_score(q, c, 8, backend="triton", generator=torch.Generator("cuda").manual_seed(0))
+    assert bool((ids >= 0).all())

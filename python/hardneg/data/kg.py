@@ -74,3 +74,123 @@ def load_kg(path: str, name: str | None = None) -> KG:
     to_t = lambda rows: torch.tensor([[ent[h], rel[r], ent[t]] for h, r, t in rows], dtype=torch.int64).reshape(-1, 3)
     return KG(name or os.path.basename(os.path.normpath(path)), to_t(splits["train"]), to_t(splits["valid"]),
               to_t(splits["test"]), list(ent), list(rel))
+
+
+# ------------------------------------------------------------------------------------------ named datasets
+#: datasets shipped inside the PyKEEN wheel (no download): name -> folder in pykeen/datasets
+PYKEEN_BUILTIN = {"umls": "umls", "nations": "nations", "kinships": "kinships"}
+#: folder names under ../shared/data/kg
+SHARED_NAMES = {"umls": "umls", "nations": "nations", "kinships": "kinship", "wn18rr": "wn18rr",
+                "nell-995": "nell-995", "codex-s": "codex-s"}
+#: public archives (TSV triples inside), for users with internet
+URLS = {"wn18rr": "https://github.com/TimDettmers/ConvE/raw/master/WN18RR.tar.gz",
+        "fb15k-237": "https://github.com/TimDettmers/ConvE/raw/master/FB15k-237.tar.gz"}
+ALIASES = {"kinship": "kinships", "nell995": "nell-995", "nell": "nell-995", "codexs": "codex-s",
+           "codex-small": "codex-s", "fb15k237": "fb15k-237"}
+
+
+def _norm(name: str) -> str:
+    n = name.lower().replace("_", "-")
+    return ALIASES.get(n, n)
+
+
+def pykeen_dataset_dir(name: str) -> str | None:
+    """The folder of a dataset shipped in the installed PyKEEN wheel, found without importing PyKEEN."""
+    import importlib.util
+
+    sub = PYKEEN_BUILTIN.get(_norm(name))
+    if sub is None:
+        return None
+    spec = importlib.util.find_spec("pykeen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        d = os.path.join(base, "datasets", sub)
+        if all(os.path.exists(os.path.join(d, f"{s}.txt")) for s in ("train", "valid", "test")):
+            return d
+    return None
+
+
+def default_root() -> str:
+    return os.environ.get("HARDNEG_DATASETS", os.path.join(os.path.expanduser("~"), ".cache", "hardneg", "datasets"))
+
+
+def resolve_dataset(name_or_path: str) -> tuple[str, str]:
+    """(directory, name) for a dataset name or a directory path, without downloading.
+
+    Order: an existing directory; UMLS / Nations / Kinships from the PyKEEN wheel; ``$HARDNEG_DATA`` or
+    ``../shared/data/kg/<name>``; a previous download under :func:`default_root`."""
+    if os.path.isdir(name_or_path):
+        return name_or_path, os.path.basename(os.path.normpath(name_or_path))
+    name = _norm(name_or_path)
+    d = pykeen_dataset_dir(name)
+    if d:
+        return d, name
+    shared = find_shared_data()
+    if shared and name in SHARED_NAMES:
+        d = os.path.join(shared, "kg", SHARED_NAMES[name])
+        if os.path.isdir(d):
+            return d, name
+    d = os.path.join(default_root(), name)
+    if os.path.isdir(d):
+        return d, name
+    known = sorted(set(SHARED_NAMES) | set(URLS))
+    hint = (f"; download it with hardneg.data.download_kg({name!r})" if name in URLS else
+            "; UMLS, Nations and Kinships come with PyKEEN (pip install 'hardneg[pykeen]')" if name in PYKEEN_BUILTIN else "")
+    if os.sep in name_or_path or name_or_path.startswith("."):
+        raise ValueError(f"dataset directory not found: {name_or_path!r}")
+    raise ValueError(f"dataset {name_or_path!r} not found (known names: {known}; or pass a directory with "
+                     f"train.txt/valid.txt/test.txt){hint}")
+
+
+def load_dataset(name_or_path: str, *, download: bool = False) -> KG:
+    """Load a KG by name (``umls``, ``nations``, ``kinships``, ``wn18rr``, ``nell-995``, ``codex-s``,
+    ``fb15k-237``) or directory. ``download=True`` fetches WN18RR / FB15k-237 when not found locally."""
+    try:
+        d, name = resolve_dataset(name_or_path)
+    except ValueError:
+        if download and _norm(name_or_path) in URLS:
+            d, name = download_kg(_norm(name_or_path)), _norm(name_or_path)
+        else:
+            raise
+    return load_kg(d, name)
+
+
+def download_kg(name: str, root: str | None = None, *, url: str | None = None) -> str:
+    """Download and unpack a public KG archive (``.tar.gz`` with train/valid/test.txt) into ``root/name``;
+    returns that directory. ``url`` overrides the default (any urllib URL, e.g. ``file:///...``). Only the
+    three split files are extracted (by base name), so a hostile archive cannot write elsewhere."""
+    import io
+    import tarfile
+    import urllib.request
+
+    name = _norm(name)
+    url = url or URLS.get(name)
+    if url is None:
+        raise ValueError(f"download_kg: no known URL for {name!r} (known: {sorted(URLS)}); pass url=...")
+    dest = os.path.join(root or default_root(), name)
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        blob = resp.read()
+    os.makedirs(dest, exist_ok=True)
+    found = set()
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        for m in tar.getmembers():
+            base = os.path.basename(m.name)
+            if m.isfile() and base in ("train.txt", "valid.txt", "test.txt"):
+                with tar.extractfile(m) as src, open(os.path.join(dest, base), "wb") as out:
+                    out.write(src.read())
+                found.add(base)
+    missing = {"train.txt", "valid.txt", "test.txt"} - found
+    if missing:
+        raise ValueError(f"download_kg: archive at {url} lacks {sorted(missing)}")
+    return dest
+
+
+def unseen_mask(kg: KG, triples: torch.Tensor) -> torch.Tensor:
+    """bool [M]: triples whose head, tail or relation never occurs in ``kg.train``."""
+    seen_e = torch.zeros(kg.num_entities, dtype=torch.bool)
+    seen_e[kg.train[:, 0]] = True
+    seen_e[kg.train[:, 2]] = True
+    seen_r = torch.zeros(kg.num_relations, dtype=torch.bool)
+    seen_r[kg.train[:, 1]] = True
+    return ~(seen_e[triples[:, 0]] & seen_e[triples[:, 2]] & seen_r[triples[:, 1]])
