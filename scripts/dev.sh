@@ -40,7 +40,7 @@ case "$cmd" in
     echo "[dev] total $((SECONDS - t0)) s"
     exit $rc ;;
   main)
-    "$VENV/bin/hardneg" "${@:-demo}"
+    "$VENV/bin/hardneg" "${@:-train}"
     echo "[dev] total $((SECONDS - t0)) s" ;;
   shell)
     echo "activate with: source $VENV/bin/activate" ;;

@@ -15,7 +15,7 @@ import triton.language as tl
 from hardneg._backend import triton_interpreting
 from hardneg.kernels.mining._tiles import (lse_update, load_query_block, mask_excluded, query_aux, score_tile,
                                             survivor_slots)
-from hardneg.kernels.mining.topk_mine import _next_pow2, csr_rows, exclusion_starts, plan, prepare_inputs
+from hardneg.kernels.mining.topk_mine import _next_pow2, csr_rows, exclusion_starts, fit_smem, plan, prepare_inputs
 
 
 @triton.jit
@@ -274,6 +274,8 @@ def _two_pass_no_replacement(q, c, n, metric, weighting, temperature, ex, seed):
     if not interpret:
         if metric < 3:
             p.update(BM=max(16, min(64, _next_pow2(B))), BN=64, num_warps=4)
+            if metric < 3:
+                p["BM"], p["BN"] = fit_smem(p["BM"], p["BN"], p["BD"], q.element_size())
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count
         p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / math.ceil(B / p["BM"]))))
     kk = min(n, N)
@@ -352,6 +354,8 @@ def _insertion_sample(q, c, n, metric, weighting, temperature, ex, seed, replace
     p = plan(B, N, d, KP, metric, q.device, interpret, q.element_size())
     if not interpret and metric < 3:
         p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: the kept lists stay in registers
+        if metric < 3:
+            p["BM"], p["BN"] = fit_smem(p["BM"], p["BN"], p["BD"], q.element_size())
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count
         p["chunks"] = max(1, min(math.ceil(N / (p["BN"] * 8)), math.ceil(4 * sms / math.ceil(B / p["BM"]))))
     chunk = math.ceil(math.ceil(N / p["chunks"]) / p["BN"]) * p["BN"]

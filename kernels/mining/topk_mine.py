@@ -154,6 +154,16 @@ def _next_pow2(x: int) -> int:
 SMEM_BUDGET = 160 * 1024  # bytes of shared memory for the operand tiles (H100: 227 KiB per block, minus headroom)
 
 
+def fit_smem(BM: int, BN: int, BD: int, esize: int) -> tuple[int, int]:
+    """Halve BM, then BN, until the double-buffered [BM, BD] and [BN, BD] tiles fit ``SMEM_BUDGET``."""
+    while 2 * (BM + BN) * BD * esize > SMEM_BUDGET and (BM > 16 or BN > 16):
+        if BM >= BN and BM > 16:
+            BM //= 2
+        else:
+            BN //= 2
+    return BM, BN
+
+
 def plan(B: int, N: int, d: int, kp: int, metric: int, device: torch.device, interpret: bool, esize: int = 4):
     """Tile sizes, warps and chunking for one call. The query tile [BM, BD] and the candidate tile [BN, BD] stay in
     shared memory (double-buffered), so for wide rows (d > 128) BM and then BN shrink until they fit."""
@@ -170,11 +180,7 @@ def plan(B: int, N: int, d: int, kp: int, metric: int, device: torch.device, int
         BN = 128 if BD <= 128 else 64
         BDS, warps = 16, 8
     if metric < 3:
-        while 2 * (BM + BN) * BD * esize > SMEM_BUDGET and (BM > 32 or BN > 32):
-            if BM >= BN and BM > 32:
-                BM //= 2
-            else:
-                BN //= 2
+        BM, BN = fit_smem(BM, BN, BD, esize)
     BM = max(16, min(BM, _next_pow2(B)))
     row_blocks = math.ceil(B / BM)
     sms = torch.cuda.get_device_properties(device).multi_processor_count
@@ -265,6 +271,8 @@ def _insertion_topk(q, c, k, metric, ex):
     p = plan(B, N, d, KP, metric, q.device, interpret, q.element_size())
     if not interpret and metric < 3:
         p.update(BM=max(16, min(64, _next_pow2(B))), num_warps=4)  # 64 rows: kept lists stay in registers
+        if metric < 3:
+            p["BM"], p["BN"] = fit_smem(p["BM"], p["BN"], p["BD"], q.element_size())
     chunk, n_chunks = _chunking(N, p)
     out_v = torch.empty(B, n_chunks, KP, dtype=torch.float32, device=q.device)
     out_i = torch.empty(B, n_chunks, KP, dtype=torch.int64, device=q.device)
@@ -294,6 +302,8 @@ def topk_mine_triton(q, c, k, metric, ex):
         # 64x64 tiles, 4 warps: measured 21 ms vs 38 ms (64x128) and 29 ms (128x128x8 warps) on the H100,
         # B=4096 N=1M d=128 bf16 (bench/RESULTS.md)
         p.update(BM=max(16, min(64, _next_pow2(B))), BN=64, num_warps=4)
+    if not interpret and metric < 3:
+        p["BM"], p["BN"] = fit_smem(p["BM"], p["BN"], p["BD"], q.element_size())
     if not interpret:
         row_blocks = math.ceil(B / p["BM"])
         sms = torch.cuda.get_device_properties(q.device).multi_processor_count

@@ -295,6 +295,8 @@ def test_triton_wide_rows_fit_shared_memory(d, dtype):
     q = torch.randn(300, d, generator=g).to("cuda", dtype)
     c = torch.randn(5000, d, generator=g).to("cuda", dtype)
     s, i = hardneg.ops.topk_mine(q, c, 16, backend="triton")
-    assert_topk_matches(q.double(), c.double(), 16, "dot", None, s, i, dtype=dtype)
+    # the Triton backend computes float64 inputs in float32 (prepare_inputs), so float32 tolerances apply
+    assert_topk_matches(q.double(), c.double(), 16, "dot", None, s, i,
+                        dtype=torch.float32 if dtype == torch.float64 else dtype)
     ids, lp = hardneg.ops.sample_by_score(q, c, 8, backend="triton", generator=torch.Generator("cuda").manual_seed(0))
     assert bool((ids >= 0).all())
