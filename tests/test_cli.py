@@ -78,3 +78,10 @@ def test_cli_errors(capsys):
 def test_python_m_hardneg_train_help():
     out = subprocess.run([sys.executable, "-m", "hardneg", "train", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--sampler" in out and "--resume" in out
+
+
+def test_compare_from_the_main_job_recipe(capsys):
+    """The main job's recipe (topk with pool_size) also drives a uniform run: options stay with their sampler."""
+    rc = cli.main(["compare", "--config", "umls", "--epochs", "1", "--dim", "8", "--eval-every", "0", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "\nuniform" in out and "\ntopk" in out

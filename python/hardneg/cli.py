@@ -178,7 +178,9 @@ def _run_compare(base: dict, names, output, progress):
     rows = []
     kg = None
     for name in names:
-        cfg = TrainConfig.from_dict(dict(base, sampler=name))
+        # sampler_options belong to the sampler they were written for (the recipe's own); others use defaults
+        opts = base.get("sampler_options", {}) if name == base.get("sampler", "uniform") else {}
+        cfg = TrainConfig.from_dict(dict(base, sampler=name, sampler_options=opts))
         tr = Trainer(cfg, kg=kg, progress=progress)
         kg = tr.kg
         print(f"[compare] {cfg.model} on {kg.name} with {name!r} negatives: {cfg.epochs} epochs ...", flush=True)
