@@ -270,3 +270,17 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.
     valid = (cnt > 0).expand(B, n).clone()
     ids = torch.where(valid, ids, torch.full_like(ids, -1))
     return ids, valid
+
+
+def side_groups(P, row_side):
+    """[(side name, column, row indices)] for the rows of each side."""
+    B, dev = P.shape[0], P.device
+    tailc = P.shape[1] - 1
+    if row_side is None:
+        return [("tail", tailc, torch.arange(B, device=dev))]
+    out = []
+    for side, col in (("tail", tailc), ("head", 0)):
+        rows = (row_side == col).nonzero().flatten()
+        if rows.numel():
+            out.append((side, col, rows))
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..ops import corrupt
-from .base import Negatives, Sampler, anchors, rand_like_gen, register
+from .base import Negatives, Sampler, anchors, rand_like_gen, register, side_groups
 
 
 class _CorruptSampler(Sampler):
@@ -105,12 +105,7 @@ class InBatchSampler(Sampler):
         valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
         if B < 2:
             return Negatives(ids, valid, None, row_side)
-        for side, col in (("tail", tailc), ("head", 0)):
-            rows = torch.arange(B, device=dev) if row_side is None else (row_side == col).nonzero().flatten()
-            if row_side is None and side == "head":
-                break
-            if rows.numel() == 0:
-                continue
+        for side, col, rows in side_groups(P, row_side):
             pool = P[:, col]
             got_ids = torch.full((rows.numel(), n), -1, dtype=torch.int64, device=dev)
             got = torch.zeros(rows.numel(), dtype=torch.int64, device=dev)

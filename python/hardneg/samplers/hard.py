@@ -7,23 +7,10 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
-from .base import Negatives, Sampler, anchors, create, exclusion_with_self, rand_like_gen, register, uniform_pool_draw
+from .base import (Negatives, Sampler, anchors, create, exclusion_with_self, rand_like_gen, register, side_groups,
+                   uniform_pool_draw)
 from .basic import from_corrupt
 from .scorers import pairwise
-
-
-def _side_groups(P, row_side):
-    """[(side name, column, row indices)] for the rows of each side."""
-    B, dev = P.shape[0], P.device
-    tailc = P.shape[1] - 1
-    if row_side is None:
-        return [("tail", tailc, torch.arange(B, device=dev))]
-    out = []
-    for side, col in (("tail", tailc), ("head", 0)):
-        rows = (row_side == col).nonzero().flatten()
-        if rows.numel():
-            out.append((side, col, rows))
-    return out
 
 
 class _MiningSampler(Sampler):
@@ -67,7 +54,7 @@ class TopKSampler(_MiningSampler):
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in _side_groups(P, row_side):
+        for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             _, pool = topk_mine(q, C, self.pool_size, metric=scorer.metric, exclude=ex, backend=self.backend)
             i, v = uniform_pool_draw(pool, self.num_negatives, generator)
@@ -93,7 +80,7 @@ class ScoreSampler(_MiningSampler):
         ids, valid = self._alloc(P)
         logp = torch.full(ids.shape, float("-inf"), dtype=torch.float32, device=P.device)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in _side_groups(P, row_side):
+        for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             i, lp = sample_by_score(q, C, self.num_negatives, metric=scorer.metric, weighting=self.weighting,
                                     temperature=self.temperature, exclude=ex, replacement=self.replacement,
@@ -122,7 +109,7 @@ class NMissSampler(_MiningSampler):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
         E = self._entities(scorer)
-        for side, col, rows in _side_groups(P, row_side):
+        for side, col, rows in side_groups(P, row_side):
             anchor, target, q, C, ex = self._queries(P, rows, side, scorer)
             s, pool = topk_mine(q, C, self.pool_size, metric=scorer.metric, exclude=ex, backend=self.backend)
             s_pos = pairwise(q.double(), C[target].double(), scorer.metric)
@@ -190,7 +177,7 @@ class NSCachingSampler(_MiningSampler):
         if self.num_entities is None:
             self.num_entities = E
         dev = P.device
-        for side, col, rows in _side_groups(P, row_side):
+        for side, col, rows in side_groups(P, row_side):
             key = self._anchor_key(P, rows, side)
             ukey, inv = torch.unique(key, return_inverse=True)
             keys = self._keys.get(side)
@@ -202,9 +189,9 @@ class NSCachingSampler(_MiningSampler):
             pos = torch.searchsorted(keys, ukey)
             found = (pos < keys.numel()) & (keys[pos.clamp_max(max(keys.numel() - 1, 0))] == ukey) if keys.numel() \
                 else torch.zeros_like(ukey, dtype=torch.bool)
-            if not bool(found.all()):  # new anchors: a filtered uniform cache (first row of each new key)
-                first = torch.full((ukey.numel(),), rows.numel(), dtype=torch.int64, device=dev)
-                first.scatter_reduce_(0, inv, torch.arange(rows.numel(), device=dev), "amin")
+            first = torch.full((ukey.numel(),), rows.numel(), dtype=torch.int64, device=dev)
+            first.scatter_reduce_(0, inv, torch.arange(rows.numel(), device=dev), "amin")  # first row per anchor
+            if not bool(found.all()):  # new anchors: a filtered uniform cache
                 new = (~found).nonzero().flatten()
                 init = self._fresh(P, rows[first[new]], side, self.cache_size, generator, E)
                 keys = torch.cat([keys, ukey[new]])
@@ -225,8 +212,6 @@ class NSCachingSampler(_MiningSampler):
                 picked = torch.where(picked < 0, alt, picked)
             ids[rows], valid[rows] = picked, picked >= 0
             # 2) cache refresh by importance sampling over cache ∪ fresh (one update per distinct anchor)
-            first = torch.full((ukey.numel(),), rows.numel(), dtype=torch.int64, device=dev)
-            first.scatter_reduce_(0, inv, torch.arange(rows.numel(), device=dev), "amin")
             r1 = rows[first]
             a1, t1 = anchors(P[r1], side)
             fresh = self._fresh(P, r1, side, self.num_fresh, generator, E)

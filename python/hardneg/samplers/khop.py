@@ -6,7 +6,7 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt
-from .base import Negatives, Sampler, anchors, register
+from .base import Negatives, Sampler, anchors, rand_like_gen, register, side_groups
 from .basic import from_corrupt
 
 _numba_fn = None
@@ -133,15 +133,7 @@ class KHopSampler(Sampler):
         seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gdev))
         ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
         valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
-        for side, col in (("tail", tailc), ("head", 0)):
-            if row_side is None:
-                if side == "head":
-                    break
-                rows = torch.arange(B, device=dev)
-            else:
-                rows = (row_side == col).nonzero().flatten()
-            if rows.numel() == 0:
-                continue
+        for side, col, rows in side_groups(P, row_side):
             anchor, target = anchors(P[rows], side)
             centre = P[rows, 0] if side == "tail" else P[rows, tailc]
             pool, _ = khop_neighborhood(indptr, indices, centre.cpu().numpy(), self.hops, self.max_candidates,
@@ -152,7 +144,6 @@ class KHopSampler(Sampler):
                 ok &= ~self.known.mask(anchor, pool.clamp_min(0), side=side)
             pool = torch.where(ok, pool, torch.full_like(pool, -1))
             # uniform without replacement among the admissible pool entries
-            from .base import rand_like_gen
             keys = torch.where(ok, rand_like_gen(pool.shape, generator, dev), torch.full(pool.shape, 2.0, device=dev,
                                                                                           dtype=torch.float64))
             order = keys.argsort(1)[:, :n]
