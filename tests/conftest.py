@@ -10,8 +10,14 @@ if not _gpu:
     # Triton kernels run on CPU tensors through the interpreter; must be set before triton is imported.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import tempfile  # noqa: E402
+
 import pytest  # noqa: E402
 
+# CLI runs without --output save into $HARDNEG_RUNS; keep them out of the checkout
+os.environ.setdefault("HARDNEG_RUNS", os.path.join(tempfile.mkdtemp(prefix="hardneg-test-runs-"), "runs"))
+
+import hardneg.ops  # noqa: E402,F401  (registers every op)
 from hardneg import _backend  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")

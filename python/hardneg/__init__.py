@@ -1,15 +1,39 @@
 """hardneg: fast, exact hard negative sampling for graph link prediction.
 
-Public names: :mod:`hardneg.ops` (``topk_mine``, ``sample_by_score``, ``sample_from_weights``),
-:func:`show_config`, :mod:`hardneg.reference` (pure-torch ground truth) and :mod:`hardneg.testing`.
+Public names: :mod:`hardneg.ops` (``topk_mine``, ``sample_by_score``, ``corrupt``, ...), :class:`KnownSet`,
+:class:`TemporalGraph`, :mod:`hardneg.samplers`, :mod:`hardneg.losses`, :mod:`hardneg.training`,
+:mod:`hardneg.tasks`, :mod:`hardneg.data`, :func:`show_config`, :mod:`hardneg.reference` (pure-torch ground
+truth) and :mod:`hardneg.testing`. Everything is imported on first use, so ``import hardneg`` (and
+``hardneg --help``) does not import torch.
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
-from hardneg import ops, reference  # noqa: E402
-from hardneg._config import config, show_config  # noqa: E402
-from hardneg.known import Domain, KnownSet  # noqa: E402
-from hardneg.temporal import TemporalGraph  # noqa: E402
+_SUBMODULES = ("ops", "reference", "samplers", "losses", "training", "tasks", "data", "models", "evaluation",
+               "integrations", "testing", "metrics", "known", "temporal")
+_ATTRS = {"KnownSet": ("hardneg.known", "KnownSet"), "Domain": ("hardneg.known", "Domain"),
+          "TemporalGraph": ("hardneg.temporal", "TemporalGraph"), "show_config": ("hardneg._config", "show_config"),
+          "config": ("hardneg._config", "config")}
 
-__all__ = ["ops", "reference", "KnownSet", "Domain", "TemporalGraph", "show_config", "config", "__version__"]
+
+def __getattr__(name):
+    if name in _ATTRS:
+        mod, attr = _ATTRS[name]
+        value = getattr(importlib.import_module(mod), attr)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"hardneg.{name}")
+    else:
+        raise AttributeError(f"module 'hardneg' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_ATTRS))
+
+
+__all__ = ["ops", "reference", "samplers", "losses", "training", "tasks", "data", "KnownSet", "Domain",
+           "TemporalGraph", "show_config", "config", "__version__"]

@@ -11,6 +11,7 @@ from hardneg import _backend
 def config() -> dict:
     """The build and the backends each op can use here, as a dict."""
     import hardneg
+    import hardneg.ops  # noqa: F401  (registers every op's backends)
 
     c = _backend.core()
     info = dict(c.build_info()) if c is not None else {"core": "not built"}

@@ -1,38 +1,338 @@
-"""Command line: ``hardneg train`` (the main job), ``hardneg compare``, ``hardneg demo``, ``hardneg info``.
+"""Command line: ``hardneg train`` (no arguments: the main job), ``compare``, ``datasets``, ``samplers``,
+``recipes``, ``demo`` and ``info``. ``python -m hardneg`` is the same.
 
-``hardneg train`` with no arguments trains DistMult on UMLS (read from the PyKEEN wheel) with uniform and with
-top-K hard negatives and prints the comparison."""
+Every user error is one line on stderr and exit status 2. Nothing heavy is imported before a command runs,
+so ``hardneg --help`` is fast.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 
-import torch
+MAIN_JOB = "umls"  # the recipe the no-argument main job runs (uniform vs hard negatives, one table)
 
 
-def _demo_graph(args):
-    from hardneg.data import find_shared_data, load_kg
+class UserError(ValueError):
+    """An error caused by the command line or its inputs: printed as one line, exit status 2."""
 
-    data = find_shared_data()
-    if data and os.path.isdir(os.path.join(data, "kg", "umls")):
-        kg = load_kg(os.path.join(data, "kg", "umls"), "umls")
-        return kg.train, kg.num_entities, kg.num_relations, f"UMLS ({data}/kg/umls)"
-    g = torch.Generator().manual_seed(0)
-    E, R, M = 135, 46, 5216
-    tr = torch.stack([torch.randint(0, E, (M,), generator=g), torch.randint(0, R, (M,), generator=g),
-                      torch.randint(0, E, (M,), generator=g)], 1)
-    return tr, E, R, "a synthetic UMLS-sized graph (../shared/data not found)"
+
+# ------------------------------------------------------------------------------------------ recipes
+def load_recipe(name_or_path: str) -> dict:
+    """A recipe by shipped name (``hardneg recipes``) or a YAML path, as a dict. YAML errors name the file
+    and line."""
+    import yaml
+
+    from hardneg.tasks import recipes
+
+    path = name_or_path
+    if not os.path.isfile(path):
+        shipped = recipes()
+        if name_or_path not in shipped:
+            raise UserError(f"recipe {name_or_path!r} not found (not a file; shipped recipes: {sorted(shipped)})")
+        path = shipped[name_or_path]
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            d = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise UserError(f"recipe {where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"recipe {path}: cannot read it ({e})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"recipe {path}: expected a mapping of options (got {type(d).__name__})")
+    return d
+
+
+def recipe_for(dataset: str, task: str | None, model: str | None) -> str | None:
+    """The shipped recipe for a dataset: ``<dataset>`` or ``<dataset>-<model>`` (the first one otherwise)."""
+    from hardneg.tasks import recipes
+
+    shipped = recipes()
+    ds = dataset.lower()
+    if model and f"{ds}-{model.lower()}" in shipped:
+        return f"{ds}-{model.lower()}"
+    if ds in shipped:
+        return ds
+    cands = sorted(n for n in shipped if n.startswith(ds + "-"))
+    return cands[0] if cands else None
+
+
+# ------------------------------------------------------------------------------------------ options
+def config_classes() -> dict[str, type]:
+    """The config class of every task that has one (no torch import)."""
+    from hardneg.training.task import TASKS, config_class
+
+    out = {}
+    for t in TASKS:
+        try:
+            out[t] = config_class(t)
+        except ModuleNotFoundError:
+            continue
+    return out
+
+
+SPECIAL = ("task", "dataset")  # flags with their own handling
+
+
+def option_table() -> dict[str, dict]:
+    """field name -> {"type", "help", "defaults": {task: default}} over every task's config."""
+    table: dict[str, dict] = {}
+    for task, cls in config_classes().items():
+        for f in dataclasses.fields(cls):
+            if f.name in SPECIAL:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            e = table.setdefault(f.name, {"help": f.metadata.get("help", ""), "defaults": {}, "kind": _kind(default)})
+            e["defaults"][task] = default
+    return table
+
+
+def _kind(default):
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, (dict, list)):
+        return "yaml"
+    return "str"
+
+
+def _parse_value(v: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(v)
+    except yaml.YAMLError as e:
+        raise UserError(f"cannot parse value {v!r} ({getattr(e, 'problem', None) or e})") from None
+
+
+def _typed(kind):
+    def conv(v: str):
+        if kind == "int":
+            return int(v)
+        if kind == "float":
+            return float(v)
+        if kind in ("bool", "yaml"):
+            return _parse_value(v)
+        return None if v.lower() in ("none", "null") else v
+
+    conv.__name__ = kind
+    return conv
+
+
+def _default_text(defaults: dict) -> str:
+    vals = {repr(v) if not isinstance(v, str) else v for v in defaults.values()}
+    if len(vals) == 1:
+        return f"default: {next(iter(vals))}"
+    return "defaults: " + ", ".join(f"{t} {v!r}" for t, v in defaults.items())
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run options (any field of the task's config; see also --set)")
+    g.add_argument("--task", default=None, help="kg | temporal | linkpred | rec (default: from the dataset or recipe)")
+    g.add_argument("--config", default=None, metavar="RECIPE",
+                   help="a shipped recipe (hardneg recipes) or a YAML file of options")
+    g.add_argument("--dataset", default=None, help="a shipped dataset name (hardneg datasets) or a path")
+    for name, e in option_table().items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=_typed(e["kind"]), default=None,
+                       metavar=e["kind"].upper(), help=f"{e['help']} ({_default_text(e['defaults'])})")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config field, YAML-parsed (e.g. --set sampler_options='{pool_size: 128}')")
+    p.add_argument("--output", default=None,
+                   help="run folder (or .json path) for the results JSON and the PNG (default: runs/<date>-<run>/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+
+
+def config_from_args(args, *, log=print) -> tuple[dict, dict]:
+    """(options, recipe extras such as ``compare`` / ``seeds`` / ``per_sampler``) from the command line."""
+    d: dict = {}
+    name = args.config
+    if name is None and args.dataset is not None:
+        name = recipe_for(args.dataset, args.task, getattr(args, "model", None))
+        if name is not None:
+            log(f"[hardneg] using the shipped recipe {name!r} for dataset {args.dataset!r} "
+                f"(--config to choose another)")
+    if name is not None:
+        d = load_recipe(name)
+    extras = {k: d.pop(k) for k in ("compare", "seeds", "per_sampler") if k in d}
+    if args.task is not None:
+        d["task"] = args.task
+    if args.dataset is not None:
+        d["dataset"] = args.dataset
+    for key in option_table():
+        v = getattr(args, key, None)
+        if v is not None:
+            d[key] = v
+    for kv in args.set or []:
+        if "=" not in kv:
+            raise UserError(f"--set expects KEY=VALUE (got {kv!r})")
+        k, v = kv.split("=", 1)
+        d[k.strip().replace("-", "_")] = _parse_value(v)
+    return d, extras
+
+
+def default_output(d: dict) -> str:
+    root = os.environ.get("HARDNEG_RUNS", "runs")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    parts = [d.get("task", "kg"), os.path.basename(str(d.get("dataset", "run")).rstrip("/")), d.get("model", "")]
+    return os.path.join(root, f"{stamp}-" + "-".join(p for p in parts if p))
+
+
+def hyperparameters(cfg: dict) -> str:
+    keys = ("model", "dim", "loss", "loss_options", "num_negatives", "optimizer", "lr", "batch_size", "epochs",
+            "regularizer", "reg_weight", "sampler_options", "seed")
+    return ", ".join(f"{k}={cfg[k]}" for k in keys if k in cfg and (k == "seed" or cfg[k] not in (None, {}, "", 0.0)))
+
+
+def _print_result(rows, task_cls, primary, *, title, baseline=None, summary=None):
+    from hardneg.training.results import format_table
+
+    print(f"\n{title}")
+    print(format_table(rows, task_cls.table_columns, primary=primary, baseline=baseline))
+    first = rows[0][1][0]
+    if first.get("protocol"):
+        print(f"(test split; {first['protocol']})")
+    if summary:
+        print(summary)
+
+
+# ------------------------------------------------------------------------------------------ commands
+def cmd_train(args) -> int:
+    from hardneg.training import TrainConfig, Trainer, get_task
+
+    bare = args.config is None and args.dataset is None and args.task is None and not args.set and not any(
+        getattr(args, k, None) is not None for k in option_table() if k != "seed")
+    if bare:
+        return main_job(args)
+    d, _ = config_from_args(args)
+    cfg = TrainConfig.from_dict(d)
+    output = args.output or default_output(cfg.to_dict())
+    tr = Trainer(cfg, progress=False if args.no_progress else None)
+    r = tr.run(resume=args.resume, output=output)
+    task = get_task(cfg.task)
+    _print_result([(cfg.sampler, [r])], task, r["primary_metric"],
+                  title=f"{cfg.model} on {r['dataset'].get('name', cfg.dataset)}: {hyperparameters(r['config'])}")
+    print(f"[train] results: {r['files']['json']}" + (f", plot: {r['files']['plot']}" if r['files']['plot'] else ""))
+    return 0
+
+
+def _compare(d: dict, names: list[str], seeds: list[int], output: str, progress, per_sampler=None) -> dict:
+    from hardneg import samplers
+    from hardneg.training import TrainConfig, compare, get_task
+
+    bad = [n for n in names if n not in samplers.available()]
+    if bad:
+        raise UserError(f"--samplers: unknown sampler(s) {bad}; known samplers: {samplers.available()}")
+    if per_sampler:
+        d = dict(d, per_sampler=per_sampler)
+    out = compare(d, names, seeds=seeds, output=output, progress=progress)
+    first = next(iter(out["runs"].values()))[0]
+    cfg = TrainConfig.from_dict(dict(first["config"]))
+    ds = first["dataset"]
+    title = (f"{cfg.model} on {ds.get('name', cfg.dataset)}, {len(seeds)} seed(s) per sampler: "
+             f"{hyperparameters(first['config'])}")
+    base = "uniform" if "uniform" in out["runs"] else ("random" if "random" in out["runs"] else None)
+    _print_result(list(out["runs"].items()), get_task(cfg.task), first["primary_metric"], title=title,
+                  baseline=base, summary=out["summary"])
+    if out["files"]:
+        print(f"[compare] results: {out['files']['json']}"
+              + (f", plot: {out['files']['plot']}" if out["files"].get("plot") else ""))
+    return out
+
+
+def _seeds(text: str | None, default) -> list[int]:
+    if text is None:
+        return list(default)
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers (got {text!r})") from None
+
+
+def main_job(args) -> int:
+    """DistMult on UMLS (from the PyKEEN wheel), uniform vs hard negatives, one table."""
+    d = load_recipe(MAIN_JOB)
+    extras = {k: d.pop(k) for k in ("compare", "seeds", "per_sampler") if k in d}
+    seeds = extras.get("seeds", [0])
+    if args.seed is not None:
+        seeds = [args.seed]
+    print(f"[hardneg] the main job: {d['model']} on {d['dataset']}, {' vs '.join(extras['compare'])} negatives "
+          f"({hyperparameters(d)}; seeds {seeds})", flush=True)
+    output = args.output or default_output(dict(d, model=d["model"] + "-compare"))
+    _compare(d, extras["compare"], seeds, output, False if args.no_progress else None, extras.get("per_sampler"))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    d, extras = config_from_args(args)
+    names = [s.strip() for s in args.samplers.split(",") if s.strip()] if args.samplers else \
+        extras.get("compare") or ["uniform", "topk"]
+    seeds = _seeds(args.seeds, extras.get("seeds", [d.get("seed", 0)]))
+    output = args.output or default_output(dict(d, model=str(d.get("model", "")) + "-compare"))
+    _compare(d, names, seeds, output, False if args.no_progress else None, extras.get("per_sampler"))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from hardneg.tasks import datasets
+
+    rows = [r for r in datasets() if args.task in (None, r["task"])]
+    w = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'name':<{w}}  {'task':<8}  {'here':<4}  description / where")
+    for r in rows:
+        print(f"{r['name']:<{w}}  {r['task']:<8}  {'yes' if r['available'] else 'no':<4}  {r['description']}")
+        if r["where"]:
+            print(f"{'':<{w}}  {'':<8}  {'':<4}  {r['where']}")
+    print("\nAny path works too: a KG folder (train/valid/test.txt), a JODIE/TGN .csv, an edge list or .mat, "
+          "a LightGCN folder or a SASRec file (README: 'Your own data').")
+    return 0
+
+
+def cmd_samplers(args) -> int:
+    from hardneg import samplers
+
+    for name in samplers.available():
+        cls = samplers.get_class(name)
+        doc = (cls.__doc__ or "").strip().split("\n")[0]
+        print(f"{name:<12} {doc}")
+        opts = samplers.options(name)
+        if opts:
+            print(" " * 13 + "options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from hardneg.tasks import recipes
+
+    for name, path in recipes().items():
+        with open(path, encoding="utf-8") as f:
+            first = f.readline().strip().lstrip("# ")
+        print(f"{name:<20} {first}")
+    return 0
+
+
+def _demo_graph():
+    from hardneg.data import load_dataset
+
+    kg = load_dataset("umls")
+    return kg.train, kg.num_entities, kg.num_relations, f"UMLS ({kg.num_entities} entities)"
 
 
 def cmd_demo(args) -> int:
-    """Mine hard negatives for every (h, r) query of a KG with a DistMult scorer, never returning a known tail."""
+    """Mine hard negatives for every (h, r) query of UMLS with a DistMult scorer, never returning a known tail."""
+    import torch
+
     import hardneg
     from hardneg.ops import sample_by_score, topk_mine
 
     hardneg.show_config()
-    triples, E, R, what = _demo_graph(args)
+    triples, E, R, what = _demo_graph()
     print(f"\n[demo] graph: {what}: {E} entities, {R} relations, {triples.shape[0]} train triples")
     g = torch.Generator().manual_seed(0)
     ent = torch.randn(E, args.dim, generator=g) / args.dim**0.5
@@ -48,8 +348,8 @@ def cmd_demo(args) -> int:
     sid, lp = sample_by_score(query, ent, args.k, exclude=ex, generator=g, weighting="softplus")
     t_samp = time.perf_counter() - t
     truth = set(map(tuple, triples.tolist()))  # brute-force check, independent of KnownSet
-    bad = sum((int(h), int(r), int(x)) in truth for (h, r), row_ids in zip(hr.tolist(), ids.tolist()) for x in row_ids if x >= 0)
-    bad += sum((int(h), int(r), int(x)) in truth for (h, r), row_ids in zip(hr.tolist(), sid.tolist()) for x in row_ids if x >= 0)
+    bad = sum((int(h), int(r), int(x)) in truth for (h, r), row in zip(hr.tolist(), ids.tolist()) for x in row if x >= 0)
+    bad += sum((int(h), int(r), int(x)) in truth for (h, r), row in zip(hr.tolist(), sid.tolist()) for x in row if x >= 0)
     print(f"[demo] {hr.shape[0]} (h, r) queries: top-{args.k} hard negatives in {t_top * 1e3:.1f} ms, "
           f"{args.k} loss-proportional samples in {t_samp * 1e3:.1f} ms; known positives returned: {bad}")
     t = time.perf_counter()
@@ -61,8 +361,7 @@ def cmd_demo(args) -> int:
     bad += leaked
     h, r = hr[0].tolist()
     print(f"[demo] query (h={h}, r={r}): hardest tails {ids[0, :8].tolist()} scores {[round(x, 3) for x in s[0, :8].tolist()]}")
-    # a larger synthetic mining run, against torch's materialised matmul + topk
-    B, N, d, k = args.big
+    B, N, d, k = args.big  # a larger synthetic mining run, against torch's materialised matmul + topk
     q = torch.randn(B, d, generator=g)
     c = torch.randn(N, d, generator=g)
     ex2 = (torch.arange(B + 1) * 20, torch.randint(0, N, (B * 20,), generator=g))
@@ -88,194 +387,55 @@ def cmd_info(args) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------ train / compare
-TRAIN_FLAGS = [  # (flag, config key, type, help)
-    ("--dataset", "dataset", str, "umls | nations | kinships | wn18rr | nell-995 | codex-s | fb15k-237 | a directory"),
-    ("--model", "model", str, "transe | distmult | complex | rotate"),
-    ("--dim", "dim", int, "embedding dimension"),
-    ("--encoder", "encoder", str, "rgcn: an R-GCN encoder in front of the decoder (needs hardneg[pyg])"),
-    ("--sampler", "sampler", str, "negative sampler (hardneg.samplers.available())"),
-    ("--num-negatives", "num_negatives", int, "negatives per positive"),
-    ("--loss", "loss", str, "margin | softplus | bce | sans | infonce | bpr"),
-    ("--optimizer", "optimizer", str, "adam | adagrad | sgd"),
-    ("--lr", "lr", float, "learning rate"),
-    ("--batch-size", "batch_size", int, "positives per step"),
-    ("--epochs", "epochs", int, "training epochs"),
-    ("--regularizer", "regularizer", str, "l2 | n3"),
-    ("--reg-weight", "reg_weight", float, "regulariser weight"),
-    ("--eval-every", "eval_every", int, "validate every N epochs (0: only at the end)"),
-    ("--patience", "patience", int, "early stopping: validations without a valid-MRR gain (0: off)"),
-    ("--tie", "tie", str, "rank ties: optimistic | pessimistic | realistic"),
-    ("--unseen", "unseen", str, "valid/test triples with entities unseen in train: keep | drop"),
-    ("--checkpoint-dir", "checkpoint_dir", str, "where checkpoint.pt goes"),
-    ("--checkpoint-every", "checkpoint_every", int, "checkpoint every N epochs"),
-    ("--seed", "seed", int, "random seed"),
-    ("--device", "device", str, "cpu | cuda"),
-]
-
-
-def _parse_value(v: str):
-    import yaml
-
-    return yaml.safe_load(v)
-
-
-def load_recipe(name_or_path: str) -> dict:
-    """A recipe by shipped name (``hardneg.recipes``: umls, nations, kinships, wn18rr, nell-995, codex-s) or a
-    YAML path."""
-    import yaml
-
-    path = name_or_path
-    if not os.path.exists(path):
-        here = os.path.join(os.path.dirname(__file__), "recipes", f"{name_or_path}.yaml")
-        if not os.path.exists(here):
-            shipped = sorted(f[:-5] for f in os.listdir(os.path.join(os.path.dirname(__file__), "recipes"))
-                             if f.endswith(".yaml"))
-            raise ValueError(f"recipe {name_or_path!r} not found (not a file; shipped recipes: {shipped})")
-        path = here
-    with open(path) as f:
-        d = yaml.safe_load(f) or {}
-    if not isinstance(d, dict):
-        raise ValueError(f"recipe {path}: expected a mapping of options (got {type(d).__name__})")
-    return d
-
-
-def _config_from_args(args) -> tuple[dict, list | None]:
-    d = load_recipe(args.config) if args.config else {}
-    compare = d.pop("compare", None)
-    for flag, key, _, _ in TRAIN_FLAGS:
-        v = getattr(args, key)
-        if v is not None:
-            d[key] = v
-    for kv in args.set or []:
-        if "=" not in kv:
-            raise ValueError(f"--set expects key=value (got {kv!r})")
-        k, v = kv.split("=", 1)
-        d[k.strip().replace("-", "_")] = _parse_value(v)
-    return d, compare
-
-
-def _fmt_row(name, r):
-    t = r["test"]
-    tm = r["timings"]
-    return (f"{name:<12} {t['mrr']:>7.4f} {t['hits@1']:>7.4f} {t['hits@3']:>7.4f} {t['hits@10']:>7.4f} {t['mr']:>8.2f} "
-            f"{r['valid']['mrr']:>8.4f} {r['epochs_trained']:>6d} {tm['epoch_s']:>8.3f} {100 * tm['sampler_share']:>7.1f}%")
-
-
-def print_table(rows, title):
-    print(f"\n{title}")
-    print(f"{'sampler':<12} {'MRR':>7} {'H@1':>7} {'H@3':>7} {'H@10':>7} {'MR':>8} {'valMRR':>8} {'epochs':>6} "
-          f"{'epoch_s':>8} {'sampler':>8}")
-    for name, r in rows:
-        print(_fmt_row(name, r))
-    print("(test split, filtered, both sides, ties: realistic = mean of optimistic and pessimistic; 'sampler' = "
-          "share of training-step time spent drawing negatives)")
-
-
-def _run_compare(base: dict, names, output, progress):
-    from hardneg.training import TrainConfig, Trainer
-
-    rows = []
-    kg = None
-    for name in names:
-        # sampler_options belong to the sampler they were written for (the recipe's own); others use defaults
-        opts = base.get("sampler_options", {}) if name == base.get("sampler", "uniform") else {}
-        cfg = TrainConfig.from_dict(dict(base, sampler=name, sampler_options=opts))
-        tr = Trainer(cfg, kg=kg, progress=progress)
-        kg = tr.kg
-        print(f"[compare] {cfg.model} on {kg.name} with {name!r} negatives: {cfg.epochs} epochs ...", flush=True)
-        rows.append((name, tr.run()))
-    title = (f"{base.get('model', 'distmult')} on {kg.name} ({kg.num_entities} entities, {kg.train.shape[0]} train "
-             f"triples), {rows[0][1]['config']['num_negatives']} negatives per positive, "
-             f"{rows[0][1]['config']['epochs']} epochs")
-    print_table(rows, title)
-    if output:
-        import json
-
-        with open(output, "w") as f:
-            json.dump({"runs": {n: r for n, r in rows}}, f, indent=2)
-        print(f"[compare] results written to {output}")
-    return rows
-
-
-def cmd_train(args) -> int:
-    from hardneg.training import TrainConfig, Trainer
-
-    progress = None if not args.no_progress else False
-    bare = args.bare
-    d, compare = _config_from_args(args)
-    if bare:  # the main job: DistMult on UMLS, uniform vs hard negatives
-        d, compare = load_recipe("umls"), None
-        compare = d.pop("compare")
-        print("[train] no arguments: DistMult on UMLS (from the PyKEEN wheel), uniform vs top-K hard negatives "
-              "(recipe python/hardneg/recipes/umls.yaml)")
-        _run_compare(d, compare, args.output, progress)
-        return 0
-    cfg = TrainConfig.from_dict(d)
-    tr = Trainer(cfg, progress=progress)
-    r = tr.run(resume=args.resume, output=args.output)
-    print_table([(cfg.sampler, r)], f"{cfg.model} on {tr.kg.name}")
-    if args.output:
-        print(f"[train] results written to {args.output}")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    d, compare = _config_from_args(args)
-    names = [s.strip() for s in args.samplers.split(",")] if args.samplers else (compare or ["uniform", "topk"])
-    from hardneg import samplers
-
-    bad = [n for n in names if n not in samplers.available()]
-    if bad:
-        raise ValueError(f"--samplers: unknown sampler(s) {bad}; known samplers: {samplers.available()}")
-    _run_compare(d, names, args.output, None if not args.no_progress else False)
-    return 0
-
-
-def _add_train_flags(p):
-    p.add_argument("--config", default=None, help="a recipe: shipped name (umls, wn18rr, ...) or a YAML file")
-    for flag, key, typ, hlp in TRAIN_FLAGS:
-        p.add_argument(flag, dest=key, type=typ, default=None, help=hlp)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any TrainConfig field, YAML-parsed (e.g. --set sampler_options='{pool_size: 128}')")
-    p.add_argument("--output", default=None, help="write the results JSON here")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hardneg", description="Fast, exact hard negative sampling for link prediction")
-    sub = ap.add_subparsers(dest="cmd")
-    t = sub.add_parser("train", help="train a KG embedding model (no arguments: DistMult on UMLS, uniform vs hard)")
-    _add_train_flags(t)
+    fmt = argparse.RawDescriptionHelpFormatter
+    ap = argparse.ArgumentParser(prog="hardneg", formatter_class=fmt,
+                                 description="Fast, exact hard negative sampling for link prediction.\n"
+                                             "With no command: the main job (hardneg train).")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    t = sub.add_parser("train", formatter_class=fmt, help="train one model (no options: the main job)",
+                       description="Train one model. With no dataset, recipe or option: the main job (DistMult on "
+                                   "UMLS, uniform vs hard negatives); --output, --no-progress and --seed keep it.")
+    add_config_flags(t)
     t.add_argument("--resume", action="store_true", help="continue from checkpoint_dir/checkpoint.pt")
     t.set_defaults(func=cmd_train)
-    c = sub.add_parser("compare", help="train one model under several samplers and print one table")
-    _add_train_flags(c)
-    c.add_argument("--samplers", default=None, help="comma-separated sampler names (default: the recipe's, or uniform,topk)")
+    c = sub.add_parser("compare", formatter_class=fmt, help="one model, several samplers (and seeds), one table")
+    add_config_flags(c)
+    c.add_argument("--samplers", default=None, help="comma-separated sampler names (default: the recipe's, or "
+                                                    "uniform,topk)")
+    c.add_argument("--seeds", default=None, help="comma-separated seeds, each sampler runs once per seed")
     c.set_defaults(func=cmd_compare)
-    d = sub.add_parser("demo", help="mine hard negatives on UMLS (or a synthetic graph) and time them")
+    sub.add_parser("datasets", help="list the shipped datasets and whether they are available here").set_defaults(
+        func=cmd_datasets, task=None)
+    sub.add_parser("samplers", help="list the samplers with their options and defaults").set_defaults(func=cmd_samplers)
+    sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)
+    d = sub.add_parser("demo", help="mine hard negatives on UMLS and time them")
     d.add_argument("--dim", type=int, default=64)
     d.add_argument("-k", type=int, default=32)
     d.add_argument("--big", type=int, nargs=4, default=[1024, 200_000, 64, 32], metavar=("B", "N", "D", "K"))
     d.set_defaults(func=cmd_demo)
-    i = sub.add_parser("info", help="print the build and the backends of each op")
-    i.set_defaults(func=cmd_info)
+    sub.add_parser("info", help="print the build and the backends of each op").set_defaults(func=cmd_info)
     return ap
 
 
 def main(argv=None) -> int:
-    ap = build_parser()
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen when redirected
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        argv = ["train"]
-    args = ap.parse_args(argv)
-    if args.cmd == "train":
-        args.bare = argv == ["train"]
+    ap = build_parser()
+    args = ap.parse_args(argv or ["train"])
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"hardneg {args.cmd}: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"hardneg {args.cmd}: error: {msg}", file=sys.stderr)
         return 2
+    except ImportError as e:
+        print(f"hardneg {args.cmd}: error: {e.msg if hasattr(e, 'msg') else e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hardneg {args.cmd}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

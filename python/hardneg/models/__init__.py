@@ -1,5 +1,6 @@
-"""Reference backbones. ``hardneg.models.kg``: TransE, DistMult, ComplEx, RotatE (+ an optional R-GCN encoder)."""
-from . import kg
-from .kg import MODELS, ComplEx, DistMult, KGModel, RGCN, RotatE, TransE, create_model
+"""Model backbones of every task. ``hardneg.models.kg`` (and the names below): the KG models of
+:mod:`hardneg.tasks.kg.models` — TransE, DistMult, ComplEx, RotatE, an R-GCN encoder."""
+from hardneg.tasks.kg import models as kg
+from hardneg.tasks.kg.models import MODELS, RGCN, ComplEx, DistMult, KGModel, RotatE, TransE, create_model
 
 __all__ = ["kg", "MODELS", "KGModel", "TransE", "DistMult", "ComplEx", "RotatE", "RGCN", "create_model"]

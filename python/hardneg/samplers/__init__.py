@@ -12,14 +12,14 @@
 >>> neg.ids.shape, neg.valid.shape
 (torch.Size([3, 2]), torch.Size([3, 2]))
 """
-from .base import Negatives, Sampler, available, create, get_class, register
+from .base import Negatives, Sampler, available, create, get_class, options, register
 from .scorers import (ComplExScorer, DistMultScorer, EmbeddingScorer, RotatEScorer, Scorer, TransEScorer,
                       pairwise)
 from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSampler
 from .khop import KHopSampler
 from .hard import MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
 
-__all__ = ["Negatives", "Sampler", "available", "create", "get_class", "register", "Scorer", "DistMultScorer",
+__all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
            "NMissSampler", "NSCachingSampler", "MixedSampler"]

@@ -82,6 +82,24 @@ def get_class(name: str) -> type:
     return _REGISTRY[name]
 
 
+COMMON_OPTIONS = ("num_negatives", "known", "num_entities", "num_relations")
+
+
+def options(name: str) -> dict:
+    """The options a sampler takes beyond the common ones, with their defaults (``hardneg samplers``)."""
+    import inspect
+
+    out: dict = {}
+    for klass in reversed(get_class(name).__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.kind == p.KEYWORD_ONLY and p.name not in COMMON_OPTIONS:
+                out[p.name] = None if p.default is p.empty else p.default
+    return out
+
+
 class Sampler:
     """Base class. Subclasses implement ``_sample(P, scorer, generator) -> Negatives``.
 

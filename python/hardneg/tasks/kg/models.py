@@ -14,8 +14,8 @@ import math
 import torch
 from torch import nn
 
-from .. import _validate as V
-from ..samplers.scorers import Scorer, _complex_mul, pairwise
+from ... import _validate as V
+from ...samplers.scorers import Scorer, _complex_mul, pairwise
 
 REGULARIZERS = (None, "none", "l2", "n3")
 

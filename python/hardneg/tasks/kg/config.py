@@ -1,0 +1,46 @@
+"""The KG task's configuration (no torch import: the CLI builds its options from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...training.config import TrainConfig, number, opt
+
+UNSEEN = ("keep", "drop")
+ENCODERS = (None, "rgcn")
+
+
+@dataclass
+class KGConfig(TrainConfig):
+    """KG completion. Fields beyond :class:`hardneg.training.TrainConfig`: the encoder, filtering,
+    regularisation, the evaluation tie policy and what to do with valid/test triples unseen in train."""
+
+    task: str = opt("kg", "kg | temporal | linkpred | rec (default: inferred from the dataset)")
+    encoder: str | None = opt(None, "rgcn: an R-GCN encoder in front of the decoder (needs hardneg[pyg])")
+    filtered_sampling: bool = opt(True, "negatives never hit a training triple")
+    regularizer: str | None = opt(None, "l2 | n3")
+    reg_weight: float = opt(0.0, "regulariser weight")
+    tie: str = opt("realistic", "rank ties: optimistic | pessimistic | realistic")
+    unseen: str = opt("keep", "valid/test triples with entities or relations unseen in train: keep | drop")
+
+    def validate(self) -> "KGConfig":
+        super().validate()
+        from ... import _validate as V
+        from .evaluation import TIES
+        from .models import MODELS
+
+        op = "TrainConfig"
+        if self.model.lower() not in MODELS:
+            raise ValueError(f"{op}: unknown model {self.model!r}; known models: {list(MODELS)}")
+        V.choice(op, "tie", self.tie, TIES)
+        V.choice(op, "unseen", self.unseen, UNSEEN)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"{op}: 'encoder' must be None or 'rgcn' (got {self.encoder!r})")
+        if self.regularizer not in (None, "none", "l2", "n3"):
+            raise ValueError(f"{op}: 'regularizer' must be None, 'l2' or 'n3' (got {self.regularizer!r})")
+        number(op, "reg_weight", self.reg_weight, minimum=0.0)
+        if not isinstance(self.filtered_sampling, bool):
+            raise TypeError(f"{op}: 'filtered_sampling' must be a bool (got {V.describe(self.filtered_sampling)})")
+        return self
+
+
+Config = KGConfig

@@ -1,0 +1,207 @@
+"""Knowledge-graph triples in the standard TSV format (``head<TAB>relation<TAB>tail``, string ids)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..._paths import default_root, find_shared_data
+
+
+@dataclass
+class KG:
+    name: str
+    train: torch.Tensor  # [M, 3] int64 (h, r, t)
+    valid: torch.Tensor
+    test: torch.Tensor
+    entities: list[str]
+    relations: list[str]
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relations)
+
+
+def _read_tsv(path: str):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3 or not all(p.strip() for p in parts):
+                raise ValueError(f"{path}:{ln}: expected 'head<TAB>relation<TAB>tail', got {line[:120]!r}")
+            rows.append(tuple(p.strip() for p in parts))
+    return rows
+
+
+def load_kg(path: str, name: str | None = None) -> KG:
+    """Load ``train.txt``/``valid.txt``/``test.txt`` from a directory; ids are assigned in order of first
+    appearance in train, then valid, then test."""
+    if not os.path.isdir(path):
+        raise ValueError(f"load_kg: dataset directory not found: {path!r}")
+    splits = {}
+    for split in ("train", "valid", "test"):
+        f = os.path.join(path, f"{split}.txt")
+        if not os.path.exists(f):
+            raise ValueError(f"load_kg: missing {split}.txt in {path!r}")
+        splits[split] = _read_tsv(f)
+    ent, rel = {}, {}
+    for split in ("train", "valid", "test"):
+        for h, r, t in splits[split]:
+            ent.setdefault(h, len(ent))
+            rel.setdefault(r, len(rel))
+            ent.setdefault(t, len(ent))
+    to_t = lambda rows: torch.tensor([[ent[h], rel[r], ent[t]] for h, r, t in rows], dtype=torch.int64).reshape(-1, 3)
+    return KG(name or os.path.basename(os.path.normpath(path)), to_t(splits["train"]), to_t(splits["valid"]),
+              to_t(splits["test"]), list(ent), list(rel))
+
+
+# ------------------------------------------------------------------------------------------ named datasets
+#: datasets shipped inside the PyKEEN wheel (no download): name -> folder in pykeen/datasets
+PYKEEN_BUILTIN = {"umls": "umls", "nations": "nations", "kinships": "kinships"}
+#: folder names under ../shared/data/kg
+SHARED_NAMES = {"umls": "umls", "nations": "nations", "kinships": "kinship", "wn18rr": "wn18rr",
+                "nell-995": "nell-995", "codex-s": "codex-s"}
+#: public archives (TSV triples inside), for users with internet
+URLS = {"wn18rr": "https://github.com/TimDettmers/ConvE/raw/master/WN18RR.tar.gz",
+        "fb15k-237": "https://github.com/TimDettmers/ConvE/raw/master/FB15k-237.tar.gz"}
+ALIASES = {"kinship": "kinships", "nell995": "nell-995", "nell": "nell-995", "codexs": "codex-s",
+           "codex-small": "codex-s", "fb15k237": "fb15k-237"}
+
+
+#: shipped names (``hardneg datasets``)
+SHIPPED = {"umls": "UMLS medical ontology: 135 entities, 46 relations, 5,216 train triples",
+           "nations": "Nations: 14 countries, 55 relations, 1,592 train triples",
+           "kinships": "Alyawarra kinship: 104 people, 25 relations, 8,544 train triples",
+           "wn18rr": "WordNet WN18RR: 40,943 entities, 11 relations, 86,835 train triples",
+           "nell-995": "NELL-995: 200 relations, 149,678 train triples",
+           "codex-s": "CoDEx-S (Wikidata): 2,034 entities, 42 relations, 32,888 train triples",
+           "fb15k-237": "Freebase FB15k-237: 14,541 entities, 237 relations, 272,115 train triples"}
+
+
+def _norm(name: str) -> str:
+    n = name.lower().replace("_", "-")
+    return ALIASES.get(n, n)
+
+
+def pykeen_dataset_dir(name: str) -> str | None:
+    """The folder of a dataset shipped in the installed PyKEEN wheel, found without importing PyKEEN."""
+    import importlib.util
+
+    sub = PYKEEN_BUILTIN.get(_norm(name))
+    if sub is None:
+        return None
+    spec = importlib.util.find_spec("pykeen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        d = os.path.join(base, "datasets", sub)
+        if all(os.path.exists(os.path.join(d, f"{s}.txt")) for s in ("train", "valid", "test")):
+            return d
+    return None
+
+
+def resolve_dataset(name_or_path: str) -> tuple[str, str]:
+    """(directory, name) for a dataset name or a directory path, without downloading.
+
+    Order: an existing directory; UMLS / Nations / Kinships from the PyKEEN wheel; ``$HARDNEG_DATA`` or
+    ``../shared/data/kg/<name>``; a previous download under :func:`default_root`."""
+    if os.path.isdir(name_or_path):
+        return name_or_path, os.path.basename(os.path.normpath(name_or_path))
+    name = _norm(name_or_path)
+    d = pykeen_dataset_dir(name)
+    if d:
+        return d, name
+    shared = find_shared_data()
+    if shared and name in SHARED_NAMES:
+        d = os.path.join(shared, "kg", SHARED_NAMES[name])
+        if os.path.isdir(d):
+            return d, name
+    d = os.path.join(default_root(), name)
+    if os.path.isdir(d):
+        return d, name
+    known = sorted(set(SHARED_NAMES) | set(URLS))
+    hint = (f"; download it with hardneg.data.download_kg({name!r})" if name in URLS else
+            "; UMLS, Nations and Kinships come with PyKEEN (pip install 'hardneg[pykeen]')" if name in PYKEEN_BUILTIN else "")
+    if os.sep in name_or_path or name_or_path.startswith("."):
+        raise ValueError(f"dataset directory not found: {name_or_path!r}")
+    raise ValueError(f"dataset {name_or_path!r} not found (known names: {known}; or pass a directory with "
+                     f"train.txt/valid.txt/test.txt){hint}")
+
+
+def find(name_or_path: str) -> tuple[str, str] | None:
+    """(directory, name) where a KG resolves locally, or None."""
+    try:
+        return resolve_dataset(name_or_path)
+    except ValueError:
+        return None
+
+
+def available() -> list[dict]:
+    """One entry per shipped KG: name, task, whether it is available here, where it comes from."""
+    out = []
+    for name, desc in SHIPPED.items():
+        hit = find(name)
+        out.append({"name": name, "task": "kg", "available": hit is not None, "where": hit[0] if hit else None,
+                    "description": desc})
+    return out
+
+
+def load_dataset(name_or_path: str, *, download: bool = False) -> KG:
+    """Load a KG by name (``umls``, ``nations``, ``kinships``, ``wn18rr``, ``nell-995``, ``codex-s``,
+    ``fb15k-237``) or directory. ``download=True`` fetches WN18RR / FB15k-237 when not found locally."""
+    try:
+        d, name = resolve_dataset(name_or_path)
+    except ValueError:
+        if download and _norm(name_or_path) in URLS:
+            d, name = download_kg(_norm(name_or_path)), _norm(name_or_path)
+        else:
+            raise
+    return load_kg(d, name)
+
+
+def download_kg(name: str, root: str | None = None, *, url: str | None = None) -> str:
+    """Download and unpack a public KG archive (``.tar.gz`` with train/valid/test.txt) into ``root/name``;
+    returns that directory. ``url`` overrides the default (any urllib URL, e.g. ``file:///...``). Only the
+    three split files are extracted (by base name), so a hostile archive cannot write elsewhere."""
+    import io
+    import tarfile
+    import urllib.request
+
+    name = _norm(name)
+    url = url or URLS.get(name)
+    if url is None:
+        raise ValueError(f"download_kg: no known URL for {name!r} (known: {sorted(URLS)}); pass url=...")
+    dest = os.path.join(root or default_root(), name)
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        blob = resp.read()
+    os.makedirs(dest, exist_ok=True)
+    found = set()
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+        for m in tar.getmembers():
+            base = os.path.basename(m.name)
+            if m.isfile() and base in ("train.txt", "valid.txt", "test.txt"):
+                with tar.extractfile(m) as src, open(os.path.join(dest, base), "wb") as out:
+                    out.write(src.read())
+                found.add(base)
+    missing = {"train.txt", "valid.txt", "test.txt"} - found
+    if missing:
+        raise ValueError(f"download_kg: archive at {url} lacks {sorted(missing)}")
+    return dest
+
+
+def unseen_mask(kg: KG, triples: torch.Tensor) -> torch.Tensor:
+    """bool [M]: triples whose head, tail or relation never occurs in ``kg.train``."""
+    seen_e = torch.zeros(kg.num_entities, dtype=torch.bool)
+    seen_e[kg.train[:, 0]] = True
+    seen_e[kg.train[:, 2]] = True
+    seen_r = torch.zeros(kg.num_relations, dtype=torch.bool)
+    seen_r[kg.train[:, 1]] = True
+    return ~(seen_e[triples[:, 0]] & seen_e[triples[:, 2]] & seen_r[triples[:, 1]])

@@ -1,0 +1,97 @@
+"""Filtered link-prediction evaluation (head and tail ranking against all entities).
+
+For each test triple (h, r, t): the tail query (h, r, ?) scores every entity; every *other* known tail of
+(h, r) (from the filter set, usually train + valid + test) is removed; the rank of t among what is left is
+counted with a tie policy: ``"optimistic"`` (1 + #strictly better), ``"pessimistic"`` (1 + #better or equal,
+other than t) or ``"realistic"`` (their mean, PyKEEN's default and ours). The head query (?, r, t) likewise.
+MRR, MR and Hits@k average over both sides (and per side under ``"head"`` / ``"tail"``).
+
+Computed in chunks of ``batch_size`` queries: memory is O(batch_size · E) scores plus the filter CSR rows of
+the chunk from :class:`hardneg.KnownSet` (never a dense [queries × positives] mask).
+"""
+from __future__ import annotations
+
+import torch
+
+from ... import _validate as V
+from ...known import KnownSet
+from ...samplers.scorers import pairwise
+
+TIES = ("optimistic", "pessimistic", "realistic")
+
+
+def all_scores(q: torch.Tensor, C: torch.Tensor, metric: str) -> torch.Tensor:
+    """[b, N] scores of queries against every candidate, in the model dtype (for ranking)."""
+    if metric == "dot":
+        return q @ C.T
+    if metric == "cos":
+        return pairwise(q[:, None, :], C[None], "cos")
+    if metric == "l2":
+        return -torch.cdist(q, C).pow(2)
+    if metric == "l1":
+        return -torch.cdist(q, C, p=1.0)
+    out = torch.empty(q.shape[0], C.shape[0], dtype=q.dtype, device=q.device)
+    step = max(1, (1 << 24) // max(1, q.shape[0] * q.shape[1]))
+    for s in range(0, C.shape[0], step):
+        out[:, s : s + step] = pairwise(q[:, None, :], C[None, s : s + step], metric)
+    return out
+
+
+@torch.no_grad()
+def ranks(scorer, triples, filter_known: KnownSet | None, *, side="tail", batch_size=256, tie="realistic"):
+    """Filtered ranks (float64 [M]) of the true entity for each triple on ``side``."""
+    tie = V.choice("ranks", "tie", tie, TIES)
+    M = triples.shape[0]
+    out = torch.empty(M, dtype=torch.float64)
+    C = scorer.candidate_vectors(side)
+    for s in range(0, M, batch_size):
+        tr = triples[s : s + batch_size].to(C.device)
+        anchor, target = (tr[:, :2], tr[:, 2]) if side == "tail" else (tr[:, 1:], tr[:, 0])
+        sc = all_scores(scorer.query_vectors(anchor, side), C, scorer.metric).float()
+        true = sc.gather(1, target[:, None])
+        if filter_known is not None:
+            ptr, idx = filter_known.exclusion(anchor.to(filter_known.device), side=side)
+            row = torch.repeat_interleave(torch.arange(tr.shape[0], device=ptr.device), ptr.diff())
+            sc[row.to(sc.device), idx.to(sc.device)] = float("-inf")
+        sc.scatter_(1, target[:, None], float("-inf"))  # t itself never counts against itself
+        better = (sc > true).sum(1).double()
+        equal = (sc == true).sum(1).double()
+        opt = 1.0 + better
+        pes = 1.0 + better + equal
+        r = opt if tie == "optimistic" else pes if tie == "pessimistic" else 0.5 * (opt + pes)
+        out[s : s + tr.shape[0]] = r.cpu()
+    return out
+
+
+def metrics_from_ranks(r: torch.Tensor, ks=(1, 3, 10)) -> dict:
+    if r.numel() == 0:
+        return {"mrr": float("nan"), "mr": float("nan"), **{f"hits@{k}": float("nan") for k in ks}, "count": 0}
+    d = {"mrr": float((1.0 / r).mean()), "mr": float(r.mean())}
+    for k in ks:
+        d[f"hits@{k}"] = float((r <= k).double().mean())
+    d["count"] = int(r.numel())
+    return d
+
+
+@torch.no_grad()
+def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, tie="realistic",
+             sides=("head", "tail"), ks=(1, 3, 10)) -> dict:
+    """Filtered MRR, MR and Hits@k over head and tail queries: ``{"mrr", "mr", "hits@1", "hits@3",
+    "hits@10", "count", "tie", "head": {...}, "tail": {...}}``. ``filter_known=None`` gives raw ranks."""
+    if not isinstance(triples, torch.Tensor) or triples.dim() != 2 or triples.shape[1] != 3:
+        raise ValueError(f"evaluate: 'triples' must be an int64 [M, 3] tensor (got {V.describe(triples)})")
+    if filter_known is not None and not isinstance(filter_known, KnownSet):
+        raise TypeError(f"evaluate: 'filter_known' must be a hardneg.KnownSet or None (got {V.describe(filter_known)})")
+    was = getattr(scorer, "training", None)
+    if was is not None:
+        scorer.eval()
+    try:
+        per = {s: ranks(scorer, triples, filter_known, side=s, batch_size=batch_size, tie=tie) for s in sides}
+    finally:
+        if was:
+            scorer.train()
+    out = metrics_from_ranks(torch.cat(list(per.values())), ks)
+    out["tie"] = tie
+    for s, r in per.items():
+        out[s] = metrics_from_ranks(r, ks)
+    return out

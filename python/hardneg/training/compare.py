@@ -1,0 +1,80 @@
+"""``compare``: one model, several samplers (and seeds), one table, one plot, each sampler's gap to uniform."""
+from __future__ import annotations
+
+import os
+
+from .config import TrainConfig
+from .engine import Trainer
+from .results import format_table, get, plot_curves, write_json
+from .task import get_task
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None = None, progress=None,
+            log=print, data=None) -> dict:
+    """Train ``base`` once per sampler and seed, sharing the loaded data.
+
+    ``base["sampler_options"]`` stay with ``base["sampler"]`` (the recipe's own sampler); other samplers run
+    with their defaults, or with ``base["per_sampler"][name]`` (a mapping of config overrides, e.g.
+    ``{"nscaching": {"sampler_options": {"cache_size": 30}}}``).
+
+    Returns ``{"runs": {sampler: [result per seed]}, "table": str, "summary": str, "files": {...}}``; with
+    ``output`` (a folder or ``.json`` path) it writes the JSON and one plot with a line per sampler.
+    """
+    log = log or (lambda *a, **k: None)
+    base = dict(base)
+    per_sampler = base.pop("per_sampler", {}) or {}
+    own = base.get("sampler")
+    runs: dict[str, list[dict]] = {}
+    for name in samplers:
+        for seed in seeds:
+            d = dict(base, sampler=name, seed=seed)
+            d["sampler_options"] = base.get("sampler_options", {}) if name == own else {}
+            d.update(per_sampler.get(name, {}))
+            cfg = TrainConfig.from_dict(d)
+            tr = Trainer(cfg, data=data, progress=progress, log=log)
+            data = tr.data
+            log(f"[compare] {cfg.model} on {tr.task.describe().get('name', cfg.dataset)} with {name!r} negatives, "
+                f"seed {seed}: {cfg.epochs} epochs ...")
+            runs.setdefault(name, []).append(tr.run())
+    first = next(iter(runs.values()))[0]
+    task = get_task(first["task"])
+    key = first["primary_metric"]
+    baseline = "uniform" if "uniform" in runs else ("random" if "random" in runs else None)
+    table = format_table(list(runs.items()), task.table_columns, primary=key, baseline=baseline)
+    summary = winner_line(runs, key, task.higher_is_better, baseline)
+    out = {"runs": runs, "table": table, "summary": summary, "files": {}}
+    if output:
+        folder = output[:-5] if output.endswith(".json") else output
+        os.makedirs(folder, exist_ok=True)
+        png = plot_curves({n: r[0] for n, r in runs.items()}, os.path.join(folder, "curves.png"), key)
+        out["files"] = {"json": write_json({"runs": runs, "table": table, "summary": summary},
+                                           output if output.endswith(".json") else os.path.join(folder, "results.json")),
+                        "plot": png}
+    return out
+
+
+def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | None) -> str:
+    """``"best: topk, test mrr 0.7180 (+0.0300 over uniform, seed spread ±0.0020)"``."""
+    means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
+    means = {n: m for n, m in means.items() if m is not None}
+    if not means:
+        return "no results"
+    best = (max if higher_is_better else min)(means, key=means.get)
+    s = f"best: {best}, test {key} {means[best]:.4f}"
+    if baseline and baseline in means and best != baseline:
+        s += f" ({means[best] - means[baseline]:+.4f} over {baseline})"
+    elif baseline == best and len(means) > 1:
+        rest = {n: m for n, m in means.items() if n != best}
+        second = (max if higher_is_better else min)(rest, key=rest.get)
+        s += f" (hard negatives did not help: best other, {second}, {rest[second] - means[best]:+.4f})"
+    vals = [get(r, f"test.{key}") for r in runs[best]]
+    if len(vals) > 1:
+        m = sum(vals) / len(vals)
+        sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+        s += f"; seed-to-seed std {sd:.4f} over {len(vals)} seeds"
+    return s

@@ -1,0 +1,255 @@
+"""The one training loop, for every task.
+
+>>> from hardneg.training import TrainConfig, train                          # doctest: +SKIP
+>>> res = train(TrainConfig(dataset="umls", model="distmult", sampler="topk", epochs=50))  # doctest: +SKIP
+>>> res["test"]["mrr"]                                                        # doctest: +SKIP
+
+The engine owns seeding, the device, the optimiser, early stopping on the task's primary validation metric
+(the best model is restored before the final evaluation), checkpoints that resume bit-identically, progress,
+timings, the results dict and its files. A :class:`hardneg.training.Task` owns everything else.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+
+import torch
+
+from .checkpoint import CheckpointStore
+from .config import TrainConfig
+from .progress import Progress
+from .results import check_output, write_results
+from .task import get_task
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"``, checked against what this torch build can use."""
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"'device' must be 'cpu', 'cuda' or 'cuda:N' (got {spec!r})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise ValueError(f"'device' is {spec!r} but {why}; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"'device' is {spec!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type != "cpu":
+        raise ValueError(f"'device' must be 'cpu', 'cuda' or 'cuda:N' (got {spec!r})")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and ``random``. Model initialisation draws from these."""
+    random.seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+    torch.manual_seed(seed)
+
+
+def versions() -> dict:
+    import numpy
+
+    import hardneg
+
+    return {"hardneg": getattr(hardneg, "__version__", "unknown"), "torch": torch.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "machine": platform.machine(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    kw = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adagrad": torch.optim.Adagrad,
+           "sgd": torch.optim.SGD}[cfg.optimizer]
+    return cls(params, **kw)
+
+
+class Trainer:
+    """One training run of any task.
+
+    Args:
+        config: a :class:`TrainConfig` (or a mapping for ``TrainConfig.from_dict``).
+        data: an already loaded dataset of the task (skips loading ``config.dataset``); ``kg=`` is an alias.
+        progress: True (a bar, or one line per evaluation without a TTY), False (silent) or None (auto).
+        log: where one-line messages go (``print`` by default; None silences them).
+
+    ``run(resume=False, output=None)`` trains, restores the best validation model, evaluates on valid and test
+    and returns the results dict; with ``output`` (a ``.json`` path or a run folder) it also writes the JSON
+    and a PNG of the training loss and validation metric per epoch.
+    """
+
+    def __init__(self, config: TrainConfig | dict, *, data=None, kg=None, progress: bool | None = None, log=print):
+        cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+        self.cfg = cfg.validate()
+        self.log = log or (lambda *a, **k: None)
+        self.device = resolve_device(cfg.device)
+        self.store = CheckpointStore(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+        seed_everything(cfg.seed)
+        task_cls = get_task(cfg.task)
+        self.task = task_cls(cfg, data=data if data is not None else kg, device=self.device)
+        self.model = self.task.model
+        self.opt = build_optimizer(cfg, self.task.param_groups())
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.progress = progress
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best = {"value": None, "epoch": 0, "state": None}
+        self.wait = 0
+        self.timings = {"train_s": 0.0, "eval_s": 0.0, "epochs": 0}
+
+    @property
+    def data(self):
+        return getattr(self.task, "data", None)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> str:
+        if self.store is None:
+            raise ValueError("save_checkpoint: no checkpoint_dir configured")
+        state = {"fingerprint": self.cfg.fingerprint(), "epoch": self.epoch, "model": self.model.state_dict(),
+                 "optimizer": self.opt.state_dict(), "task": self.task.state_dict(),
+                 "generator": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                 "history": self.history, "best": self.best, "wait": self.wait, "timings": self.timings,
+                 "clock": dict(self.task.clock.totals)}
+        return self.store.save(state)
+
+    def load_checkpoint(self) -> None:
+        if self.store is None:
+            raise ValueError("resume: no checkpoint_dir configured (set checkpoint_dir / --checkpoint-dir)")
+        state, path = self.store.load(self.cfg.fingerprint(), map_location=self.device, log=self.log)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.task.load_state_dict(state["task"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.history, self.best, self.wait = state["epoch"], state["history"], state["best"], state["wait"]
+        self.timings = state["timings"]
+        self.task.clock.totals = dict(state["clock"])
+        self.log(f"[train] resumed from {path} at epoch {self.epoch}")
+
+    # ------------------------------------------------------------------ training
+    def train_epoch(self) -> float:
+        """One pass over the task's training batches; returns the mean loss per positive."""
+        cfg, task, opt = self.cfg, self.task, self.opt
+        self.model.train()
+        task.on_epoch_start(self.epoch + 1)
+        total, count = 0.0, 0
+        t0 = time.perf_counter()
+        for batch in task.batches(self.gen):
+            loss = task.step(batch, self.gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            opt.step()
+            task.after_step(batch)
+            n = batch_size_of(batch)
+            total += float(loss.detach()) * n
+            count += n
+        task.on_epoch_end(self.epoch + 1)
+        self.timings["train_s"] += time.perf_counter() - t0
+        self.timings["epochs"] += 1
+        return total / max(1, count)
+
+    def evaluate(self, split: str = "valid") -> dict:
+        t = time.perf_counter()
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.task.evaluate(split)
+        finally:
+            self.model.train(was)
+        self.timings["eval_s"] += time.perf_counter() - t
+        return out
+
+    def _improved(self, value: float) -> bool:
+        best = self.best["value"]
+        if value != value:  # NaN never improves
+            return False
+        if best is None:
+            return True
+        return value > best if self.task.higher_is_better else value < best
+
+    def run(self, resume: bool = False, output: str | None = None) -> dict:
+        cfg, task = self.cfg, self.task
+        if output:
+            check_output(output)  # fail before training, never after
+        if self.store is not None:
+            self.store.check_writable()
+        t_start = time.perf_counter()
+        if resume:
+            self.load_checkpoint()
+        key = task.primary_metric
+        bar = Progress(self.progress, total=cfg.epochs, initial=self.epoch, desc=f"{cfg.model}/{cfg.sampler}",
+                       log=self.log)
+        stopped = False
+        while self.epoch < cfg.epochs and not stopped:
+            t_ep = time.perf_counter()
+            loss = self.train_epoch()
+            self.epoch += 1
+            rec = {"epoch": self.epoch, "loss": loss, "epoch_s": time.perf_counter() - t_ep}
+            if cfg.eval_every and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+                v = self.evaluate("valid")
+                rec["valid"] = v
+                rec[f"valid_{key}"] = v[key]
+                if self._improved(v[key]):
+                    self.best = {"value": v[key], "epoch": self.epoch,
+                                 "state": {k: x.detach().clone() for k, x in self.model.state_dict().items()}}
+                    self.wait = 0
+                else:
+                    self.wait += 1
+                    stopped = bool(cfg.patience and self.wait >= cfg.patience)
+            self.history.append(rec)
+            bar.update(rec, key)
+            if self.store is not None and cfg.checkpoint_every and (self.epoch % cfg.checkpoint_every == 0 or stopped):
+                self.save_checkpoint()
+        bar.close()
+        if self.best["state"] is not None:
+            self.model.load_state_dict(self.best["state"])
+        valid = self.evaluate("valid")
+        test = self.evaluate("test")
+        n_ep = max(1, self.timings["epochs"])
+        clock = task.clock
+        result = {
+            "task": cfg.task,
+            "config": cfg.to_dict(),
+            "dataset": task.describe(),
+            "protocol": task.protocol(),
+            "primary_metric": key,
+            "valid": valid, "test": test,
+            "epochs_trained": self.epoch, "best_epoch": self.best["epoch"] or self.epoch,
+            "stopped_early": stopped,
+            "timings": {"total_s": time.perf_counter() - t_start, "train_s": self.timings["train_s"],
+                        "epoch_s": self.timings["train_s"] / n_ep, "sampler_s": clock["sampler"],
+                        "sampler_share": clock["sampler"] / max(1e-12, self.timings["train_s"]),
+                        "eval_s": self.timings["eval_s"]},
+            "versions": versions(),
+            "history": self.history,
+        }
+        if output:
+            result["files"] = write_results(result, output)
+        return result
+
+
+def batch_size_of(batch) -> int:
+    """Positives in a batch: a tensor's first dimension, or ``len(batch)`` / ``batch.num_positives``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    n = getattr(batch, "num_positives", None)
+    if n is not None:
+        return int(n)
+    return len(batch)
+
+
+def train(config: TrainConfig | dict, *, resume: bool = False, output: str | None = None, data=None, kg=None,
+          progress: bool | None = None, log=print) -> dict:
+    """Build a :class:`Trainer` and run it; returns the results dict."""
+    return Trainer(config, data=data, kg=kg, progress=progress, log=log).run(resume=resume, output=output)

@@ -1,0 +1,144 @@
+"""Results a person can read: the JSON file, a PNG of each run's curves, and a one-screen table.
+
+``output`` is either a ``.json`` path (the PNG goes beside it, same stem) or a run folder (``results.json``
+and ``curves.png`` inside it).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+
+def output_paths(output: str) -> tuple[str, str]:
+    if output.endswith(".json"):
+        return output, output[: -len(".json")] + ".png"
+    return os.path.join(output, "results.json"), os.path.join(output, "curves.png")
+
+
+def check_output(output: str) -> None:
+    """Raise a one-line ValueError now if ``output`` cannot be written (before anything trains)."""
+    path, _ = output_paths(output)
+    d = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"output {output!r} is a directory, not a .json file")
+    try:
+        os.makedirs(d, exist_ok=True)
+        probe = os.path.join(d, f".hardneg-write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError(f"output {output!r} is not writable ({e.strerror or e})") from None
+
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):  # 0-d tensors / numpy scalars
+        return _jsonable(x.item())
+    return x
+
+
+def write_json(obj: dict, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(_jsonable(obj), f, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+def write_results(result: dict, output: str) -> dict:
+    """Write the results JSON and the curves PNG; returns ``{"json": path, "plot": path or None}``."""
+    path, png = output_paths(output)
+    files = {"json": path, "plot": plot_curves({result["config"]["sampler"]: result}, png, result["primary_metric"])}
+    write_json(dict(result, files=files), path)
+    return files
+
+
+def get(result: dict, dotted: str):
+    """``get(r, "test.mrr")`` -> r["test"]["mrr"] (None when absent)."""
+    cur = result
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def plot_curves(runs: dict, path: str, metric: str) -> str | None:
+    """Training loss and validation ``metric`` per epoch, one line per run (e.g. per sampler). Returns the
+    path, or None when matplotlib is missing (``pip install 'hardneg[plot]'``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for name, res in runs.items():
+        hist = res["history"]
+        ax1.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label=name)
+        pts = [(h["epoch"], h[f"valid_{metric}"]) for h in hist if f"valid_{metric}" in h]
+        if pts:
+            ax2.plot(*zip(*pts), marker="o", ms=3, label=name)
+    first = next(iter(runs.values()))
+    title = f"{first['config']['model']} on {first['dataset'].get('name', first['config']['dataset'])}"
+    ax1.set(xlabel="epoch", ylabel="training loss", title=title)
+    ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _cell(values, fmt: str) -> str:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return fmt.format(vals[0])
+    m = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{fmt.format(m)}±{fmt.format(sd).lstrip('0') or '0'}"
+
+
+def format_table(rows: list[tuple[str, list[dict]]], columns: list[tuple[str, str, str]], *,
+                 primary: str | None = None, baseline: str | None = None) -> str:
+    """One line per row name; each row holds one result per seed (mean±std when several). With ``baseline``
+    (a row name), a ``Δ <primary>`` column gives each row's difference in the mean test ``primary``."""
+    heads = ["sampler"] + [h for h, _, _ in columns]
+    body = []
+    base = None
+    if baseline is not None and primary is not None:
+        for name, res in rows:
+            if name == baseline:
+                base = _mean([get(r, f"test.{primary}") for r in res])
+    for name, res in rows:
+        cells = [name] + [_cell([get(r, path) for r in res], fmt) for _, path, fmt in columns]
+        if base is not None:
+            m = _mean([get(r, f"test.{primary}") for r in res])
+            cells.append("-" if name == baseline or m is None else f"{m - base:+.4f}")
+        body.append(cells)
+    if base is not None:
+        heads.append(f"Δ{primary}")
+    widths = [max(len(str(row[i])) for row in [heads] + body) for i in range(len(heads))]
+    line = lambda cells: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
+                                   enumerate(zip(cells, widths)))
+    return "\n".join([line(heads)] + [line(c) for c in body])
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
