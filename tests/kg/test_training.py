@@ -143,3 +143,23 @@ def test_config_errors():
         TrainConfig.from_dict({"lr": -1})
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig.from_dict({"optimizer": "lbfgs"})
+
+
+def test_same_seed_same_model_with_two_threads():
+    """Top-K hard negatives amplify last-bit differences; deterministic kernels keep runs identical."""
+    kg = umls()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = TrainConfig(dataset="umls", model="distmult", dim=64, sampler="topk", num_negatives=16, epochs=3,
+                          eval_every=0, lr=0.01)
+        models = []
+        for _ in range(2):
+            tr = Trainer(cfg, kg=kg, progress=False, log=None)
+            for _ in range(3):
+                tr.train_epoch()
+            models.append(tr.model.state_dict())
+        for k in models[0]:
+            assert torch.equal(models[0][k], models[1][k]), k
+    finally:
+        torch.set_num_threads(threads)

@@ -51,6 +51,8 @@ class TrainConfig:
     checkpoint_dir: str | None = opt(None, "where checkpoint.pt goes")
     seed: int = opt(0, "random seed")
     device: str = opt("cpu", "cpu | cuda | cuda:N")
+    deterministic: bool = opt(True, "deterministic torch kernels while training: the same seed gives the same "
+                                    "model at any thread count (torch.use_deterministic_algorithms)")
 
     #: fields that may differ between a checkpoint and the run resuming it
     RESUMABLE = ("epochs", "checkpoint_every", "checkpoint_dir", "device", "eval_batch_size", "patience")
@@ -123,8 +125,9 @@ class TrainConfig:
             number(op, name, getattr(self, name), minimum=0.0)
         if self.lr <= 0:
             raise ValueError(f"{op}: 'lr' must be > 0 (got {self.lr!r})")
-        if not isinstance(self.importance_weighting, bool):
-            raise TypeError(f"{op}: 'importance_weighting' must be a bool (got {V.describe(self.importance_weighting)})")
+        for name in ("importance_weighting", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{op}: '{name}' must be a bool (got {V.describe(getattr(self, name))})")
         for name in ("model_options", "sampler_options", "loss_options"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{op}: '{name}' must be a mapping (got {V.describe(getattr(self, name))})")

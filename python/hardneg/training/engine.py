@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -51,6 +52,22 @@ def seed_everything(seed: int) -> None:
     except ImportError:  # pragma: no cover
         pass
     torch.manual_seed(seed)
+
+
+@contextmanager
+def deterministic(enabled: bool, device: torch.device):
+    """Deterministic torch kernels inside the block (restored after). On CPU, advanced-indexing backward
+    (``index_put_`` with accumulation) otherwise sums in a thread-dependent order, and hard-negative mining
+    amplifies the last-bit differences into different runs. On CUDA, ops without a deterministic kernel warn."""
+    if not enabled:
+        yield
+        return
+    before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn)
 
 
 def versions() -> dict:
@@ -142,18 +159,19 @@ class Trainer:
         task.on_epoch_start(self.epoch + 1)
         total, count = 0.0, 0
         t0 = time.perf_counter()
-        for batch in task.batches(self.gen):
-            loss = task.step(batch, self.gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            opt.step()
-            task.after_step(batch)
-            n = batch_size_of(batch)
-            total += float(loss.detach()) * n
-            count += n
-        task.on_epoch_end(self.epoch + 1)
+        with deterministic(cfg.deterministic, self.device):
+            for batch in task.batches(self.gen):
+                loss = task.step(batch, self.gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                opt.step()
+                task.after_step(batch)
+                n = batch_size_of(batch)
+                total += float(loss.detach()) * n
+                count += n
+            task.on_epoch_end(self.epoch + 1)
         self.timings["train_s"] += time.perf_counter() - t0
         self.timings["epochs"] += 1
         return total / max(1, count)
