@@ -163,3 +163,34 @@ def test_same_seed_same_model_with_two_threads():
             assert torch.equal(models[0][k], models[1][k]), k
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("mode", ["slcwa", "1vsall", "kvsall"])
+def test_reciprocal_and_full_scoring_modes_train(mode):
+    kg = nations()
+    cfg = TrainConfig(dataset="nations", model="complex", dim=16, reciprocal=True, training_mode=mode,
+                      sampler="topk", num_negatives=4, epochs=12, lr=0.05, eval_every=0, batch_size=128,
+                      regularizer="n3", reg_weight=0.01, label_smoothing=0.1 if mode != "slcwa" else 0.0)
+    before = Trainer(cfg, kg=kg, progress=False, log=None).evaluate("test")["mrr"]
+    res = train(cfg, kg=kg, progress=False, log=None)
+    assert res["test"]["mrr"] > before + 0.15 and res["test"]["count"] == 2 * kg.test.shape[0]
+    assert "inverse relation" in res["protocol"]
+
+
+def test_reciprocal_errors():
+    from hardneg.evaluation import evaluate
+
+    kg = tiny_kg()
+    rec = create_model("distmult", 30, 2, 4, reciprocal=True)
+    plain = create_model("distmult", 30, 2, 4)
+    known = hardneg.KnownSet.from_triples(kg.train, 30, 2)
+    with pytest.raises(ValueError, match="trained with reciprocal relations; pass reciprocal=True"):
+        evaluate(rec, kg.test, None)
+    with pytest.raises(ValueError, match="needs a model trained with reciprocal relations"):
+        evaluate(plain, kg.test, known, reciprocal=True)
+    with pytest.raises(ValueError, match="only tails are corrupted"):
+        TrainConfig.from_dict({"reciprocal": True, "sampler_options": {"side": "head"}})
+    with pytest.raises(ValueError, match="'training_mode' must be one of"):
+        TrainConfig.from_dict({"training_mode": "kvs"})
+    with pytest.raises(ValueError, match="'dropout' must be"):
+        create_model("distmult", 30, 2, 4, dropout=1.5)

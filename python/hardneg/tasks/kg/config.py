@@ -7,6 +7,7 @@ from ...training.config import TrainConfig, number, opt
 
 UNSEEN = ("keep", "drop")
 ENCODERS = (None, "rgcn")
+MODES = ("slcwa", "1vsall", "kvsall")
 
 
 @dataclass
@@ -21,6 +22,13 @@ class KGConfig(TrainConfig):
     reg_weight: float = opt(0.0, "regulariser weight")
     tie: str = opt("realistic", "rank ties: optimistic | pessimistic | realistic")
     unseen: str = opt("keep", "valid/test triples with entities or relations unseen in train: keep | drop")
+    reciprocal: bool = opt(False, "train with inverse relations (t, r^-1, h) and answer head queries as tail "
+                                  "queries of the inverse")
+    dropout: float = opt(0.0, "dropout on the query vectors of the training scores")
+    training_mode: str = opt("slcwa", "slcwa: sampled negatives (the sampler); 1vsall: cross-entropy over all "
+                                      "entities; kvsall: BCE over all entities per (h, r) (full-scoring reference "
+                                      "points, no sampler)")
+    label_smoothing: float = opt(0.0, "label smoothing of the 1vsall / kvsall losses")
 
     def validate(self) -> "KGConfig":
         super().validate()
@@ -38,6 +46,15 @@ class KGConfig(TrainConfig):
         if self.regularizer not in (None, "none", "l2", "n3"):
             raise ValueError(f"{op}: 'regularizer' must be None, 'l2' or 'n3' (got {self.regularizer!r})")
         number(op, "reg_weight", self.reg_weight, minimum=0.0)
+        number(op, "dropout", self.dropout, minimum=0.0, maximum=0.99)
+        number(op, "label_smoothing", self.label_smoothing, minimum=0.0, maximum=0.99)
+        V.choice(op, "training_mode", self.training_mode, MODES)
+        if not isinstance(self.reciprocal, bool):
+            raise TypeError(f"{op}: 'reciprocal' must be a bool (got {V.describe(self.reciprocal)})")
+        side = self.sampler_options.get("side")
+        if self.reciprocal and side not in (None, "tail"):
+            raise ValueError(f"{op}: with reciprocal relations only tails are corrupted (head queries are tail "
+                             f"queries of the inverse); sampler_options side={side!r} cannot take effect")
         if not isinstance(self.filtered_sampling, bool):
             raise TypeError(f"{op}: 'filtered_sampling' must be a bool (got {V.describe(self.filtered_sampling)})")
         return self

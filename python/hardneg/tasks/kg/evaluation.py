@@ -73,20 +73,41 @@ def metrics_from_ranks(r: torch.Tensor, ks=(1, 3, 10)) -> dict:
     return d
 
 
+def inverse_triples(triples: torch.Tensor, num_relations: int) -> torch.Tensor:
+    """(t, r + R, h) for each (h, r, t): the reciprocal triples (relation ids R..2R-1 are the inverses)."""
+    return torch.stack([triples[:, 2], triples[:, 1] + num_relations, triples[:, 0]], 1)
+
+
 @torch.no_grad()
 def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, tie="realistic",
-             sides=("head", "tail"), ks=(1, 3, 10)) -> dict:
+             sides=("head", "tail"), ks=(1, 3, 10), reciprocal: bool = False) -> dict:
     """Filtered MRR, MR and Hits@k over head and tail queries: ``{"mrr", "mr", "hits@1", "hits@3",
-    "hits@10", "count", "tie", "head": {...}, "tail": {...}}``. ``filter_known=None`` gives raw ranks."""
+    "hits@10", "count", "tie", "head": {...}, "tail": {...}}``. ``filter_known=None`` gives raw ranks.
+
+    ``reciprocal=True`` (a model trained with inverse relations, ``triples`` holding the original relation ids
+    < R and the model and ``filter_known`` 2R): the head query (?, r, t) is asked as the tail query
+    (t, r + R, ?), as the model was trained to answer it."""
     if not isinstance(triples, torch.Tensor) or triples.dim() != 2 or triples.shape[1] != 3:
         raise ValueError(f"evaluate: 'triples' must be an int64 [M, 3] tensor (got {V.describe(triples)})")
     if filter_known is not None and not isinstance(filter_known, KnownSet):
         raise TypeError(f"evaluate: 'filter_known' must be a hardneg.KnownSet or None (got {V.describe(filter_known)})")
+    if not isinstance(reciprocal, bool):
+        raise TypeError(f"evaluate: 'reciprocal' must be a bool (got {V.describe(reciprocal)})")
+    if bool(getattr(scorer, "reciprocal", False)) != reciprocal:
+        raise ValueError("evaluate: the model was trained with reciprocal relations; pass reciprocal=True (head "
+                         "queries use the inverse relations)" if not reciprocal else
+                         "evaluate: reciprocal=True needs a model trained with reciprocal relations "
+                         "(model.reciprocal is False)")
     was = getattr(scorer, "training", None)
     if was is not None:
         scorer.eval()
     try:
-        per = {s: ranks(scorer, triples, filter_known, side=s, batch_size=batch_size, tie=tie) for s in sides}
+        if reciprocal:
+            R = scorer.num_relations // 2
+            per = {s: ranks(scorer, triples if s == "tail" else inverse_triples(triples, R), filter_known,
+                            side="tail", batch_size=batch_size, tie=tie) for s in sides}
+        else:
+            per = {s: ranks(scorer, triples, filter_known, side=s, batch_size=batch_size, tie=tie) for s in sides}
     finally:
         if was:
             scorer.train()

@@ -16,6 +16,7 @@ from torch import nn
 
 from ... import _validate as V
 from ...samplers.scorers import Scorer, _complex_mul, pairwise
+from .evaluation import all_scores as score_matrix
 
 REGULARIZERS = (None, "none", "l2", "n3")
 
@@ -29,12 +30,21 @@ class KGModel(nn.Module, Scorer):
 
     def __init__(self, num_entities: int, num_relations: int, dim: int = 200, *, regularizer=None,
                  reg_weight: float = 0.0, init_scale: float | None = None, rel_width: int | None = None,
-                 width: int | None = None):
+                 width: int | None = None, reciprocal: bool = False, dropout: float = 0.0):
         super().__init__()
         op = type(self).__name__
         self.num_entities = V.integer(op, "num_entities", num_entities, minimum=1)
-        self.num_relations = V.integer(op, "num_relations", num_relations, minimum=1)
+        base = V.integer(op, "num_relations", num_relations, minimum=1)
+        if not isinstance(reciprocal, bool):
+            raise TypeError(f"{op}: 'reciprocal' must be a bool (got {V.describe(reciprocal)})")
+        #: trained with inverse relations: ids R..2R-1 are the inverses of 0..R-1 (evaluate(..., reciprocal=True))
+        self.reciprocal = reciprocal
+        self.num_relations = 2 * base if reciprocal else base
         self.dim = V.integer(op, "dim", dim, minimum=1)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{op}: 'dropout' must be in [0, 1) (got {dropout!r})")
+        #: dropout on the query vectors of the training scores (never on the vectors the samplers mine with)
+        self.query_dropout = nn.Dropout(float(dropout))
         if regularizer not in REGULARIZERS:
             raise ValueError(f"{op}: 'regularizer' must be one of {list(REGULARIZERS)} (got {regularizer!r})")
         self.regularizer = None if regularizer == "none" else regularizer
@@ -80,19 +90,37 @@ class KGModel(nn.Module, Scorer):
 
     def forward_scores(self, positives, negatives):
         """(positive scores [B], negative scores [B, n]) for a batch and a :class:`hardneg.samplers.Negatives`,
-        computing each query vector once (head and tail queries) and gathering each negative once."""
+        computing each query vector once (head and tail queries).
+
+        When the entity table is small next to the negatives (E <= 8·n), every query is scored against all
+        entities with one matrix product and the negatives are gathered from that: on UMLS (E = 135, n = 64,
+        d = 400) a training step is ~10x faster than gathering [B, n, d] negative vectors."""
         ent = self.entity_vectors()
-        h, r, t = positives[:, 0], positives[:, 1], positives[:, 2]
-        qt = self.query_vectors(positives[:, :2], "tail", ent)
-        pos = pairwise(qt, ent[t], self.metric)
+        t = positives[:, 2]
         ids = negatives.ids.clamp_min(0)
+        qt = self.query_dropout(self.query_vectors(positives[:, :2], "tail", ent))
+        pos = pairwise(qt, ent[t], self.metric)
+        qh = None
+        if negatives.side is not None:
+            qh = self.query_dropout(self.query_vectors(positives[:, 1:], "head", ent))
+            is_tail = (negatives.side if negatives.side.dim() == 2 else negatives.side[:, None].expand_as(ids)) == 2
+        if ent.shape[0] <= 8 * ids.shape[1]:
+            neg = score_matrix(qt, ent, self.metric).gather(1, ids)
+            if qh is not None:
+                neg = torch.where(is_tail, neg, score_matrix(qh, ent, self.metric).gather(1, ids))
+            return pos, neg
         c = ent[ids]
-        if negatives.side is None:
+        if qh is None:
             return pos, pairwise(qt[:, None, :], c, self.metric)
-        qh = self.query_vectors(positives[:, 1:], "head", ent)
-        side = negatives.side if negatives.side.dim() == 2 else negatives.side[:, None].expand_as(ids)
-        q = torch.where((side == 2)[..., None], qt[:, None, :], qh[:, None, :])
+        q = torch.where(is_tail[..., None], qt[:, None, :], qh[:, None, :])
         return pos, pairwise(q, c, self.metric)
+
+    def score_all(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
+        """Training scores [B, E] of each anchor's query against every entity (1vsAll / KvsAll training),
+        with the query dropout."""
+        ent = self.entity_vectors()
+        q = self.query_dropout(self.query_vectors(anchor, side, ent))
+        return score_matrix(q, ent, self.metric)
 
     def regularization(self, positives, negatives=None) -> torch.Tensor:
         if not self.regularizer or self.reg_weight == 0.0:
@@ -116,7 +144,8 @@ class KGModel(nn.Module, Scorer):
         """Constraints applied after each optimiser step (TransE's unit-norm entities, RotatE's phases)."""
 
     def extra_repr(self):
-        return f"E={self.num_entities}, R={self.num_relations}, dim={self.dim}, metric={self.metric}"
+        return (f"E={self.num_entities}, R={self.num_relations}{' (with inverses)' if self.reciprocal else ''}, "
+                f"dim={self.dim}, metric={self.metric}")
 
 
 class DistMult(KGModel):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ... import losses as _losses
 from ... import samplers as _samplers
@@ -9,7 +10,7 @@ from ...known import KnownSet
 from ...training.task import Task, register_task
 from .data import load_dataset, unseen_mask
 from .config import KGConfig
-from .evaluation import evaluate
+from .evaluation import evaluate, inverse_triples
 from .models import RGCN, create_model
 
 
@@ -37,25 +38,49 @@ class KGTask(Task):
         if cfg.unseen == "drop":
             self.splits["valid"], self.splits["test"] = kg.valid[~unseen_valid], kg.test[~unseen_test]
         E, R = kg.num_entities, kg.num_relations
-        self.train_known = KnownSet.from_triples(kg.train, E, R).to(device)
-        self.all_known = KnownSet.from_triples(torch.cat([kg.train, kg.valid, kg.test]), E, R).to(device)
+        both = lambda t: torch.cat([t, inverse_triples(t, R)]) if cfg.reciprocal else t  # noqa: E731
+        self.train_triples = both(kg.train)
+        R_model = 2 * R if cfg.reciprocal else R
+        self.train_known = KnownSet.from_triples(self.train_triples, E, R_model).to(device)
+        self.all_known = KnownSet.from_triples(both(torch.cat([kg.train, kg.valid, kg.test])), E, R_model).to(device)
         self.model = create_model(cfg.model, E, R, cfg.dim, regularizer=cfg.regularizer, reg_weight=cfg.reg_weight,
-                                  **cfg.model_options)
+                                  reciprocal=cfg.reciprocal, dropout=cfg.dropout, **cfg.model_options)
         if cfg.encoder == "rgcn":
             self.model.encoder = RGCN(kg.train, E, R, self.model.entity.weight.shape[1])
         self.model.to(device)
+        opts = dict(cfg.sampler_options)
+        if cfg.reciprocal:
+            opts.setdefault("side", "tail")
         self.sampler = _samplers.create(cfg.sampler, num_negatives=cfg.num_negatives,
                                         known=self.train_known if cfg.filtered_sampling else None,
-                                        num_entities=E, num_relations=R, **cfg.sampler_options)
+                                        num_entities=E, num_relations=R_model, **opts)
         self.loss = _losses.create(cfg.loss, **cfg.loss_options)
+        if cfg.training_mode == "kvsall":  # every (anchor, side) query of the training graph, once
+            sides = ("tail",) if cfg.reciprocal else ("tail", "head")
+            self.queries = [(s, torch.unique(self.train_triples[:, :2] if s == "tail" else self.train_triples[:, 1:],
+                                             dim=0)) for s in sides]
 
     def batches(self, generator):
-        tr = self.data.train
+        if self.cfg.training_mode == "kvsall":
+            yield from self._query_batches(generator)
+            return
+        tr = self.train_triples
         perm = torch.randperm(tr.shape[0], generator=generator)
         for s in range(0, tr.shape[0], self.cfg.batch_size):
             yield tr[perm[s : s + self.cfg.batch_size]].to(self.device)
 
+    def _query_batches(self, generator):
+        allq = torch.cat([torch.cat([a, torch.full((a.shape[0], 1), i)], 1) for i, (_, a) in enumerate(self.queries)])
+        perm = torch.randperm(allq.shape[0], generator=generator)
+        for s in range(0, allq.shape[0], self.cfg.batch_size):
+            yield allq[perm[s : s + self.cfg.batch_size]].to(self.device)  # [b, 3]: anchor (2 ids), side index
+
     def step(self, P, generator):
+        mode = self.cfg.training_mode
+        if mode == "1vsall":
+            return self._one_vs_all(P)
+        if mode == "kvsall":
+            return self._k_vs_all(P)
         model = self.model
         with self.clock.measure("sampler"):
             neg = self.sampler.sample(P, scorer=model, generator=generator)
@@ -65,12 +90,37 @@ class KGTask(Task):
             w = _losses.importance_weights(neg.log_prob, neg.valid)
         return self.loss(pos_s, neg_s, valid=neg.valid, weights=w) + model.regularization(P)
 
+    def _one_vs_all(self, P):
+        """Cross-entropy of the true tail (and head, without reciprocal relations) against all entities."""
+        ls, model = self.cfg.label_smoothing, self.model
+        loss = F.cross_entropy(model.score_all(P[:, :2], "tail"), P[:, 2], label_smoothing=ls)
+        if not self.cfg.reciprocal:
+            loss = 0.5 * (loss + F.cross_entropy(model.score_all(P[:, 1:], "head"), P[:, 0], label_smoothing=ls))
+        return loss + model.regularization(P)
+
+    def _k_vs_all(self, Q):
+        """BCE of every entity for each query (h, r, ?) / (?, r, t): 1 for its known training answers."""
+        model, ls, E = self.model, self.cfg.label_smoothing, self.data.num_entities
+        losses = []
+        for i, (side, _) in enumerate(self.queries):
+            rows = Q[Q[:, 2] == i]
+            if not rows.shape[0]:
+                continue
+            anchor = rows[:, :2]
+            ptr, idx = self.train_known.exclusion(anchor, side=side)
+            y = torch.zeros(anchor.shape[0], E, device=anchor.device)
+            y[torch.repeat_interleave(torch.arange(anchor.shape[0], device=ptr.device), ptr.diff()), idx] = 1.0
+            y = y * (1.0 - ls) + ls / E
+            losses.append(F.binary_cross_entropy_with_logits(model.score_all(anchor, side), y, reduction="none")
+                          .sum(1).mean() * rows.shape[0])
+        return sum(losses) / Q.shape[0]
+
     def after_step(self, batch):
         self.model.post_step()
 
     def evaluate(self, split):
         return evaluate(self.model, self.splits[split], self.all_known, batch_size=self.cfg.eval_batch_size,
-                        tie=self.cfg.tie)
+                        tie=self.cfg.tie, reciprocal=self.cfg.reciprocal)
 
     def state_dict(self):
         return {"sampler": self.sampler.state_dict()}
@@ -86,5 +136,6 @@ class KGTask(Task):
                 "unseen_policy": self.cfg.unseen}
 
     def protocol(self):
+        rec = "; heads asked as tails of the inverse relation" if self.cfg.reciprocal else ""
         return (f"filtered ranking of heads and tails against all {self.data.num_entities} entities "
-                f"(filter: train+valid+test), ties {self.cfg.tie}")
+                f"(filter: train+valid+test), ties {self.cfg.tie}{rec}")
