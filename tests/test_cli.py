@@ -86,3 +86,61 @@ def test_compare_from_the_main_job_recipe(capsys):
     rc = cli.main(["compare", "--config", "umls", "--epochs", "1", "--dim", "8", "--eval-every", "0", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "\nuniform" in out and "\ntopk" in out
+
+
+def test_train_saves_a_run_folder_and_export_writes_each_format(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import torch
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "nations", "--epochs", "1", "--dim", "4", "--eval-every", "0",
+                     "--output", str(run), "--no-progress"]) == 0
+    d = json.loads((run / "results.json").read_text())
+    assert d["files"]["embeddings"].endswith("embeddings.pt")
+    emb = torch.load(run / "embeddings.pt")
+    assert emb["entity"]["weight"].shape[0] == len(emb["entity"]["names"]) == 14
+    for fmt in ("pt", "npy", "tsv"):
+        assert cli.main(["export", str(run), "--format", fmt]) == 0
+    out = run / "export-npy"
+    assert np.load(out / "entity.npy").shape == tuple(emb["entity"]["weight"].shape)
+    assert (out / "entity_to_id.tsv").read_text().splitlines()[0] == "id\tlabel"
+    meta = (run / "export-tsv" / "relation_metadata.tsv").read_text().splitlines()
+    assert meta == emb["relation"]["names"]
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "nothing")]) == 2
+    assert "embeddings.pt' not found" in capsys.readouterr().err
+
+
+def test_the_main_job_keeps_its_identity_with_output_and_seed(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(cli, "_compare", lambda d, names, seeds, output, progress, per=None: calls.append(
+        (d["dataset"], names, seeds, output)))
+    assert cli.main(["train", "--output", str(tmp_path / "o"), "--no-progress", "--seed", "3"]) == 0
+    assert calls == [(cli.load_recipe(cli.MAIN_JOB)["dataset"], cli.load_recipe(cli.MAIN_JOB)["compare"], [3],
+                      str(tmp_path / "o"))]
+
+
+def test_dataset_without_config_uses_its_recipe(capsys, tmp_path):
+    assert cli.main(["train", "--dataset", "nations", "--epochs", "1", "--eval-every", "0", "--dim", "4",
+                     "--output", str(tmp_path / "r"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "using the shipped recipe 'nations'" in out and "complex on nations" in out
+
+
+def test_listing_commands(capsys):
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "umls" in out and "kg" in out
+    assert cli.main(["samplers"]) == 0
+    out = capsys.readouterr().out
+    assert "topk" in out and "pool_size" in out
+    assert cli.main(["recipes"]) == 0
+    assert "umls" in capsys.readouterr().out
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from hardneg import cli; cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -16,7 +16,7 @@ def config() -> dict:
     c = _backend.core()
     info = dict(c.build_info()) if c is not None else {"core": "not built"}
     cuda_dev = None
-    if c is not None and info.get("cuda") and hasattr(c, "cuda_device_count"):
+    if c is not None and info.get("cuda") and hasattr(c, "cuda_device_count") and torch.cuda.is_available():
         cuda_dev = tuple(c.cuda_device_count())
     return {
         "hardneg": hardneg.__version__,
@@ -41,22 +41,33 @@ def config() -> dict:
 
 
 def show_config(file=None) -> None:
-    """Print the build (CUDA or not, OpenMP threads, CPU ISA, versions) and the backends of each op."""
+    """Print the build (CUDA or not, OpenMP threads, CPU ISA, versions) and the backends each op can run here."""
     cfg = config()
     out = file or sys.stdout
     core = cfg["core"]
     print(f"hardneg {cfg['hardneg']}  (python {cfg['python']}, torch {cfg['torch']}, triton {cfg['triton']})", file=out)
     print(f"  platform: {cfg['platform']}", file=out)
     if "cuda" in core:
-        print(f"  core: CUDA kernels {'built' if core['cuda'] else 'not built'}; CPU kernels {core['cpu_isa']}; "
-              f"OpenMP max threads {core['omp_max_threads']}; {core.get('compiler', '')}", file=out)
+        print(f"  core: CPU kernels {core['cpu_isa']}, OpenMP max threads {core['omp_max_threads']}; CUDA kernels "
+              f"{'built' if core['cuda'] else 'not built'}; {core.get('compiler', '')}", file=out)
     else:
         print("  core: NOT BUILT (only the reference backend works)", file=out)
-    if cfg["cuda_devices_seen_by_core"] is not None:
-        print(f"  CUDA devices seen by the core: {cfg['cuda_devices_seen_by_core']}", file=out)
-    print(f"  torch.cuda.is_available(): {cfg['torch_cuda_available']}; TRITON_INTERPRET={int(cfg['triton_interpret'])}",
-          file=out)
-    print("  ops (implemented | available on cpu | available on cuda):", file=out)
+    gpu = cfg["torch_cuda_available"]
+    if gpu:
+        print(f"  CUDA: {torch.cuda.device_count()} device(s), {torch.cuda.get_device_name()}", file=out)
+    else:
+        why = "this torch build has no CUDA" if torch.version.cuda is None else "no device visible"
+        print(f"  CUDA: no CUDA device ({why})", file=out)
+    if cfg["triton_interpret"]:
+        print("  TRITON_INTERPRET=1: Triton kernels run in the interpreter on CPU tensors (for tests)", file=out)
+    print(f"  backends that run here (automatic choice first){' | on CUDA' if gpu else ''}:", file=out)
     for op, v in cfg["ops"].items():
-        print(f"    {op:<22} {','.join(v['implemented']):<28} | {','.join(v['available_cpu']):<18} | "
-              f"{','.join(v['available_cuda'])}", file=out)
+        line = f"    {op:<22} cpu: {', '.join(_by_preference(v['available_cpu'], 'cpu'))}"
+        if gpu:
+            line += f"  | cuda: {', '.join(_by_preference(v['available_cuda'], 'cuda'))}"
+        print(line, file=out)
+
+
+def _by_preference(backends, device):
+    order = _backend._PREFERENCE.get(device, ())
+    return sorted(backends, key=lambda b: order.index(b) if b in order else len(order))

@@ -317,6 +317,16 @@ def cmd_recipes(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from hardneg.training.export import export
+
+    files = export(args.run, args.format, args.out)
+    print(f"[export] {len(files)} file(s) in {os.path.dirname(files[0]) if files else args.out}:")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
 def _demo_graph():
     from hardneg.data import load_dataset
 
@@ -409,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_datasets, task=None)
     sub.add_parser("samplers", help="list the samplers with their options and defaults").set_defaults(func=cmd_samplers)
     sub.add_parser("recipes", help="list the shipped recipes").set_defaults(func=cmd_recipes)
+    e = sub.add_parser("export", help="write a run's embeddings with their names (PyKEEN / PyG / TensorBoard layouts)")
+    e.add_argument("run", metavar="RUN", help="the output folder of a 'hardneg train' run")
+    e.add_argument("--format", choices=["pt", "npy", "tsv"], default="pt",
+                   help="pt: one torch file; npy: <table>.npy + <table>_to_id.tsv (PyKEEN); tsv: TensorBoard "
+                        "projector vectors + metadata (default: pt)")
+    e.add_argument("--out", default=None, help="folder to write into (default: RUN/export-<format>)")
+    e.set_defaults(func=cmd_export)
     d = sub.add_parser("demo", help="mine hard negatives on UMLS and time them")
     d.add_argument("--dim", type=int, default=64)
     d.add_argument("-k", type=int, default=32)

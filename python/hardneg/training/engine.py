@@ -20,8 +20,9 @@ import torch
 
 from .checkpoint import CheckpointStore
 from .config import TrainConfig
+from .export import save_embeddings
 from .progress import Progress
-from .results import check_output, write_results
+from .results import check_output, output_paths, write_results
 from .task import get_task
 
 
@@ -253,7 +254,9 @@ class Trainer:
             "history": self.history,
         }
         if output:
-            result["files"] = write_results(result, output)
+            folder = os.path.dirname(os.path.abspath(output_paths(output)[0]))
+            emb = save_embeddings(task.export(), folder)
+            result["files"] = write_results(result, output, extra={"embeddings": emb} if emb else None)
         return result
 
 

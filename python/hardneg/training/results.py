@@ -53,10 +53,11 @@ def write_json(obj: dict, path: str) -> str:
     return path
 
 
-def write_results(result: dict, output: str) -> dict:
-    """Write the results JSON and the curves PNG; returns ``{"json": path, "plot": path or None}``."""
+def write_results(result: dict, output: str, extra: dict | None = None) -> dict:
+    """Write the results JSON and the curves PNG; returns ``{"json": path, "plot": path or None, **extra}``."""
     path, png = output_paths(output)
-    files = {"json": path, "plot": plot_curves({result["config"]["sampler"]: result}, png, result["primary_metric"])}
+    files = {"json": path, "plot": plot_curves({result["config"]["sampler"]: result}, png, result["primary_metric"]),
+             **(extra or {})}
     write_json(dict(result, files=files), path)
     return files
 

@@ -144,6 +144,11 @@ class Task:
         """One line saying how the numbers were computed (split, negatives, filtering, ties)."""
         return ""
 
+    def export(self) -> dict:
+        """The trained embedding tables with their names, ``{table: {"names": [str] | None, "weight": [n, d]}}``
+        (``hardneg export``)."""
+        return {}
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """State beyond the model's parameters and the optimiser (sampler caches, memories ...)."""

@@ -127,9 +127,9 @@ def resolve_dataset(name_or_path: str) -> tuple[str, str]:
     d = os.path.join(default_root(), name)
     if os.path.isdir(d):
         return d, name
-    known = sorted(set(SHARED_NAMES) | set(URLS))
-    hint = (f"; download it with hardneg.data.download_kg({name!r})" if name in URLS else
-            "; UMLS, Nations and Kinships come with PyKEEN (pip install 'hardneg[pykeen]')" if name in PYKEEN_BUILTIN else "")
+    known = sorted(set(SHIPPED) | set(PYKEEN_NAMES))
+    hint = ("; PyKEEN downloads it (load_dataset(..., download=True), pip install 'hardneg[pykeen]')"
+            if name in PYKEEN_NAMES else "")
     if os.sep in name_or_path or name_or_path.startswith("."):
         raise ValueError(f"dataset directory not found: {name_or_path!r}")
     raise ValueError(f"dataset {name_or_path!r} not found (known names: {known}; or pass a directory with "
@@ -149,21 +149,52 @@ def available() -> list[dict]:
     out = []
     for name, desc in SHIPPED.items():
         hit = find(name)
-        out.append({"name": name, "task": "kg", "available": hit is not None, "where": hit[0] if hit else None,
-                    "description": desc})
+        where = hit[0] if hit else ("downloads through PyKEEN on first use" if name in PYKEEN_NAMES else None)
+        out.append({"name": name, "task": "kg", "available": hit is not None, "where": where, "description": desc})
     return out
 
 
-def load_dataset(name_or_path: str, *, download: bool = False) -> KG:
-    """Load a KG by name (``umls``, ``nations``, ``kinships``, ``wn18rr``, ``nell-995``, ``codex-s``,
-    ``fb15k-237``) or directory. ``download=True`` fetches WN18RR / FB15k-237 when not found locally."""
+#: our names -> PyKEEN dataset classes (they download once and cache under ~/.data/pykeen)
+PYKEEN_NAMES = {"umls": "umls", "nations": "nations", "kinships": "kinships", "wn18rr": "wn18rr",
+                "fb15k-237": "fb15k237", "codex-s": "codexsmall", "codex-m": "codexmedium", "codex-l": "codexlarge",
+                "yago3-10": "yago310", "wn18": "wn18", "fb15k": "fb15k"}
+
+
+def load_pykeen(name: str) -> KG:
+    """A KG through PyKEEN's dataset class (downloaded and cached by PyKEEN on first use)."""
+    key = PYKEEN_NAMES.get(_norm(name))
+    if key is None:
+        raise ValueError(f"dataset {name!r} has no PyKEEN dataset class (known: {sorted(PYKEEN_NAMES)})")
+    try:
+        from pykeen.datasets import get_dataset
+    except ImportError:
+        raise ImportError(f"dataset {name!r} is not here; PyKEEN downloads it: pip install 'hardneg[pykeen]'") from None
+    try:
+        ds = get_dataset(dataset=key)
+        splits = [ds.training.mapped_triples, ds.validation.mapped_triples, ds.testing.mapped_triples]
+    except Exception as e:  # network errors surface as many types; say what to do
+        raise ValueError(f"dataset {name!r} is not here and PyKEEN could not download it ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:100] if str(e) else ''}); put train.txt/valid.txt/test.txt in "
+                         f"{os.path.join(default_root(), _norm(name))} or pass a folder") from None
+    e2id, r2id = ds.training.entity_to_id, ds.training.relation_to_id
+    ents = [e for e, _ in sorted(e2id.items(), key=lambda kv: kv[1])]
+    rels = [r for r, _ in sorted(r2id.items(), key=lambda kv: kv[1])]
+    return KG(_norm(name), *(x.long() for x in splits), ents, rels)
+
+
+def load_dataset(name_or_path: str, *, download: bool = True) -> KG:
+    """Load a KG by name (``hardneg datasets``: ``umls``, ``nations``, ``kinships``, ``wn18rr``, ``nell-995``,
+    ``codex-s``, ``fb15k-237`` ...) or a folder with ``train.txt``, ``valid.txt`` and ``test.txt``.
+
+    A name resolves to local files first (the PyKEEN wheel's UMLS / Nations / Kinships, ``$HARDNEG_DATA``, the
+    cache ``~/.cache/hardneg/datasets/<name>``), then, with ``download=True`` (the default), to PyKEEN's
+    dataset class, which downloads and caches it. Without network the error says where to put the files."""
     try:
         d, name = resolve_dataset(name_or_path)
     except ValueError:
-        if download and _norm(name_or_path) in URLS:
-            d, name = download_kg(_norm(name_or_path)), _norm(name_or_path)
-        else:
-            raise
+        if download and _norm(name_or_path) in PYKEEN_NAMES:
+            return load_pykeen(name_or_path)
+        raise
     return load_kg(d, name)
 
 

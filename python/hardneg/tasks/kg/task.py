@@ -122,6 +122,17 @@ class KGTask(Task):
         return evaluate(self.model, self.splits[split], self.all_known, batch_size=self.cfg.eval_batch_size,
                         tie=self.cfg.tie, reciprocal=self.cfg.reciprocal)
 
+    def export(self):
+        """Entity vectors (after the encoder, if any) and relation vectors, with their names. ComplEx / RotatE
+        rows are [real | imaginary]; RotatE relations are phases."""
+        with torch.no_grad():
+            ent = self.model.entity_vectors().detach()
+        rels = list(self.data.relations)
+        if self.cfg.reciprocal:
+            rels = rels + [f"{r}^-1" for r in rels]
+        return {"entity": {"names": list(self.data.entities), "weight": ent},
+                "relation": {"names": rels, "weight": self.model.relation.weight.detach()}}
+
     def state_dict(self):
         return {"sampler": self.sampler.state_dict()}
 
