@@ -224,6 +224,25 @@ def test_topk_uniform_over_pool_and_k_above_n_entities():
     assert bool(big.valid.all())
 
 
+def test_dns_keeps_the_hardest_of_m_uniform_candidates():
+    """n = 1 of M = 2 i.i.d. filtered-uniform draws: the i-th lowest-scored admissible tail wins with
+    probability (2i - 1) / a² (the maximum of two uniform draws)."""
+    tr, known = kg()
+    sc = distmult()
+    h, r = tr[0, :2].tolist()
+    s = samplers.create("dns", num_negatives=1, known=known, side="tail", num_candidates=2)
+    neg = s.sample(tr[:1].repeat(6000, 1), scorer=sc, generator=G(3))
+    adm = admissible_tails(tr, h, r)
+    sco = tail_scores(sc, h, r)
+    asc = sorted(adm, key=lambda e: float(sco[e]))
+    p = torch.zeros(E, dtype=torch.float64)
+    for i, e in enumerate(asc, 1):
+        p[e] = (2 * i - 1) / len(asc) ** 2
+    assert_chi2(torch.bincount(neg.ids.flatten(), minlength=E), p)
+    with pytest.raises(ValueError, match="'num_candidates' \\(2\\) must be >= num_negatives"):
+        samplers.create("dns", num_negatives=4, known=known, num_candidates=2)
+
+
 def test_score_sampler_matches_softmax_and_log_prob():
     tr, known = kg()
     sc = distmult(scale=0.7)

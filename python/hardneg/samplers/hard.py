@@ -89,6 +89,38 @@ class ScoreSampler(_MiningSampler):
         return Negatives(ids, valid, logp, row_side)
 
 
+@register("dns")
+class DNSSampler(_MiningSampler):
+    """Dynamic negative sampling (DNS; Zhang et al., SIGIR 2013; RecBole's ``dynamic``): for each positive,
+    ``num_candidates`` (M) candidates are drawn uniformly from the admissible ids (filtered by ``known``, never the
+    positive itself), scored with the current model, and the n highest-scoring are kept (ties to the earlier
+    draw). M >= n; with M = n this is filtered uniform sampling. Draws may repeat, as in RecBole; a row has
+    fewer than n valid negatives only when its admissible set is empty."""
+
+    def __init__(self, *, num_candidates: int = 32, **kw):
+        super().__init__(**kw)
+        self.num_candidates = V.integer(self._op, "num_candidates", num_candidates, minimum=1)
+        if self.num_candidates < self.num_negatives:
+            raise ValueError(f"{self._op}: 'num_candidates' ({self.num_candidates}) must be >= num_negatives "
+                             f"({self.num_negatives}): the n hardest of M uniform candidates are kept")
+
+    def _sample(self, P, scorer, generator):
+        ids, valid = self._alloc(P)
+        row_side = self._row_sides(P, generator)
+        E = self._entities(scorer)
+        for side, col, rows in side_groups(P, row_side):
+            neg, ok = corrupt(P[rows], self.num_candidates, E, side=side, known=self.known,
+                              num_relations=self.num_relations, generator=generator)
+            cand = from_corrupt(P[rows], neg, ok, side)
+            anchor, _ = anchors(P[rows], side)
+            sc = scorer.score_candidates(anchor, cand.ids.clamp_min(0), side).detach()
+            sc = torch.where(cand.valid, sc, torch.full_like(sc, float("-inf")))
+            top = sc.topk(self.num_negatives, dim=1).indices.sort(dim=1).values  # keep draw order among the kept
+            ids[rows] = cand.ids.gather(1, top)
+            valid[rows] = cand.valid.gather(1, top)
+        return Negatives(ids, valid, None, row_side)
+
+
 @register("nmiss")
 class NMissSampler(_MiningSampler):
     """NMiss: negatives among the candidates the model currently scores *above* the positive (its misses).
