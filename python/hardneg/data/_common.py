@@ -201,7 +201,7 @@ def sample_distinct(op: str, anchor: torch.Tensor, k: int, pool, known: KnownSet
 
     ``pool``: an int n (ids 0..n-1) or a sorted 1-D tensor of ids. Rejection in row chunks; a row whose
     admissible set is small (< 2k, or under 5% of the pool) is enumerated exactly. A row with fewer than k
-    admissible ids is filled with repeats drawn uniformly from them (warned); a row with none raises ValueError.
+    admissible ids is filled with repeats drawn uniformly from them, a row with none with -1 (both warned).
     Membership is :meth:`hardneg.KnownSet.contains` (anchor, id) edges.
     """
     pool_t = torch.arange(pool) if isinstance(pool, int) else pool
@@ -218,9 +218,6 @@ def sample_distinct(op: str, anchor: torch.Tensor, k: int, pool, known: KnownSet
     else:
         n_excl = torch.zeros(B, dtype=torch.int64)
     admissible = n - n_excl
-    if bool((admissible == 0).any()):
-        a = int(anchor[admissible == 0][0])
-        raise ValueError(f"{op}: no admissible negative for anchor {a}: every candidate id is a known positive")
     small = (admissible < 2 * k) | (admissible * 20 < n)
     todo = torch.nonzero(~small).flatten()
     width = k + k // 4 + 16
@@ -253,18 +250,20 @@ def sample_distinct(op: str, anchor: torch.Tensor, k: int, pool, known: KnownSet
             live = live[got[live, -1] < 0]
         out[rows] = torch.where(got >= 0, pool_t[got.clamp(min=0)], -1)
         small[rows[live]] = True
-    short = 0
+    short = none = 0
     for b in torch.nonzero(small).flatten().tolist():
         cand = pool_t
         if known is not None:
             cand = cand[~_in_sorted(cand, excl[indptr[b]:indptr[b + 1]])]
         if cand.numel() >= k:
             out[b] = cand[torch.randperm(cand.numel(), generator=generator)[:k]]
-        else:
+        elif cand.numel():
             short += 1
             extra = torch.randint(0, cand.numel(), (k - cand.numel(),), generator=generator)
             out[b] = torch.cat([cand[torch.randperm(cand.numel(), generator=generator)], cand[extra]])
-    if short:
-        warnings.warn(f"{op}: {short} of {B} rows have fewer than {k} admissible negatives; their rows repeat ids",
-                      stacklevel=3)
+        else:
+            none += 1
+    if short or none:
+        warnings.warn(f"{op}: of {B} rows, {short} have fewer than {k} admissible negatives (their ids repeat) and "
+                      f"{none} have none (filled with -1)", stacklevel=3)
     return out
