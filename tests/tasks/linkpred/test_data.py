@@ -58,6 +58,11 @@ def test_ids_out_of_range_and_bad_input(tmp_path):
     p.write_text("0 1\n1 7\n")
     with pytest.raises(ValueError, match=r"ids must be in \[0, 4\)"):
         L.load_dataset(str(p), num_nodes=4)
+    with pytest.raises(ValueError, match=r"'id_base' must be 0, 1 or None"):
+        L.load_dataset(str(p), id_base=2)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match=r"holds no Planetoid files"):
+        L.load_dataset(str(tmp_path / "folder"))
     with pytest.raises(ValueError, match=r"'x' must have num_nodes=2 rows"):
         L.LinkPredDataset.from_edges(torch.tensor([[0, 1]]), x=torch.zeros(3, 4))
 
@@ -74,6 +79,9 @@ def test_mat_files(tmp_path):
     scipy.io.savemat(tmp_path / "H.mat", {"adj": A})
     with pytest.raises(ValueError, match="has no 'net' variable"):
         L.load_dataset(str(tmp_path / "H.mat"))
+    scipy.io.savemat(tmp_path / "R.mat", {"net": sp.csc_matrix((2, 3))})
+    with pytest.raises(ValueError, match=r"must be a square adjacency \(got shape \(2, 3\)\)"):
+        L.load_dataset(str(tmp_path / "R.mat"))
 
 
 def test_not_found():
@@ -142,6 +150,12 @@ def test_small_graph_hits_set_is_all_non_edges_and_errors():
         tiny.split()
     with pytest.raises(ValueError, match=r"'val_ratio' must be in \(0, 1\)"):
         ds.split(val_ratio=1.5)
+    with pytest.raises(ValueError, match=r"'num_hits_negatives' must be >= 0"):
+        ds.split(num_hits_negatives=-1)
+    i, j = torch.triu_indices(20, 20, 1)
+    complete = L.LinkPredDataset.from_edges(torch.stack([i, j], 1))
+    with pytest.raises(ValueError, match=r"the graph has 0 non-edges, fewer than the 28 1:1 negatives"):
+        complete.split()
 
 
 # ------------------------------------------------------------------------------------------------ real data

@@ -65,6 +65,8 @@ def test_unparsable_line_names_file_and_line(tmp_path):
     p = write_csv(tmp_path / "bad.csv", [(0, 5, 1, 0), (0, "x", 2, 0)])
     with pytest.raises(ValueError, match=r"bad\.csv:3: cannot parse destination id 'x'"):
         T.load_dataset(p)
+    with pytest.raises(ValueError, match=r"no data rows in"):
+        T.load_dataset(write_csv(tmp_path / "empty.csv", []))
 
 
 def test_from_tensors_checks():
@@ -77,6 +79,8 @@ def test_from_tensors_checks():
         T.TemporalDataset.from_tensors(s.float(), d, t)
     with pytest.raises(ValueError, match=r"same length"):
         T.TemporalDataset.from_tensors(s, d, t[:2])
+    with pytest.raises(TypeError, match=r"'t' must be a 1-D tensor with dtype in"):
+        T.TemporalDataset.from_tensors(s, d, t.to(torch.int16))
     with pytest.raises(ValueError, match=r"event 2 has time 1 after 2 at event 1"):
         T.TemporalDataset.from_tensors(s, d, torch.tensor([1, 2, 1]))
     ds = T.TemporalDataset.from_tensors(s, d, t)
@@ -159,11 +163,21 @@ def test_inductive_split_without_new_nodes_raises():
     with pytest.raises(ValueError, match=r"inductive split leaves no new nodes: int\(0.1 \* 5 nodes\) = 0"):
         ds.split()
     assert ds.split(inductive=False).new_node_test.numel() == 0
+    # 30 nodes (3 to hold out), but after val_time only nodes 0 and 20 interact
+    src = torch.cat([torch.arange(20), torch.zeros(10, dtype=torch.int64)])
+    dst = torch.cat([20 + torch.arange(20) % 10, torch.full((10,), 20)])
+    late = T.TemporalDataset.from_tensors(src, dst, torch.arange(30))
+    with pytest.raises(ValueError, match=r"cannot hold out 3 new nodes: only 2 nodes occur after val_time"):
+        late.split()
     flat = T.TemporalDataset.from_tensors(torch.arange(20), torch.arange(20, 40), torch.zeros(20, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"leaves the valid part empty"):
         flat.split()
     with pytest.raises(ValueError, match=r"'val_ratio' \+ 'test_ratio' must be < 1"):
         ds.split(val_ratio=0.6, test_ratio=0.5)
+    with pytest.raises(ValueError, match=r"'new_node_ratio' must be in \(0, 1\)"):
+        ds.split(new_node_ratio=1.0)
+    with pytest.raises(TypeError, match=r"'seed' must be an int"):
+        ds.split(seed=1.5)
 
 
 # ------------------------------------------------------------------------------------------------ negatives
@@ -183,6 +197,12 @@ def test_random_eval_negatives():
         ds.eval_negatives(sp, "train")
     with pytest.raises(ValueError, match=r"'strategy' must be one of"):
         ds.eval_negatives(sp, "test", "hard")
+    with pytest.raises(ValueError, match=r"'batch_size' must be >= 1"):
+        ds.eval_negatives(sp, "test", batch_size=0)
+    with pytest.raises(ValueError, match=r"'hist_ratio' must be in \[0, 1\]"):
+        ds.mrr_negatives(sp, hist_ratio=2)
+    with pytest.raises(ValueError, match=r"'num' must be >= 1"):
+        ds.mrr_negatives(sp, num=0)
 
 
 def brute_force_candidates(ds, sp, part, strategy, batch):

@@ -232,7 +232,8 @@ def read_mat(path: str, name: str | None = None) -> LinkPredDataset:
     op = "read_mat"
     mat = scipy.io.loadmat(path)
     if "net" not in mat:
-        raise ValueError(f"{op}: {path!r} has no 'net' variable (got {sorted(k for k in mat if not k.startswith('__'))})")
+        got = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{op}: {path!r} has no 'net' variable (got {got})")
     A = sp.coo_matrix(mat["net"])
     A.eliminate_zeros()
     if A.shape[0] != A.shape[1]:
@@ -289,7 +290,8 @@ def load_dataset(name_or_path, *, download: bool = False, num_nodes: int | None 
         hit = find(name)
     if hit is None:
         hint = f"; download=True fetches {sorted(PLANETOID)} through PyG's Planetoid" if name in PLANETOID else ""
-        raise C.not_found("linkpred", name_or_path, SHIPPED, "a Planetoid folder, a SEAL .mat file or an edge list", hint)
+        raise C.not_found("linkpred", name_or_path, SHIPPED, "a Planetoid folder, a SEAL .mat file or an edge list",
+                          hint)
     path, name = hit
     if os.path.isdir(path):
         graphs = [f for f in os.listdir(path) if f.startswith("ind.") and f.endswith(".graph")]

@@ -51,7 +51,8 @@ SHIPPED = {
 DOWNLOADABLE = ("wikipedia", "reddit", "mooc", "lastfm")
 # UCI: ml_uci.csv first, the exact file DyGLib reads (processed_data/uci/ml_uci.csv, same rows and order as
 # uci.csv, ids +1); uci.csv (the raw src,dest,ts,weight list) gives the same dataset after relabelling.
-PLACES = {"wikipedia": ("temporal/wikipedia/wikipedia.csv",), "uci": ("temporal/uci/ml_uci.csv", "temporal/uci/uci.csv")}
+PLACES = {"wikipedia": ("temporal/wikipedia/wikipedia.csv",),
+          "uci": ("temporal/uci/ml_uci.csv", "temporal/uci/uci.csv")}
 PLACES.update({n: PLACES.get(n, ()) + (f"temporal/{n}/raw/{n}.csv",) for n in DOWNLOADABLE})
 BIPARTITE = {"wikipedia": True, "reddit": True, "mooc": True, "lastfm": True, "uci": False}
 PARTS = ("train", "valid", "test", "new_node_valid", "new_node_test")
@@ -207,18 +208,21 @@ class TemporalDataset:
         val_time, test_time = (float(q) for q in np.quantile(tf.numpy(), [1 - val_ratio - test_ratio, 1 - test_ratio]))
         valid_m, test_m = (tf > val_time) & (tf <= test_time), tf > test_time
         if not bool(valid_m.any()) or not bool(test_m.any()):
-            raise ValueError(f"{op}: the chronological split leaves the {'valid' if not bool(valid_m.any()) else 'test'}"
-                             f" part empty (val_time={val_time}, test_time={test_time}): event times are not spread")
+            empty = "valid" if not bool(valid_m.any()) else "test"
+            raise ValueError(f"{op}: the chronological split leaves the {empty} part empty (val_time={val_time}, "
+                             f"test_time={test_time}): event times are not spread")
         nodes = torch.unique(torch.cat([self.src, self.dst]))
         new_test = torch.zeros(0, dtype=torch.int64)
         train_m = tf <= val_time
         if inductive:
             late = torch.unique(torch.cat([self.src[tf > val_time], self.dst[tf > val_time]]))
             k = int(new_node_ratio * nodes.numel())
-            if k == 0 or k > late.numel():
-                raise ValueError(f"{op}: the inductive split leaves no new nodes: int({new_node_ratio} * {nodes.numel()}"
-                                 f" nodes) = {k} to hold out, {late.numel()} nodes after val_time; use more data or "
-                                 f"inductive=False")
+            if k == 0:
+                raise ValueError(f"{op}: the inductive split leaves no new nodes: int({new_node_ratio} * "
+                                 f"{nodes.numel()} nodes) = 0 to hold out; use more nodes or inductive=False")
+            if k > late.numel():
+                raise ValueError(f"{op}: the inductive split cannot hold out {k} new nodes: only {late.numel()} "
+                                 f"nodes occur after val_time; use inductive=False")
             new_test = torch.sort(late[torch.randperm(late.numel(), generator=gen)[:k]]).values
             train_m &= ~(torch.isin(self.src, new_test) | torch.isin(self.dst, new_test))
         train_nodes = torch.unique(torch.cat([self.src[train_m], self.dst[train_m]]))
@@ -278,7 +282,12 @@ class TemporalDataset:
         """[B, num] negative destinations per positive event of ``part`` (TGB ``hist_rnd``, module docstring):
         the first up-to ``int(num * hist_ratio)`` columns are historical (destinations the source had in the
         split's training events), the rest uniform random; distinct per row, never a destination of a positive
-        with the same (source, time). Default seeds as :meth:`eval_negatives`."""
+        with the same (source, time). Default seeds as :meth:`eval_negatives`. A row with fewer admissible
+        destinations than needed repeats ids (warned).
+
+        Raises:
+            ValueError: unknown part, num < 1, hist_ratio outside [0, 1].
+        """
         op = "TemporalDataset.mrr_negatives"
         V.choice(op, "part", part, tuple(EVAL_SEEDS))
         num = V.integer(op, "num", num, minimum=1)
@@ -369,7 +378,8 @@ def load_dataset(name_or_path, *, download: bool = False, bipartite: bool | None
         JODIEDataset(os.path.join(default_root(), "temporal"), name=name)
         hit = find(name)
     if hit is None:
-        hint = f"; download=True fetches {list(DOWNLOADABLE)} through PyG's JODIEDataset" if name in DOWNLOADABLE else ""
+        hint = f"; download=True fetches {list(DOWNLOADABLE)} through PyG's JODIEDataset" \
+            if name in DOWNLOADABLE else ""
         raise C.not_found("temporal", name_or_path, SHIPPED, "a JODIE/TGN CSV file (u,i,ts,label[,features])", hint)
     path, name = hit
     if bipartite is None:
