@@ -87,14 +87,14 @@ def load_temporal_csv(path_or_url: str, *, name: str | None = None, cache_dir: s
     header, rows, lines = read_rows(op, path)
     cols = [h.strip() for h in header] if header else []
     ml = bool(cols) and cols[0] == "" and {"u", "i", "ts"} <= set(cols)
-    at = {k: cols.index(k) for k in ("u", "i", "ts", "label", "idx")} if ml else {}
+    at = {k: cols.index(k) for k in ("u", "i", "ts", "label", "idx") if k in cols} if ml else {}
     ci = at.get
     src = column(op, path, rows, lines, ci("u", 0), "source id")
     dst = column(op, path, rows, lines, ci("i", 1), "destination id")
     t = column(op, path, rows, lines, ci("ts", 2), "timestamp", integral=False)
-    lab_col = ci("label", 3)
-    label = column(op, path, rows, lines, lab_col, "label", integral=False) if all(len(r) > lab_col for r in rows) \
-        else np.zeros(len(rows))
+    lab_col = at.get("label") if ml else 3
+    has_label = lab_col is not None and all(len(r) > lab_col for r in rows)
+    label = column(op, path, rows, lines, lab_col, "label", integral=False) if has_label else np.zeros(len(rows))
     feats = None
     if ml:
         npy = os.path.join(os.path.dirname(path), os.path.splitext(os.path.basename(path))[0] + ".npy")

@@ -53,6 +53,12 @@ def test_times_are_exact_int64_and_features_optional(tmp_path):
     assert T.load_dataset(p3).t.dtype == torch.float64
 
 
+def test_ml_file_without_label_column(tmp_path):
+    p = write_csv(tmp_path / "ml_x.csv", [(0, 1, 3, "5.0"), (1, 2, 3, "6.0")], header=",u,i,ts")
+    ds = T.load_dataset(p)
+    assert ds.t.tolist() == [5, 6] and ds.label.tolist() == [0, 0] and ds.bipartite and ds.num_nodes == 3
+
+
 def test_unsorted_times_raise_naming_the_line_unless_sort(tmp_path):
     p = write_csv(tmp_path / "u.csv", [(0, 5, 1, 0), (1, 6, 3, 0), (2, 7, 2, 0), (3, 8, 2, 0)])
     with pytest.raises(ValueError, match=r"non-decreasing: .*u\.csv:4 has time 2 after 3.*sort=True"):
