@@ -1,5 +1,10 @@
-"""Loaders for continuous-time interaction data: the JODIE/TGN CSV format (``u,i,ts,label[,features...]``)
-and the TGN/DyGLib-processed ``ml_*.csv`` (``,u,i,ts,label,idx``). Paths or http(s)/file URLs."""
+"""Loaders for continuous-time interaction data: the JODIE/TGN CSV format (``u,i,ts,label[,features...]``, any
+header names, e.g. ``src,dest,ts,weight``) and the TGN/DyGLib-processed ``ml_*.csv`` (``,u,i,ts,label,idx``,
+with the edge features in a sibling ``ml_<name>.npy`` when present). Paths or http(s)/file URLs.
+
+Ids are kept as in the file (the task layer, :mod:`hardneg.tasks.temporal.data`, relabels them to 0..N-1).
+Times are parsed exactly from the text: integral values (``"36"``, ``"1082008561.0"``) become int64 without
+passing through a float; only a file with non-integral times gives float64."""
 from __future__ import annotations
 
 import os
@@ -7,7 +12,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from hardneg.data._common import column, read_rows
 
 
 @dataclass
@@ -19,6 +27,7 @@ class TemporalEvents:
     features: torch.Tensor | None  # [M, F] float32 or None
     num_nodes: int
     name: str
+    bipartite: bool | None = None  # True: sources and destinations are disjoint id sets (JODIE user -> item)
 
     def graph(self, **kw):
         from hardneg.temporal import TemporalGraph
@@ -45,45 +54,71 @@ def _fetch(path_or_url: str, cache_dir: str | None = None) -> str:
     return dst
 
 
-def load_temporal_csv(path_or_url: str, *, name: str | None = None, cache_dir: str | None = None) -> TemporalEvents:
-    """Read a JODIE/TGN interaction CSV. Item ids that overlap user ids (raw JODIE files) are offset by
-    max(user) + 1, as TGN's preprocessing does; already-offset files (e.g. ``wikipedia.csv`` here) and ``ml_*``
-    files are kept as they are. Integral timestamps come back as int64, others as float64."""
+def time_order(op: str, t: torch.Tensor, sort: bool, where) -> torch.Tensor | None:
+    """None when ``t`` is non-decreasing; else the stable sorting order (``sort=True``) or a ValueError naming
+    the first event whose time goes backwards (``where(i)`` says where event i is)."""
+    back = torch.nonzero(t[1:] < t[:-1]).flatten()
+    if not back.numel():
+        return None
+    if not sort:
+        i = int(back[0]) + 1
+        raise ValueError(f"{op}: event times must be non-decreasing: {where(i)} has time {t[i].item()} after "
+                         f"{t[i - 1].item()} at {where(i - 1)}; pass sort=True to sort the events (stable)")
+    return torch.sort(t, stable=True).indices
+
+
+def load_temporal_csv(path_or_url: str, *, name: str | None = None, cache_dir: str | None = None,
+                      bipartite: bool | None = None, sort: bool = False) -> TemporalEvents:
+    """Read a JODIE/TGN interaction CSV.
+
+    Args:
+        bipartite: None: bipartite when no id is both a source and a destination (already-offset JODIE files
+            such as ``wikipedia.csv`` here, ``ml_*`` files of bipartite sets), else one shared id space (UCI).
+            True: user -> item; item ids that overlap the user ids (raw JODIE files, items restarting at 0) are
+            offset by max(user) + 1, as TGN's preprocessing does. False: one shared id space.
+        sort: sort the events by time (stable) instead of raising on a time that goes backwards.
+
+    Raises:
+        ValueError: file not found, a line that does not parse (``file:line``), no events, event times that go
+            backwards without ``sort=True`` (naming the first such line).
+    """
     path = _fetch(path_or_url, cache_dir)
-    us, vs, ts, ls, feats = [], [], [], [], []
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split(",")
-        ml = header[0].strip() == "" and "u" in header
-        cols = [h.strip() for h in header]
-        for ln, line in enumerate(f, 2):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(",")
-            try:
-                if ml:
-                    u, i, t, lab = parts[cols.index("u")], parts[cols.index("i")], parts[cols.index("ts")], parts[cols.index("label")]
-                    rest = []
-                else:
-                    u, i, t, lab, rest = parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else "0", parts[4:]
-                us.append(int(float(u)))
-                vs.append(int(float(i)))
-                ts.append(float(t))
-                ls.append(float(lab))
-                if rest:
-                    feats.append([float(x) for x in rest])
-            except (ValueError, IndexError) as e:
-                raise ValueError(f"{path}:{ln}: cannot parse {line[:120]!r} ({e})") from None
-    if not us:
-        raise ValueError(f"load_temporal_csv: no events in {path!r}")
-    src = torch.tensor(us, dtype=torch.int64)
-    dst = torch.tensor(vs, dtype=torch.int64)
-    t = torch.tensor(ts, dtype=torch.float64)
-    if bool((t == t.round()).all()) and float(t.abs().max()) < 2**53:
-        t = t.to(torch.int64)
-    if not ml and int(dst.min()) <= int(src.max()):
+    op = "load_temporal_csv"
+    header, rows, lines = read_rows(op, path)
+    cols = [h.strip() for h in header] if header else []
+    ml = bool(cols) and cols[0] == "" and {"u", "i", "ts"} <= set(cols)
+    at = {k: cols.index(k) for k in ("u", "i", "ts", "label", "idx") if k in cols} if ml else {}
+    ci = at.get
+    src = column(op, path, rows, lines, ci("u", 0), "source id")
+    dst = column(op, path, rows, lines, ci("i", 1), "destination id")
+    t = column(op, path, rows, lines, ci("ts", 2), "timestamp", integral=False)
+    lab_col = at.get("label") if ml else 3
+    has_label = lab_col is not None and all(len(r) > lab_col for r in rows)
+    label = column(op, path, rows, lines, lab_col, "label", integral=False) if has_label else np.zeros(len(rows))
+    feats = None
+    if ml:
+        npy = os.path.join(os.path.dirname(path), os.path.splitext(os.path.basename(path))[0] + ".npy")
+        if "idx" in at and os.path.exists(npy):
+            arr = np.load(npy)
+            if arr.ndim == 2 and arr.shape[1] > 0:
+                feats = torch.from_numpy(arr[column(op, path, rows, lines, at["idx"], "edge index")].astype(np.float32))
+    elif any(len(r) > 4 for r in rows):
+        widths = {len(r) for r in rows}
+        if len(widths) != 1:
+            ln = next(ln for r, ln in zip(rows, lines) if len(r) != len(rows[0]))
+            raise ValueError(f"{path}:{ln}: expected {len(rows[0])} columns like the first row (features)")
+        feats = torch.from_numpy(np.asarray([r[4:] for r in rows], dtype=np.float32))
+    src, dst = torch.from_numpy(src), torch.from_numpy(dst)
+    t, label = torch.from_numpy(t), torch.from_numpy(np.asarray(label, dtype=np.float32))
+    order = time_order(op, t, sort, lambda i: f"{path}:{lines[i]}")
+    if order is not None:
+        src, dst, t, label = src[order], dst[order], t[order], label[order]
+        feats = feats[order] if feats is not None else None
+    disjoint = not bool(torch.isin(dst, src).any())
+    if bipartite is None:
+        bipartite = disjoint
+    elif bipartite and not disjoint:
         dst = dst + int(src.max()) + 1
-    F = torch.tensor(feats, dtype=torch.float32) if feats and len(feats) == len(us) else None
     n = int(max(int(src.max()), int(dst.max()))) + 1
-    return TemporalEvents(src, dst, t, torch.tensor(ls, dtype=torch.float32), F, n,
-                          name or os.path.splitext(os.path.basename(path))[0])
+    return TemporalEvents(src, dst, t, label, feats, n, name or os.path.splitext(os.path.basename(path))[0],
+                          bool(bipartite))
