@@ -2,7 +2,7 @@
 tables, seeded generators, id checks, and exact distinct-negative sampling against a :class:`hardneg.KnownSet`.
 
 Search order for a shipped name (:func:`locate`): ``$HARDNEG_DATA``, then ``../shared/data`` (found by
-:func:`hardneg.data.find_shared_data`), then the user cache :func:`hardneg.data.kg.default_root`
+:func:`hardneg.data.find_shared_data`), then the user cache :func:`hardneg.data.default_root`
 (``~/.cache/hardneg/datasets``, where ``download=True`` puts what a library downloads).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hardneg import _validate as V
-from hardneg.data.kg import default_root, find_shared_data
+from hardneg._paths import default_root, find_shared_data
 from hardneg.known import KnownSet
 
 _INTEGRAL = re.compile(r"^[+-]?\d+(\.0*)?$")

@@ -32,7 +32,7 @@ import torch
 
 from hardneg import _validate as V
 from hardneg.data import _common as C
-from hardneg.data.kg import default_root
+from hardneg._paths import default_root
 from hardneg.known import KnownSet
 
 __all__ = ["SHIPPED", "LinkPredDataset", "LinkSplit", "find", "available", "load_dataset"]

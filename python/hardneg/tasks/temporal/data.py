@@ -36,7 +36,7 @@ import torch
 
 from hardneg import _validate as V
 from hardneg.data import _common as C
-from hardneg.data.kg import default_root
+from hardneg._paths import default_root
 from hardneg.data.temporal import TemporalEvents, load_temporal_csv, time_order
 from hardneg.known import KnownSet
 
