@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from .. import _validate as V
+from .._constants import SIDE_MODES
+from .._random import uniform
 from ..known import KnownSet
+from ..metrics import anchors
 
 _REGISTRY: dict[str, type] = {}
-SIDE_MODES = ("tail", "head", "both", "bernoulli")
 
 
 @dataclass
@@ -156,20 +158,9 @@ class Sampler:
             if P.shape[1] != want:
                 raise ValueError(f"{op}: 'known' holds {self.known.kind}, so 'positives' must be [B, {want}] "
                                  f"(got {V.describe(P)})")
-        if P.numel():
-            ent = P[:, [0, -1]]
-            if self.num_entities is not None:
-                lo, hi = int(ent.min()), int(ent.max())
-                if lo < 0 or hi >= self.num_entities:
-                    raise ValueError(f"{op}: entity ids in 'positives' must be in [0, {self.num_entities}) "
-                                     f"(got min {lo}, max {hi})")
-            elif int(ent.min()) < 0:
-                raise ValueError(f"{op}: entity ids in 'positives' must be >= 0 (got {int(ent.min())})")
-            if P.shape[1] == 3:
-                lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
-                if lo < 0 or (self.num_relations is not None and hi >= self.num_relations):
-                    raise ValueError(f"{op}: relation ids in 'positives' must be in [0, {self.num_relations}) "
-                                     f"(got min {lo}, max {hi})")
+        V.ids(op, "positives", P[:, [0, -1]], self.num_entities, what="entity ids")
+        if P.shape[1] == 3:
+            V.ids(op, "positives[:, 1]", P[:, 1], self.num_relations, what="relation ids")
         return P
 
     def _check_scorer(self, scorer, P):
@@ -214,15 +205,8 @@ class Sampler:
             if self.known is None or self.known.kind != "triples":
                 raise ValueError(f"{self._op}: side='bernoulli' needs a KnownSet of triples (for tph/hpt)")
             p = self.known.head_probability().to("cpu", torch.float64)[P[:, 1].cpu()]
-        u = rand_like_gen((B,), generator, torch.device("cpu"))
+        u = uniform((B,), generator, "cpu")
         return torch.where(u < p, 0, tail).to(torch.int64).to(P.device)
-
-
-def anchors(P: torch.Tensor, side: str):
-    """(anchor, true entity) for ``side``: triples -> (h, r) / (r, t); pairs -> u / v."""
-    if P.shape[1] == 3:
-        return (P[:, :2], P[:, 2]) if side == "tail" else (P[:, 1:], P[:, 0])
-    return (P[:, 0], P[:, 1]) if side == "tail" else (P[:, 1], P[:, 0])
 
 
 def exclusion_with_self(known, anchor, target, side):
@@ -231,8 +215,7 @@ def exclusion_with_self(known, anchor, target, side):
     B = target.shape[0]
     dev = target.device
     if known is not None:
-        a = anchor if anchor.dim() == 2 or known.kind == "triples" else anchor
-        ptr, idx = known.exclusion(a, side=side)
+        ptr, idx = known.exclusion(anchor, side=side)
     else:
         ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
     counts = ptr.diff() + 1
@@ -246,12 +229,6 @@ def exclusion_with_self(known, anchor, target, side):
     return nptr, out
 
 
-def rand_like_gen(shape, generator, device, dtype=torch.float64):
-    """Uniform [0, 1) from ``generator`` (or the global RNG), returned on ``device``."""
-    gdev = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=gdev, dtype=dtype).to(device)
-
-
 def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
     """n draws per row from the valid (>= 0) entries of ``pool_ids`` [B, K]: a uniform random permutation of the
     valid entries (distinct), cycled when a row has fewer than n. -> (ids [B, n], valid [B, n])."""
@@ -259,7 +236,7 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.
     dev = pool_ids.device
     if B == 0 or K == 0:
         return (torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev))
-    keys = rand_like_gen((B, K), generator, dev)
+    keys = uniform((B, K), generator, dev)
     ok = pool_ids >= 0
     keys = torch.where(ok, keys, torch.full_like(keys, 2.0))
     order = keys.argsort(dim=1)
