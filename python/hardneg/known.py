@@ -29,12 +29,13 @@ class KnownView(NamedTuple):
     num_relations: int
 
     def core_args(self) -> dict:
-        """The keyword arguments of the compiled filtering kernels that describe the set (``hardneg._core``):
-        ``known_tail``, ``known_head`` (data pointers; each array's fences, every 64th key, follow its m keys
-        in the same allocation), ``known_size`` (m), ``num_entities``, ``num_relations``."""
-        return dict(known_tail=self.tail_keys.data_ptr(), known_head=self.head_keys.data_ptr(),
-                    known_size=self.tail_keys.numel(), num_entities=self.num_entities,
-                    num_relations=self.num_relations)
+        """The keyword arguments of the compiled core's ``KnownView`` (what its filtering kernels take as
+        ``known=``): ``tail``, ``head`` (data pointers; each array's fences, every 64th key, follow its m keys
+        in the same allocation), ``first_time`` (data pointer or 0), ``size`` (m), ``num_entities``,
+        ``num_relations``."""
+        return dict(tail=self.tail_keys.data_ptr(), head=self.head_keys.data_ptr(),
+                    first_time=self.first_time.data_ptr() if self.first_time is not None else 0,
+                    size=self.tail_keys.numel(), num_entities=self.num_entities, num_relations=self.num_relations)
 
 
 class KnownSet:
@@ -89,7 +90,8 @@ class KnownSet:
         return cls._build(op, h, r, t, E, R, "triples", True, times)
 
     @classmethod
-    def from_edges(cls, edges: torch.Tensor, num_nodes: int, directed: bool = True, *, times=None) -> "KnownSet":
+    def from_edges(cls, edges: torch.Tensor, num_nodes: int, directed: bool = True, *,
+                   times=None) -> "KnownSet":
         """Known edges [M, 2] (u, v) (duplicates allowed); ``directed=False`` stores both directions. ``times``
         as in :meth:`from_triples`.
 
@@ -170,7 +172,7 @@ class KnownSet:
                 f"relations={self.num_relations}, device={self.device}, {self.bytes_per_key:.1f} B/key"
                 f"{', timed' if self.first_time is not None else ''})")
 
-    def to(self, device) -> "KnownSet":
+    def to(self, device: torch.device | str) -> "KnownSet":
         """A copy on ``device`` (the arrays are immutable, so a same-device call returns self)."""
         device = torch.device(device)
         if device == self.device:
@@ -200,21 +202,23 @@ class KnownSet:
         return Domain.from_pairs(tr[:, 1], tr[:, 0], tr[:, 1], tr[:, 2], self.num_relations, self.num_entities)
 
     # ------------------------------------------------------------------ queries
-    def contains(self, keys, *, before=None, inclusive=False, backend=None) -> torch.Tensor:
+    def contains(self, keys: torch.Tensor, *, before: torch.Tensor | None = None, inclusive: bool = False,
+                 backend: str | None = None) -> torch.Tensor:
         """bool [B]: whether each key ([B, 3] triples, or [B, 2] edges) is known; with ``before`` [B], whether it
         was first seen strictly before that time (``inclusive=True``: at or before)."""
         from hardneg.ops.filtering import known_contains
 
         return known_contains(self, keys, before=before, inclusive=inclusive, backend=backend)
 
-    def mask(self, anchor, candidates, side="tail", *, backend=None) -> torch.Tensor:
+    def mask(self, anchor: torch.Tensor, candidates: torch.Tensor, side: str = "tail", *, backend: str | None = None) -> torch.Tensor:
         """bool [B, n]: True where (anchor, candidate) is known. Tail queries: anchor = (h, r); head queries:
         anchor = (r, t). For edge sets the anchor may be [B] node ids (source for tail, destination for head)."""
         from hardneg.ops.filtering import known_mask
 
         return known_mask(self, anchor, candidates, side=side, backend=backend)
 
-    def exclusion(self, anchor, side="tail", *, backend=None):
+    def exclusion(self, anchor: torch.Tensor, side: str = "tail", *,
+                  backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The CSR ``(indptr [B+1], indices)`` of known ids per query, in the form ``topk_mine(exclude=...)`` takes."""
         from hardneg.ops.filtering import known_exclusion
 
@@ -225,14 +229,15 @@ class Domain:
     """Allowed ids per relation and side (type-constrained corruption): CSR ``head`` and ``tail``, each
     ``(indptr [R+1], ids)`` with sorted unique ids per relation."""
 
-    def __init__(self, head, tail, num_relations, num_entities):
+    def __init__(self, head: tuple[torch.Tensor, torch.Tensor], tail: tuple[torch.Tensor, torch.Tensor], num_relations: int, num_entities: int):
         self.head = head
         self.tail = tail
         self.num_relations = num_relations
         self.num_entities = num_entities
 
     @classmethod
-    def from_pairs(cls, head_rel, head_ids, tail_rel, tail_ids, num_relations, num_entities):
+    def from_pairs(cls, head_rel: torch.Tensor, head_ids: torch.Tensor, tail_rel: torch.Tensor, tail_ids: torch.Tensor, num_relations: int,
+                   num_entities: int) -> "Domain":
         def csr(rel, ids):
             key = torch.unique(rel * num_entities + ids)
             r = key // num_entities
@@ -242,7 +247,7 @@ class Domain:
 
         return cls(csr(head_rel, head_ids), csr(tail_rel, tail_ids), num_relations, num_entities)
 
-    def to(self, device):
+    def to(self, device: torch.device | str) -> "Domain":
         return Domain(tuple(x.to(device) for x in self.head), tuple(x.to(device) for x in self.tail),
                       self.num_relations, self.num_entities)
 

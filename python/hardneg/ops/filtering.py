@@ -24,6 +24,11 @@ def _known(op: str, known) -> KnownSet:
     return known
 
 
+def _core_view(K: KnownSet):
+    """The compiled kernels' view of ``K`` (raw pointers: ``K`` outlives it)."""
+    return core().KnownView(**K.kernel_view().core_args())
+
+
 def _anchor(op: str, K: KnownSet, anchor, side: str) -> tuple[torch.Tensor, int]:
     """-> (anchor int64 [B, 2]: tail side (h, r), head side (r, t); the side's code)."""
     side = V.choice(op, "side", side, SIDES)
@@ -43,13 +48,20 @@ def _anchor(op: str, K: KnownSet, anchor, side: str) -> tuple[torch.Tensor, int]
 
 
 # ---------------------------------------------------------------------------------------------- contains
-def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
+def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor | None = None, inclusive: bool = False,
+                   backend: str | None = None) -> torch.Tensor:
     """bool [B]: whether each key ([B, 3] (h, r, t) or [B, 2] (u, v) for edge sets) is known; with ``before``
     [B] (a known set built with times), whether it was first seen before that time.
 
     Raises:
         TypeError: non-KnownSet, non-integer keys. ValueError: wrong width, ids out of range, device mismatch,
         ``before`` without times or of the wrong length, NaN times.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> hardneg.ops.known_contains(ks, torch.tensor([[0, 0, 2], [1, 0, 2]])).tolist()
+        [True, False]
     """
     op = "known_contains"
     K = _known(op, known)
@@ -63,7 +75,7 @@ def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
     k = torch.stack([V.ids(op, name, k[:, j], n, device=K.device) for j, (name, n) in enumerate(zip(names, bounds))],
                     1)
     if before is not None:
-        if K.first_time is None:
+        if K.kernel_view().first_time is None:
             raise ValueError(f"{op}: 'before' needs a known set built with times=...")
         before = V.tensor(op, "before", before, ndim=1)
         if before.numel() != k.shape[0]:
@@ -88,10 +100,7 @@ def _contains_ref(K, k, before, inclusive):
 
 def _contains_core(K, k, before, inclusive):
     out = torch.empty(k.shape[0], dtype=torch.uint8, device=K.device)
-    view = K.kernel_view()
-    core().known_contains(**view.core_args(),
-                          known_first_time=view.first_time.data_ptr() if view.first_time is not None else 0,
-                          keys=k.data_ptr(), num_queries=k.shape[0], width=k.shape[1],
+    core().known_contains(known=_core_view(K), keys=k.data_ptr(), num_queries=k.shape[0], width=k.shape[1],
                           before=before.data_ptr() if before is not None else 0, inclusive=inclusive,
                           out=out.data_ptr(), **device_args(K.device))
     return out.bool()
@@ -102,8 +111,20 @@ register("known_contains", "cuda")(_contains_core)
 
 
 # ---------------------------------------------------------------------------------------------- mask
-def known_mask(known, anchor, candidates, *, side="tail", backend=None):
-    """bool [B, n]: True where (anchor, candidate) is known (tail side: anchor (h, r); head side: (r, t))."""
+def known_mask(known: KnownSet, anchor: torch.Tensor, candidates: torch.Tensor, *, side: str = "tail",
+               backend: str | None = None) -> torch.Tensor:
+    """bool [B, n]: True where (anchor, candidate) is known (tail side: anchor (h, r); head side: (r, t)).
+
+    Raises:
+        TypeError: non-KnownSet, non-integer anchor or candidates.
+        ValueError: bad shapes, ids out of range, an unknown side, device mismatch.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> hardneg.ops.known_mask(ks, torch.tensor([[0, 0]]), torch.tensor([[1, 3, 2]])).tolist()
+        [[True, False, True]]
+    """
     op = "known_mask"
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
@@ -124,7 +145,7 @@ def _mask_ref(K, A, s, C):
 
 def _mask_core(K, A, s, C):
     out = torch.empty(C.shape, dtype=torch.uint8, device=K.device)
-    core().known_mask(**K.kernel_view().core_args(), side=s, anchor=A.data_ptr(), candidates=C.data_ptr(),
+    core().known_mask(known=_core_view(K), side=s, anchor=A.data_ptr(), candidates=C.data_ptr(),
                       num_queries=C.shape[0], num_candidates=C.shape[1], out=out.data_ptr(), **device_args(K.device))
     return out.bool()
 
@@ -134,9 +155,21 @@ register("known_mask", "cuda")(_mask_core)
 
 
 # ---------------------------------------------------------------------------------------------- exclusion
-def known_exclusion(known, anchor, *, side="tail", backend=None):
+def known_exclusion(known: KnownSet, anchor: torch.Tensor, *, side: str = "tail",
+                    backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR ``(indptr int64 [B+1], indices int64)`` of the known ids of each query, sorted per row: exactly the
-    ``exclude=`` argument of :func:`hardneg.ops.topk_mine` / :func:`hardneg.ops.sample_by_score`."""
+    ``exclude=`` argument of :func:`hardneg.ops.topk_mine` / :func:`hardneg.ops.sample_by_score`.
+
+    Raises:
+        TypeError: non-KnownSet, non-integer anchor. ValueError: bad shape, ids out of range, unknown side.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> indptr, ids = hardneg.ops.known_exclusion(ks, torch.tensor([[0, 0], [3, 0]]))
+        >>> indptr.tolist(), ids.tolist()
+        ([0, 2, 2], [1, 2])
+    """
     op = "known_exclusion"
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
@@ -157,7 +190,7 @@ def _excl_core(K, A, s):
     dev = K.device
     begin = torch.empty(B, dtype=torch.int64, device=dev)
     count = torch.empty(B, dtype=torch.int64, device=dev)
-    query = dict(K.kernel_view().core_args(), side=s, anchor=A.data_ptr(), num_queries=B, **device_args(dev))
+    query = dict(known=_core_view(K), side=s, anchor=A.data_ptr(), num_queries=B, **device_args(dev))
     core().known_exclusion_count(**query, out_begin=begin.data_ptr(), out_count=count.data_ptr())
     indptr = torch.zeros(B + 1, dtype=torch.int64, device=dev)
     indptr[1:] = torch.cumsum(count, 0)
@@ -190,8 +223,10 @@ def _domain(op, domain, R, E, device):
     return Domain(kernel_csr("domain['head']", domain.head), kernel_csr("domain['tail']", domain.tail), R, E)
 
 
-def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, domain=None, num_relations=None,
-            generator=None, backend=None, max_tries=32):
+def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, side: str = "tail",
+            known: KnownSet | None = None, domain: Domain | dict | None = None, num_relations: int | None = None,
+            generator: torch.Generator | None = None, backend: str | None = None,
+            max_tries: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform corruption of one side of each positive, never returning a known positive when ``known`` is given.
 
     Each negative replaces the head or the tail of its positive by an entity drawn uniformly from the pool:
@@ -284,13 +319,9 @@ def _corrupt_core(P, n, E, R, side_mode, p_head, dom, known, generator, tries):
     ph = p_head.contiguous() if p_head is not None else None
     dom_args = {f"domain_{side}_{part}": (getattr(dom, side)[j].data_ptr() if dom is not None else 0)
                 for side in ("head", "tail") for j, part in enumerate(("indptr", "ids"))}
-    if known is not None:
-        known_args = known.kernel_view().core_args()
-    else:
-        known_args = dict(known_tail=0, known_head=0, known_size=0, num_entities=E, num_relations=R)
-    core().corrupt(positives=P.data_ptr(), num_positives=B, width=w, num_negatives=n, side_mode=side_mode,
-                   head_prob=ph.data_ptr() if ph is not None else 0,
-                   **dom_args, **known_args, seed=seed_from(generator), max_tries=tries, out=out.data_ptr(),
+    core().corrupt(positives=P.data_ptr(), num_positives=B, width=w, num_negatives=n, num_entities=E,
+                   num_relations=R, side_mode=side_mode, head_prob=ph.data_ptr() if ph is not None else 0,
+                   **dom_args, known=_core_view(known) if known is not None else None, seed=seed_from(generator), max_tries=tries, out=out.data_ptr(),
                    out_valid=valid.data_ptr(), **device_args(dev))
     return out, valid.bool()
 
