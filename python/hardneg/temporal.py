@@ -62,7 +62,8 @@ class TemporalGraph:
         ([[2, 1], [0, -1]], [[True, True], [True, False]])
     """
 
-    def __init__(self, src, dst, t, *, num_nodes=None, edge_ids=None, undirected=True):
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *, num_nodes: int | None = None,
+                 edge_ids: torch.Tensor | None = None, undirected: bool = True):
         op = "TemporalGraph"
         src, dst, t, eid = self._check_events(op, src, dst, t, edge_ids, None)
         if not isinstance(undirected, bool):
@@ -149,19 +150,19 @@ class TemporalGraph:
         return self._src.device
 
     @property
-    def src(self):
+    def src(self) -> torch.Tensor:
         return self._src[: self._n]
 
     @property
-    def dst(self):
+    def dst(self) -> torch.Tensor:
         return self._dst[: self._n]
 
     @property
-    def t(self):
+    def t(self) -> torch.Tensor:
         return self._t[: self._n]
 
     @property
-    def edge_ids(self):
+    def edge_ids(self) -> torch.Tensor:
         return self._eid[: self._n]
 
     @property
@@ -177,7 +178,7 @@ class TemporalGraph:
         return (f"TemporalGraph(events={self._n}, nodes={self.num_nodes}, levels={self.num_levels}, "
                 f"time={self.time_dtype}, undirected={self.undirected}, device={self.device})")
 
-    def to(self, device) -> "TemporalGraph":
+    def to(self, device: torch.device | str) -> "TemporalGraph":
         device = torch.device(device)
         g = TemporalGraph.__new__(TemporalGraph)
         g.num_nodes, g.undirected, g.time_dtype = self.num_nodes, self.undirected, self.time_dtype
@@ -189,7 +190,7 @@ class TemporalGraph:
         return g
 
     # ------------------------------------------------------------------ streaming
-    def append(self, src, dst, t, *, edge_ids=None) -> "TemporalGraph":
+    def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *, edge_ids: torch.Tensor | None = None) -> "TemporalGraph":
         """Insert a batch of events whose times are all >= the latest time so far. Amortised: the batch becomes
         a new level and levels merge like a binary counter (no full rebuild per batch). Returns self."""
         op = "TemporalGraph.append"
@@ -244,8 +245,9 @@ class TemporalGraph:
         return self._view
 
     # ------------------------------------------------------------------ queries
-    def neighbors(self, nodes, times, k, *, strategy="recent", inclusive=False, window=None, generator=None,
-                  backend=None):
+    def neighbors(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, strategy: str = "recent", inclusive: bool = False,
+                  window: float | None = None, generator: torch.Generator | None = None,
+                  backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The k most recent (or k uniformly drawn) events of each node strictly before its query time.
 
         Args:
@@ -265,7 +267,7 @@ class TemporalGraph:
         return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
                                   generator=generator, backend=backend)
 
-    def seen_destinations(self, src, before, *, inclusive=False):
+    def seen_destinations(self, src: torch.Tensor, before: torch.Tensor, *, inclusive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR ``(indptr [B+1], indices)`` of the distinct destinations each ``src`` interacted with (as the
         source of an event) strictly before ``before`` — sorted per row, ready for ``topk_mine(exclude=...)``
         and historical-negative sampling. Vectorised torch on the graph's device."""
@@ -290,7 +292,8 @@ class TemporalGraph:
         indptr[1:] = torch.cumsum(torch.bincount(r, minlength=s.numel()), 0)
         return indptr, key - r * self.num_nodes
 
-    def sample_historical(self, src, times, n, generator=None):
+    def sample_historical(self, src: torch.Tensor, times: torch.Tensor, n: int,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Historical negatives (TGB/DyGLib): for each source, n destinations drawn uniformly with replacement
         from those it interacted with before its time. Returns ``(dst [B, n] int64, valid [B, n] bool)``;
         rows with no history are all invalid (-1)."""
@@ -315,7 +318,7 @@ class TemporalGraph:
 
 
 
-def check_queries(op: str, graph: TemporalGraph, nodes, times, *, what: str = "nodes"):
+def check_queries(op: str, graph: TemporalGraph, nodes, times, *, what: str = "nodes") -> tuple[torch.Tensor, torch.Tensor]:
     """(nodes int64 [B], times [B] in the graph's time dtype), both contiguous on the graph's device; raises as
     :func:`hardneg.ops.temporal_neighbors` documents."""
     nodes = V.tensor(op, what, nodes, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")

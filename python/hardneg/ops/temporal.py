@@ -30,6 +30,13 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
         TypeError: not a TemporalGraph, non-integer nodes, float times for an int64-time graph, bad generator.
         ValueError: node ids out of range, NaN times, k <= 0, mismatched lengths, negative or NaN window,
             unknown strategy, device mismatch.
+
+    Example:
+        >>> import torch, hardneg
+        >>> g = hardneg.TemporalGraph(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.tensor([1, 2, 3]))
+        >>> nbrs, eids, times, valid = hardneg.ops.temporal_neighbors(g, torch.tensor([2]), torch.tensor([4]), 2)
+        >>> nbrs.tolist(), times.tolist()
+        ([[1, 0]], [[3, 2]])
     """
     op = "temporal_neighbors"
     if not isinstance(graph, TemporalGraph):

@@ -33,7 +33,7 @@ class Negatives:
     side: torch.Tensor | None = None
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.ids.shape)
 
     def side_matrix(self, positives: torch.Tensor) -> torch.Tensor:
@@ -49,7 +49,7 @@ class Negatives:
         out.scatter_(2, col[..., None], self.ids[..., None])
         return out
 
-    def to(self, device) -> "Negatives":
+    def to(self, device: torch.device | str) -> "Negatives":
         f = lambda x: None if x is None else x.to(device)
         return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side))
 
@@ -67,7 +67,8 @@ def available() -> list[str]:
     return list(_REGISTRY)
 
 
-def create(name, *, num_negatives, known=None, num_entities=None, num_relations=None, **options) -> "Sampler":
+def create(name: str, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
+           num_relations: int | None = None, **options) -> "Sampler":
     """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default."""
     if not isinstance(name, str):
         raise TypeError(f"samplers.create: 'name' must be a str, one of {available()} (got {V.describe(name)})")
@@ -97,7 +98,8 @@ class Sampler:
     name = "base"
     requires_scorer = False
 
-    def __init__(self, *, num_negatives, known=None, num_entities=None, num_relations=None, side=None):
+    def __init__(self, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
+                 num_relations: int | None = None, side: str | None = None):
         op = f"samplers.{self.name}"
         self._op = op
         self.num_negatives = V.integer(op, "num_negatives", num_negatives, minimum=1)
@@ -119,7 +121,7 @@ class Sampler:
         self.step = 0  # number of sample() calls so far (schedules, caches)
 
     # ------------------------------------------------------------------ public
-    def sample(self, positives, *, scorer=None, generator=None) -> Negatives:
+    def sample(self, positives: torch.Tensor, *, scorer=None, generator: torch.Generator | None = None) -> Negatives:
         """Negatives for ``positives`` ([B, 3] (h, r, t) triples or [B, 2] (u, v) pairs, int64)."""
         P = self._check_positives(positives)
         V.generator(self._op, generator)
@@ -209,7 +211,8 @@ class Sampler:
         return torch.where(u < p, 0, tail).to(torch.int64).to(P.device)
 
 
-def exclusion_with_self(known, anchor, target, side):
+def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: torch.Tensor,
+                        side: str) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR of ids to skip per row: the known positives of the anchor plus the row's own true entity (so the
     positive itself is never returned, even without a known set or for triples not in it)."""
     B = target.shape[0]
@@ -229,7 +232,8 @@ def exclusion_with_self(known, anchor, target, side):
     return nptr, out
 
 
-def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
+                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """n draws per row from the valid (>= 0) entries of ``pool_ids`` [B, K]: a uniform random permutation of the
     valid entries (distinct), cycled when a row has fewer than n. -> (ids [B, n], valid [B, n])."""
     B, K = pool_ids.shape
@@ -249,7 +253,7 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.
     return ids, valid
 
 
-def side_groups(P, row_side):
+def side_groups(P: torch.Tensor, row_side: torch.Tensor | None) -> list[tuple[str, int, torch.Tensor]]:
     """[(side name, column, row indices)] for the rows of each side."""
     B, dev = P.shape[0], P.device
     tailc = P.shape[1] - 1

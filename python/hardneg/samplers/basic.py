@@ -1,8 +1,18 @@
-"""Samplers that need no scorer: uniform, Bernoulli, type-constrained (all over ``ops.corrupt``), in-batch."""
+"""Samplers that need no scorer: uniform, Bernoulli, type-constrained (all over ``ops.corrupt``), in-batch.
+
+>>> import torch, hardneg
+>>> from hardneg import samplers
+>>> known = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+>>> s = samplers.create("uniform", num_negatives=3, known=known, side="tail")
+>>> neg = s.sample(torch.tensor([[0, 0, 1]]), generator=torch.Generator().manual_seed(0))
+>>> neg.ids.tolist(), neg.valid.tolist()    # tails 1 and 2 are known: only 0 and 3 are admissible
+([[0, 0, 0]], [[True, True, True]])
+"""
 from __future__ import annotations
 
 import torch
 
+from ..known import Domain
 from ..ops import corrupt
 from .._random import generator_device, uniform
 from .base import Negatives, Sampler, anchors, register, side_groups
@@ -26,7 +36,7 @@ class _CorruptSampler(Sampler):
         return from_corrupt(P, neg, valid, side_mode)
 
 
-def from_corrupt(P, neg, valid, side_mode) -> Negatives:
+def from_corrupt(P: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, side_mode: str) -> Negatives:
     """Negatives from ``ops.corrupt`` output: the replaced entity and which column was replaced."""
     tail = P.shape[1] - 1
     if side_mode == "tail":
@@ -64,7 +74,7 @@ class TypedSampler(_CorruptSampler):
     (tails) of that relation. The domain comes from ``domain=`` (a :class:`hardneg.Domain`) or, by default, from
     the triples in ``known`` (required then). Filtered; rows whose admissible domain is empty are invalid."""
 
-    def __init__(self, *, domain=None, **kw):
+    def __init__(self, *, domain: Domain | None = None, **kw):
         super().__init__(**kw)
         self.domain = domain
 

@@ -17,7 +17,7 @@ from .basic import from_corrupt
 class _MiningSampler(Sampler):
     requires_scorer = True
 
-    def __init__(self, *, backend=None, **kw):
+    def __init__(self, *, backend: str | None = None, **kw):
         super().__init__(**kw)
         self.backend = backend
 
@@ -147,13 +147,13 @@ class NSCachingSampler(_MiningSampler):
         self._keys = {}   # side -> sorted int64 keys
         self._cache = {}  # side -> int64 [M, cache_size]
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         d = super().state_dict()
         d["keys"] = {k: v.cpu() for k, v in self._keys.items()}
         d["cache"] = {k: v.cpu() for k, v in self._cache.items()}
         return d
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._keys = dict(state.get("keys", {}))
         self._cache = dict(state.get("cache", {}))
@@ -285,10 +285,10 @@ class MixedSampler(Sampler):
     def num_hard(self, step: int | None = None) -> int:
         return int(math.floor(self.fraction(step) * self.num_negatives + 0.5))
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"step": self.step, "hard": self.hard.state_dict(), "easy": self.easy.state_dict()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.hard.load_state_dict(state["hard"])
         self.easy.load_state_dict(state["easy"])

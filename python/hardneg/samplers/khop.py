@@ -59,7 +59,7 @@ def _collect_fn():
     return _numba_fn
 
 
-def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int):
+def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric, deduplicated CSR (numpy int64) of the graph with edges u–v (self-loops dropped)."""
     u, v = u.cpu().long(), v.cpu().long()
     a = torch.cat([u, v])
@@ -72,7 +72,8 @@ def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int):
     return indptr.numpy(), dst.numpy()
 
 
-def khop_neighborhood(indptr, indices, anchor_nodes, k: int, cap: int, seed: int):
+def khop_neighborhood(indptr: np.ndarray, indices: np.ndarray, anchor_nodes, k: int, cap: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """-> (ids [B, cap] int64 padded with -1, counts [B]): up to ``cap`` nodes within 1..k hops of each anchor
     (a uniform reservoir sample when the neighbourhood is larger). Numba BFS over the CSR."""
     a = np.ascontiguousarray(anchor_nodes, dtype=np.int64)
@@ -95,7 +96,7 @@ class KHopSampler(Sampler):
     than ``max_candidates`` are reservoir-sampled (uniformly) by the numba BFS.
     """
 
-    def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges=None, **kw):
+    def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges: torch.Tensor | None = None, **kw):
         super().__init__(**kw)
         self.hops = V.integer(self._op, "hops", hops, minimum=1)
         self.max_candidates = V.integer(self._op, "max_candidates", max_candidates, minimum=1)

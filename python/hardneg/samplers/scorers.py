@@ -16,6 +16,7 @@ __all__ = ["Scorer", "pairwise", "DistMultScorer", "ComplExScorer", "TransEScore
            "EmbeddingScorer"]
 
 _complex_mul = complex_mul  # the models' import name until they move to hardneg.metrics
+Table = torch.Tensor | torch.nn.Embedding  # a weight table, or the Embedding holding it
 
 
 def _side(op, side):
@@ -32,13 +33,13 @@ def _as_table(w):
 
 
 class _KGScorer(Scorer):
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         op = type(self).__name__
         self.entity_weight = _weight(op, "entity_weight", _as_table(entity_weight))
         self.relation_weight = _weight(op, "relation_weight", _as_table(relation_weight))
         V.same_device(op, ("entity_weight", "relation_weight"), self.entity_weight, self.relation_weight)
 
-    def candidate_vectors(self, side="tail"):
+    def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.entity_weight
 
     def _split(self, anchor, side):
@@ -56,7 +57,7 @@ class DistMultScorer(_KGScorer):
 
     metric = "dot"
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         return e * r
 
@@ -68,13 +69,13 @@ class ComplExScorer(_KGScorer):
 
     metric = "dot"
 
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         super().__init__(entity_weight, relation_weight)
         for name, w in (("entity_weight", self.entity_weight), ("relation_weight", self.relation_weight)):
             if w.shape[1] % 2:
                 raise ValueError(f"ComplExScorer: '{name}' must have an even width [Re | Im] (got {V.describe(w)})")
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         if side == "tail":
             return complex_mul(e, r)
@@ -87,14 +88,15 @@ class TransEScorer(_KGScorer):
 
     Tail query: e_h + w_r; head query: e_t − w_r."""
 
-    def __init__(self, entity_weight, relation_weight, p: int = 1):
+    def __init__(self, entity_weight: Table, relation_weight: Table,
+                 p: int = 1):
         super().__init__(entity_weight, relation_weight)
         if p not in (1, 2):
             raise ValueError(f"TransEScorer: 'p' must be 1 or 2 (got {p!r})")
         self.p = p
         self.metric = "l1" if p == 1 else "l2"
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         return e + r if side == "tail" else e - r
 
@@ -106,13 +108,13 @@ class RotatEScorer(_KGScorer):
 
     metric = "rotate"
 
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         super().__init__(entity_weight, relation_weight)
         if self.entity_weight.shape[1] != 2 * self.relation_weight.shape[1]:
             raise ValueError("RotatEScorer: 'entity_weight' must be [E, 2d] and 'relation_weight' (phases) [R, d] "
                              f"(got {V.describe(self.entity_weight)} and {V.describe(self.relation_weight)})")
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, theta = self._split(anchor, side)
         rot = torch.cat([torch.cos(theta), torch.sin(theta)], -1)
         return complex_mul(e, rot, conj_b=(side == "head"))
@@ -126,7 +128,8 @@ class EmbeddingScorer(Scorer):
     For the head side of an asymmetric (user, item) model the roles swap: queries come from
     ``candidate_weight`` and candidates from ``node_weight``."""
 
-    def __init__(self, node_weight, metric: str = "dot", candidate_weight=None):
+    def __init__(self, node_weight: Table, metric: str = "dot",
+                 candidate_weight: Table | None = None):
         op = "EmbeddingScorer"
         self.node_weight = _weight(op, "node_weight", _as_table(node_weight))
         self.candidate_weight = self.node_weight if candidate_weight is None else _weight(
@@ -137,11 +140,11 @@ class EmbeddingScorer(Scorer):
                              f"(got {V.describe(self.node_weight)} and {V.describe(self.candidate_weight)})")
         self.metric = V.choice(op, "metric", metric, METRICS)
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side = _side("EmbeddingScorer", side)
         if anchor.dim() == 2:
             anchor = anchor[:, 0] if side == "tail" else anchor[:, -1]
         return (self.node_weight if side == "tail" else self.candidate_weight)[anchor]
 
-    def candidate_vectors(self, side="tail"):
+    def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.candidate_weight if _side("EmbeddingScorer", side) == "tail" else self.node_weight
