@@ -51,7 +51,7 @@ def test_python_calls_the_core_with_keywords_only():
 
 
 def test_ops_read_index_structures_only_through_kernel_view():
-    banned = {"kt", "kh", "first_time", "levels_table", "time_dtype_"}
+    banned = {"kt", "kh", "first_time", "levels_table"}
     for path, tree in _sources("ops"):
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
@@ -76,6 +76,13 @@ def test_kernel_views_hand_out_the_arrays():
     assert g.kernel_view() is not tv
 
 
+def _corrupt(**over):
+    args = dict(positives=8, num_positives=1, width=3, num_negatives=1, num_entities=5, num_relations=2, side_mode=0,
+                head_prob=0, domain_head_indptr=0, domain_head_ids=0, domain_tail_indptr=0, domain_tail_ids=0,
+                known=None, seed=0, max_tries=4, out=8, out_valid=8, num_threads=1, on_cuda=False, stream=0)
+    return core.corrupt(**dict(args, **over))
+
+
 @needs_core
 @pytest.mark.parametrize(
     "call,frag",
@@ -90,6 +97,23 @@ def test_kernel_views_hand_out_the_arrays():
         (lambda: core.topk_mine_cpu(query=8, num_queries=1, query_stride=4, candidates=8, num_candidates=1,
                                     candidate_stride=4, dim=4, metric=9, k=1, exclude_indptr=0, exclude_indices=0,
                                     out_scores=8, out_ids=8), "unknown metric code"),
+        (lambda: core.topk_mine_cpu(query=8, num_queries=1, query_stride=2, candidates=8, num_candidates=1,
+                                    candidate_stride=4, dim=4, metric=0, k=1, exclude_indptr=0, exclude_indices=0,
+                                    out_scores=8, out_ids=8), "topk_mine: row strides must be >= dim"),
+        (lambda: core.sample_by_score_cpu(query=0, num_queries=1, query_stride=4, candidates=8, num_candidates=1,
+                                          candidate_stride=4, dim=4, metric=0, num_samples=1, weighting=0,
+                                          inv_temp=1.0, replacement=False, seed=0, exclude_indptr=0,
+                                          exclude_indices=0, out_ids=8, out_log_prob=8),
+         "sample_by_score: null data pointer"),
+        (lambda: core.sample_by_score_cpu(query=8, num_queries=-1, query_stride=4, candidates=8, num_candidates=1,
+                                          candidate_stride=4, dim=0, metric=0, num_samples=1, weighting=0,
+                                          inv_temp=1.0, replacement=False, seed=0, exclude_indptr=0,
+                                          exclude_indices=0, out_ids=8, out_log_prob=8),
+         "num_queries and num_candidates must be >= 0"),
+        (lambda: _corrupt(side_mode=7), "corrupt: side_mode must be 0 (tail), 1 (head), 2 (both) or 3 (bernoulli)"),
+        (lambda: _corrupt(max_tries=0), "corrupt: max_tries must be >= 1"),
+        (lambda: _corrupt(num_negatives=0), "corrupt: need num_negatives >= 1"),
+        (lambda: _corrupt(side_mode=3), "corrupt: bernoulli needs head probabilities"),
         (lambda: core.temporal_neighbors(levels=0, num_levels=0, int_time=True, nodes=0, times=0, num_queries=0,
                                          k=1, strategy=0, inclusive=False, has_window=False, window=0.0, seed=0,
                                          out_nbr=0, out_eid=0, out_time=0, out_valid=0, num_threads=1,

@@ -27,6 +27,8 @@ def test_codes_match_the_kernels():
         (torch.tensor([0, 5]), 5, "ids", "op: 'x' ids must be in [0, 5) (got min 0, max 5)"),
         (torch.tensor([[-2, 1]]), 3, "node ids", "op: 'x' node ids must be in [0, 3) (got min -2, max 1)"),
         (torch.tensor([-1]), None, "entity ids", "op: 'x' entity ids must be >= 0 (got min -1, max -1)"),
+        (torch.tensor([[0, 1, 2], [4, 2, 0]]), [5, 2, None], ("entity ids", "relation ids", "entity ids"),
+         "op: 'x[:, 1]' relation ids must be in [0, 2) (got min 1, max 2)"),
     ],
 )
 def test_ids_names_op_argument_range_and_what_it_got(x, n, what, frag):

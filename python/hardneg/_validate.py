@@ -62,22 +62,34 @@ def finite(op: str, name: str, x: torch.Tensor) -> None:
         raise ValueError(f"{op}: '{name}' must be finite (got {bad} NaN/Inf values in {describe(x)})")
 
 
-def ids(op: str, name: str, x: torch.Tensor, n: int | None, *, device: torch.device | None = None,
-        what: str = "ids") -> torch.Tensor:
+def ids(op: str, name: str, x: torch.Tensor, n, *, device: torch.device | None = None, what="ids") -> torch.Tensor:
     """The one id range check: ``x`` (an integer tensor) as int64, every value in [0, n) (``n=None``: >= 0).
 
     ``device``: where ``x`` must be (else ValueError). ``what`` names the ids in the message
-    (``'src' node ids must be in [0, 4) (got min 0, max 9)``). On CUDA: one synchronisation (module docstring).
+    (``'src' node ids must be in [0, 4) (got min 0, max 9)``). A 2-D ``x`` may have one bound per column:
+    ``n`` (and ``what``) a sequence, and the message names the column (``'keys[:, 1]' relation ids ...``).
+    One reduction and, on CUDA, one synchronisation (module docstring).
     """
     if device is not None and x.device != device:
         raise ValueError(f"{op}: '{name}' must be on {device} like the other inputs (got {x.device})")
     x = x.to(torch.int64)
-    if x.numel():
+    if not x.numel():
+        return x
+    if isinstance(n, (list, tuple)):
+        lo, hi = torch.stack([x.amin(0), x.amax(0)]).tolist()
+        whats = what if isinstance(what, (list, tuple)) else [what] * len(n)
+        for j, (a, b, bound, w) in enumerate(zip(lo, hi, n, whats)):
+            _in_range(op, f"{name}[:, {j}]", w, bound, a, b)
+    else:
         lo, hi = torch.stack(torch.aminmax(x)).tolist()
-        if lo < 0 or (n is not None and hi >= n):
-            bound = f"in [0, {n})" if n is not None else ">= 0"
-            raise ValueError(f"{op}: '{name}' {what} must be {bound} (got min {lo}, max {hi})")
+        _in_range(op, name, what, n, lo, hi)
     return x
+
+
+def _in_range(op: str, name: str, what: str, n: int | None, lo: int, hi: int) -> None:
+    if lo < 0 or (n is not None and hi >= n):
+        bound = f"in [0, {n})" if n is not None else ">= 0"
+        raise ValueError(f"{op}: '{name}' {what} must be {bound} (got min {lo}, max {hi})")
 
 
 def same_device(op: str, names: tuple[str, ...], *xs: torch.Tensor) -> None:

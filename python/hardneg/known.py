@@ -83,11 +83,9 @@ class KnownSet:
         tr = V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 3]")
         if tr.shape[1] != 3:
             raise ValueError(f"{op}: 'triples' must be [M, 3] (got {V.describe(tr)})")
-        h = V.ids(op, "triples[:, 0] (heads)", tr[:, 0], E)
-        r = V.ids(op, "triples[:, 1] (relations)", tr[:, 1], R)
-        t = V.ids(op, "triples[:, 2] (tails)", tr[:, 2], E)
+        tr = V.ids(op, "triples", tr, [E, R, E], what=("head ids", "relation ids", "tail ids"))
         times = None if times is None else _check_times(op, times, tr.shape[0], tr.device)
-        return cls._build(op, h, r, t, E, R, "triples", True, times)
+        return cls._build(op, tr[:, 0], tr[:, 1], tr[:, 2], E, R, "triples", True, times)
 
     @classmethod
     def from_edges(cls, edges: torch.Tensor, num_nodes: int, directed: bool = True, *,
@@ -210,7 +208,8 @@ class KnownSet:
 
         return known_contains(self, keys, before=before, inclusive=inclusive, backend=backend)
 
-    def mask(self, anchor: torch.Tensor, candidates: torch.Tensor, side: str = "tail", *, backend: str | None = None) -> torch.Tensor:
+    def mask(self, anchor: torch.Tensor, candidates: torch.Tensor, side: str = "tail", *,
+             backend: str | None = None) -> torch.Tensor:
         """bool [B, n]: True where (anchor, candidate) is known. Tail queries: anchor = (h, r); head queries:
         anchor = (r, t). For edge sets the anchor may be [B] node ids (source for tail, destination for head)."""
         from hardneg.ops.filtering import known_mask
@@ -229,15 +228,16 @@ class Domain:
     """Allowed ids per relation and side (type-constrained corruption): CSR ``head`` and ``tail``, each
     ``(indptr [R+1], ids)`` with sorted unique ids per relation."""
 
-    def __init__(self, head: tuple[torch.Tensor, torch.Tensor], tail: tuple[torch.Tensor, torch.Tensor], num_relations: int, num_entities: int):
+    def __init__(self, head: tuple[torch.Tensor, torch.Tensor], tail: tuple[torch.Tensor, torch.Tensor],
+                 num_relations: int, num_entities: int):
         self.head = head
         self.tail = tail
         self.num_relations = num_relations
         self.num_entities = num_entities
 
     @classmethod
-    def from_pairs(cls, head_rel: torch.Tensor, head_ids: torch.Tensor, tail_rel: torch.Tensor, tail_ids: torch.Tensor, num_relations: int,
-                   num_entities: int) -> "Domain":
+    def from_pairs(cls, head_rel: torch.Tensor, head_ids: torch.Tensor, tail_rel: torch.Tensor,
+                   tail_ids: torch.Tensor, num_relations: int, num_entities: int) -> "Domain":
         def csr(rel, ids):
             key = torch.unique(rel * num_entities + ids)
             r = key // num_entities
@@ -262,7 +262,8 @@ def _check_times(op, times, m, device) -> torch.Tensor:
         try:
             times = torch.as_tensor(times)
         except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{op}: 'times' must be a tensor, list or array of M numbers (got {V.describe(times)})") from None
+            raise TypeError(f"{op}: 'times' must be a tensor, list or array of M numbers "
+                            f"(got {V.describe(times)})") from None
     if times.dtype == torch.bool or times.is_complex():
         raise TypeError(f"{op}: 'times' must hold real numbers (got {V.describe(times)})")
     if times.dim() != 1 or times.numel() != m:

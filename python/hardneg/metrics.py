@@ -99,7 +99,8 @@ def score_matrix(q: torch.Tensor, C: torch.Tensor, metric: str, *, dtype: torch.
     if metric == "dot":
         return q @ C.T
     if metric == "cos":
-        return (q / q.norm(dim=1, keepdim=True).clamp_min(COS_EPS)) @ (C / C.norm(dim=1, keepdim=True).clamp_min(COS_EPS)).T
+        qn = q / q.norm(dim=1, keepdim=True).clamp_min(COS_EPS)
+        return qn @ (C / C.norm(dim=1, keepdim=True).clamp_min(COS_EPS)).T
     if metric == "l2":  # the direct difference, not |q|² + |c|² − 2q·c (cancellation)
         return -torch.cdist(q, C, p=2.0, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
     if metric == "l1":

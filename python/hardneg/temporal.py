@@ -190,7 +190,8 @@ class TemporalGraph:
         return g
 
     # ------------------------------------------------------------------ streaming
-    def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *, edge_ids: torch.Tensor | None = None) -> "TemporalGraph":
+    def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *,
+               edge_ids: torch.Tensor | None = None) -> "TemporalGraph":
         """Insert a batch of events whose times are all >= the latest time so far. Amortised: the batch becomes
         a new level and levels merge like a binary counter (no full rebuild per batch). Returns self."""
         op = "TemporalGraph.append"
@@ -245,8 +246,8 @@ class TemporalGraph:
         return self._view
 
     # ------------------------------------------------------------------ queries
-    def neighbors(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, strategy: str = "recent", inclusive: bool = False,
-                  window: float | None = None, generator: torch.Generator | None = None,
+    def neighbors(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, strategy: str = "recent",
+                  inclusive: bool = False, window: float | None = None, generator: torch.Generator | None = None,
                   backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The k most recent (or k uniformly drawn) events of each node strictly before its query time.
 
@@ -267,7 +268,8 @@ class TemporalGraph:
         return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
                                   generator=generator, backend=backend)
 
-    def seen_destinations(self, src: torch.Tensor, before: torch.Tensor, *, inclusive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def seen_destinations(self, src: torch.Tensor, before: torch.Tensor, *,
+                          inclusive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR ``(indptr [B+1], indices)`` of the distinct destinations each ``src`` interacted with (as the
         source of an event) strictly before ``before`` — sorted per row, ready for ``topk_mine(exclude=...)``
         and historical-negative sampling. Vectorised torch on the graph's device."""
@@ -318,13 +320,15 @@ class TemporalGraph:
 
 
 
-def check_queries(op: str, graph: TemporalGraph, nodes, times, *, what: str = "nodes") -> tuple[torch.Tensor, torch.Tensor]:
+def check_queries(op: str, graph: TemporalGraph, nodes, times, *,
+                  what: str = "nodes") -> tuple[torch.Tensor, torch.Tensor]:
     """(nodes int64 [B], times [B] in the graph's time dtype), both contiguous on the graph's device; raises as
     :func:`hardneg.ops.temporal_neighbors` documents."""
     nodes = V.tensor(op, what, nodes, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
     times = V.tensor(op, "times", times, ndim=1)
     if nodes.numel() != times.numel():
-        raise ValueError(f"{op}: '{what}' and 'times' must have the same length (got {nodes.numel()} and {times.numel()})")
+        raise ValueError(f"{op}: '{what}' and 'times' must have the same length "
+                         f"(got {nodes.numel()} and {times.numel()})")
     if nodes.device != graph.device or times.device != graph.device:
         raise ValueError(f"{op}: queries must be on {graph.device} (got {nodes.device} and {times.device})")
     nodes = V.ids(op, what, nodes, graph.num_nodes, what="node ids")

@@ -66,7 +66,7 @@ def test_build_large_edge_set():
     "call,exc,frag",
     [
         (lambda: hardneg.KnownSet.from_triples(torch.zeros(0, 3, dtype=torch.int64), 5, 2), ValueError, "empty"),
-        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 2, 1]]), 5, 2), ValueError, "(relations)' ids must be in [0, 2)"),
+        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 2, 1]]), 5, 2), ValueError, "'triples[:, 1]' relation ids must be in [0, 2)"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 5]]), 5, 2), ValueError, "ids must be in [0, 5)"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0.0, 0, 1]]), 5, 2), TypeError, "integer"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 1]]), 5, 2), ValueError, "[M, 3]"),
@@ -108,7 +108,7 @@ def test_contains_bad_input():
         ks.contains(torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="ids must be in"):
         ks.contains(torch.tensor([[0, 0, 7]]))
-    with pytest.raises(ValueError, match="relations"):
+    with pytest.raises(ValueError, match=r"'keys\[:, 1\]' relation ids must be in \[0, 2\)"):
         ks.contains(torch.tensor([[0, 3, 1]]))
     with pytest.raises(TypeError, match="integer"):
         ks.contains(torch.tensor([[0.0, 0, 1]]))

@@ -41,10 +41,8 @@ def _anchor(op: str, K: KnownSet, anchor, side: str) -> tuple[torch.Tensor, int]
     if A.dim() != 2 or A.shape[1] != 2:
         raise ValueError(f"{op}: 'anchor' must be [B, 2] ((h, r) for tail queries, (r, t) for head queries)"
                          f"{' or [B] node ids' if K.kind == 'edges' else ''} (got {V.describe(A)})")
-    first_n, second_n = (K.num_entities, K.num_relations) if s == 0 else (K.num_relations, K.num_entities)
-    a = V.ids(op, "anchor[:, 0]", A[:, 0], first_n, device=K.device)
-    b = V.ids(op, "anchor[:, 1]", A[:, 1], second_n, device=K.device)
-    return torch.stack([a, b], 1), s
+    bounds = [K.num_entities, K.num_relations] if s == 0 else [K.num_relations, K.num_entities]
+    return V.ids(op, "anchor", A, bounds, device=K.device).contiguous(), s
 
 
 # ---------------------------------------------------------------------------------------------- contains
@@ -69,11 +67,9 @@ def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor 
     width = 3 if K.kind == "triples" else 2
     if k.shape[1] != width:
         raise ValueError(f"{op}: 'keys' must be [B, {width}] for a known set of {K.kind} (got {V.describe(k)})")
-    bounds = [K.num_entities, K.num_relations, K.num_entities] if width == 3 else [K.num_entities] * 2
-    names = ["keys[:, 0] (heads)", "keys[:, 1] (relations)", "keys[:, 2] (tails)"] if width == 3 else \
-        ["keys[:, 0]", "keys[:, 1]"]
-    k = torch.stack([V.ids(op, name, k[:, j], n, device=K.device) for j, (name, n) in enumerate(zip(names, bounds))],
-                    1)
+    E, R = K.num_entities, K.num_relations
+    bounds, what = ([E, R, E], ("head ids", "relation ids", "tail ids")) if width == 3 else ([E, E], "node ids")
+    k = V.ids(op, "keys", k, bounds, device=K.device, what=what).contiguous()
     if before is not None:
         if K.kernel_view().first_time is None:
             raise ValueError(f"{op}: 'before' needs a known set built with times=...")
@@ -215,10 +211,12 @@ def _domain(op, domain, R, E, device):
         domain = Domain(domain["head"], domain["tail"], R, E)
     if not isinstance(domain, Domain):
         raise TypeError(f"{op}: 'domain' must be a hardneg.Domain or a dict of CSR pairs (got {V.describe(domain)})")
+
     def kernel_csr(name, pair):
         indptr, ids = V.csr(op, name, pair, R, E, device)
         # contiguous, and never an empty id array: a null pointer would mean "no domain" to the kernels
-        return indptr.contiguous(), ids.contiguous() if ids.numel() else torch.zeros(1, dtype=torch.int64, device=device)
+        ids = ids.contiguous() if ids.numel() else torch.zeros(1, dtype=torch.int64, device=device)
+        return indptr.contiguous(), ids
 
     return Domain(kernel_csr("domain['head']", domain.head), kernel_csr("domain['tail']", domain.tail), R, E)
 
@@ -291,10 +289,8 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
         R = V.integer(op, "num_relations", num_relations, minimum=1)
         if known is not None and known.num_relations != R:
             raise ValueError(f"{op}: num_relations={R} does not match the known set's {known.num_relations}")
-    V.ids(op, "positives[:, 0]", P[:, 0], E)
-    V.ids(op, f"positives[:, {w - 1}]", P[:, w - 1], E)
-    if w == 3:
-        V.ids(op, "positives[:, 1] (relations)", P[:, 1], R)
+    V.ids(op, "positives", P, [E, R, E] if w == 3 else [E, E],
+          what=("entity ids", "relation ids", "entity ids") if w == 3 else "node ids")
     if side_mode == "bernoulli" and known is None:
         raise ValueError(f"{op}: side='bernoulli' needs 'known' (the per-relation tph/hpt statistics come from it)")
     dom = _domain(op, domain, R, E, dev)
@@ -321,7 +317,8 @@ def _corrupt_core(P, n, E, R, side_mode, p_head, dom, known, generator, tries):
                 for side in ("head", "tail") for j, part in enumerate(("indptr", "ids"))}
     core().corrupt(positives=P.data_ptr(), num_positives=B, width=w, num_negatives=n, num_entities=E,
                    num_relations=R, side_mode=side_mode, head_prob=ph.data_ptr() if ph is not None else 0,
-                   **dom_args, known=_core_view(known) if known is not None else None, seed=seed_from(generator), max_tries=tries, out=out.data_ptr(),
+                   **dom_args, known=_core_view(known) if known is not None else None, seed=seed_from(generator),
+                   max_tries=tries, out=out.data_ptr(),
                    out_valid=valid.data_ptr(), **device_args(dev))
     return out, valid.bool()
 

@@ -1,7 +1,6 @@
 """Sampler base class, the ``Negatives`` result and the name registry."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +9,6 @@ from .. import _validate as V
 from .._constants import SIDE_MODES
 from .._random import uniform
 from ..known import KnownSet
-from ..metrics import anchors
 
 _REGISTRY: dict[str, type] = {}
 
@@ -160,9 +158,9 @@ class Sampler:
             if P.shape[1] != want:
                 raise ValueError(f"{op}: 'known' holds {self.known.kind}, so 'positives' must be [B, {want}] "
                                  f"(got {V.describe(P)})")
-        V.ids(op, "positives", P[:, [0, -1]], self.num_entities, what="entity ids")
-        if P.shape[1] == 3:
-            V.ids(op, "positives[:, 1]", P[:, 1], self.num_relations, what="relation ids")
+        E, R = self.num_entities, self.num_relations
+        V.ids(op, "positives", P, [E, R, E] if P.shape[1] == 3 else [E, E],
+              what=("entity ids", "relation ids", "entity ids") if P.shape[1] == 3 else "entity ids")
         return P
 
     def _check_scorer(self, scorer, P):

@@ -15,7 +15,8 @@ import torch
 from ..known import Domain
 from ..ops import corrupt
 from .._random import generator_device, uniform
-from .base import Negatives, Sampler, anchors, register, side_groups
+from ..metrics import anchors
+from .base import Negatives, Sampler, register, side_groups
 
 
 class _CorruptSampler(Sampler):

@@ -8,9 +8,9 @@ import torch
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
 from .._random import uniform
-from .base import (Negatives, Sampler, anchors, create, exclusion_with_self, register, side_groups,
+from .base import (Negatives, Sampler, create, exclusion_with_self, register, side_groups,
                    uniform_pool_draw)
-from ..metrics import pairwise
+from ..metrics import anchors, pairwise
 from .basic import from_corrupt
 
 

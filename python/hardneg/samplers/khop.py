@@ -7,7 +7,8 @@ import torch
 from .. import _validate as V
 from ..ops import corrupt
 from .._random import seed_from, uniform
-from .base import Negatives, Sampler, anchors, register, side_groups
+from ..metrics import anchors
+from .base import Negatives, Sampler, register, side_groups
 from .basic import from_corrupt
 
 _numba_fn = None
