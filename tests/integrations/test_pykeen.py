@@ -54,6 +54,31 @@ def test_negatives_are_filtered_and_follow_the_model(nations):
             assert bool((neg[:, :, 1] == batch[:, None, 1]).all())
 
 
+def test_cross_device_generator_is_seeded_from_the_samplers_own(nations):
+    """When the model lives on another device than the batches, sampling there uses a generator on that device,
+    seeded once from the sampler's own: the same seed gives the same negatives."""
+    from pykeen.models import DistMult
+
+    from hardneg.integrations.pykeen import HardNegativeSampler
+
+    def make():
+        model = DistMult(triples_factory=nations.training, embedding_dim=8, random_seed=0)
+        return HardNegativeSampler(mapped_triples=nations.training.mapped_triples, num_negs_per_pos=4,
+                                   sampler="score", model=model, seed=3)
+
+    a, b = make(), make()
+    ga, gb = a._generator_on(torch.device("cpu")), b._generator_on(torch.device("cpu"))
+    assert ga is a._generator_on(torch.device("cpu"))  # one per device, kept
+    assert torch.equal(torch.rand(5, generator=ga), torch.rand(5, generator=gb))
+    if not torch.cuda.is_available():
+        pytest.skip("the cross-device branch itself needs a CUDA device")
+    dev = torch.device("cuda")
+    for s in (a, b):
+        s._model.to(dev)
+    batch = nations.training.mapped_triples[:32]
+    assert torch.equal(a.sample(batch)[0], b.sample(batch)[0])
+
+
 def test_hard_sampler_without_model_is_a_clear_error(nations):
     from hardneg.integrations.pykeen import HardNegativeSampler
 

@@ -19,6 +19,7 @@ import torch
 from pykeen.sampling import NegativeSampler
 
 from .. import samplers as _samplers
+from .._random import seed_from
 from ..known import KnownSet
 
 __all__ = ["HardNegativeSampler", "scorer_from_pykeen"]
@@ -69,7 +70,9 @@ class HardNegativeSampler(NegativeSampler):
         model: the PyKEEN model being trained (needed by hard samplers); or ``scorer``: a callable returning a
             hardneg scorer, or a scorer.
         filtered: filter against the training triples (exact, via :class:`hardneg.KnownSet`).
-        seed: seed of the sampler's own ``torch.Generator`` (default: drawn from torch's global RNG).
+        seed: seed of the sampler's own ``torch.Generator`` (default: drawn from torch's global RNG). When the
+            model's embeddings live on another device than the batches, sampling runs there with a generator on
+            that device, seeded once from this one, so runs stay reproducible.
     """
 
     def __init__(self, *, mapped_triples, num_entities=None, num_relations=None, num_negs_per_pos=None,
@@ -84,8 +87,9 @@ class HardNegativeSampler(NegativeSampler):
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_scorer", scorer)
         if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)))
+            seed = seed_from(None, high=2**62)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self._device_generators: dict[torch.device, torch.Generator] = {}
 
     def _current_scorer(self):
         if not self.hardneg_sampler.requires_scorer:
@@ -105,9 +109,15 @@ class HardNegativeSampler(NegativeSampler):
             known = self.hardneg_sampler.known
             if known is not None and known.device != pb_dev:
                 self.hardneg_sampler.known = known.to(pb_dev)
-            neg = self.hardneg_sampler.sample(pb.to(pb_dev), scorer=scorer, generator=None)
+            neg = self.hardneg_sampler.sample(pb.to(pb_dev), scorer=scorer, generator=self._generator_on(pb_dev))
             return pb, neg.to(pb.device)
         return pb, self.hardneg_sampler.sample(pb, scorer=scorer, generator=self.generator)
+
+    def _generator_on(self, device: torch.device) -> torch.Generator:
+        """A generator on ``device``, seeded once from the sampler's own (CPU) generator."""
+        if device not in self._device_generators:
+            self._device_generators[device] = torch.Generator(device).manual_seed(seed_from(self.generator))
+        return self._device_generators[device]
 
     def corrupt_batch(self, positive_batch):
         shape = positive_batch.shape
