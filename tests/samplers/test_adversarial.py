@@ -4,19 +4,12 @@ candidate-set softmax and its REINFORCE step, and every documented error."""
 import pytest
 import torch
 
-import hardneg
 from hardneg import samplers
 from hardneg.models import DistMult, TransE
 
-E, R, D = 40, 4, 8
+from test_sampler_invariants import E, R, kg as graph
 
-
-def graph(m=300, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    tr = torch.stack([torch.randint(0, E, (m,), generator=g), torch.randint(0, R, (m,), generator=g),
-                      torch.randint(0, E, (m,), generator=g)], 1)
-    tr = torch.unique(tr, dim=0)
-    return tr, hardneg.KnownSet.from_triples(tr, E, R)
+D = 8
 
 
 def gen(seed=0):

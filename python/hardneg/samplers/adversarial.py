@@ -59,6 +59,15 @@ def _copy(state):
     return state
 
 
+def _step(opt, loss) -> float:
+    """One optimiser step on ``loss``; returns its value. Gradients land only on ``opt``'s parameters'
+    ``.grad`` (others touched by the backward pass are cleared by their own optimiser's zero_grad)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
 def _relation_table(op: str, scorer) -> torch.Tensor:
     """The scorer's relation table [R, d_r] (a hardneg KG model or a hardneg KG scorer)."""
     rel = getattr(scorer, "relation", None)
@@ -379,7 +388,6 @@ class DANSSampler(_TrainableSampler):
         if last is None or self.nets is None or self.entity_negatives + self.relation_negatives == 0:
             return None
         groups, nets = last["groups"], self.nets
-        bce = F.binary_cross_entropy_with_logits
 
         def batch(fakes):
             fE = torch.cat([f[0] for f in fakes])
@@ -391,31 +399,28 @@ class DANSSampler(_TrainableSampler):
             for g in groups:
                 g["fakes"] = self._fakes(g, generator)
         given, label = batch([g["fakes"] for g in groups])  # with the generator's graph
-        if self.disc_steps:
-            real = torch.cat([g["real"] for g in groups])
-            fake = given.detach()
-            for _ in range(self.disc_steps):
-                adv_r, _ = nets["disc"](real)
-                adv_f, aux_f = nets["disc"](fake)
-                loss = bce(adv_r, torch.ones_like(adv_r)) + bce(adv_f, torch.zeros_like(adv_f))
-                if self.aux_weight:
-                    loss = loss + self.aux_weight * bce(aux_f, label)
-                self.opt_disc.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_disc.step()
-            stats["disc_loss"] = float(loss.detach())
+        real = torch.cat([g["real"] for g in groups])
+        for _ in range(self.disc_steps):
+            stats["disc_loss"] = _step(self.opt_disc, self._gan_loss(given.detach(), label, real))
         for i in range(self.gen_steps):  # the first step reuses the fakes the model was given (one generation)
             fake = given if i == 0 else batch([self._fakes(g, generator) for g in groups])[0]
-            adv_f, aux_f = nets["disc"](fake)
-            loss = bce(adv_f, torch.ones_like(adv_f))
-            if self.aux_weight:
-                loss = loss + self.aux_weight * bce(aux_f, label)
-            self.opt_gen.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_gen.step()
-            stats["gen_loss"] = float(loss.detach())
+            stats["gen_loss"] = _step(self.opt_gen, self._gan_loss(fake, label))
         nets["disc"].zero_grad(set_to_none=True)
         return stats
+
+    def _gan_loss(self, fake, label, real=None):
+        """The discriminator's loss when ``real`` is given (reals → 1, fakes → 0), else the generator's
+        non-saturating one (fakes → 1); plus ``aux_weight`` × the pathway classification loss of the fakes."""
+        bce = F.binary_cross_entropy_with_logits
+        adv_f, aux_f = self.nets["disc"](fake)
+        if real is None:
+            loss = bce(adv_f, torch.ones_like(adv_f))
+        else:
+            adv_r, _ = self.nets["disc"](real)
+            loss = bce(adv_r, torch.ones_like(adv_r)) + bce(adv_f, torch.zeros_like(adv_f))
+        if self.aux_weight:
+            loss = loss + self.aux_weight * bce(aux_f, label)
+        return loss
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
@@ -615,8 +620,7 @@ class KBGANSampler(_TrainableSampler):
             neg = G.score_negatives(P, negatives)
             v = negatives.valid.to(neg.dtype)
             loss = F.softplus(-pos).mean() + (F.softplus(neg) * v).sum() / v.sum().clamp_min(1.0)
-            self._step(loss)
-            return {"gen_pretrain_loss": float(loss.detach())}
+            return {"gen_pretrain_loss": _step(self.opt, loss)}
         self._check_scorer(scorer, P)
         with torch.no_grad():
             reward = scorer.score_negatives(P, negatives).float()
@@ -642,10 +646,10 @@ class KBGANSampler(_TrainableSampler):
                                      torch.zeros_like(i, dtype=s.dtype))
             lp = lp.index_put((rows,), row_lp.float())
         loss = -(adv * lp).sum() / valid.sum()
-        self._step(loss)
+        gen_loss = _step(self.opt, loss)
         self.baseline = mean_r if self.baseline is None else \
             self.baseline_decay * self.baseline + (1.0 - self.baseline_decay) * mean_r
-        return {"reward": mean_r, "baseline": self.baseline, "gen_loss": float(loss.detach())}
+        return {"reward": mean_r, "baseline": self.baseline, "gen_loss": gen_loss}
 
     def _full_scores(self, G, anchor, side, ex):
         q, C = G.query_vectors(anchor, side), G.candidate_vectors(side)
@@ -655,11 +659,6 @@ class KBGANSampler(_TrainableSampler):
         mask = torch.zeros_like(s, dtype=torch.bool)
         mask[row, idx] = True
         return s.masked_fill(mask, float("-inf"))
-
-    def _step(self, loss):
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
