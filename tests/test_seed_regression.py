@@ -2,7 +2,8 @@
 
 Written before the issue-11 refactor (core boundary, one vocabulary, Triton plan) and unchanged by it: a change
 of random stream shows up here. Ids and masks are pinned by a digest of their bytes; log-probabilities by a
-rounded sum (they may differ in the last bits between CPU instruction sets). To re-pin after an intended
+rounded sum (they may differ in the last bits between CPU instruction sets). Re-pinned once since: the top-K
+default pool became relative to the entity count (max(n, min(64, E/4))), which changes topk and mixed. To re-pin after an intended
 stream change: ``python tests/test_seed_regression.py`` prints the table.
 """
 import hashlib
@@ -157,11 +158,14 @@ PINNED = {
     'sampler-typed': 'e459a62239083eba',
     'sampler-in_batch': '9af20800f74067a0',
     'sampler-khop': '96acc1d60a2909fc',
-    'sampler-topk': '85e3bdd07978aab9',
+    'sampler-topk': 'ec781c5b4edc852f',
     'sampler-score': '960cc318974870bc',
     'sampler-nmiss': '15e19e072c2acaff',
     'sampler-nscaching': 'e180b30ee0e6c9c4',
-    'sampler-mixed': '2abee7f380238c6e',
+    'sampler-mixed': 'e424345ad54931db',
+    'sampler-dns': 'ff6d46b41d06059c',
+    'sampler-dans': 'abd6ae1bc802ed4e',
+    'sampler-kbgan': '12e8d7bd01896274',
     'pyg-negative_sampling': '8ec76510afbe2154',
     'pyg-negative_sampling-undirected': 'e36b8dec9c5482d1',
 }

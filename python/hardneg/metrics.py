@@ -168,18 +168,24 @@ class Scorer:
 
     def score_negatives(self, positives: torch.Tensor, negatives) -> torch.Tensor:
         """Scores [B, n] of the corrupted triples/pairs ``negatives`` (invalid slots get an arbitrary finite
-        score; mask them with ``negatives.valid``)."""
+        score; mask them with ``negatives.valid``). Generated vectors (``negatives.vectors``, e.g. DANS) are
+        scored in place of the candidate entity's vector."""
         ids = negatives.ids.clamp_min(0)
         side = negatives.side
         tail_col = positives.shape[1] - 1
+        vm = getattr(negatives, "vector_mask", None)
         if side is None:
-            return self.score_candidates(anchors(positives, "tail")[0], ids, "tail")
-        qt = self.query_vectors(anchors(positives, "tail")[0], "tail")
-        qh = self.query_vectors(anchors(positives, "head")[0], "head")
-        s = side if side.dim() == 2 else side[:, None].expand_as(ids)
-        is_tail = (s == tail_col)[..., None]
-        q = torch.where(is_tail, qt[:, None, :], qh[:, None, :])
-        # tail and head candidates are the same table for every scorer here; read it once per side anyway
-        ct, ch = self.candidate_vectors("tail"), self.candidate_vectors("head")
-        c = ct[ids] if ct is ch else torch.where(is_tail, ct[ids], ch[ids])
+            q = self.query_vectors(anchors(positives, "tail")[0], "tail")[:, None, :]
+            c = self.candidate_vectors("tail")[ids]
+        else:
+            qt = self.query_vectors(anchors(positives, "tail")[0], "tail")
+            qh = self.query_vectors(anchors(positives, "head")[0], "head")
+            s = side if side.dim() == 2 else side[:, None].expand_as(ids)
+            is_tail = (s == tail_col)[..., None]
+            q = torch.where(is_tail, qt[:, None, :], qh[:, None, :])
+            # tail and head candidates are the same table for every scorer here; read it once per side anyway
+            ct, ch = self.candidate_vectors("tail"), self.candidate_vectors("head")
+            c = ct[ids] if ct is ch else torch.where(is_tail, ct[ids], ch[ids])
+        if vm is not None:
+            c = torch.where(vm[..., None], negatives.vectors.to(c.dtype), c)
         return pairwise(q, c, self.metric)

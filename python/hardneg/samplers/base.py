@@ -23,12 +23,18 @@ class Negatives:
         log_prob: float [B, n] log-probability of each draw under the sampler's proposal (score samplers), or None.
         side: None when only tails are corrupted; else int64 [B] or [B, n] holding the column of the positive
             that was replaced: 0 for the head, 2 for the tail of a triple (1 for the destination of a pair).
+        vectors: None, or float [B, n, d] candidate-side vectors for *continuous* negatives (DANS's
+            ``mode="embedding"``): a slot with ``valid`` True and id −1 is a generated embedding that replaces
+            the corrupted entity's vector, not an entity. Consumers that score negatives from vectors
+            (:meth:`hardneg.samplers.Scorer.score_negatives`, the KG models' ``forward_scores``) use them;
+            consumers that need entity ids (``triples()``, the PyKEEN adapter) cannot, and say so.
     """
 
     ids: torch.Tensor
     valid: torch.Tensor
     log_prob: torch.Tensor | None = None
     side: torch.Tensor | None = None
+    vectors: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -47,9 +53,14 @@ class Negatives:
         out.scatter_(2, col[..., None], self.ids[..., None])
         return out
 
+    @property
+    def vector_mask(self) -> torch.Tensor | None:
+        """bool [B, n]: the slots holding a generated vector instead of an entity id (None without vectors)."""
+        return None if self.vectors is None else self.valid & (self.ids < 0)
+
     def to(self, device: torch.device | str) -> "Negatives":
         f = lambda x: None if x is None else x.to(device)
-        return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side))
+        return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side), f(self.vectors))
 
 
 def register(name: str):
@@ -73,8 +84,19 @@ def create(name: str, *, num_negatives: int, known: KnownSet | None = None, num_
     key = name.lower().replace("-", "_")
     if key not in _REGISTRY:
         raise ValueError(f"samplers.create: unknown sampler {name!r}; known samplers: {available()}")
+    check_options(key, options)
     return _REGISTRY[key](num_negatives=num_negatives, known=known, num_entities=num_entities,
                           num_relations=num_relations, **options)
+
+
+def check_options(name: str, given) -> None:
+    """ValueError naming every option in ``given`` that sampler ``name`` does not take (a recipe's
+    ``sampler_options`` typo fails here, before any data is loaded)."""
+    valid = options(name)
+    bad = sorted(set(given) - set(valid))
+    if bad:
+        raise ValueError(f"samplers.create: unknown option(s) {bad} for sampler {name!r}; its options: "
+                         f"{sorted(valid)}")
 
 
 def get_class(name: str) -> type:
@@ -104,6 +126,13 @@ def options(name: str) -> dict:
 class Sampler:
     """Base class. Subclasses implement ``_sample(P, scorer, generator) -> Negatives``.
 
+    Trainable samplers (``trainable = True``: DANS's generator and discriminator, KBGAN's generator) learn
+    from the model being trained. A training loop calls, in this order, for each batch: ``sample`` → the
+    model's optimiser step → :meth:`update` with the same positives and negatives and the model as
+    ``scorer``; and :meth:`on_epoch_start` before each epoch. Both are no-ops for every other sampler, so a
+    loop may call them unconditionally (:class:`hardneg.tasks.kg.KGTask` and the PyKEEN adapter's
+    ``HardNegativeTrainingLoop`` do).
+
     Common keyword-only arguments: ``num_negatives`` (n >= 1), ``known`` (a :class:`hardneg.KnownSet`: the
     filter; no known positive is ever returned), ``num_entities`` and ``num_relations`` (default: from
     ``known``, else from the scorer), and ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
@@ -113,6 +142,10 @@ class Sampler:
 
     name = "base"
     requires_scorer = False
+    #: learns from the model being trained through :meth:`update`
+    trainable = False
+    #: corrupts (h, r, t) triples only (needs relations); the generic tests skip pairs for these
+    triples_only = False
 
     def __init__(self, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
                  num_relations: int | None = None, side: str | None = None):
@@ -149,6 +182,23 @@ class Sampler:
         return out
 
     __call__ = sample
+
+    def update(self, positives, negatives, *, scorer=None, generator=None) -> dict | None:
+        """Learn from one training step of the model (trainable samplers; a no-op here).
+
+        Args:
+            positives: the [B, 3] batch given to the last :meth:`sample` call.
+            negatives: the :class:`Negatives` that call returned (after the model's optimiser step).
+            scorer: the model being trained (its current parameters), e.g. the discriminator's reward.
+            generator: the ``torch.Generator`` for any noise drawn here.
+
+        Returns:
+            None, or a dict of scalar diagnostics (losses, rewards) for logging.
+        """
+        return None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each training epoch (``epoch`` counts from 1); pretraining schedules use it."""
 
     def state_dict(self) -> dict:
         """Mutable state (step counter, caches) for checkpoints: ``load_state_dict`` restores it exactly."""
