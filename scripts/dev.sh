@@ -26,7 +26,11 @@ if [[ ! -f $VENV/.complete ]]; then
   ls -dt "$CACHE_ROOT"/venv-* 2>/dev/null | tail -n +3 | xargs -r rm -rf
 fi
 echo "[dev] environment ready in $((SECONDS - t0)) s ($VENV)"
-"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation --force-reinstall . 2>&1 | grep -v "is ignored: it is neither" || true
+# build the wheel once (dist/), install it; tests/test_install.py installs the same wheel into a clean venv
+rm -rf dist && mkdir -p dist
+"$VENV/bin/python" -m pip wheel -q --no-deps --no-build-isolation -w dist . 2>&1 | grep -v "is ignored: it is neither" || true
+"$VENV/bin/python" -m pip install -q --no-deps --force-reinstall dist/hardneg-*.whl
+export HARDNEG_WHEEL=$(ls "$PWD"/dist/hardneg-*.whl)
 echo "[dev] hardneg built and installed in $((SECONDS - t0)) s"
 cmd=${1:-test}
 shift || true
