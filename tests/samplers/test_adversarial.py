@@ -39,17 +39,25 @@ def test_dans_split_and_entity_mode(kg):
         samplers.create("dans", num_negatives=5, known=known).relation_negatives == 3
 
 
-def test_dans_maps_fakes_to_the_nearest_entities(kg):
-    """mode="entity" with match_k=1 returns, for each fake, the best admissible entity by the decoder's metric."""
+@pytest.mark.parametrize("match_metric", [None, "l2", "cos"])
+def test_dans_maps_fakes_to_the_nearest_entities(kg, match_metric):
+    """mode="entity" with match_k=1 returns, for each fake, the best admissible entity by the decoder's metric
+    (DistMult: the dot product) or by ``match_metric``."""
     tr, known = kg
     m = model()
-    s = samplers.create("dans", num_negatives=4, known=known, side="tail", entity_negatives=2, relation_negatives=2)
+    s = samplers.create("dans", num_negatives=4, known=known, side="tail", entity_negatives=2, relation_negatives=2,
+                        match_metric=match_metric)
     P = tr[:16]
     neg = s.sample(P, scorer=m, generator=gen(3))
     fE, fR = s._last["groups"][0]["fakes"]
     fakes = torch.cat([fE.reshape(16, 2, -1), fR.reshape(16, 2, -1)], 1).detach()
     C = m.entity_vectors().detach()
-    scores = fakes @ C.T  # [16, 4, E], DistMult's metric is the dot product
+    if match_metric is None:
+        scores = fakes @ C.T  # [16, 4, E], DistMult's metric is the dot product
+    elif match_metric == "l2":
+        scores = -(fakes[:, :, None, :] - C[None, None]).pow(2).sum(-1)
+    else:
+        scores = torch.nn.functional.cosine_similarity(fakes[:, :, None, :], C[None, None], dim=-1)
     ptr, idx = known.exclusion(P[:, :2], side="tail")
     for b in range(16):
         banned = set(idx[ptr[b]: ptr[b + 1]].tolist()) | {int(P[b, 2])}
@@ -244,6 +252,8 @@ def test_dans_option_errors(kg):
         samplers.create("dans", num_negatives=4, known=known, entity_negatives=3, relation_negatives=3)
     with pytest.raises(ValueError, match="'mode'"):
         samplers.create("dans", num_negatives=4, known=known, mode="vectors")
+    with pytest.raises(ValueError, match="'match_metric'"):
+        samplers.create("dans", num_negatives=4, known=known, match_metric="euclid")
     s = samplers.create("dans", num_negatives=2, known=known)
     with pytest.raises(TypeError, match="relation embeddings"):
         s.sample(tr[:4], scorer=_NoRelations(), generator=gen())
