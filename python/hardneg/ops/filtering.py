@@ -24,15 +24,22 @@ def _known(op, known) -> KnownSet:
     return known
 
 
-def _ids(op, name, x, n, device):
+def _ids(op, name, x, n, device, what="ids"):
     if x.device != device:
         raise ValueError(f"{op}: '{name}' must be on {device} like the known set (got {x.device})")
     x = x.to(torch.int64)
-    if x.numel():
+    if x.numel() and n is not None:
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi >= n:
-            raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {lo}, max {hi})")
+            raise ValueError(f"{op}: '{name}' {what} must be in [0, {n}) (got min {lo}, max {hi})")
     return x
+
+
+def _side_ids(K, side):
+    """What the ids of ``side`` are called in messages (bipartite sets: source / destination ids)."""
+    if not K.bipartite:
+        return "ids"
+    return "destination ids" if side == "tail" else "source ids"
 
 
 def _stream(device):
@@ -55,10 +62,14 @@ def _anchor(op, K, anchor, side):
     if A.dim() != 2 or A.shape[1] != 2:
         raise ValueError(f"{op}: 'anchor' must be [B, 2] ((h, r) for tail queries, (r, t) for head queries)"
                          f"{' or [B] node ids' if K.kind == 'edges' else ''} (got {V.describe(A)})")
-    A = _ids(op, "anchor", A, max(K.num_entities, K.num_relations), K.device)
-    first_n, second_n = (K.num_entities, K.num_relations) if s == 0 else (K.num_relations, K.num_entities)
-    _ids(op, "anchor[:, 0]", A[:, 0], first_n, K.device)
-    _ids(op, "anchor[:, 1]", A[:, 1], second_n, K.device)
+    if K.bipartite:  # the column checks below name the id space
+        A = _ids(op, "anchor", A, None, K.device)
+    else:
+        A = _ids(op, "anchor", A, max(K.num_entities, K.num_relations), K.device)
+    # the anchor's entity is a head (source) for tail queries and a tail (destination) for head queries
+    first_n, second_n = (K.num_sources, K.num_relations) if s == 0 else (K.num_relations, K.num_destinations)
+    _ids(op, "anchor[:, 0]", A[:, 0], first_n, K.device, _side_ids(K, "head") if s == 0 else "ids")
+    _ids(op, "anchor[:, 1]", A[:, 1], second_n, K.device, "ids" if s == 0 else _side_ids(K, "tail"))
     return A.contiguous(), s
 
 
@@ -82,7 +93,8 @@ def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
     k = k.to(torch.int64).contiguous()
     if k.numel():  # one min and one max per column (two reductions, not one per column and bound)
         lo, hi = k.amin(0).tolist(), k.amax(0).tolist()
-        bounds = [K.num_entities, K.num_relations, K.num_entities] if width == 3 else [K.num_entities] * 2
+        bounds = [K.num_entities, K.num_relations, K.num_entities] if width == 3 else [K.num_sources,
+                                                                                       K.num_destinations]
         names = ["keys[:, 0] (heads)", "keys[:, 1] (relations)", "keys[:, 2] (tails)"] if width == 3 else \
             ["keys[:, 0]", "keys[:, 1]"]
         for name, a, b, n in zip(names, lo, hi, bounds):
@@ -135,7 +147,8 @@ def known_mask(known, anchor, candidates, *, side="tail", backend=None):
     C = V.tensor(op, "candidates", candidates, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[B, n]")
     if C.shape[0] != A.shape[0]:
         raise ValueError(f"{op}: 'candidates' must have B={A.shape[0]} rows like 'anchor' (got {V.describe(C)})")
-    C = _ids(op, "candidates", C, K.num_entities, K.device).contiguous()
+    side_name = SIDES[s]
+    C = _ids(op, "candidates", C, K.side_size(side_name), K.device, _side_ids(K, side_name)).contiguous()
     name, fn = resolve(op, backend, K.device)
     if C.numel() == 0:
         return torch.zeros(C.shape, dtype=torch.bool, device=K.device)
@@ -228,7 +241,9 @@ def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, 
     Args:
         positives: [B, 3] (h, r, t) or [B, 2] (u, v) int64.
         num_negatives: n >= 1 negatives per positive (drawn independently; they may repeat).
-        num_entities: E, the entity (node) count.
+        num_entities: E, the entity (node) count: the range replacement ids are drawn from. For a bipartite known
+            set (``KnownSet.from_edges(..., num_sources=U, num_destinations=I)``) it is I with ``side="tail"`` and
+            U with ``side="head"``; such a set is corrupted one side at a time (unless U == I).
         side: ``"tail"``, ``"head"``, ``"both"`` (each with probability 1/2) or ``"bernoulli"`` (head with the
             relation's tph / (tph + hpt), computed from ``known``).
         known: optional :class:`hardneg.KnownSet` (the filter).
@@ -271,7 +286,15 @@ def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, 
         _known(op, known)
         if known.device != dev:
             raise ValueError(f"{op}: 'known' is on {known.device} but 'positives' on {dev}")
-        if known.num_entities != E:
+        if known.bipartite and known.num_sources != known.num_destinations:
+            if side not in ("tail", "head"):
+                raise ValueError(f"{op}: a bipartite known set ({known.num_sources} sources, {known.num_destinations} "
+                                 f"destinations) is corrupted one side at a time: side='tail' or 'head' (got "
+                                 f"side={side!r})")
+            if E != known.side_size(side):
+                raise ValueError(f"{op}: num_entities={E} does not match the known set's {known.side_size(side)} "
+                                 f"{'destinations' if side == 'tail' else 'sources'} (side={side!r})")
+        elif known.num_entities != E:
             raise ValueError(f"{op}: num_entities={E} does not match the known set's {known.num_entities}")
         if (w == 3) != (known.kind == "triples"):
             raise ValueError(f"{op}: positives of width {w} do not match a known set of {known.kind}")
@@ -281,8 +304,9 @@ def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, 
         R = V.integer(op, "num_relations", num_relations, minimum=1)
         if known is not None and known.num_relations != R:
             raise ValueError(f"{op}: num_relations={R} does not match the known set's {known.num_relations}")
-    _ids(op, "positives[:, 0]", P[:, 0], E, dev)
-    _ids(op, f"positives[:, {w - 1}]", P[:, w - 1], E, dev)
+    first_n, last_n = (known.num_sources, known.num_destinations) if known is not None and known.bipartite else (E, E)
+    _ids(op, "positives[:, 0]", P[:, 0], first_n, dev)
+    _ids(op, f"positives[:, {w - 1}]", P[:, w - 1], last_n, dev)
     if w == 3:
         _ids(op, "positives[:, 1] (relations)", P[:, 1], R, dev)
     if side == "bernoulli" and known is None:

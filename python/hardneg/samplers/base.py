@@ -66,7 +66,8 @@ def available() -> list[str]:
 
 
 def create(name, *, num_negatives, known=None, num_entities=None, num_relations=None, **options) -> "Sampler":
-    """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default."""
+    """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default.
+    ``num_sources`` (bipartite graphs: the head / user count) is common to every sampler too."""
     if not isinstance(name, str):
         raise TypeError(f"samplers.create: 'name' must be a str, one of {available()} (got {V.describe(name)})")
     key = name.lower().replace("-", "_")
@@ -82,7 +83,7 @@ def get_class(name: str) -> type:
     return _REGISTRY[name]
 
 
-COMMON_OPTIONS = ("num_negatives", "known", "num_entities", "num_relations")
+COMMON_OPTIONS = ("num_negatives", "known", "num_entities", "num_relations", "num_sources")
 
 
 def options(name: str) -> dict:
@@ -105,7 +106,10 @@ class Sampler:
 
     Common keyword-only arguments: ``num_negatives`` (n >= 1), ``known`` (a :class:`hardneg.KnownSet`: the
     filter; no known positive is ever returned), ``num_entities`` and ``num_relations`` (default: from
-    ``known``, else from the scorer), and ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
+    ``known``, else from the scorer), ``num_sources`` and ``side``. On a bipartite graph (users -> items)
+    ``num_entities`` is the destination (item) count, the range of replacement tails, and ``num_sources`` the
+    source (user) count, the range of replacement heads (both default to ``known``'s
+    ``num_destinations`` / ``num_sources``; for other graphs ``num_sources`` equals ``num_entities``). ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
     1/2) or ``"bernoulli"`` (head with the relation's tph/(tph+hpt), needs ``known``). The default is
     ``"both"`` for triples and ``"tail"`` for pairs (edges / user–item).
     """
@@ -113,7 +117,8 @@ class Sampler:
     name = "base"
     requires_scorer = False
 
-    def __init__(self, *, num_negatives, known=None, num_entities=None, num_relations=None, side=None):
+    def __init__(self, *, num_negatives, known=None, num_entities=None, num_relations=None, num_sources=None,
+                 side=None):
         op = f"samplers.{self.name}"
         self._op = op
         self.num_negatives = V.integer(op, "num_negatives", num_negatives, minimum=1)
@@ -121,14 +126,22 @@ class Sampler:
             raise TypeError(f"{op}: 'known' must be a hardneg.KnownSet or None (got {V.describe(known)})")
         self.known = known
         if num_entities is None and known is not None:
-            num_entities = known.num_entities
+            num_entities = known.num_destinations
+        if num_sources is None and known is not None:
+            num_sources = known.num_sources
         if num_relations is None and known is not None and known.kind == "triples":
             num_relations = known.num_relations
         self.num_entities = None if num_entities is None else V.integer(op, "num_entities", num_entities, minimum=1)
         self.num_relations = None if num_relations is None else V.integer(op, "num_relations", num_relations, minimum=1)
-        if known is not None and self.num_entities is not None and self.num_entities != known.num_entities:
-            raise ValueError(f"{op}: 'num_entities' ({self.num_entities}) differs from known.num_entities "
-                             f"({known.num_entities})")
+        self.num_sources = self.num_entities if num_sources is None else V.integer(op, "num_sources", num_sources,
+                                                                                     minimum=1)
+        if known is not None and self.num_entities is not None and self.num_entities != known.num_destinations:
+            what = "known.num_destinations" if known.bipartite else "known.num_entities"
+            raise ValueError(f"{op}: 'num_entities' ({self.num_entities}) differs from {what} "
+                             f"({known.num_destinations})")
+        if known is not None and self.num_sources != known.num_sources:
+            raise ValueError(f"{op}: 'num_sources' ({self.num_sources}) differs from known.num_sources "
+                             f"({known.num_sources})")
         if side is not None:
             V.choice(op, "side", side, SIDE_MODES)
         self.side = side
@@ -177,10 +190,11 @@ class Sampler:
         if P.numel():
             ent = P[:, [0, -1]]
             if self.num_entities is not None:
-                lo, hi = int(ent.min()), int(ent.max())
-                if lo < 0 or hi >= self.num_entities:
-                    raise ValueError(f"{op}: entity ids in 'positives' must be in [0, {self.num_entities}) "
-                                     f"(got min {lo}, max {hi})")
+                for col, n, what in ((0, self.num_sources, "source"), (-1, self.num_entities, "destination")):
+                    lo, hi = int(P[:, col].min()), int(P[:, col].max())
+                    if lo < 0 or hi >= n:
+                        what = f"{what} ids" if self.num_sources != self.num_entities else "entity ids"
+                        raise ValueError(f"{op}: {what} in 'positives' must be in [0, {n}) (got min {lo}, max {hi})")
             elif int(ent.min()) < 0:
                 raise ValueError(f"{op}: entity ids in 'positives' must be >= 0 (got {int(ent.min())})")
             if P.shape[1] == 3:
@@ -207,12 +221,18 @@ class Sampler:
         if self.num_entities is not None and N != self.num_entities:
             raise ValueError(f"{op}: the scorer has {N} candidates but num_entities is {self.num_entities}")
 
-    def _entities(self, scorer=None) -> int:
+    def _entities(self, scorer=None, side: str = "tail") -> int:
+        """How many ids the corrupted ``side`` takes: destinations (``num_entities``) for the tail, sources
+        (``num_sources``) for the head; from the scorer's candidate table when not set."""
         if self.num_entities is not None:
-            return self.num_entities
+            return self.num_entities if side == "tail" else self.num_sources
         if scorer is not None:
-            return scorer.candidate_vectors("tail").shape[0]
+            return scorer.candidate_vectors(side).shape[0]
         raise ValueError(f"{self._op}: 'num_entities' is required when no 'known' set is given")
+
+    def _bipartite(self) -> bool:
+        """True when heads and tails are different id spaces of different sizes (corrupt one side at a time)."""
+        return self.num_entities is not None and self.num_sources != self.num_entities
 
     def _side_mode(self, P) -> str:
         return self.side or ("both" if P.shape[1] == 3 else "tail")

@@ -60,6 +60,9 @@ class PopularitySampler(Sampler):
         key = f"{side}:{device}"
         if key not in self._w:
             if self.weights is not None:
+                if self.weights.numel() != E:
+                    raise ValueError(f"{self._op}: 'weights' has {self.weights.numel()} entries but the {side} side "
+                                     f"has {E} ids (weights are for the destinations of a bipartite graph)")
                 w = self.weights.to(device=device, dtype=torch.float64)
             else:
                 col = 2 if side == "tail" else 0
@@ -69,12 +72,12 @@ class PopularitySampler(Sampler):
 
     def _sample(self, P, scorer, generator):
         B, n, dev = P.shape[0], self.num_negatives, P.device
-        E = self._entities(scorer)
         ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
         logp = torch.full((B, n), float("-inf"), dtype=torch.float32, device=dev)
         row_side = self._row_sides(P, generator)
         gdev = _generator_device(generator)
         for side, col, rows in side_groups(P, row_side):
+            E = self._entities(scorer, side)
             w = self._side_weights(side, E, dev)
             anchor, target = anchors(P[rows], side)
             ptr, ex = exclusion_with_self(self.known, anchor, target, side)
@@ -135,11 +138,10 @@ class HardGNNSampler(_MiningSampler):
         ids, valid = self._alloc(P)
         n, k = self.num_negatives, self.k
         row_side = self._row_sides(P, generator)
-        E = self._entities(scorer)
         for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             _, hard = topk_mine(q, C, k, metric=self.metric, exclude=ex, backend=self.backend)
-            neg, ok = corrupt(P[rows], n, E, side=side, known=self.known, num_relations=self.num_relations,
+            neg, ok = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known, num_relations=self.num_relations,
                               generator=generator)
             uni = from_corrupt(P[rows], neg, ok, side)
             cols = torch.cat([hard, torch.full((rows.numel(), n - k), -1, dtype=torch.int64, device=P.device)], 1)

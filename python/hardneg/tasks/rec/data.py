@@ -190,7 +190,7 @@ class RecDataset:
         """Every (user, item) interaction as a :class:`hardneg.KnownSet` of edges (built once)."""
         if self._known is None:
             pairs = torch.stack([self.user, self.item], 1)
-            self._known = KnownSet.from_edges(pairs, max(self.num_users, self.num_items))
+            self._known = KnownSet.from_edges(pairs, num_sources=self.num_users, num_destinations=self.num_items)
         return self._known
 
     def sequences(self):

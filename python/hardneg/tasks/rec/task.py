@@ -58,7 +58,7 @@ class RecTask(Task):
     over cosine similarities of the short-term vector with the positive and the negatives.
 
     The sampler's filter is the training interactions as a bipartite :class:`hardneg.KnownSet` (users and items
-    are separate id spaces), so ``uniform`` never returns an item the user trained on. Evaluation: see
+    are separate id spaces, any sizes), so ``uniform`` draws items in [0, I) and never one the user trained on. Evaluation: see
     :class:`hardneg.tasks.rec.evaluation.Evaluator`; the primary metric is full-ranking ``recall@20``."""
 
     Config = RecConfig
@@ -78,14 +78,14 @@ class RecTask(Task):
         sp = ds.split(protocol)
         self.split = sp
         U, I = sp.num_users, sp.num_items  # noqa: E741
-        self.known = KnownSet.from_edges(sp.train, max(U, I)).to(device)
+        self.known = KnownSet.from_edges(sp.train, num_sources=U, num_destinations=I).to(device)
         self.model = create_model(cfg, sp).to(device)
         if self.model.kind == "pairs":
             self.train_rows = sp.train.to(device)
         else:
             self.train_rows = self.model.trainable(sp.train).to(device)
         self.sampler = _samplers.create(cfg.sampler, num_negatives=cfg.num_negatives, known=self.known,
-                                        num_entities=self.known.num_entities, **cfg.sampler_options)
+                                        **cfg.sampler_options)
         self.loss = _losses.create(cfg.loss, **cfg.loss_options)
         self.lam = cfg.lam()
         self.short_mining = cfg.sampler == "hardgnn"
