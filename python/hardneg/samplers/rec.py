@@ -7,14 +7,12 @@ from __future__ import annotations
 import torch
 
 from .. import _validate as V
+from .._random import generator_device
+from ..metrics import anchors
 from ..ops import corrupt, topk_mine
-from .base import Negatives, Sampler, anchors, exclusion_with_self, register, side_groups
+from .base import Negatives, Sampler, exclusion_with_self, register, side_groups
 from .basic import from_corrupt
 from .hard import _MiningSampler
-
-
-def _generator_device(generator):
-    return generator.device if generator is not None else torch.device("cpu")
 
 
 @register("popularity")
@@ -75,7 +73,7 @@ class PopularitySampler(Sampler):
         ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
         logp = torch.full((B, n), float("-inf"), dtype=torch.float32, device=dev)
         row_side = self._row_sides(P, generator)
-        gdev = _generator_device(generator)
+        gdev = generator_device(generator)
         for side, col, rows in side_groups(P, row_side):
             E = self._entities(scorer, side)
             w = self._side_weights(side, E, dev)
@@ -141,8 +139,8 @@ class HardGNNSampler(_MiningSampler):
         for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             _, hard = topk_mine(q, C, k, metric=self.metric, exclude=ex, backend=self.backend)
-            neg, ok = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known, num_relations=self.num_relations,
-                              generator=generator)
+            neg, ok = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known,
+                              num_relations=self.num_relations, generator=generator)
             uni = from_corrupt(P[rows], neg, ok, side)
             cols = torch.cat([hard, torch.full((rows.numel(), n - k), -1, dtype=torch.int64, device=P.device)], 1)
             take = cols >= 0

@@ -27,6 +27,7 @@ import torch
 
 from ... import _validate as V
 from ...data import _common as C
+from ...metrics import pairwise
 from ...ops import topk_mine
 
 KS = (10, 20)
