@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._constants import SIDES
 
 
 class KnownView(NamedTuple):

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate as V
+from .._constants import METRICS
 from ..ops import corrupt, sample_by_score, sample_from_weights, topk_mine
 from ..metrics import anchors
 from .base import Negatives, Sampler, exclusion_with_self, register, side_groups, uniform_pool_draw
@@ -254,7 +255,7 @@ class DANSSampler(_TrainableSampler):
         if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or aux_weight < 0:
             raise ValueError(f"{op}: 'aux_weight' must be a number >= 0 (got {aux_weight!r})")
         self.aux_weight = float(aux_weight)
-        self.match_metric = None if match_metric is None else V.choice(op, "match_metric", match_metric, V.METRICS)
+        self.match_metric = None if match_metric is None else V.choice(op, "match_metric", match_metric, METRICS)
         self.match_k = V.integer(op, "match_k", match_k, minimum=1)
         self.dim = None if dim is None else V.integer(op, "dim", dim, minimum=1)
         self.nets: nn.ModuleDict | None = None

@@ -94,7 +94,7 @@ def check_options(name: str, given) -> None:
     """ValueError naming every option in ``given`` that sampler ``name`` does not take (a recipe's
     ``sampler_options`` typo fails here, before any data is loaded)."""
     valid = options(name)
-    bad = sorted(set(given) - set(valid))
+    bad = sorted(set(given) - set(valid) - set(COMMON_OPTIONS))
     if bad:
         raise ValueError(f"samplers.create: unknown option(s) {bad} for sampler {name!r}; its options: "
                          f"{sorted(valid)}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from .. import _validate as V
+from .._constants import METRICS
 from .._random import generator_device
 from ..metrics import anchors
 from ..ops import corrupt, topk_mine
@@ -130,7 +131,7 @@ class HardGNNSampler(_MiningSampler):
         self.k = self.num_negatives if k is None else V.integer(self._op, "k", k, minimum=1)
         if self.k > self.num_negatives:
             raise ValueError(f"{self._op}: 'k' ({self.k}) must be <= num_negatives ({self.num_negatives})")
-        self.metric = V.choice(self._op, "metric", metric, V.METRICS)
+        self.metric = V.choice(self._op, "metric", metric, METRICS)
 
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)

@@ -243,7 +243,7 @@ def test_item_ids_out_of_range_are_errors():
         RecDataset.from_interactions(torch.tensor([0, 1]), torch.tensor([0, 5]), num_items=3)
     ds = synthetic(30, 45)
     tr = Trainer(small(), data=ds, progress=False, log=None)
-    with pytest.raises(ValueError, match=r"ids in 'positives' must be in \[0, 45\)"):
+    with pytest.raises(ValueError, match=r"'positives\[:, 1\]' destination ids must be in \[0, 45\)"):
         tr.task.sampler.sample(torch.tensor([[0, 45]]), generator=torch.Generator())
 
 

@@ -147,10 +147,7 @@ def full_ranking(query, items, truth, exclude=None, *, ks=KS, batch_size=2048, m
         c = V.tensor(op, f"candidates[{n}]", c, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor")
         if c.shape != (B, 1 + n):
             raise ValueError(f"{op}: 'candidates[{n}]' must be [B, 1 + {n}] = [{B}, {1 + n}] (got {V.describe(c)})")
-        if c.numel() and (int(c.min()) < 0 or int(c.max()) >= I):
-            raise ValueError(f"{op}: 'candidates[{n}]' ids must be in [0, {I}) (got min {int(c.min())}, "
-                             f"max {int(c.max())})")
-        cands[n] = c.to(torch.int64)
+        cands[n] = V.ids(op, f"candidates[{n}]", c, I)
     qf = _query_fn(op, query, B)
     count = truth[0][1:] - truth[0][:-1]
     keep = torch.nonzero(count > 0).flatten()
