@@ -132,7 +132,7 @@ def test_corrupt_core_checks_the_known_set_matches():
     kv = core.KnownView(**ks.kernel_view().core_args())
     pos = torch.tensor([[0, 0, 1]])
     out, valid = torch.empty(1, 1, 3, dtype=torch.int64), torch.empty(1, 1, dtype=torch.uint8)
-    with pytest.raises(ValueError, match="known set's num_entities / num_relations differ"):
+    with pytest.raises(ValueError, match="known set's num_entities is below the call's"):
         core.corrupt(positives=pos.data_ptr(), num_positives=1, width=3, num_negatives=1, num_entities=5,
                      num_relations=2, side_mode=0, head_prob=0, domain_head_indptr=0, domain_head_ids=0,
                      domain_tail_indptr=0, domain_tail_ids=0, known=kv, seed=0, max_tries=4, out=out.data_ptr(),

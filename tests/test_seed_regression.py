@@ -4,7 +4,8 @@ Written before the issue-11 refactor (core boundary, one vocabulary, Triton plan
 of random stream shows up here. Ids and masks are pinned by a digest of their bytes; log-probabilities by a
 rounded sum (they may differ in the last bits between CPU instruction sets). Re-pinned once since: the top-K
 default pool became relative to the entity count (max(n, min(64, E/4))), which changes topk and mixed. To re-pin after an intended
-stream change: ``python tests/test_seed_regression.py`` prints the table.
+stream change: ``python tests/test_seed_regression.py`` prints the table. Issue 17 added the pins of the rec samplers
+(popularity, hardgnn) without changing any other.
 """
 import hashlib
 import os
@@ -166,6 +167,8 @@ PINNED = {
     'sampler-dns': 'ff6d46b41d06059c',
     'sampler-dans': 'abd6ae1bc802ed4e',
     'sampler-kbgan': '12e8d7bd01896274',
+    'sampler-popularity': 'a6a3e064c9ecb02a',
+    'sampler-hardgnn': '3d9fda0cff83fe0e',
     'pyg-negative_sampling': '8ec76510afbe2154',
     'pyg-negative_sampling-undirected': 'e36b8dec9c5482d1',
 }

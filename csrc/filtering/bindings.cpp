@@ -139,8 +139,9 @@ void register_filtering(py::module_& m) {
         A.dom_idx[1] = domain_tail_indptr ? ptr<const int64_t>(domain_tail_ids) : nullptr;
         A.filtered = known != nullptr;
         if (A.filtered) {
-          HN_CHECK(known->E == num_entities && known->R == num_relations,
-                   "corrupt: the known set's num_entities / num_relations differ from the call's");
+          // a bipartite set packs keys with E = max(#sources, #destinations) and draws one side's ids, fewer
+          HN_CHECK(known->E >= num_entities && known->R == num_relations,
+                   "corrupt: the known set's num_entities is below the call's, or its num_relations differs");
           A.K = *known;
         }
         A.seed = seed;

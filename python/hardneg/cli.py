@@ -13,9 +13,10 @@ import re
 import sys
 import time
 
-#: recipe keys that are not config fields: the samplers and seeds of a comparison, per-sampler overrides and the
-#: seed-to-seed spread measured once for the recipe (printed under the main job's table)
-RECIPE_KEYS = ("compare", "seeds", "per_sampler", "spread")
+#: recipe keys that are not config fields: what ``hardneg compare`` runs (samplers, seeds, per-sampler overrides,
+#: a hyperparameter grid and its baseline) and the seed-to-seed spread measured once for the recipe (printed
+#: under the main job's table)
+RECIPE_KEYS = ("compare", "seeds", "per_sampler", "grid", "baseline", "spread")
 MAIN_JOB = "umls"  # the recipe the no-argument main job runs (uniform vs hard negatives, one table)
 
 
@@ -278,11 +279,32 @@ def main_job(args) -> int:
 
 def cmd_compare(args) -> int:
     d, extras = config_from_args(args)
+    if extras.get("grid") and not args.samplers:
+        return _grid(d, extras, args)
     names = [s.strip() for s in args.samplers.split(",") if s.strip()] if args.samplers else \
         extras.get("compare") or ["uniform", "topk"]
     seeds = _seeds(args.seeds, extras.get("seeds", [d.get("seed", 0)]))
     output = args.output or default_output(dict(d, model=str(d.get("model", "")) + "-compare"))
     _compare(d, names, seeds, output, False if args.no_progress else None, extras.get("per_sampler"))
+    return 0
+
+
+def _grid(d: dict, extras: dict, args) -> int:
+    """A recipe with ``grid: {field: [values]}`` (and optionally ``baseline: {overrides}``): one run per cell."""
+    from hardneg.training import TrainConfig, get_task, grid
+
+    seeds = _seeds(args.seeds, extras.get("seeds", [d.get("seed", 0)]))
+    output = args.output or default_output(dict(d, model=str(d.get("model", "")) + "-grid"))
+    out = grid(d, extras["grid"], baseline=extras.get("baseline"), seeds=seeds, output=output,
+               progress=False if args.no_progress else None)
+    first = next(iter(out["runs"].values()))[0]
+    cfg = TrainConfig.from_dict(dict(first["config"]))
+    title = f"{cfg.model} on {first['dataset'].get('name', cfg.dataset)}, grid {list(extras['grid'])}: " \
+            f"{hyperparameters(first['config'])}"
+    _print_result(list(out["runs"].items()), get_task(cfg.task), first["primary_metric"], title=title,
+                  baseline="baseline" if extras.get("baseline") else None, summary=out["summary"])
+    print(f"[grid] results: {out['files']['json']}" + (f", plot: {out['files']['plot']}" if out["files"].get("plot")
+                                                       else ""))
     return 0
 
 
@@ -424,7 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(t)
     t.add_argument("--resume", action="store_true", help="continue from checkpoint_dir/checkpoint.pt")
     t.set_defaults(func=cmd_train)
-    c = sub.add_parser("compare", formatter_class=fmt, help="one model, several samplers (and seeds), one table")
+    c = sub.add_parser("compare", formatter_class=fmt, help="one model, several samplers (and seeds), one table",
+                       description="Train one model with several samplers (and seeds) and print one table. A recipe "
+                                   "with a 'grid' (e.g. hardgnn-grid) runs one model per grid cell instead, "
+                                   "against its 'baseline', unless --samplers is given.")
     add_config_flags(c)
     c.add_argument("--samplers", default=None, help="comma-separated sampler names (default: the recipe's, or "
                                                     "uniform,topk)")

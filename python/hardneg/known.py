@@ -8,6 +8,11 @@ With ``times``, the first time each key was seen is kept too (8 more bytes per k
 
 Every query (``contains``, ``mask``, ``exclusion``) is a binary search in these arrays, with a reference
 (torch), a C++ (OpenMP) and a CUDA backend behind the usual dispatch.
+
+Bipartite edge sets (users -> items: two id spaces of different sizes) are built with
+``from_edges(edges, num_sources=U, num_destinations=I)``; keys are packed with E = max(U, I), so both spaces fit,
+and ``num_sources`` / ``num_destinations`` say which ids are valid on each side (samplers draw replacement items
+in [0, I) and replacement users in [0, U)).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._constants import SIDES
 
 
 class KnownView(NamedTuple):
@@ -51,7 +57,8 @@ class KnownSet:
         [1, 2]
     """
 
-    def __init__(self, kt, kh, num_entities, num_relations, *, kind, directed=True, first_time=None, head_prob=None):
+    def __init__(self, kt, kh, num_entities, num_relations, *, kind, directed=True, first_time=None, head_prob=None,
+                 num_sources=None, num_destinations=None):
         # each key array carries its fences (every 64th key) right after it, in one allocation, for the
         # kernels' two-level binary search; .kt / .kh are views of the keys alone
         self._kt_buf = _with_fences(kt)
@@ -60,6 +67,10 @@ class KnownSet:
         self.kh = self._kh_buf[: kh.numel()]
         self.num_entities = int(num_entities)
         self.num_relations = int(num_relations)
+        #: bipartite edge sets: the id spaces of the first (source, head) and last (destination, tail) column
+        self.bipartite = num_sources is not None
+        self.num_sources = int(num_sources) if num_sources is not None else self.num_entities
+        self.num_destinations = int(num_destinations) if num_destinations is not None else self.num_entities
         self.kind = kind  # "triples" | "edges"
         self.directed = directed
         self.first_time = first_time
@@ -88,23 +99,43 @@ class KnownSet:
         return cls._build(op, tr[:, 0], tr[:, 1], tr[:, 2], E, R, "triples", True, times)
 
     @classmethod
-    def from_edges(cls, edges: torch.Tensor, num_nodes: int, directed: bool = True, *,
-                   times=None) -> "KnownSet":
+    def from_edges(cls, edges: torch.Tensor, num_nodes: int | None = None, directed: bool = True, *,
+                   times=None, num_sources: int | None = None, num_destinations: int | None = None) -> "KnownSet":
         """Known edges [M, 2] (u, v) (duplicates allowed); ``directed=False`` stores both directions. ``times``
         as in :meth:`from_triples`.
 
+        A bipartite graph (users -> items) gives ``num_sources`` and ``num_destinations`` instead of
+        ``num_nodes``: sources are checked against the first, destinations against the second (module docstring).
+
         Raises:
             TypeError: non-integer edges, a non-bool ``directed``, ``times`` that is not numeric.
-            ValueError: not [M, 2], ids out of range, no edges, ``times`` not [M] or not finite.
+            ValueError: not [M, 2], ids out of range, no edges, ``times`` not [M] or not finite, neither
+                ``num_nodes`` nor both bipartite sizes, an undirected bipartite set.
         """
         op = "KnownSet.from_edges"
-        E = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        bip = num_sources is not None or num_destinations is not None
+        if bip == (num_nodes is not None) or (bip and (num_sources is None or num_destinations is None)):
+            raise ValueError(f"{op}: give num_nodes, or num_sources and num_destinations for a bipartite graph (got "
+                             f"num_nodes={num_nodes!r}, num_sources={num_sources!r}, "
+                             f"num_destinations={num_destinations!r})")
+        if bip:
+            U = V.integer(op, "num_sources", num_sources, minimum=1)
+            D = V.integer(op, "num_destinations", num_destinations, minimum=1)
+            E = max(U, D)
+        else:
+            E = V.integer(op, "num_nodes", num_nodes, minimum=1)
         ed = V.tensor(op, "edges", edges, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 2]")
         if ed.shape[1] != 2:
             raise ValueError(f"{op}: 'edges' must be [M, 2] (got {V.describe(ed)})")
         if not isinstance(directed, bool):
             raise TypeError(f"{op}: 'directed' must be a bool (got {V.describe(directed)})")
-        ed = V.ids(op, "edges", ed, E)
+        if bip and not directed:
+            raise ValueError(f"{op}: a bipartite set is directed (sources and destinations are different id spaces; "
+                             f"got directed=False)")
+        if bip:
+            ed = V.ids(op, "edges", ed, [U, D], what=("source ids", "destination ids"))
+        else:
+            ed = V.ids(op, "edges", ed, E)
         u, v = ed[:, 0], ed[:, 1]
         if times is not None:
             times = _check_times(op, times, ed.shape[0], ed.device)
@@ -112,7 +143,10 @@ class KnownSet:
             u, v = torch.cat([u, v]), torch.cat([v, u])
             if times is not None:
                 times = torch.cat([times, times])
-        return cls._build(op, u, torch.zeros_like(u), v, E, 1, "edges", directed, times)
+        ks = cls._build(op, u, torch.zeros_like(u), v, E, 1, "edges", directed, times)
+        if bip:
+            ks.bipartite, ks.num_sources, ks.num_destinations = True, U, D
+        return ks
 
     @classmethod
     def _build(cls, op, h, r, t, E, R, kind, directed, times):
@@ -166,7 +200,9 @@ class KnownSet:
         return self.nbytes / max(1, self.num_keys)
 
     def __repr__(self):
-        return (f"KnownSet({self.kind}, keys={self.num_keys}, entities={self.num_entities}, "
+        sizes = (f"sources={self.num_sources}, destinations={self.num_destinations}" if self.bipartite else
+                 f"entities={self.num_entities}")
+        return (f"KnownSet({self.kind}, keys={self.num_keys}, {sizes}, "
                 f"relations={self.num_relations}, device={self.device}, {self.bytes_per_key:.1f} B/key"
                 f"{', timed' if self.first_time is not None else ''})")
 
@@ -177,7 +213,14 @@ class KnownSet:
             return self
         ft = None if self.first_time is None else self.first_time.to(device)
         return KnownSet(self.kt.to(device), self.kh.to(device), self.num_entities, self.num_relations, kind=self.kind,
-                        directed=self.directed, first_time=ft, head_prob=self._head_prob.to(device))
+                        directed=self.directed, first_time=ft, head_prob=self._head_prob.to(device),
+                        num_sources=self.num_sources if self.bipartite else None,
+                        num_destinations=self.num_destinations if self.bipartite else None)
+
+    def side_size(self, side: str) -> int:
+        """How many ids the ``side`` takes: destinations (tails) for ``"tail"``, sources (heads) for ``"head"``."""
+        return self.num_destinations if V.choice("KnownSet.side_size", "side", side, SIDES) == "tail" \
+            else self.num_sources
 
     def kernel_view(self) -> KnownView:
         """The one way kernels (``hardneg.ops``, the references) read the set: its key arrays, first-seen times and

@@ -78,7 +78,8 @@ def test_contract(name, kind, device):
     again = run(0)
     assert torch.equal(neg.ids, again.ids) and torch.equal(neg.valid, again.valid)
     other = run(123)
-    assert not torch.equal(neg.ids, other.ids)
+    if name != "hardgnn" or kind == "triples":  # hardgnn's all-hard default is the deterministic top-k for pairs
+        assert not torch.equal(neg.ids, other.ids)
 
 
 @pytest.mark.parametrize("name", samplers.available())

@@ -178,3 +178,19 @@ def test_config_dispatch_and_errors():
         Trainer(TrainConfig(task="toy", device="cuda:7"), progress=False, log=None)
     with pytest.raises(ValueError, match="'device' must be"):
         Trainer(TrainConfig(task="toy", device="tpu"), progress=False, log=None)
+
+
+def test_grid_runs_every_cell_against_a_baseline(tmp_path):
+    from hardneg.training import grid
+
+    out = grid(dict(task="toy", epochs=2, eval_every=1), {"lr": [0.05, 0.2], "batch_size": [16]},
+               baseline={"lr": 0.001}, output=str(tmp_path / "g"), progress=False, log=None)
+    assert list(out["runs"]) == ["baseline", "lr=0.05, batch_size=16", "lr=0.2, batch_size=16"]
+    assert out["runs"]["lr=0.2, batch_size=16"][0]["config"]["lr"] == 0.2
+    assert "cells worse than the baseline: none" in out["summary"]  # lr 0.001 barely moves in 2 epochs
+    assert (tmp_path / "g" / "results.json").exists() and "Δmse" in out["table"]
+    nested = grid(dict(task="toy", epochs=1, eval_every=0, model_options={"a": 1}), {"model_options.b": [2]},
+                  progress=False, log=None)
+    assert nested["runs"]["b=2"][0]["config"]["model_options"] == {"a": 1, "b": 2}
+    with pytest.raises(ValueError, match="'axes' must map each field to a non-empty list"):
+        grid(dict(task="toy"), {"lr": []})

@@ -24,6 +24,13 @@ def _known(op: str, known) -> KnownSet:
     return known
 
 
+def _side_ids(K: KnownSet, side: str) -> str:
+    """What the ids of ``side`` are called in messages (bipartite sets: source / destination ids)."""
+    if not K.bipartite:
+        return "ids"
+    return "destination ids" if side == "tail" else "source ids"
+
+
 def _core_view(K: KnownSet):
     """The compiled kernels' view of ``K`` (raw pointers: ``K`` outlives it)."""
     return core().KnownView(**K.kernel_view().core_args())
@@ -41,8 +48,12 @@ def _anchor(op: str, K: KnownSet, anchor, side: str) -> tuple[torch.Tensor, int]
     if A.dim() != 2 or A.shape[1] != 2:
         raise ValueError(f"{op}: 'anchor' must be [B, 2] ((h, r) for tail queries, (r, t) for head queries)"
                          f"{' or [B] node ids' if K.kind == 'edges' else ''} (got {V.describe(A)})")
-    bounds = [K.num_entities, K.num_relations] if s == 0 else [K.num_relations, K.num_entities]
-    return V.ids(op, "anchor", A, bounds, device=K.device).contiguous(), s
+    # the anchor's entity is a head (source) for tail queries and a tail (destination) for head queries
+    if s == 0:
+        bounds, what = [K.num_sources, K.num_relations], (_side_ids(K, "head"), "ids")
+    else:
+        bounds, what = [K.num_relations, K.num_destinations], ("ids", _side_ids(K, "tail"))
+    return V.ids(op, "anchor", A, bounds, device=K.device, what=what).contiguous(), s
 
 
 # ---------------------------------------------------------------------------------------------- contains
@@ -68,7 +79,11 @@ def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor 
     if k.shape[1] != width:
         raise ValueError(f"{op}: 'keys' must be [B, {width}] for a known set of {K.kind} (got {V.describe(k)})")
     E, R = K.num_entities, K.num_relations
-    bounds, what = ([E, R, E], ("head ids", "relation ids", "tail ids")) if width == 3 else ([E, E], "node ids")
+    if width == 3:
+        bounds, what = [E, R, E], ("head ids", "relation ids", "tail ids")
+    else:
+        bounds = [K.num_sources, K.num_destinations]
+        what = (_side_ids(K, "head"), _side_ids(K, "tail")) if K.bipartite else "node ids"
     k = V.ids(op, "keys", k, bounds, device=K.device, what=what).contiguous()
     if before is not None:
         if K.kernel_view().first_time is None:
@@ -127,7 +142,7 @@ def known_mask(known: KnownSet, anchor: torch.Tensor, candidates: torch.Tensor, 
     C = V.tensor(op, "candidates", candidates, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[B, n]")
     if C.shape[0] != A.shape[0]:
         raise ValueError(f"{op}: 'candidates' must have B={A.shape[0]} rows like 'anchor' (got {V.describe(C)})")
-    C = V.ids(op, "candidates", C, K.num_entities, device=K.device).contiguous()
+    C = V.ids(op, "candidates", C, K.side_size(SIDES[s]), device=K.device, what=_side_ids(K, SIDES[s])).contiguous()
     name, fn = resolve(op, backend, K.device)
     if C.numel() == 0:
         return torch.zeros(C.shape, dtype=torch.bool, device=K.device)
@@ -236,7 +251,9 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
     Args:
         positives: [B, 3] (h, r, t) or [B, 2] (u, v) int64.
         num_negatives: n >= 1 negatives per positive (drawn independently; they may repeat).
-        num_entities: E, the entity (node) count.
+        num_entities: E, the entity (node) count: the range replacement ids are drawn from. For a bipartite known
+            set (``KnownSet.from_edges(..., num_sources=U, num_destinations=I)``) it is I with ``side="tail"`` and
+            U with ``side="head"``; such a set is corrupted one side at a time (unless U == I).
         side: ``"tail"``, ``"head"``, ``"both"`` (each with probability 1/2) or ``"bernoulli"`` (head with the
             relation's tph / (tph + hpt), computed from ``known``).
         known: optional :class:`hardneg.KnownSet` (the filter).
@@ -279,7 +296,15 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
         _known(op, known)
         if known.device != dev:
             raise ValueError(f"{op}: 'known' is on {known.device} but 'positives' on {dev}")
-        if known.num_entities != E:
+        if known.bipartite and known.num_sources != known.num_destinations:
+            if side_mode not in ("tail", "head"):
+                raise ValueError(f"{op}: a bipartite known set ({known.num_sources} sources, {known.num_destinations} "
+                                 f"destinations) is corrupted one side at a time: side='tail' or 'head' (got "
+                                 f"side={side_mode!r})")
+            if E != known.side_size(side_mode):
+                raise ValueError(f"{op}: num_entities={E} does not match the known set's {known.side_size(side_mode)} "
+                                 f"{'destinations' if side_mode == 'tail' else 'sources'} (side={side_mode!r})")
+        elif known.num_entities != E:
             raise ValueError(f"{op}: num_entities={E} does not match the known set's {known.num_entities}")
         if (w == 3) != (known.kind == "triples"):
             raise ValueError(f"{op}: positives of width {w} do not match a known set of {known.kind}")
@@ -289,7 +314,8 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
         R = V.integer(op, "num_relations", num_relations, minimum=1)
         if known is not None and known.num_relations != R:
             raise ValueError(f"{op}: num_relations={R} does not match the known set's {known.num_relations}")
-    V.ids(op, "positives", P, [E, R, E] if w == 3 else [E, E],
+    first_n, last_n = (known.num_sources, known.num_destinations) if known is not None and known.bipartite else (E, E)
+    V.ids(op, "positives", P, [first_n, R, last_n] if w == 3 else [first_n, last_n],
           what=("entity ids", "relation ids", "entity ids") if w == 3 else "node ids")
     if side_mode == "bernoulli" and known is None:
         raise ValueError(f"{op}: side='bernoulli' needs 'known' (the per-relation tph/hpt statistics come from it)")

@@ -2,8 +2,9 @@
 
 >>> import torch, hardneg
 >>> from hardneg import samplers
->>> samplers.available()
-['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'dans', 'kbgan']
+>>> samplers.available()  # doctest: +NORMALIZE_WHITESPACE
+['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'dans',
+ 'kbgan', 'popularity', 'hardgnn']
 >>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
 >>> known = hardneg.KnownSet.from_triples(train, 5, 2)
 >>> s = samplers.create("topk", num_negatives=2, known=known, pool_size=3)
@@ -19,9 +20,10 @@ from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSample
 from .khop import KHopSampler
 from .hard import DNSSampler, MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
 from .adversarial import DANSSampler, KBGANSampler, KGEGenerator
+from .rec import HardGNNSampler, PopularitySampler
 
 __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
            "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
-           "KGEGenerator"]
+           "KGEGenerator", "PopularitySampler", "HardGNNSampler"]

@@ -78,7 +78,8 @@ def available() -> list[str]:
 
 def create(name: str, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
            num_relations: int | None = None, **options) -> "Sampler":
-    """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default."""
+    """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default.
+    ``num_sources`` (bipartite graphs: the head / user count) is common to every sampler too."""
     if not isinstance(name, str):
         raise TypeError(f"samplers.create: 'name' must be a str, one of {available()} (got {V.describe(name)})")
     key = name.lower().replace("-", "_")
@@ -93,7 +94,7 @@ def check_options(name: str, given) -> None:
     """ValueError naming every option in ``given`` that sampler ``name`` does not take (a recipe's
     ``sampler_options`` typo fails here, before any data is loaded)."""
     valid = options(name)
-    bad = sorted(set(given) - set(valid))
+    bad = sorted(set(given) - set(valid) - set(COMMON_OPTIONS))
     if bad:
         raise ValueError(f"samplers.create: unknown option(s) {bad} for sampler {name!r}; its options: "
                          f"{sorted(valid)}")
@@ -105,7 +106,7 @@ def get_class(name: str) -> type:
     return _REGISTRY[name]
 
 
-COMMON_OPTIONS = ("num_negatives", "known", "num_entities", "num_relations")
+COMMON_OPTIONS = ("num_negatives", "known", "num_entities", "num_relations", "num_sources")
 
 
 def options(name: str) -> dict:
@@ -135,7 +136,10 @@ class Sampler:
 
     Common keyword-only arguments: ``num_negatives`` (n >= 1), ``known`` (a :class:`hardneg.KnownSet`: the
     filter; no known positive is ever returned), ``num_entities`` and ``num_relations`` (default: from
-    ``known``, else from the scorer), and ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
+    ``known``, else from the scorer), ``num_sources`` and ``side``. On a bipartite graph (users -> items)
+    ``num_entities`` is the destination (item) count, the range of replacement tails, and ``num_sources`` the
+    source (user) count, the range of replacement heads (both default to ``known``'s
+    ``num_destinations`` / ``num_sources``; for other graphs ``num_sources`` equals ``num_entities``). ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
     1/2) or ``"bernoulli"`` (head with the relation's tph/(tph+hpt), needs ``known``). The default is
     ``"both"`` for triples and ``"tail"`` for pairs (edges / user–item).
     """
@@ -148,7 +152,7 @@ class Sampler:
     triples_only = False
 
     def __init__(self, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
-                 num_relations: int | None = None, side: str | None = None):
+                 num_relations: int | None = None, num_sources: int | None = None, side: str | None = None):
         op = f"samplers.{self.name}"
         self._op = op
         self.num_negatives = V.integer(op, "num_negatives", num_negatives, minimum=1)
@@ -156,14 +160,22 @@ class Sampler:
             raise TypeError(f"{op}: 'known' must be a hardneg.KnownSet or None (got {V.describe(known)})")
         self.known = known
         if num_entities is None and known is not None:
-            num_entities = known.num_entities
+            num_entities = known.num_destinations
+        if num_sources is None and known is not None:
+            num_sources = known.num_sources
         if num_relations is None and known is not None and known.kind == "triples":
             num_relations = known.num_relations
         self.num_entities = None if num_entities is None else V.integer(op, "num_entities", num_entities, minimum=1)
         self.num_relations = None if num_relations is None else V.integer(op, "num_relations", num_relations, minimum=1)
-        if known is not None and self.num_entities is not None and self.num_entities != known.num_entities:
-            raise ValueError(f"{op}: 'num_entities' ({self.num_entities}) differs from known.num_entities "
-                             f"({known.num_entities})")
+        self.num_sources = self.num_entities if num_sources is None else V.integer(op, "num_sources", num_sources,
+                                                                                     minimum=1)
+        if known is not None and self.num_entities is not None and self.num_entities != known.num_destinations:
+            what = "known.num_destinations" if known.bipartite else "known.num_entities"
+            raise ValueError(f"{op}: 'num_entities' ({self.num_entities}) differs from {what} "
+                             f"({known.num_destinations})")
+        if known is not None and self.num_sources != known.num_sources:
+            raise ValueError(f"{op}: 'num_sources' ({self.num_sources}) differs from known.num_sources "
+                             f"({known.num_sources})")
         if side is not None:
             V.choice(op, "side", side, SIDE_MODES)
         self.side = side
@@ -226,9 +238,11 @@ class Sampler:
             if P.shape[1] != want:
                 raise ValueError(f"{op}: 'known' holds {self.known.kind}, so 'positives' must be [B, {want}] "
                                  f"(got {V.describe(P)})")
-        E, R = self.num_entities, self.num_relations
-        V.ids(op, "positives", P, [E, R, E] if P.shape[1] == 3 else [E, E],
-              what=("entity ids", "relation ids", "entity ids") if P.shape[1] == 3 else "entity ids")
+        E, S, R = self.num_entities, self.num_sources, self.num_relations
+        if P.shape[1] == 3:
+            V.ids(op, "positives", P, [E, R, E], what=("entity ids", "relation ids", "entity ids"))
+        else:
+            V.ids(op, "positives", P, [S, E], what=("source ids", "destination ids") if S != E else "entity ids")
         return P
 
     def _check_scorer(self, scorer, P):
@@ -248,12 +262,18 @@ class Sampler:
         if self.num_entities is not None and N != self.num_entities:
             raise ValueError(f"{op}: the scorer has {N} candidates but num_entities is {self.num_entities}")
 
-    def _entities(self, scorer=None) -> int:
+    def _entities(self, scorer=None, side: str = "tail") -> int:
+        """How many ids the corrupted ``side`` takes: destinations (``num_entities``) for the tail, sources
+        (``num_sources``) for the head; from the scorer's candidate table when not set."""
         if self.num_entities is not None:
-            return self.num_entities
+            return self.num_entities if side == "tail" else self.num_sources
         if scorer is not None:
-            return scorer.candidate_vectors("tail").shape[0]
+            return scorer.candidate_vectors(side).shape[0]
         raise ValueError(f"{self._op}: 'num_entities' is required when no 'known' set is given")
+
+    def _bipartite(self) -> bool:
+        """True when heads and tails are different id spaces of different sizes (corrupt one side at a time)."""
+        return self.num_entities is not None and self.num_sources != self.num_entities
 
     def _side_mode(self, P) -> str:
         return self.side or ("both" if P.shape[1] == 3 else "tail")

@@ -31,10 +31,23 @@ class _CorruptSampler(Sampler):
 
     def _sample(self, P, scorer, generator):
         side_mode = self._forced_side_mode or self._side_mode(P)
-        E = self._entities(scorer)
+        if self._bipartite() and side_mode not in ("tail", "head"):  # heads and tails from their own id spaces
+            return self._per_side(P, scorer, generator)
+        E = self._entities(scorer, "head" if side_mode == "head" else "tail")
         neg, valid = corrupt(P, self.num_negatives, E, side=side_mode, known=self.known, domain=self._domain(P),
                              num_relations=self.num_relations, generator=generator, max_tries=self.max_tries)
         return from_corrupt(P, neg, valid, side_mode)
+
+    def _per_side(self, P, scorer, generator):
+        row_side = self._row_sides(P, generator)
+        ids = torch.full((P.shape[0], self.num_negatives), -1, dtype=torch.int64, device=P.device)
+        valid = torch.zeros(ids.shape, dtype=torch.bool, device=P.device)
+        for side, col, rows in side_groups(P, row_side):
+            neg, ok = corrupt(P[rows], self.num_negatives, self._entities(scorer, side), side=side, known=self.known,
+                              domain=self._domain(P), num_relations=self.num_relations, generator=generator,
+                              max_tries=self.max_tries)
+            ids[rows], valid[rows] = from_corrupt(P[rows], neg, ok, side).ids, ok
+        return Negatives(ids, valid, None, row_side)
 
 
 def from_corrupt(P: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, side_mode: str) -> Negatives:

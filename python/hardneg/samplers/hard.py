@@ -137,9 +137,8 @@ class DNSSampler(_MiningSampler):
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        E = self._entities(scorer)
         for side, col, rows in side_groups(P, row_side):
-            neg, ok = corrupt(P[rows], self.num_candidates, E, side=side, known=self.known,
+            neg, ok = corrupt(P[rows], self.num_candidates, self._entities(scorer, side), side=side, known=self.known,
                               num_relations=self.num_relations, generator=generator)
             cand = from_corrupt(P[rows], neg, ok, side)
             anchor, _ = anchors(P[rows], side)
@@ -170,8 +169,8 @@ class NMissSampler(_MiningSampler):
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        E = self._entities(scorer)
         for side, col, rows in side_groups(P, row_side):
+            E = self._entities(scorer, side)
             anchor, target, q, C, ex = self._queries(P, rows, side, scorer)
             s, pool = topk_mine(q, C, self.pool_size, metric=scorer.metric, exclude=ex, backend=self.backend)
             s_pos = pairwise(q.double(), C[target].double(), scorer.metric)
@@ -237,11 +236,12 @@ class NSCachingSampler(_MiningSampler):
                              f"num_relations=... (or known=KnownSet.from_triples(...), which gives it)")
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        E = self._entities(scorer)
         if self.num_entities is None:
-            self.num_entities = E
+            self.num_entities = self._entities(scorer)
+            self.num_sources = self._entities(scorer, "head") if scorer is not None else self.num_entities
         dev = P.device
         for side, col, rows in side_groups(P, row_side):
+            E = self._entities(scorer, side)
             key = self._anchor_key(P, rows, side)
             ukey, inv = torch.unique(key, return_inverse=True)
             keys = self._keys.get(side)
@@ -324,6 +324,7 @@ class MixedSampler(Sampler):
         self.start, self.end = float(start), float(end)
         self.warmup_steps = V.integer(op, "warmup_steps", warmup_steps, minimum=0)
         common = dict(num_negatives=self.num_negatives, known=self.known, num_entities=self.num_entities,
+                      num_sources=self.num_sources if self.num_entities is not None else None,
                       num_relations=self.num_relations, side=self.side)
         if hard == "mixed" or easy == "mixed":
             raise ValueError(f"{op}: 'hard' and 'easy' must be other samplers, not 'mixed'")

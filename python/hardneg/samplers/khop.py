@@ -94,7 +94,9 @@ class KHopSampler(Sampler):
     set is inadmissible).
 
     The graph is ``edges`` ([M, 2] or [2, M]) when given, else the triples of ``known``. Neighbourhoods larger
-    than ``max_candidates`` are reservoir-sampled (uniformly) by the numba BFS.
+    than ``max_candidates`` are reservoir-sampled (uniformly) by the numba BFS. On a bipartite graph (users ->
+    items) the walk crosses both id spaces and only the corrupted side's nodes are kept (items 3 hops from a
+    user, with hops=3).
     """
 
     def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges: torch.Tensor | None = None, **kw):
@@ -105,6 +107,7 @@ class KHopSampler(Sampler):
         self._csr = None
 
     def _graph(self, E):
+        """The undirected CSR; on a bipartite graph over U + I nodes (destination v is node U + v)."""
         if self._csr is None:
             if self._edges is not None:
                 e = torch.as_tensor(self._edges)
@@ -117,7 +120,10 @@ class KHopSampler(Sampler):
                 u, v = tr[:, 0], tr[:, 2]
             else:
                 raise ValueError(f"{self._op}: k-hop sampling needs a graph: known=KnownSet(...) or edges=...")
-            self._csr = undirected_csr(u, v, E)
+            if self._bipartite():
+                self._csr = undirected_csr(u, v + self.num_sources, self.num_sources + self.num_entities)
+            else:
+                self._csr = undirected_csr(u, v, E)
         return self._csr
 
     def _sample(self, P, scorer, generator):
@@ -133,9 +139,15 @@ class KHopSampler(Sampler):
         for side, col, rows in side_groups(P, row_side):
             anchor, target = anchors(P[rows], side)
             centre = P[rows, 0] if side == "tail" else P[rows, tailc]
+            U = self.num_sources if self._bipartite() else 0  # bipartite: destinations are nodes U..U+I-1
+            if side == "head":
+                centre = centre + U
             pool, _ = khop_neighborhood(indptr, indices, centre.cpu().numpy(), self.hops, self.max_candidates,
                                         seed + col)
             pool = torch.from_numpy(pool).to(dev)
+            if U:  # keep the nodes of the corrupted side's id space
+                keep = (pool >= U) if side == "tail" else ((pool >= 0) & (pool < U))
+                pool = torch.where(keep, pool - (U if side == "tail" else 0), torch.full_like(pool, -1))
             ok = (pool >= 0) & (pool != target[:, None])
             if self.known is not None and pool.shape[1]:
                 ok &= ~self.known.mask(anchor, pool.clamp_min(0), side=side)
@@ -149,8 +161,8 @@ class KHopSampler(Sampler):
                 picked = torch.cat([picked, picked.new_full((picked.shape[0], n - picked.shape[1]), -1)], 1)
             need = picked < 0
             if bool(need.any()):
-                neg, v = corrupt(P[rows], n, E, side=side, known=self.known, num_relations=self.num_relations,
-                                 generator=generator)
+                neg, v = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known,
+                                 num_relations=self.num_relations, generator=generator)
                 top = from_corrupt(P[rows], neg, v, side).ids
                 picked = torch.where(need, top, picked)
             ids[rows] = picked

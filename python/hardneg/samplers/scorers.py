@@ -124,9 +124,22 @@ class EmbeddingScorer(Scorer):
     """Plain graphs and recommenders: score(u, v) = metric(node_weight[u], candidate_weight[v]).
 
     ``candidate_weight`` defaults to ``node_weight`` (a homogeneous graph); give an item table for a
-    user–item recommender. Anchors are ``[B]`` ids, or ``[B, 2]`` pairs (the column not being replaced is used).
-    For the head side of an asymmetric (user, item) model the roles swap: queries come from
-    ``candidate_weight`` and candidates from ``node_weight``."""
+    user–item recommender: ``node_weight`` [U, d] (sources) and ``candidate_weight`` [I, d] (destinations) are
+    separate id spaces of any sizes (U > I or U < I), matching a bipartite
+    ``KnownSet.from_edges(edges, num_sources=U, num_destinations=I)``. Anchors are ``[B]`` ids, or ``[B, 2]``
+    pairs (the column not being replaced is used). For the head side the roles swap: queries come from
+    ``candidate_weight`` and candidates from ``node_weight``.
+
+    Example (BPR matrix factorisation with more users than items):
+        >>> import torch, hardneg
+        >>> from hardneg import samplers
+        >>> train = torch.tensor([[0, 1], [5, 0], [9, 2]])
+        >>> known = hardneg.KnownSet.from_edges(train, num_sources=10, num_destinations=3)
+        >>> scorer = samplers.EmbeddingScorer(torch.randn(10, 8), "dot", torch.randn(3, 8))
+        >>> neg = samplers.create("topk", num_negatives=2, known=known).sample(train, scorer=scorer)
+        >>> bool((neg.ids[neg.valid] < 3).all())
+        True
+    """
 
     def __init__(self, node_weight: Table, metric: str = "dot",
                  candidate_weight: Table | None = None):
@@ -148,3 +161,11 @@ class EmbeddingScorer(Scorer):
 
     def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.candidate_weight if _side("EmbeddingScorer", side) == "tail" else self.node_weight
+
+    @property
+    def num_sources(self) -> int:
+        return self.node_weight.shape[0]
+
+    @property
+    def num_destinations(self) -> int:
+        return self.candidate_weight.shape[0]

@@ -1,6 +1,9 @@
-"""``compare``: one model, several samplers (and seeds), one table, one plot, each sampler's gap to uniform."""
+"""``compare``: one model, several samplers (and seeds), one table, one plot, each sampler's gap to uniform;
+``grid``: the same over the cells of a hyperparameter grid, against a baseline run."""
 from __future__ import annotations
 
+import copy
+import itertools
 import os
 
 from .config import TrainConfig
@@ -47,15 +50,7 @@ def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None =
     baseline = "uniform" if "uniform" in runs else ("random" if "random" in runs else None)
     table = format_table(list(runs.items()), task.table_columns, primary=key, baseline=baseline)
     summary = winner_line(runs, key, task.higher_is_better, baseline)
-    out = {"runs": runs, "table": table, "summary": summary, "files": {}}
-    if output:
-        folder = output[:-5] if output.endswith(".json") else output
-        os.makedirs(folder, exist_ok=True)
-        png = plot_curves({n: r[0] for n, r in runs.items()}, os.path.join(folder, "curves.png"), key)
-        out["files"] = {"json": write_json({"runs": runs, "table": table, "summary": summary},
-                                           output if output.endswith(".json") else os.path.join(folder, "results.json")),
-                        "plot": png}
-    return out
+    return _finish(runs, table, summary, key, output)
 
 
 def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | None) -> str:
@@ -78,3 +73,76 @@ def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | No
         sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
         s += f"; seed-to-seed std {sd:.4f} over {len(vals)} seeds"
     return s
+
+
+def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), output: str | None = None,
+         progress=None, log=print, data=None) -> dict:
+    """Train ``base`` once per cell of a hyperparameter grid and per seed, sharing the loaded data, plus an
+    optional baseline run; one table with each cell's gap to the baseline, one plot.
+
+    ``axes``: ``{field: [values], ...}``; a dotted field sets a key of a mapping option
+    (``"sampler_options.k": [3, 5, 7]``). ``baseline``: config overrides for the reference run (e.g.
+    ``{"sampler": "uniform", "sampler_options": {}}``), labelled ``"baseline"``.
+
+    Returns ``{"runs": {label: [result per seed]}, "table": str, "summary": str, "files": {...}}``; the summary
+    names the best cell and every cell that does worse than the baseline.
+    """
+    log = log or (lambda *a, **k: None)
+    if not isinstance(axes, dict) or not axes or not all(isinstance(v, list) and v for v in axes.values()):
+        raise ValueError(f"grid: 'axes' must map each field to a non-empty list of values (got {axes!r})")
+    cells: list[tuple[str, dict]] = []
+    if baseline is not None:
+        if not isinstance(baseline, dict):
+            raise TypeError(f"grid: 'baseline' must be a mapping of config overrides (got {type(baseline).__name__})")
+        cells.append(("baseline", _with(base, baseline)))
+    for values in itertools.product(*axes.values()):
+        over = dict(zip(axes, values))
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in over.items())
+        cells.append((label, _with(base, over)))
+    runs: dict[str, list[dict]] = {}
+    for label, d in cells:
+        for seed in seeds:
+            cfg = TrainConfig.from_dict(dict(d, seed=seed))
+            tr = Trainer(cfg, data=data, progress=progress, log=log)
+            data = tr.data
+            log(f"[grid] {label}, seed {seed}: {cfg.epochs} epochs ...")
+            runs.setdefault(label, []).append(tr.run())
+    first = next(iter(runs.values()))[0]
+    task = get_task(first["task"])
+    key = first["primary_metric"]
+    ref = "baseline" if baseline is not None else None
+    table = format_table(list(runs.items()), task.table_columns, primary=key, baseline=ref)
+    summary = winner_line(runs, key, task.higher_is_better, ref)
+    if ref is not None:
+        sign = 1.0 if task.higher_is_better else -1.0
+        means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
+        worse = [n for n, m in means.items() if n != ref and None not in (m, means[ref]) and sign * m < sign * means[ref]]
+        summary += f"; cells worse than the baseline: {', '.join(worse) if worse else 'none'}"
+    return _finish(runs, table, summary, key, output)
+
+
+def _finish(runs: dict, table: str, summary: str, key: str, output: str | None) -> dict:
+    """The result dict; with ``output`` (a folder or ``.json`` path) also the JSON and one plot, a line per run."""
+    out = {"runs": runs, "table": table, "summary": summary, "files": {}}
+    if output:
+        folder = output[:-5] if output.endswith(".json") else output
+        os.makedirs(folder, exist_ok=True)
+        png = plot_curves({n: r[0] for n, r in runs.items()}, os.path.join(folder, "curves.png"), key)
+        out["files"] = {"json": write_json({"runs": runs, "table": table, "summary": summary},
+                                           output if output.endswith(".json") else os.path.join(folder, "results.json")),
+                        "plot": png}
+    return out
+
+
+def _with(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied; ``"a.b"`` keys set ``d["a"]["b"]`` (a copy)."""
+    d = copy.deepcopy(base)
+    for k, v in overrides.items():
+        if "." in k:
+            head, sub = k.split(".", 1)
+            inner = dict(d.get(head) or {})
+            inner[sub] = v
+            d[head] = inner
+        else:
+            d[k] = v
+    return d

@@ -64,6 +64,7 @@ class RecSplit:
     dropped_eval_interactions: int     # their valid/test interactions, removed
     train_only_users: int              # leave-one-out: users with < 3 interactions
     dataset: "RecDataset" = field(repr=False)
+    _candidates: dict = field(default_factory=dict, repr=False, compare=False)
 
     def train_csr(self):
         """``(indptr [U+1], items)``: each user's training items, sorted and unique (full-ranking exclusion)."""
@@ -92,17 +93,23 @@ class RecSplit:
         Raises:
             ValueError: unknown part, ``protocol="given"``, num_negatives < 1.
 
-        A user with fewer admissible items than ``num_negatives`` gets repeats (warned)."""
+        A user with fewer admissible items than ``num_negatives`` gets repeats (warned). The result is cached on
+        the split (the same seed gives the same candidates; building 1 + 999 for 31k users takes seconds)."""
         op = "RecSplit.eval_candidates"
         V.choice(op, "part", part, tuple(EVAL_SEEDS))
         if self.protocol != "leave_one_out":
             raise ValueError(f"{op}: sampled candidates need one held-out item per user (protocol='leave_one_out'; "
                              f"got {self.protocol!r})")
         k = V.integer(op, "num_negatives", num_negatives, minimum=1)
-        gen = C.seed_generator(op, EVAL_SEEDS[part] if seed is None else seed)
-        pos = self.valid if part == "valid" else self.test
-        neg = C.sample_distinct(op, pos[:, 0], k, self.num_items, self.dataset.known(), gen)
-        return pos[:, 0].clone(), torch.cat([pos[:, 1:], neg], 1)
+        seed = EVAL_SEEDS[part] if seed is None else seed
+        key = (part, k, seed)
+        if key not in self._candidates:
+            gen = C.seed_generator(op, seed)
+            pos = self.valid if part == "valid" else self.test
+            neg = C.sample_distinct(op, pos[:, 0], k, self.num_items, self.dataset.known(), gen)
+            self._candidates[key] = (pos[:, 0].clone(), torch.cat([pos[:, 1:], neg], 1))
+        users, items = self._candidates[key]
+        return users.clone(), items.clone()
 
     def describe(self) -> dict:
         return {"protocol": self.protocol, "train": int(self.train.shape[0]), "valid": int(self.valid.shape[0]),
@@ -132,6 +139,7 @@ class RecDataset:
     item_ids: torch.Tensor | None = None
     source: str = ""
     _known: KnownSet | None = field(default=None, repr=False, compare=False)
+    _splits: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_interactions(cls, user, item, time=None, *, num_users: int | None = None, num_items: int | None = None,
@@ -182,7 +190,7 @@ class RecDataset:
         """Every (user, item) interaction as a :class:`hardneg.KnownSet` of edges (built once)."""
         if self._known is None:
             pairs = torch.stack([self.user, self.item], 1)
-            self._known = KnownSet.from_edges(pairs, max(self.num_users, self.num_items))
+            self._known = KnownSet.from_edges(pairs, num_sources=self.num_users, num_destinations=self.num_items)
         return self._known
 
     def sequences(self):
@@ -191,13 +199,20 @@ class RecDataset:
         return indptr, items, self.time
 
     def split(self, protocol: str = "leave_one_out") -> RecSplit:
-        """``"given"`` (the LightGCN files' split) or ``"leave_one_out"`` (module docstring).
+        """``"given"`` (the LightGCN files' split) or ``"leave_one_out"`` (module docstring); built once per
+        protocol and cached (so its sampled evaluation candidates are built once too).
 
         Raises:
             ValueError: unknown protocol, ``"given"`` on data without a given split.
         """
         op = "RecDataset.split"
         V.choice(op, "protocol", protocol, PROTOCOLS)
+        if protocol not in self._splits:
+            self._splits[protocol] = self._split(protocol)
+        return self._splits[protocol]
+
+    def _split(self, protocol: str) -> RecSplit:
+        op = "RecDataset.split"
         U = self.num_users
         count = torch.bincount(self.user, minlength=U)
         part = torch.zeros(self.num_interactions, dtype=torch.int64)  # 0 train, 1 valid, 2 test

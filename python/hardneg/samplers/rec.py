@@ -1,0 +1,151 @@
+"""Recommendation samplers: popularity-biased negatives and HardGNN's cosine top-K hard negatives.
+
+Both work for any model and any positives (user–item pairs, edges or triples), like the other samplers.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import _validate as V
+from .._constants import METRICS
+from .._random import generator_device
+from ..metrics import anchors
+from ..ops import corrupt, topk_mine
+from .base import Negatives, Sampler, exclusion_with_self, register, side_groups
+from .basic import from_corrupt
+from .hard import _MiningSampler
+
+
+@register("popularity")
+class PopularitySampler(Sampler):
+    """Popularity-biased negatives (word2vec's unigram^α, RecBole's ``popularity``): the replacement entity is drawn
+    with probability ∝ count^``alpha``, where count is how often the entity occurs on the corrupted side of
+    ``known`` (for a user–item set: how many users interacted with the item), or ∝ ``weights`` if given.
+
+    Filtered exactly: draws forming a known positive (or the positive itself) are rejected and redrawn up to
+    ``max_tries`` rounds; rows still short are sampled from their admissible entities enumerated exactly. So each
+    negative follows the popularity distribution restricted to the row's admissible entities, and ``log_prob``
+    is its exact log-probability under that restricted distribution (for importance weighting). Entities of
+    weight 0 are never drawn; a row whose admissible entities all weigh 0 is invalid (−1).
+
+    Needs ``known`` or ``weights``. Example:
+
+    >>> import torch, hardneg
+    >>> from hardneg import samplers
+    >>> known = hardneg.KnownSet.from_edges(torch.tensor([[0, 1], [1, 1], [2, 0], [0, 2]]), 4)
+    >>> s = samplers.create("popularity", num_negatives=3, known=known)
+    >>> s.sample(torch.tensor([[0, 1], [2, 0]]), generator=torch.Generator().manual_seed(0)).ids.shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, *, alpha: float = 1.0, weights=None, max_tries: int = 8, **kw):
+        super().__init__(**kw)
+        op = self._op
+        self.alpha = V.positive_float(op, "alpha", alpha)
+        self.max_tries = V.integer(op, "max_tries", max_tries, minimum=1)
+        if weights is not None:
+            weights = V.floating(op, "weights", weights, 1, "[N]")
+            if weights.numel() and (not bool(torch.isfinite(weights).all()) or bool((weights < 0).any())):
+                raise ValueError(f"{op}: 'weights' must be finite and >= 0 (got {V.describe(weights)})")
+            if self.num_entities is not None and weights.numel() != self.num_entities:
+                raise ValueError(f"{op}: 'weights' must have num_entities={self.num_entities} entries "
+                                 f"(got {weights.numel()})")
+        elif self.known is None:
+            raise ValueError(f"{op}: popularity needs known=KnownSet(...) (to count occurrences) or weights=")
+        self.weights = weights
+        self._w: dict[str, torch.Tensor] = {}
+
+    def _side_weights(self, side: str, E: int, device) -> torch.Tensor:
+        key = f"{side}:{device}"
+        if key not in self._w:
+            if self.weights is not None:
+                if self.weights.numel() != E:
+                    raise ValueError(f"{self._op}: 'weights' has {self.weights.numel()} entries but the {side} side "
+                                     f"has {E} ids (weights are for the destinations of a bipartite graph)")
+                w = self.weights.to(device=device, dtype=torch.float64)
+            else:
+                col = 2 if side == "tail" else 0
+                w = torch.bincount(self.known.triples()[:, col], minlength=E)[:E].to(device, torch.float64)
+            self._w[key] = w.pow(self.alpha)
+        return self._w[key]
+
+    def _sample(self, P, scorer, generator):
+        B, n, dev = P.shape[0], self.num_negatives, P.device
+        ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
+        logp = torch.full((B, n), float("-inf"), dtype=torch.float32, device=dev)
+        row_side = self._row_sides(P, generator)
+        gdev = generator_device(generator)
+        for side, col, rows in side_groups(P, row_side):
+            E = self._entities(scorer, side)
+            w = self._side_weights(side, E, dev)
+            anchor, target = anchors(P[rows], side)
+            ptr, ex = exclusion_with_self(self.known, anchor, target, side)
+            key = torch.unique(torch.repeat_interleave(torch.arange(rows.numel(), device=dev), ptr.diff()) * E + ex)
+            r, ex = key // E, key % E  # each excluded (row, entity) once: the positive may also be known
+            mass = w.sum() - torch.zeros(rows.numel(), dtype=torch.float64, device=dev).index_add_(0, r, w[ex])
+            ok_row = mass > 1e-12 * max(float(w.sum()), 1e-300)
+            got = torch.full((rows.numel(), n), -1, dtype=torch.int64, device=dev)
+            if float(w.sum()) > 0:
+                for _ in range(self.max_tries):
+                    todo = (got < 0) & ok_row[:, None]
+                    m = int(todo.sum())
+                    if m == 0:
+                        break
+                    draw = torch.multinomial(w.to(gdev), m, replacement=True, generator=generator).to(dev)
+                    tr = todo.nonzero()
+                    bad = draw == target[tr[:, 0]]
+                    if self.known is not None:
+                        bad |= self.known.mask(anchor[tr[:, 0]], draw[:, None], side=side).squeeze(1)
+                    got[tr[:, 0], tr[:, 1]] = torch.where(bad, -1, draw)
+            short = ((got < 0).any(1) & ok_row).nonzero().flatten()
+            if short.numel():  # exact: the admissible entities of these rows, enumerated
+                wr = w[None, :].repeat(short.numel(), 1)
+                sel = torch.isin(r, short)
+                loc = torch.searchsorted(short, r[sel])
+                wr[loc, ex[sel]] = 0.0
+                fill = torch.multinomial(wr.to(gdev), n, replacement=True, generator=generator).to(dev)
+                g = got[short]
+                got[short] = torch.where(g < 0, fill, g)
+            valid = got >= 0
+            lp = torch.log(w[got.clamp_min(0)]) - torch.log(mass.clamp_min(1e-300))[:, None]
+            ids[rows] = got
+            logp[rows] = torch.where(valid, lp, torch.full_like(lp, float("-inf"))).to(logp.dtype)
+        return Negatives(ids, ids >= 0, logp, row_side)
+
+
+@register("hardgnn")
+class HardGNNSampler(_MiningSampler):
+    """HardGNN's hard negatives: for each positive, the ``k`` entities most similar to the query (by ``metric``,
+    cosine as in HardGNN) among those never seen with the anchor — fused :func:`hardneg.ops.topk_mine` with the
+    anchor's known positives and the positive itself as ``exclude`` — in columns 0..k-1; filtered uniform
+    negatives pad the slots of rows with fewer than k admissible entities and fill columns k..n-1 when
+    ``k < num_negatives``. ``k`` defaults to ``num_negatives`` (all hard) and must not exceed it.
+
+    For a recommender the query is the user's short-term (or sequence) embedding; the rec task hands the sampler
+    a scorer built on it and adds HardGNN's InfoNCE term at weight λ (``infonce_weight``). The hard columns are a
+    deterministic function of the scores (two seeds differ only in the uniform columns and in the sides drawn).
+    """
+
+    def __init__(self, *, k: int | None = None, metric: str = "cos", **kw):
+        super().__init__(**kw)
+        self.k = self.num_negatives if k is None else V.integer(self._op, "k", k, minimum=1)
+        if self.k > self.num_negatives:
+            raise ValueError(f"{self._op}: 'k' ({self.k}) must be <= num_negatives ({self.num_negatives})")
+        self.metric = V.choice(self._op, "metric", metric, METRICS)
+
+    def _sample(self, P, scorer, generator):
+        ids, valid = self._alloc(P)
+        n, k = self.num_negatives, self.k
+        row_side = self._row_sides(P, generator)
+        for side, col, rows in side_groups(P, row_side):
+            _, _, q, C, ex = self._queries(P, rows, side, scorer)
+            _, hard = topk_mine(q, C, k, metric=self.metric, exclude=ex, backend=self.backend)
+            neg, ok = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known,
+                              num_relations=self.num_relations, generator=generator)
+            uni = from_corrupt(P[rows], neg, ok, side)
+            cols = torch.cat([hard, torch.full((rows.numel(), n - k), -1, dtype=torch.int64, device=P.device)], 1)
+            take = cols >= 0
+            ids[rows] = torch.where(take, cols, uni.ids)
+            valid[rows] = take | uni.valid
+        return Negatives(ids, valid, None, row_side)
+
