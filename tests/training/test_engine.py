@@ -178,3 +178,19 @@ def test_config_dispatch_and_errors():
         Trainer(TrainConfig(task="toy", device="cuda:7"), progress=False, log=None)
     with pytest.raises(ValueError, match="'device' must be"):
         Trainer(TrainConfig(task="toy", device="tpu"), progress=False, log=None)
+
+
+def test_the_plot_draws_the_tasks_plot_metrics(tmp_path, monkeypatch):
+    """A task's ``plot_metrics`` reach the results and get one validation panel each (beside the loss)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(ToyTask, "plot_metrics", ("mse", "mae"), raising=False)
+    orig_eval = ToyTask.evaluate
+    monkeypatch.setattr(ToyTask, "evaluate", lambda self, split: dict(orig_eval(self, split), mae=0.5))
+    panels = []
+    orig = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: panels.append(a) or orig(*a, **k))
+    res = train(TrainConfig(task="toy", epochs=2, eval_every=1), output=str(tmp_path / "run"), progress=False, log=None)
+    assert res["plot_metrics"] == ["mae"] and panels[-1] == (1, 3)
+    assert os.path.exists(res["files"]["plot"])

@@ -2,8 +2,10 @@
 
 >>> import torch, hardneg
 >>> from hardneg import samplers
->>> samplers.available()
+>>> samplers.available()[:11]
 ['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed']
+>>> samplers.available()[11:]  # events (hardneg.samplers.temporal)
+['random', 'historical', 'inductive', 'ens', 'ens_score']
 >>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
 >>> known = hardneg.KnownSet.from_triples(train, 5, 2)
 >>> s = samplers.create("topk", num_negatives=2, known=known, pool_size=3)
@@ -18,8 +20,11 @@ from .scorers import (ComplExScorer, DistMultScorer, EmbeddingScorer, RotatEScor
 from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSampler
 from .khop import KHopSampler
 from .hard import DNSSampler, MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
+from .temporal import (ENSSampler, ENSScoreSampler, HistoricalSampler, InductiveSampler, RandomSampler,
+                       TemporalSampler)
 
 __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
-           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler"]
+           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "TemporalSampler", "RandomSampler",
+           "HistoricalSampler", "InductiveSampler", "ENSSampler", "ENSScoreSampler"]
