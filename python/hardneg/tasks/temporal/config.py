@@ -31,6 +31,8 @@ class TemporalConfig(TrainConfig):
     num_heads: int = opt(2, "attention heads")
     neighbor_strategy: str = opt("recent", "recent | uniform (which past events a node attends to)")
     dropout: float = opt(0.1, "dropout in the attention layers")
+    event_times: bool = opt(False, "time encodings relative to each event's own time (DyGLib) instead of the "
+                                   "batch's first time (every node of a batch embedded once, as of the batch)")
     sampler: str = opt("random", "random | historical | inductive | ens | ens_score")
     num_negatives: int = opt(1, "negative destinations per event")
     loss: str = opt("bce", "margin | softplus | bce | sans | infonce | bpr")
@@ -64,7 +66,7 @@ class TemporalConfig(TrainConfig):
             V.integer(op, name, getattr(self, name), minimum=0)
         V.integer(op, "split_seed", self.split_seed, minimum=0)
         number(op, "dropout", self.dropout, minimum=0.0, maximum=0.99)
-        for name in ("inductive", "edge_features"):
+        for name in ("inductive", "edge_features", "event_times"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{op}: '{name}' must be a bool (got {V.describe(getattr(self, name))})")
         if (self.dim + self.time_dim) % self.num_heads or self.time_dim % self.num_heads:

@@ -250,10 +250,16 @@ class TemporalModel(nn.Module):
 
     # ------------------------------------------------------------------ embeddings
     def embed(self, nodes, times, graph, query_time, *, generator=None):
-        """Embeddings [M, d] of ``nodes`` [M] at event ``times`` [M] (float64 or the graph's dtype), with
-        neighbours strictly before ``query_time`` (a scalar in the graph's time units)."""
+        """Embeddings [M, d] of ``nodes`` [M] with neighbours strictly before ``query_time`` (a scalar in the
+        graph's time units). ``times``: None (every node at ``query_time``, the batch's first time: each
+        distinct node is embedded once) or [M] event times (float64 or the graph's dtype) for the time
+        encodings (DyGLib's convention)."""
         op = "embed"
         nodes = self._ids(op, "nodes", nodes)
+        if times is None:
+            uniq, inv = torch.unique(nodes, return_inverse=True)
+            qt = torch.full((uniq.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
+            return self._embed(uniq, qt.double(), qt, graph, generator)[inv]
         times = V.tensor(op, "times", times, ndim=1)
         if times.numel() != nodes.numel():
             raise ValueError(f"{op}: 'nodes' and 'times' must have the same length (got {nodes.numel()} and "
@@ -290,9 +296,11 @@ class _Memory(nn.Module):
         self.msg = IdentityMessage(edge_dim, dim, time_dim)
         self.gru = nn.GRUCell(self.msg.out_channels, dim)
         self.time_enc = [time_enc]  # shared with the model (a list: not registered twice)
+        self.memo = []  # (S, memory, last_update) computed with gradients since the last observe()
 
     def updated(self, model, S):
-        """(memory [|S|, d], last_update [|S|]) of nodes ``S`` after their pending message (differentiable)."""
+        """(memory [|S|, d], last_update [|S|]) of nodes ``S`` (sorted, distinct) after their pending message
+        (differentiable)."""
         other = model.pend_other[S]
         has = other >= 0
         mem = model.memory[S]
@@ -306,7 +314,20 @@ class _Memory(nn.Module):
             m = self.msg(model.memory[r], model.memory[o], raw, self.time_enc[0](dt))
             mem = mem.index_put((hi,), self.gru(m, model.memory[r]))
             last = last.index_put((hi,), model.pend_t[r])
+        if torch.is_grad_enabled():
+            self.memo.append((S, mem.detach(), last))
         return mem, last
+
+    def persisted(self, model, U):
+        """The memory to persist for the observed nodes ``U`` (sorted): the values the training step computed
+        for them (before the optimiser step, as TGN / DyGLib / PyG persist them), else computed now."""
+        memo, self.memo = self.memo, []
+        for S, mem, last in memo:
+            pos = torch.searchsorted(S, U).clamp_max(S.numel() - 1)
+            if bool((S[pos] == U).all()):
+                return mem[pos], last[pos]
+        with torch.no_grad():
+            return self.updated(model, U)
 
 
 class TGN(TemporalModel):
@@ -332,17 +353,21 @@ class TGN(TemporalModel):
 
     def reset_state(self):
         super().reset_state()
+        self.mem.memo = []
         self.memory.zero_()
         self.last_update.zero_()
         self.pend_other.fill_(-1)
         self.pend_t.zero_()
         self.pend_eid.fill_(-1)
 
+    def load_state(self, name):
+        super().load_state(name)
+        self.mem.memo = []
+
     def _observe(self, src, dst, t, eid):
         U = torch.unique(torch.cat([src, dst]))
-        with torch.no_grad():
-            mem, last = self.mem.updated(self, U)
-        self.memory[U] = mem.detach()
+        mem, last = self.mem.persisted(self, U)
+        self.memory[U] = mem
         self.last_update[U] = last
         # each node's new pending message: its last event of the batch (events are in time order)
         B = src.numel()

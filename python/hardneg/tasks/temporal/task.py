@@ -126,9 +126,7 @@ class TemporalTask(Task):
 
     def destination_table(self, graph, t0) -> torch.Tensor:
         """Embeddings [N_dst, d] of every destination at time ``t0`` (neighbours strictly before it)."""
-        nodes = self.data.dst_nodes.to(self.device)
-        times = torch.full((nodes.numel(),), float(t0), dtype=torch.float64, device=self.device)
-        return self.model.embed(nodes, times, graph, t0)
+        return self.model.embed(self.data.dst_nodes.to(self.device), None, graph, t0)
 
     # ------------------------------------------------------------------ training
     def batches(self, generator):
@@ -149,20 +147,22 @@ class TemporalTask(Task):
         src, dst, t = self.src[i], self.dst[i], self.t[i]
         B, t0, tf = i.numel(), t[0].item(), t.double()
         g, P = self.train_graph, torch.stack([src, dst], 1)
+        ev = self.cfg.event_times
         if self.sampler.requires_scorer:  # ENS mines with the fresh source embeddings: embed them first
-            z = m.embed(torch.cat([src, dst]), tf.repeat(2), g, t0, generator=generator)
+            z = m.embed(torch.cat([src, dst]), tf.repeat(2) if ev else None, g, t0, generator=generator)
             with self.clock.measure("sampler"):
                 neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t)
             n = neg.ids.shape[1]
-            z_neg = m.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), tf.repeat_interleave(n), g, t0,
-                            generator=generator)
+            z_neg = m.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), tf.repeat_interleave(n) if ev else None,
+                            g, t0, generator=generator)
             z = torch.cat([z, z_neg])
         else:  # one embedding pass for sources, destinations and negatives
             with self.clock.measure("sampler"):
                 neg = self.sampler.sample(P, generator=generator, times=t)
             n = neg.ids.shape[1]
             nodes = torch.cat([src, dst, neg.ids.clamp_min(self.data.dst_min).flatten()])
-            z = m.embed(nodes, torch.cat([tf, tf, tf.repeat_interleave(n)]), g, t0, generator=generator)
+            z = m.embed(nodes, torch.cat([tf, tf, tf.repeat_interleave(n)]) if ev else None, g, t0,
+                        generator=generator)
         a = m.decoder.source(z[:B])
         pos = m.decoder.combine(a, m.decoder.destination(z[B:2 * B]))
         negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z[2 * B:]).view(B, n, -1))
@@ -245,7 +245,8 @@ class TemporalTask(Task):
             parts = [src, dst, negs["random"][1][lo:lo + B]]
             for s in ("historical", "inductive"):
                 parts += [negs[s][0][lo:lo + B], negs[s][1][lo:lo + B]]
-            z = m.embed(torch.cat(parts), tf.repeat(len(parts)), g, t0, generator=gen).view(len(parts), B, -1)
+            z = m.embed(torch.cat(parts), tf.repeat(len(parts)) if cfg.event_times else None, g, t0,
+                        generator=gen).view(len(parts), B, -1)
             sc = lambda u, v: m.score(z[u], z[v])  # noqa: E731
             pos = sc(0, 1)
             acc["random"].add(pos, sc(0, 2))
