@@ -228,3 +228,13 @@ def test_ens_score_random_columns_have_uniform_log_prob():
     rnd = ~torch.zeros(50, 2, dtype=torch.bool)
     rnd[:, 0] = False
     assert torch.allclose(neg.log_prob[rnd], torch.full((50,), -math.log(19)))
+
+
+def test_ens_events_sharing_a_query_share_one_pool_without_any_of_their_positives():
+    q = torch.tensor([[1.0, 0.0]]).repeat(3, 1)  # one source, three events in the batch
+    C = torch.zeros(20, 2)
+    C[:4, 0] = torch.tensor([9.0, 8.0, 7.0, 6.0])  # nodes 10..13 are the nearest
+    P = torch.tensor([[0, 10], [0, 11], [0, 19]])
+    s = create("ens", n=2, pool_size=2, hard_fraction=1.0)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+    assert {tuple(sorted(r)) for r in neg.ids.tolist()} == {(12, 13)}  # 10 and 11 are positives of the query

@@ -88,7 +88,7 @@ def test_snapshots_restore_the_streaming_state(name):
     m.load_state("train_end")
     after = m.state_dict()
     for k in m.STATE:
-        assert torch.equal(before[k], after[k]), k
+        torch.testing.assert_close(before[k], after[k], rtol=0, atol=0, equal_nan=True, msg=k)
     assert not m.has_state("valid_end")
     with pytest.raises(ValueError, match="no snapshot 'valid_end'"):
         m.load_state("valid_end")

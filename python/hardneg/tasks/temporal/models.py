@@ -9,7 +9,8 @@ each other, whatever their own times (the convention of PyG's ``examples/tgn.py`
 code lets later events of a batch see earlier ones). Time encodings use each query's own event time.
 
 * :class:`TGN` (Rossi et al. 2020): a memory per node updated by a GRU from the node's last message (identity
-  message ``[memory(v) ‖ memory(u) ‖ edge features ‖ φ(t − last_update(v))]``, last-message aggregation),
+  message ``[memory(v) ‖ memory(u) ‖ edge features ‖ φ(t − last_update(v))]`` (Δt = 0 for a node's first
+  message), last-message aggregation),
   applied lazily when a node is next embedded (so the GRU trains through the loss, as TGN's "memory update at
   start"); one temporal graph-attention layer over the 10 most recent neighbours of the memories.
 * :class:`TGAT` (Xu et al. 2020): two temporal-attention layers over 20 recent (or uniform) neighbours; a
@@ -83,9 +84,10 @@ class TemporalAttention(nn.Module):
     by ``b_q``). Rows without a valid neighbour get a zero attention output."""
 
     def __init__(self, node_dim: int, edge_dim: int, time_dim: int, out_dim: int, heads: int = 2,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, output: str = "merge"):
         super().__init__()
         D = out_dim
+        self.output = V.choice("TemporalAttention", "output", output, ("merge", "skip"))
         if D % heads:
             raise ValueError(f"TemporalAttention: heads ({heads}) must divide the embedding size ({D})")
         self.heads, self.head_dim, self.node_dim = heads, D // heads, node_dim
@@ -97,7 +99,10 @@ class TemporalAttention(nn.Module):
         self.wo = nn.Linear(D, D)
         self.norm = nn.LayerNorm(D)
         self.drop = nn.Dropout(dropout)
-        self.merge = nn.Sequential(nn.Linear(D + node_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim))
+        if output == "merge":
+            self.merge = nn.Sequential(nn.Linear(D + node_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim))
+        elif node_dim:
+            self.skip = nn.Linear(node_dim, out_dim)
 
     def forward(self, h, table, index, edge_in, valid):
         """h [M, d_in] (the nodes), table [S, d_in] and index [M, k] (neighbour j of row m is
@@ -119,6 +124,8 @@ class TemporalAttention(nn.Module):
         att = torch.where(has[:, None, None], att, torch.zeros_like(att))
         att = self.drop(torch.softmax(att, 1))
         out = (att[..., None] * V.view(M, k, H, dh)).sum(1).reshape(M, D) * has[:, None]
+        if self.output == "skip":  # TransformerConv's: heads concatenated plus a root weight
+            return out + self.skip(h) if self.node_dim else out
         out = self.norm(self.drop(self.wo(out)) + q)
         return self.merge(torch.cat([out, h], -1))
 
@@ -163,7 +170,7 @@ class TemporalModel(nn.Module):
 
     def __init__(self, num_nodes: int, *, dim: int = 100, time_dim: int = 100, edge_features=None,
                  num_neighbors: int = 10, num_layers: int = 1, heads: int = 2, dropout: float = 0.1,
-                 strategy: str = "recent"):
+                 strategy: str = "recent", attention_output: str = "merge"):
         super().__init__()
         op = type(self).__name__
         self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
@@ -171,6 +178,7 @@ class TemporalModel(nn.Module):
         self.num_neighbors = V.integer(op, "num_neighbors", num_neighbors, minimum=1)
         self.num_layers = V.integer(op, "num_layers", num_layers, minimum=1)
         self.strategy = strategy
+        self.attention_output = attention_output
         if edge_features is not None:
             edge_features = V.floating(op, "edge_features", edge_features, 2, "[M, F]").float()
         self.edge_dim = 0 if edge_features is None else edge_features.shape[1]
@@ -310,7 +318,9 @@ class _Memory(nn.Module):
             r, o = S[hi], other[hi]
             eid = model.pend_eid[r]
             raw = model._edges(eid, torch.ones_like(eid, dtype=torch.bool))
-            dt = (model.pend_t[r] - model.last_update[r]).float()
+            # a node's first message has no previous update: Δt = 0 (not the absolute time, which would let the
+            # model read the calendar and drift out of range on later, validation and test, times)
+            dt = torch.nan_to_num(model.pend_t[r] - model.last_update[r], nan=0.0).float()
             m = self.msg(model.memory[r], model.memory[o], raw, self.time_enc[0](dt))
             mem = mem.index_put((hi,), self.gru(m, model.memory[r]))
             last = last.index_put((hi,), model.pend_t[r])
@@ -343,9 +353,10 @@ class TGN(TemporalModel):
         N, d = self.num_nodes, self.dim
         self.mem = _Memory(N, d, self.time_dim, self.edge_dim, self.time_enc)
         self.layers = nn.ModuleList([TemporalAttention(d, self.edge_dim, self.time_dim, d, kw.get("heads", 2),
-                                                       kw.get("dropout", 0.1)) for _ in range(self.num_layers)])
+                                                       kw.get("dropout", 0.1), self.attention_output)
+                                     for _ in range(self.num_layers)])
         self.register_buffer("memory", torch.zeros(N, d))
-        self.register_buffer("last_update", torch.zeros(N, dtype=torch.float64))
+        self.register_buffer("last_update", torch.full((N,), float("nan"), dtype=torch.float64))  # NaN: never
         self.register_buffer("pend_other", torch.full((N,), -1, dtype=torch.int64))
         self.register_buffer("pend_t", torch.zeros(N, dtype=torch.float64))
         self.register_buffer("pend_eid", torch.full((N,), -1, dtype=torch.int64))
@@ -355,7 +366,7 @@ class TGN(TemporalModel):
         super().reset_state()
         self.mem.memo = []
         self.memory.zero_()
-        self.last_update.zero_()
+        self.last_update.fill_(float("nan"))
         self.pend_other.fill_(-1)
         self.pend_t.zero_()
         self.pend_eid.fill_(-1)
@@ -417,7 +428,7 @@ class TGAT(TemporalModel):
         super().__init__(num_nodes, **kw)
         d, heads, drop = self.dim, kw.get("heads", 2), kw.get("dropout", 0.1)
         self.layers = nn.ModuleList([TemporalAttention(0 if i == 0 else d, self.edge_dim, self.time_dim, d, heads,
-                                                       drop) for i in range(self.num_layers)])
+                                                       drop, self.attention_output) for i in range(self.num_layers)])
         self._register_snapshots()
 
     def _embed(self, nodes, times, qt, graph, generator):

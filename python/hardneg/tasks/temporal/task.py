@@ -98,7 +98,8 @@ class TemporalTask(Task):
         self.model = create_model(cfg.model, ds.num_nodes, dim=cfg.dim, time_dim=cfg.time_dim,
                                   edge_features=feats, num_neighbors=cfg.model_setting("num_neighbors"),
                                   num_layers=cfg.model_setting("num_layers"), heads=cfg.num_heads,
-                                  dropout=cfg.dropout, strategy=cfg.neighbor_strategy).to(device)
+                                  dropout=cfg.dropout, strategy=cfg.neighbor_strategy,
+                                  **cfg.model_options).to(device)
         self.sampler = _samplers.create(cfg.sampler, num_negatives=cfg.num_negatives, num_entities=ds.num_nodes,
                                         **self._sampler_context(cfg.sampler), **cfg.sampler_options)
         self.loss = _losses.create(cfg.loss, **cfg.loss_options)
