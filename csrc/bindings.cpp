@@ -10,6 +10,7 @@
 #include "common/common.h"
 #include "common/score_tile.h"
 #include "filtering/filtering.h"
+#include "temporal/temporal_assemble.h"
 #include "temporal/temporal_neighbors.h"
 #include "mining/sample_by_score_cpu.h"
 #include "mining/topk_mine_cpu.h"
@@ -23,6 +24,7 @@ using namespace hardneg;
 
 namespace hardneg {
 void temporal_neighbors_cpu(const TQueryArgs& A, bool int_time, int threads);
+void temporal_assemble_cpu(const TAssembleArgs& A, bool int_time, int threads);
 }
 
 template <class T>
@@ -305,6 +307,66 @@ PYBIND11_MODULE(_core, m) {
     (void)stream;
     temporal_neighbors_cpu(A, int_time, threads);
   });
+
+  m.def(
+      "temporal_assemble",
+      [](std::uintptr_t levels, int num_levels, bool int_time, std::uintptr_t nodes, std::uintptr_t times,
+         std::uintptr_t event_times, int64_t num_queries, int64_t k, int strategy, uint64_t seed,
+         std::uintptr_t features, int64_t num_features, std::uintptr_t out_nbr, std::uintptr_t out_eid,
+         std::uintptr_t out_dt, std::uintptr_t out_valid, std::uintptr_t out_feat, int num_threads, bool on_cuda,
+         std::uintptr_t stream, int64_t check_num_nodes) {
+        HN_CHECK(num_levels >= 0 && num_levels <= kMaxLevels, "temporal_assemble: too many levels");
+        HN_CHECK(k >= 1, "temporal_assemble: k must be >= 1");
+        HN_CHECK(strategy == 0 || strategy == 1, "temporal_assemble: strategy must be 0 (recent) or 1 (uniform)");
+        HN_CHECK(num_features >= 0 && (features != 0) == (out_feat != 0) && (features != 0 || num_features == 0),
+                 "temporal_assemble: features, num_features and out_feat must agree");
+        HN_CHECK(!on_cuda || check_num_nodes == 0, "temporal_assemble: check_num_nodes is for CPU inputs only");
+        HN_CHECK(out_eid != 0 || (strategy == 0 && features == 0),
+                 "temporal_assemble: out_eid is required with features or the uniform strategy");
+        TAssembleArgs A;
+        A.q.levels = reinterpret_cast<const void*>(levels);
+        A.q.nl = num_levels;
+        A.q.nodes = P<const int64_t>(nodes);
+        A.q.times = reinterpret_cast<const void*>(times);
+        A.q.B = num_queries;
+        A.q.k = k;
+        A.q.strategy = strategy;
+        A.q.seed = seed;
+        A.q.out_nbr = P<int64_t>(out_nbr);
+        A.q.out_eid = P<int64_t>(out_eid);
+        A.q.out_valid = P<uint8_t>(out_valid);
+        A.event_times = reinterpret_cast<const void*>(event_times);
+        A.features = P<const float>(features);
+        A.F = num_features;
+        A.out_dt = P<float>(out_dt);
+        A.out_feat = P<float>(out_feat);
+        need_cuda(on_cuda, "temporal_assemble");
+        if (check_num_nodes > 0) {  // the streaming fast path: node ids checked here, in one pass
+          const int64_t* nd = A.q.nodes;
+          for (int64_t i = 0; i < num_queries; ++i)
+            if (nd[i] < 0 || nd[i] >= check_num_nodes)
+              throw std::invalid_argument("temporal_assemble: 'nodes' node ids must be in [0, " +
+                                          std::to_string(check_num_nodes) + ") (got " + std::to_string(nd[i]) + ")");
+        }
+        if (!on_cuda && num_queries < 128) {  // tiny call: skip the GIL release round trip too
+          temporal_assemble_cpu(A, int_time, num_threads);
+          return;
+        }
+        py::gil_scoped_release nogil;
+#ifdef HARDNEG_WITH_CUDA
+        if (on_cuda) {
+          check_cuda(cuda::temporal_assemble(A, int_time, reinterpret_cast<void*>(stream)), "temporal_assemble");
+          return;
+        }
+#endif
+        (void)stream;
+        temporal_assemble_cpu(A, int_time, num_threads);
+      },
+      py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("nodes"), py::arg("times"),
+      py::arg("event_times"), py::arg("num_queries"), py::arg("k"), py::arg("strategy"), py::arg("seed"),
+      py::arg("features"), py::arg("num_features"), py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_dt"),
+      py::arg("out_valid"), py::arg("out_feat"), py::arg("num_threads"), py::arg("on_cuda"), py::arg("stream"),
+      py::arg("check_num_nodes") = 0);
 
 #ifdef HARDNEG_WITH_CUDA
   m.def("cuda_device_count", []() {

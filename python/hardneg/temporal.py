@@ -251,6 +251,16 @@ class TemporalGraph:
         return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
                                   generator=generator, backend=backend)
 
+    def assemble(self, nodes, times, k, *, event_times=None, features=None, edge_ids=True, strategy="recent",
+                 generator=None, backend=None):
+        """A temporal GNN layer's inputs in one call: ``(nbrs, edge_ids, dt, valid, feats)`` with ``dt`` the
+        float32 delta from each query's event time (default: its query time) to each neighbour's time and
+        ``feats`` the neighbour events' rows of ``features`` [E, F] (see :func:`hardneg.ops.temporal_assemble`)."""
+        from hardneg.ops.temporal import temporal_assemble
+
+        return temporal_assemble(self, nodes, times, k, event_times=event_times, features=features,
+                                 edge_ids=edge_ids, strategy=strategy, generator=generator, backend=backend)
+
     def seen_destinations(self, src, before, *, inclusive=False):
         """CSR ``(indptr [B+1], indices)`` of the distinct destinations each ``src`` interacted with (as the
         source of an event) strictly before ``before`` — sorted per row, ready for ``topk_mine(exclude=...)``

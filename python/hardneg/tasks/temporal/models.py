@@ -275,8 +275,25 @@ class TemporalModel(nn.Module):
         qt = torch.full((nodes.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
         return self._embed(nodes, times.double(), qt, graph, generator)
 
-    def _lookup(self, graph, nodes, qtimes, generator):
-        return graph.neighbors(nodes, qtimes, self.num_neighbors, strategy=self.strategy, generator=generator)
+    def _neighbourhood(self, graph, nodes, times, qt, generator, recurse):
+        """The k neighbours of ``nodes`` strictly before ``qt`` and the attention's edge input ``[e_j ‖ φ(t −
+        t_j)]`` [M, k, F + τ] (Δt = 0 and zero features on padding): ``(nbrs, nbr_times or None, valid, edge_in)``.
+        The last layer needs no neighbour times: one :meth:`TemporalGraph.assemble` call (lookup, deltas and
+        feature gather in C++); a layer whose neighbours are embedded below takes their times from
+        :meth:`TemporalGraph.neighbors`."""
+        k, feats = self.num_neighbors, None
+        if not recurse:
+            nb, _, dt, valid, feats = graph.assemble(nodes, qt, k, event_times=times.to(graph.time_dtype),
+                                                     features=self.edge_features, edge_ids=False,
+                                                     strategy=self.strategy, generator=generator)
+            nt = None
+        else:
+            nb, eid, nt, valid = graph.neighbors(nodes, qt, k, strategy=self.strategy, generator=generator)
+            dt = torch.where(valid, times[:, None] - nt.double(), torch.zeros((), dtype=torch.float64)).float()
+            if self.edge_dim:
+                feats = self._edges(eid, valid)
+        phi = self.time_enc(dt)
+        return nb, nt, valid, (torch.cat([feats, phi], -1) if self.edge_dim else phi)
 
     def _edges(self, eid, valid):
         if self.edge_dim == 0:
@@ -284,11 +301,6 @@ class TemporalModel(nn.Module):
         e = self.edge_features[eid.clamp_min(0)]
         return e * valid[..., None]
 
-    def _edge_input(self, times, eid, nt, valid):
-        """``[e_j ‖ φ(t − t_j)]`` [M, k, F + τ] (Δt = 0 where invalid; masked by the attention anyway)."""
-        dt = torch.where(valid, times[:, None] - nt.double(), torch.zeros_like(times[:, None]))
-        phi = self.time_enc(dt.float())
-        return torch.cat([self._edges(eid, valid), phi], -1) if self.edge_dim else phi
 
     def score(self, z_src, z_dst):
         return self.decoder(z_src, z_dst)
@@ -403,7 +415,7 @@ class TGN(TemporalModel):
             S, inv = torch.unique(nodes, return_inverse=True)
             mem, _ = self.mem.updated(self, S)
             return mem[inv]
-        nb, eid, nt, valid = self._lookup(graph, nodes, qt, generator)
+        nb, nt, valid, edge_in = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1)
         if layer == 1:  # one memory read for the nodes and their neighbours
             S, inv = torch.unique(torch.cat([nodes, nb.clamp_min(0).flatten()]), return_inverse=True)
             table, _ = self.mem.updated(self, S)
@@ -414,7 +426,7 @@ class TGN(TemporalModel):
                                 torch.cat([qt, torch.where(valid, nt, qt[:, None]).flatten()]), graph, generator,
                                 cache)
             h, index = table[:M], torch.arange(M, M + M * k, device=nodes.device).view(M, k)
-        return self.layers[layer - 1](h, table, index, self._edge_input(times, eid, nt, valid), valid)
+        return self.layers[layer - 1](h, table, index, edge_in, valid)
 
 
 class TGAT(TemporalModel):
@@ -438,7 +450,7 @@ class TGAT(TemporalModel):
         M, k = nodes.numel(), self.num_neighbors
         if layer == 0:
             return torch.zeros(M, 0, device=nodes.device)
-        nb, eid, nt, valid = self._lookup(graph, nodes, qt, generator)
+        nb, nt, valid, edge_in = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1)
         if layer == 1:
             table = h = torch.zeros(M, 0, device=nodes.device)
             index = torch.zeros(M, k, dtype=torch.int64, device=nodes.device)
@@ -451,7 +463,7 @@ class TGAT(TemporalModel):
             index = torch.zeros(M * k, dtype=torch.int64, device=nodes.device)
             index[vi] = torch.arange(M, M + vi.numel(), device=nodes.device)
             index = index.view(M, k)
-        return self.layers[layer - 1](h, table, index, self._edge_input(times, eid, nt, valid), valid)
+        return self.layers[layer - 1](h, table, index, edge_in, valid)
 
 
 def create_model(name: str, num_nodes: int, **kw) -> TemporalModel:
