@@ -94,7 +94,9 @@ class NumpyTCSR:
         return np.where(valid, self.nbr[idx], -1), np.where(valid, self.eid[idx], -1), self.t[idx], valid
 
 
-def ours(p, device):
+def _ours(p, device, call):
+    """A provider timing ``call(graph, nodes, times, k, strategy, generator)``: streaming (one call per batch)
+    or bulk (one call)."""
     ev = events(p["quick"])
     g = ev.graph().to(device)
     gen = torch.Generator().manual_seed(0)
@@ -103,29 +105,22 @@ def ours(p, device):
 
         def f():
             for n, t in bs:
-                g.neighbors(n, t, p["k"], strategy=p["strategy"], generator=gen)
+                call(g, n, t, p["k"], p["strategy"], gen)
         return f
     nodes = torch.cat([ev.src, ev.dst]).to(device)
     times = torch.cat([ev.t, ev.t]).to(device)
-    return lambda: g.neighbors(nodes, times, p["k"], strategy=p["strategy"], generator=gen)
+    return lambda: call(g, nodes, times, p["k"], p["strategy"], gen)
+
+
+def ours(p, device):
+    return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen))
 
 
 def ours_assemble(p, device):
     """temporal_assemble: the lookup and the float32 deltas to each query's time in one call (what TGN reads
     on a featureless graph: neighbours, deltas, validity; no edge ids)."""
-    ev = events(p["quick"])
-    g = ev.graph().to(device)
-    gen = torch.Generator().manual_seed(0)
-    if p["mode"] == "stream":
-        bs = [(n.to(device), t.to(device)) for n, t in batches(ev)]
-
-        def f():
-            for n, t in bs:
-                g.assemble(n, t, p["k"], strategy=p["strategy"], generator=gen, edge_ids=False)
-        return f
-    nodes = torch.cat([ev.src, ev.dst]).to(device)
-    times = torch.cat([ev.t, ev.t]).to(device)
-    return lambda: g.assemble(nodes, times, p["k"], strategy=p["strategy"], generator=gen, edge_ids=False)
+    return _ours(p, device, lambda g, n, t, k, s, gen: g.assemble(n, t, k, strategy=s, generator=gen,
+                                                                   edge_ids=False))
 
 
 def numpy_assemble(p, device):

@@ -54,6 +54,8 @@ HN_HD void ta_slots(const TAssembleArgs& A, int64_t i, const int64_t* lo, const 
       });
 }
 
+void temporal_assemble_cpu(const TAssembleArgs& A, bool int_time, int threads);
+
 template <class T>
 HN_HD void ta_query(const TAssembleArgs& A, int64_t i) {
   int64_t lo[kMaxLevels], hi[kMaxLevels];

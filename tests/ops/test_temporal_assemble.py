@@ -123,3 +123,26 @@ def test_without_edge_ids(backend, device):
     assert torch.equal(full[3], lean[3])
     with pytest.raises(TypeError, match="'edge_ids' must be a bool"):
         graph.assemble(nodes, times, 2, edge_ids=1)
+
+
+@pytest.mark.skipif(hardneg._backend.core() is None, reason="the compiled core is not built")
+@pytest.mark.parametrize("over,frag", [
+    (dict(k=0), "k must be >= 1"),
+    (dict(strategy=2), "strategy must be 0 (recent) or 1 (uniform)"),
+    (dict(features=8), "features, num_features and out_feat must agree"),
+    (dict(strategy=1, out_eid=0), "out_eid is required with features or the uniform strategy"),
+    (dict(on_cuda=True, check_num_nodes=5), "check_num_nodes is for CPU inputs only"),
+])
+def test_core_rechecks_its_arguments(over, frag):
+    """The binding re-checks what would make it read or write out of bounds (it can be called directly)."""
+    args = dict(levels=0, num_levels=0, int_time=True, nodes=0, times=0, event_times=0, num_queries=0, k=1,
+                strategy=0, seed=0, features=0, num_features=0, out_nbr=0, out_eid=0, out_dt=0, out_valid=0,
+                out_feat=0, num_threads=1, on_cuda=False, stream=0)
+    with pytest.raises(ValueError, match=frag.replace("(", "\\(").replace(")", "\\)")):
+        hardneg._backend.core().temporal_assemble(**dict(args, **over))
+
+
+def test_fast_path_checks_node_ids_in_core():
+    graph = random_graph(1)
+    with pytest.raises(ValueError, match="temporal_assemble: 'nodes' node ids must be in \\[0, 12\\)"):
+        graph.assemble(torch.tensor([0, 12]), torch.tensor([5, 5]) + 10**12, 2)

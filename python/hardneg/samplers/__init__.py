@@ -2,9 +2,9 @@
 
 >>> import torch, hardneg
 >>> from hardneg import samplers
->>> samplers.available()[:11]
-['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed']
->>> samplers.available()[11:]  # events (hardneg.samplers.temporal)
+>>> samplers.available()[:13]
+['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'dans', 'kbgan']
+>>> samplers.available()[13:]  # events (hardneg.samplers.temporal)
 ['random', 'historical', 'inductive', 'ens', 'ens_score']
 >>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
 >>> known = hardneg.KnownSet.from_triples(train, 5, 2)
@@ -20,11 +20,13 @@ from .scorers import (ComplExScorer, DistMultScorer, EmbeddingScorer, RotatEScor
 from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSampler
 from .khop import KHopSampler
 from .hard import DNSSampler, MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
+from .adversarial import DANSSampler, KBGANSampler, KGEGenerator
 from .temporal import (ENSSampler, ENSScoreSampler, HistoricalSampler, InductiveSampler, RandomSampler,
                        TemporalSampler)
 
 __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
-           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "TemporalSampler", "RandomSampler",
-           "HistoricalSampler", "InductiveSampler", "ENSSampler", "ENSScoreSampler"]
+           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
+           "KGEGenerator", "TemporalSampler", "RandomSampler", "HistoricalSampler", "InductiveSampler", "ENSSampler",
+           "ENSScoreSampler"]

@@ -33,7 +33,8 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
-from .base import Negatives, Sampler, exclusion_with_self, rand_like_gen, register, uniform_pool_draw
+from .._random import uniform
+from .base import Negatives, Sampler, exclusion_with_self, register, uniform_pool_draw
 from .basic import from_corrupt
 from .hard import SCHEDULES, scheduled
 
@@ -124,7 +125,7 @@ class TemporalSampler(Sampler):
         N = self.num_candidates
         if N == 1:  # nothing but the destination itself
             return torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev)
-        u = rand_like_gen((B, n), generator, dev)
+        u = uniform((B, n), generator, dev)
         r = (u * (N - 1)).long().clamp_max(N - 2) + self.low  # uniform over the N-1 ids other than dst
         r = r + (r >= P[:, 1:2]).long()
         return r, torch.ones(B, n, dtype=torch.bool, device=dev)
@@ -140,7 +141,7 @@ class TemporalSampler(Sampler):
         row, ids = row[keep], ids[keep]
         cnt = torch.bincount(row, minlength=B)
         start = torch.cumsum(cnt, 0) - cnt
-        u = rand_like_gen((B, n), generator, dev)
+        u = uniform((B, n), generator, dev)
         pick = (u * cnt[:, None]).long().clamp_max((cnt - 1).clamp_min(0)[:, None])
         has = cnt > 0
         out = ids[(start[:, None] + pick).clamp_max(max(ids.numel() - 1, 0))] if ids.numel() else \
@@ -324,7 +325,7 @@ class ENSSampler(TemporalSampler):
         """Per row, the number of hard columns (expected share exactly f)."""
         x = self.fraction() * self.num_negatives
         base = math.floor(x)
-        extra = (rand_like_gen((B,), generator, dev) < (x - base)).long() if x > base else torch.zeros(B, dtype=torch.long, device=dev)
+        extra = (uniform((B,), generator, dev) < (x - base)).long() if x > base else torch.zeros(B, dtype=torch.long, device=dev)
         return base + extra
 
     def _query(self, P, scorer, rows):

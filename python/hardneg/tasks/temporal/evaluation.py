@@ -116,12 +116,10 @@ def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target
     """
     op = "rank_counts"
     B, N = queries.shape[0], candidates.shape[0]
-    target = V.tensor(op, "target", target, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").long()
+    target = V.tensor(op, "target", target, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
     if target.numel() != B:
         raise ValueError(f"{op}: 'target' must have one entry per query ({B}; got {target.numel()})")
-    if B and (int(target.min()) < 0 or int(target.max()) >= N):
-        raise ValueError(f"{op}: 'target' rows must be in [0, {N}) (got min {int(target.min())}, "
-                         f"max {int(target.max())})")
+    target = V.ids(op, "target", target, N, what="rows")
     tile = V.integer(op, "tile", tile, minimum=1)
     dev = queries.device
     q = queries[:, None, :]

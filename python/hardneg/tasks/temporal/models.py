@@ -250,11 +250,7 @@ class TemporalModel(nn.Module):
 
     def _ids(self, op, name, x):
         x = V.tensor(op, name, x, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
-        if x.numel():
-            lo, hi = int(x.min()), int(x.max())
-            if lo < 0 or hi >= self.num_nodes:
-                raise ValueError(f"{op}: '{name}' node ids must be in [0, {self.num_nodes}) (got min {lo}, max {hi})")
-        return x.long()
+        return V.ids(op, name, x, self.num_nodes, what="node ids")
 
     # ------------------------------------------------------------------ embeddings
     def embed(self, nodes, times, graph, query_time, *, generator=None):
