@@ -134,7 +134,8 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
 
     Returns:
         ``(nbrs [B, k] int64, edge_ids [B, k] int64 or None, dt [B, k] float32, valid [B, k] bool,
-        feats [B, k, F] float32 or None)``; ``dt`` = float32(event_time − neighbour time), computed in float64; padding: -1, -1,
+        feats [B, k, F] float32 or None)``; ``dt`` = float32(event_time − neighbour time), computed in float64;
+        padding: -1, -1,
         0, False, zeros.
 
     Raises:
@@ -179,8 +180,8 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
     if B == 0 or graph.num_levels == 0:
         dev = graph.device
         F = None if features is None else features.shape[1]
-        out = (torch.full((B, k), -1, dtype=torch.int64, device=dev), torch.full((B, k), -1, dtype=torch.int64, device=dev),
-               torch.zeros(B, k, device=dev), torch.zeros(B, k, dtype=torch.bool, device=dev),
+        pad = torch.full((2, B, k), -1, dtype=torch.int64, device=dev)
+        out = (pad[0], pad[1], torch.zeros(B, k, device=dev), torch.zeros(B, k, dtype=torch.bool, device=dev),
                None if F is None else torch.zeros(B, k, F, device=dev))
     else:
         out = fn(graph, nodes, times, k, event_times, features, strategy, generator, want_ids)
@@ -231,7 +232,8 @@ def _ta_core(graph, nodes, times, k, event_times, features, strategy, generator,
     view = graph.kernel_view()
     core().temporal_assemble(
         **view.core_args(), nodes=nodes.data_ptr(), times=times.data_ptr(),
-        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k, strategy=code(STRATEGIES, strategy),
+        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
+        strategy=code(STRATEGIES, strategy),
         seed=seed_from(generator) if strategy == "uniform" else 0,
         features=0 if features is None else features.data_ptr(),
         num_features=0 if features is None else features.shape[1], out_nbr=ids[0].data_ptr(),

@@ -81,7 +81,8 @@ class TemporalSampler(Sampler):
         if times is not None:
             times = V.tensor(self._op, "times", times, ndim=1)
             if times.numel() != P.shape[0]:
-                raise ValueError(f"{self._op}: 'times' must have one entry per event ({P.shape[0]}; got {times.numel()})")
+                raise ValueError(f"{self._op}: 'times' must have one entry per event ({P.shape[0]}; "
+                                 f"got {times.numel()})")
         V.generator(self._op, generator)
         if self.requires_scorer and self._needs_scorer():
             self._check_scorer(scorer, P)
@@ -124,7 +125,8 @@ class TemporalSampler(Sampler):
             return out.ids, out.valid
         N = self.num_candidates
         if N == 1:  # nothing but the destination itself
-            return torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev)
+            return (torch.full((B, n), -1, dtype=torch.int64, device=dev),
+                    torch.zeros(B, n, dtype=torch.bool, device=dev))
         u = uniform((B, n), generator, dev)
         r = (u * (N - 1)).long().clamp_max(N - 2) + self.low  # uniform over the N-1 ids other than dst
         r = r + (r >= P[:, 1:2]).long()
@@ -243,8 +245,8 @@ class ENSSampler(TemporalSampler):
 
     Args:
         pool_size: K >= n (default 20; the hard pool).
-        hard_fraction: f in [0, 1] (default 0.25: a hybrid, the kind of setting the paper finds best; the choice on UCI validation
-            among 0.25 / 0.5 / 1 is not yet recorded in bench/RESULTS.md).
+        hard_fraction: f in [0, 1] (default 0.25: a hybrid, the kind of setting the paper finds best; the
+            choice on UCI validation among 0.25 / 0.5 / 1 is not yet recorded in bench/RESULTS.md).
         refresh_every: R >= 1 (default 20). An unrecorded 2-epoch UCI TGN run before the last speed-ups gave
             R = 1 4.1x a random epoch and R = 10..50 1.5x with the same validation AP; the recorded measurement
             is ``bench/temporal_train.py --refresh 1,20,100``.
@@ -325,8 +327,9 @@ class ENSSampler(TemporalSampler):
         """Per row, the number of hard columns (expected share exactly f)."""
         x = self.fraction() * self.num_negatives
         base = math.floor(x)
-        extra = (uniform((B,), generator, dev) < (x - base)).long() if x > base else torch.zeros(B, dtype=torch.long, device=dev)
-        return base + extra
+        if x == base:
+            return torch.full((B,), base, dtype=torch.long, device=dev)
+        return base + (uniform((B,), generator, dev) < (x - base)).long()
 
     def _query(self, P, scorer, rows):
         """Fresh queries of the events ``rows``, the cached table, and their exclusion CSR (table rows)."""
