@@ -145,6 +145,7 @@ PINNED = {
     'sample_by_score-cpu-softmax-True': ('4a5705a548009696', -251.333),
     'sample_by_score-cpu-softplus-True': ('f107a2bad2457800', -354.69),
     'temporal_neighbors-cpu-uniform': 'c8508d3d06a44124',
+    'temporal_assemble-cpu-uniform': 'e85f6e69108aad4c',
     'corrupt-reference-tail': '136f7156d659dfca',
     'corrupt-reference-head': '03da310865f51856',
     'corrupt-reference-both': '43b8da6ba0c05a9b',
@@ -155,6 +156,7 @@ PINNED = {
     'sample_by_score-reference-softmax-True': ('c2a8604a92dc5455', -275.727),
     'sample_by_score-reference-softplus-True': ('7cdc83901f3d56b5', -348.938),
     'temporal_neighbors-reference-uniform': '8b39f3764f5d01ab',
+    'temporal_assemble-reference-uniform': '24944ecd650f006e',
     'sample_from_weights-False': '6ef291fac8f22ff2',
     'sample_from_weights-True': '17e4d1eb4aaaffb0',
     'sample_historical': 'c05f80659f0f0f45',
@@ -174,6 +176,11 @@ PINNED = {
     'sampler-dns': 'ff6d46b41d06059c',
     'sampler-dans': 'abd6ae1bc802ed4e',
     'sampler-kbgan': '12e8d7bd01896274',
+    'sampler-random': '17cc5e9c5738984b',  # event samplers on (src, dst) pairs; historical / inductive without
+    'sampler-historical': '17cc5e9c5738984b',  # a graph / pool draw random destinations, hence the same stream
+    'sampler-inductive': '17cc5e9c5738984b',
+    'sampler-ens': '8239076bb4d2486f',
+    'sampler-ens_score': 'e0ed30fe08ac47ab',
     'pyg-negative_sampling': '8ec76510afbe2154',
     'pyg-negative_sampling-undirected': 'e36b8dec9c5482d1',
 }
