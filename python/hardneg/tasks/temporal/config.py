@@ -41,7 +41,7 @@ class TemporalConfig(TrainConfig):
     eval_batch_size: int = opt(200, "events per evaluation batch (DyGLib's negatives depend on it)")
     epochs: int = opt(10, "training epochs")
     eval_every: int = opt(1, "validate every N epochs (0: only at the end)")
-    inductive: bool = opt(False, "hold out 10% of the late nodes from training (DyGLib/TGAT inductive split) and "
+    inductive: bool = opt(False, "hold out a seeded tenth of the late nodes from training (DyGLib/TGAT inductive split) and "
                                  "report their events apart; False: plain chronological 70/15/15")
     split_seed: int = opt(2020, "seed of the held-out new nodes (DyGLib's 2020)")
     rank_eval: str = opt("test", "all-destination MRR / Recall and the 100-negative MRR on: test | all | none "
