@@ -6,6 +6,9 @@ Baselines: a vectorised numpy ``searchsorted`` lookup over the same T-CSR (recen
 replacement, which is cheaper than what we do), and PyG's LastNeighborLoader when installed (not time-exact:
 it returns the last neighbours *inserted*, whatever the query time; say so when reading its numbers).
 
+``"temporal_assemble"`` (the batch assembly a TGN / TGAT layer reads: lookup + float32 time deltas, one C++
+call) is timed against the numpy lookup plus the same deltas (``numpy searchsorted + dt``).
+
     python bench/temporal_neighbors.py [--quick]
 """
 import os
@@ -91,7 +94,9 @@ class NumpyTCSR:
         return np.where(valid, self.nbr[idx], -1), np.where(valid, self.eid[idx], -1), self.t[idx], valid
 
 
-def ours(p, device):
+def _ours(p, device, call):
+    """A provider timing ``call(graph, nodes, times, k, strategy, generator)``: streaming (one call per batch)
+    or bulk (one call)."""
     ev = events(p["quick"])
     g = ev.graph().to(device)
     gen = torch.Generator().manual_seed(0)
@@ -100,11 +105,43 @@ def ours(p, device):
 
         def f():
             for n, t in bs:
-                g.neighbors(n, t, p["k"], strategy=p["strategy"], generator=gen)
+                call(g, n, t, p["k"], p["strategy"], gen)
         return f
     nodes = torch.cat([ev.src, ev.dst]).to(device)
     times = torch.cat([ev.t, ev.t]).to(device)
-    return lambda: g.neighbors(nodes, times, p["k"], strategy=p["strategy"], generator=gen)
+    return lambda: call(g, nodes, times, p["k"], p["strategy"], gen)
+
+
+def ours(p, device):
+    return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen))
+
+
+def ours_assemble(p, device):
+    """temporal_assemble: the lookup and the float32 deltas to each query's time in one call (what TGN reads
+    on a featureless graph: neighbours, deltas, validity; no edge ids)."""
+    return _ours(p, device, lambda g, n, t, k, s, gen: g.assemble(n, t, k, strategy=s, generator=gen,
+                                                                   edge_ids=False))
+
+
+def numpy_assemble(p, device):
+    """The numpy lookup plus the same float32 deltas (the baseline of temporal_assemble)."""
+    ev = events(p["quick"])
+    ref = NumpyTCSR(ev)
+    fn = ref.recent if p["strategy"] == "recent" else ref.uniform
+
+    def one(n, t):
+        nb, eid, nt, valid = fn(n, t, p["k"])
+        return nb, eid, np.where(valid, (t[:, None] - nt).astype(np.float32), np.float32(0)), valid
+    if p["mode"] == "stream":
+        bs = [(n.numpy(), t.numpy()) for n, t in batches(ev)]
+
+        def f():
+            for n, t in bs:
+                one(n, t)
+        return f
+    nodes = torch.cat([ev.src, ev.dst]).numpy()
+    times = torch.cat([ev.t, ev.t]).numpy()
+    return lambda: one(nodes, times)
 
 
 def numpy_ref(p, device):
@@ -173,11 +210,15 @@ def build(p, device):
     return lambda: hardneg.TemporalGraph(ev.src.to(device), ev.dst.to(device), ev.t.to(device), num_nodes=ev.num_nodes)
 
 
+NOT_BUILD = lambda p, d: "n/a" if p["mode"] == "build" else None  # noqa: E731
+
 PROVIDERS = [
     Provider("hardneg cpu", lambda p, d: build(p, d) if p["mode"] == "build" else ours(p, d), devices=("cpu",)),
+    Provider("hardneg assemble cpu", ours_assemble, devices=("cpu",), skip=NOT_BUILD),
+    Provider("hardneg assemble cuda", ours_assemble, devices=("cuda",), skip=NOT_BUILD),
+    Provider("numpy searchsorted + dt", numpy_assemble, devices=("cpu",), skip=NOT_BUILD),
     Provider("hardneg cuda", lambda p, d: build(p, d) if p["mode"] == "build" else ours(p, d), devices=("cuda",)),
-    Provider("numpy searchsorted", numpy_ref, devices=("cpu",), baseline=True,
-             skip=lambda p, d: "n/a" if p["mode"] == "build" else None),
+    Provider("numpy searchsorted", numpy_ref, devices=("cpu",), baseline=True, skip=NOT_BUILD),
     Provider("PyG LastNeighborLoader (not time-exact)", pyg_last, devices=("cpu",), skip=pyg_skip),
     Provider("floor: write the outputs", output_floor, devices=("cpu", "cuda"),
              skip=lambda p, d: None if p["mode"] == "bulk" else "bulk only"),

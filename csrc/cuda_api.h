@@ -5,6 +5,7 @@
 #include <string>
 
 #include "filtering/known_set.h"
+#include "temporal/temporal_assemble.h"
 #include "temporal/temporal_neighbors.h"
 
 namespace hardneg {
@@ -22,5 +23,6 @@ int known_exclusion_fill(const KnownView& K, int side, const int64_t* anchor, in
                          const int64_t* indptr, int64_t* indices, void* stream);
 int corrupt(const CorruptArgs& A, void* stream);
 int temporal_neighbors(const TQueryArgs& A, bool int_time, void* stream);
+int temporal_assemble(const TAssembleArgs& A, bool int_time, void* stream);
 }  // namespace cuda
 }  // namespace hardneg

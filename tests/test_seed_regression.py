@@ -82,6 +82,9 @@ def _ops():
         graph, nodes, times = _temporal()
         r = graph.neighbors(nodes, times, 4, strategy="uniform", generator=_gen(6), backend=backend)
         out[f"temporal_neighbors-{backend}-uniform"] = _digest(*r)
+        nbrs, eids, dt, valid, _ = graph.assemble(nodes, times, 4, strategy="uniform", generator=_gen(6),
+                                                  backend=backend)
+        out[f"temporal_assemble-{backend}-uniform"] = _digest(nbrs, eids, dt, valid)
     for repl in (False, True):
         ids = hardneg.ops.sample_from_weights(torch.rand(10, 30, generator=_gen(7)), 6, replacement=repl,
                                               generator=_gen(8))
@@ -111,11 +114,16 @@ def _samplers():
     tr, known = _kg()
     sc = _scorer()
     out = {}
+    pairs = torch.unique(tr[:, [0, 2]], dim=0)  # event samplers replace the destination of (src, dst) pairs
+    pair_known = hardneg.KnownSet.from_edges(pairs, E)
+    pair_sc = samplers.EmbeddingScorer(torch.randn(E, D, generator=_gen(1)))
     for name in samplers.available():
         opts = dict(schedule="constant", end=0.4) if name == "mixed" else {}
-        s = samplers.create(name, num_negatives=5, known=known, **opts)
+        events = issubclass(samplers.get_class(name), samplers.TemporalSampler)
+        pos, kn, scorer = (pairs, pair_known, pair_sc) if events else (tr, known, sc)
+        s = samplers.create(name, num_negatives=5, known=kn, **opts)
         g = _gen(10)
-        negs = [s.sample(tr[i * 50:(i + 1) * 50], scorer=sc, generator=g) for i in range(3)]
+        negs = [s.sample(pos[i * 50:(i + 1) * 50], scorer=scorer, generator=g) for i in range(3)]
         parts = [x for n in negs for x in (n.ids, n.valid) + ((n.side,) if n.side is not None else ())]
         out[f"sampler-{name}"] = _digest(*parts)
     from hardneg.integrations.pyg import negative_sampling
@@ -138,6 +146,7 @@ PINNED = {
     'sample_by_score-cpu-softmax-True': ('4a5705a548009696', -251.333),
     'sample_by_score-cpu-softplus-True': ('f107a2bad2457800', -354.69),
     'temporal_neighbors-cpu-uniform': 'c8508d3d06a44124',
+    'temporal_assemble-cpu-uniform': 'e85f6e69108aad4c',
     'corrupt-reference-tail': '136f7156d659dfca',
     'corrupt-reference-head': '03da310865f51856',
     'corrupt-reference-both': '43b8da6ba0c05a9b',
@@ -148,6 +157,7 @@ PINNED = {
     'sample_by_score-reference-softmax-True': ('c2a8604a92dc5455', -275.727),
     'sample_by_score-reference-softplus-True': ('7cdc83901f3d56b5', -348.938),
     'temporal_neighbors-reference-uniform': '8b39f3764f5d01ab',
+    'temporal_assemble-reference-uniform': '24944ecd650f006e',
     'sample_from_weights-False': '6ef291fac8f22ff2',
     'sample_from_weights-True': '17e4d1eb4aaaffb0',
     'sample_historical': 'c05f80659f0f0f45',
@@ -169,6 +179,11 @@ PINNED = {
     'sampler-kbgan': '12e8d7bd01896274',
     'sampler-popularity': 'a6a3e064c9ecb02a',
     'sampler-hardgnn': '3d9fda0cff83fe0e',
+    'sampler-random': '17cc5e9c5738984b',  # event samplers on (src, dst) pairs; historical / inductive without
+    'sampler-historical': '17cc5e9c5738984b',  # a graph / pool draw random destinations, hence the same stream
+    'sampler-inductive': '17cc5e9c5738984b',
+    'sampler-ens': '8239076bb4d2486f',
+    'sampler-ens_score': 'e0ed30fe08ac47ab',
     'pyg-negative_sampling': '8ec76510afbe2154',
     'pyg-negative_sampling-undirected': 'e36b8dec9c5482d1',
 }

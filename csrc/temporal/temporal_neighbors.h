@@ -58,31 +58,16 @@ HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index
   return lo;
 }
 
-template <class T>
-HN_HD void tn_pad(const TQueryArgs& A, int64_t i, int64_t j, T pad) {
-  A.out_nbr[i * A.k + j] = -1;
-  A.out_eid[i * A.k + j] = -1;
-  static_cast<T*>(A.out_time)[i * A.k + j] = pad;
-  A.out_valid[i * A.k + j] = 0;
-}
+constexpr int kMaxLevels = 64;  // levels of one graph (a binary counter over its appends)
 
+// Query i's admissible entries per level: [lo[l], hi[l]) (strictly before its time, or at it when inclusive;
+// after time - window with a window); returns their total. One binary search per level (the GPU and the
+// scalar path; the CPU driver in temporal_cpu.h runs the same searches for 16 queries in lockstep).
 template <class T>
-HN_HD void tn_emit(const TQueryArgs& A, const TLevel<T>& L, int64_t idx, int64_t i, int64_t j) {
-  A.out_nbr[i * A.k + j] = L.nbr[idx];
-  A.out_eid[i * A.k + j] = L.eid[idx];
-  static_cast<T*>(A.out_time)[i * A.k + j] = L.time[idx];
-  A.out_valid[i * A.k + j] = 1;
-}
-
-// Per-level range [lo, hi) of admissible entries for query i; returns the total count.
-constexpr int kMaxLevels = 64;
-
-template <class T>
-HN_HD void tn_query(const TQueryArgs& A, int64_t i, T pad) {
+HN_HD int64_t tn_locate(const TQueryArgs& A, int64_t i, int64_t* lo, int64_t* hi) {
   const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
   const int64_t v = A.nodes[i];
   const T t = static_cast<const T*>(A.times)[i];
-  int64_t lo[kMaxLevels], hi[kMaxLevels];
   int64_t total = 0;
   for (int l = 0; l < A.nl; ++l) {
     const TLevel<T>& L = Ls[l];
@@ -94,61 +79,83 @@ HN_HD void tn_query(const TQueryArgs& A, int64_t i, T pad) {
     hi[l] = h;
     total += h > s ? h - s : 0;
   }
+  return total;
+}
+
+// The k output slots of query i, most recent first, from its located ranges: emit(j, level, idx) for each
+// chosen entry, pad(j) for the slots left over. `scratch` (k int64) holds the uniform draws' positions before
+// they are emitted; it may be an output row that emit() overwrites slot by slot (each position is read before
+// its slot is written). Shared by temporal_neighbors (tn_query) and temporal_assemble (ta_query), both devices.
+template <class T, class Emit, class Pad>
+HN_HD void tn_slots(const TQueryArgs& A, int64_t i, const int64_t* lo, const int64_t* hi, int64_t total,
+                    int64_t* scratch, Emit&& emit, Pad&& pad) {
+  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
   int64_t j = 0;
   const int64_t k = A.k;
   if (A.strategy == 0 || total <= k) {  // recent (or everything fits): newest first
-    // local restrict pointers: stores to the outputs cannot alias the inputs (4x fewer loads per entry)
-    int64_t* __restrict__ on = A.out_nbr + i * k;
-    int64_t* __restrict__ oe = A.out_eid + i * k;
-    T* __restrict__ ot = static_cast<T*>(A.out_time) + i * k;
-    uint8_t* __restrict__ ov = A.out_valid + i * k;
     for (int l = A.nl - 1; l >= 0 && j < k; --l) {
-      const int32_t* __restrict__ nb = Ls[l].nbr;
-      const int64_t* __restrict__ ed = Ls[l].eid;
-      const T* __restrict__ tm = Ls[l].time;
       const int64_t stop = lo[l];
-      for (int64_t idx = hi[l] - 1; idx >= stop && j < k; --idx, ++j) {
-        on[j] = nb[idx];
-        oe[j] = ed[idx];
-        ot[j] = tm[idx];
-        ov[j] = 1;
-      }
+      for (int64_t idx = hi[l] - 1; idx >= stop && j < k; --idx, ++j) emit(j, Ls[l], idx);
     }
-    for (; j < k; ++j) {
-      on[j] = -1;
-      oe[j] = -1;
-      ot[j] = pad;
-      ov[j] = 0;
-    }
-    return;
-  } else {  // uniform without replacement: Floyd's algorithm on positions [0, total), in the output buffer
+  } else {  // uniform without replacement: Floyd's algorithm on positions [0, total)
     Philox4x32 rng(A.seed, static_cast<uint64_t>(i), 0x7e3a1ULL);
-    int64_t* pos = A.out_eid + i * A.k;  // scratch, overwritten below
-    for (int64_t m = total - A.k; m < total; ++m) {
+    int64_t* pos = scratch;
+    for (int64_t m = total - k; m < total; ++m) {
       const int64_t r = static_cast<int64_t>(rng.uniform() * static_cast<double>(m + 1));
       bool seen = false;
       for (int64_t q = 0; q < j; ++q) seen = seen || pos[q] == r;
       pos[j++] = seen ? m : r;
     }
     // most recent first: sort positions descending (k is small: insertion sort)
-    for (int64_t a = 1; a < A.k; ++a) {
+    for (int64_t a = 1; a < k; ++a) {
       const int64_t x = pos[a];
       int64_t b = a - 1;
       while (b >= 0 && pos[b] < x) { pos[b + 1] = pos[b]; --b; }
       pos[b + 1] = x;
     }
     // map positions (oldest level first, ascending time) to entries
-    for (int64_t q = 0; q < A.k; ++q) {
+    for (int64_t q = 0; q < k; ++q) {
       int64_t p = pos[q];
       for (int l = 0; l < A.nl; ++l) {
         const int64_t c = hi[l] > lo[l] ? hi[l] - lo[l] : 0;
-        if (p < c) { tn_emit(A, Ls[l], lo[l] + p, i, q); break; }
+        if (p < c) { emit(q, Ls[l], lo[l] + p); break; }
         p -= c;
       }
     }
-    j = A.k;
   }
-  for (; j < A.k; ++j) tn_pad(A, i, j, pad);
+  for (; j < k; ++j) pad(j);
+}
+
+// temporal_neighbors' outputs for query i from its located ranges.
+template <class T>
+HN_HD void tn_query_slots(const TQueryArgs& A, int64_t i, const int64_t* lo, const int64_t* hi, int64_t total,
+                          T pad) {
+  // local restrict pointers: stores to the outputs cannot alias the inputs (4x fewer loads per entry)
+  int64_t* __restrict__ on = A.out_nbr + i * A.k;
+  int64_t* __restrict__ oe = A.out_eid + i * A.k;
+  T* __restrict__ ot = static_cast<T*>(A.out_time) + i * A.k;
+  uint8_t* __restrict__ ov = A.out_valid + i * A.k;
+  tn_slots<T>(
+      A, i, lo, hi, total, oe,
+      [&](int64_t j, const TLevel<T>& L, int64_t idx) {
+        on[j] = L.nbr[idx];
+        oe[j] = L.eid[idx];
+        ot[j] = L.time[idx];
+        ov[j] = 1;
+      },
+      [&](int64_t j) {
+        on[j] = -1;
+        oe[j] = -1;
+        ot[j] = pad;
+        ov[j] = 0;
+      });
+}
+
+template <class T>
+HN_HD void tn_query(const TQueryArgs& A, int64_t i, T pad) {
+  int64_t lo[kMaxLevels], hi[kMaxLevels];
+  const int64_t total = tn_locate<T>(A, i, lo, hi);
+  tn_query_slots<T>(A, i, lo, hi, total, pad);
 }
 
 // CPU kernel (temporal_neighbors_cpu.cpp): OpenMP over queries; times are int64 (int_time) or float64.

@@ -36,6 +36,7 @@ class TemporalView(NamedTuple):
     num_levels: int
     num_nodes: int
     time_dtype: torch.dtype  # torch.int64 or torch.float64
+    num_edge_ids: int  # 1 + the largest edge id (0 when empty): rows a per-edge feature table needs
 
     def core_args(self) -> dict:
         """The keyword arguments of the compiled ``temporal_neighbors`` kernel that describe the graph:
@@ -242,7 +243,7 @@ class TemporalGraph:
         if self._view is None:
             rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in self._levels]
             table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
-            self._view = TemporalView(table, len(self._levels), self.num_nodes, self.time_dtype)
+            self._view = TemporalView(table, len(self._levels), self.num_nodes, self.time_dtype, self._next_eid)
         return self._view
 
     # ------------------------------------------------------------------ queries
@@ -267,6 +268,17 @@ class TemporalGraph:
 
         return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
                                   generator=generator, backend=backend)
+
+    def assemble(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, event_times: torch.Tensor | None = None,
+                 features: torch.Tensor | None = None, edge_ids: bool = True, strategy: str = "recent",
+                 generator: torch.Generator | None = None, backend: str | None = None):
+        """A temporal GNN layer's inputs in one call: ``(nbrs, edge_ids, dt, valid, feats)`` with ``dt`` the
+        float32 delta from each query's event time (default: its query time) to each neighbour's time and
+        ``feats`` the neighbour events' rows of ``features`` [E, F] (see :func:`hardneg.ops.temporal_assemble`)."""
+        from hardneg.ops.temporal import temporal_assemble
+
+        return temporal_assemble(self, nodes, times, k, event_times=event_times, features=features,
+                                 edge_ids=edge_ids, strategy=strategy, generator=generator, backend=backend)
 
     def seen_destinations(self, src: torch.Tensor, before: torch.Tensor, *,
                           inclusive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

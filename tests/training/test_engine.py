@@ -194,3 +194,19 @@ def test_grid_runs_every_cell_against_a_baseline(tmp_path):
     assert nested["runs"]["b=2"][0]["config"]["model_options"] == {"a": 1, "b": 2}
     with pytest.raises(ValueError, match="'axes' must map each field to a non-empty list"):
         grid(dict(task="toy"), {"lr": []})
+
+
+def test_the_plot_draws_the_tasks_plot_metrics(tmp_path, monkeypatch):
+    """A task's ``plot_metrics`` reach the results and get one validation panel each (beside the loss)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(ToyTask, "plot_metrics", ("mse", "mae"), raising=False)
+    orig_eval = ToyTask.evaluate
+    monkeypatch.setattr(ToyTask, "evaluate", lambda self, split: dict(orig_eval(self, split), mae=0.5))
+    panels = []
+    orig = plt.subplots
+    monkeypatch.setattr(plt, "subplots", lambda *a, **k: panels.append(a) or orig(*a, **k))
+    res = train(TrainConfig(task="toy", epochs=2, eval_every=1), output=str(tmp_path / "run"), progress=False, log=None)
+    assert res["plot_metrics"] == ["mae"] and panels[-1] == (1, 3)
+    assert os.path.exists(res["files"]["plot"])

@@ -13,7 +13,7 @@ from hardneg._random import seed_from
 from hardneg.reference import temporal as _ref
 from hardneg.temporal import TemporalGraph, check_queries
 
-__all__ = ["temporal_neighbors"]
+__all__ = ["temporal_neighbors", "temporal_assemble"]
 
 
 def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Tensor, k: int, *,
@@ -108,3 +108,140 @@ def _tn_core(graph, nodes, times, k, strategy, inclusive, window, generator, che
 
 register("temporal_neighbors", "cpu")(_tn_core)
 register("temporal_neighbors", "cuda")(_tn_core)
+
+
+# ---------------------------------------------------------------------------------------------- assemble
+def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Tensor, k: int, *,
+                      event_times: torch.Tensor | None = None, features: torch.Tensor | None = None,
+                      edge_ids: bool = True, strategy: str = "recent", generator: torch.Generator | None = None,
+                      backend: str | None = None):
+    """A temporal GNN layer's inputs for a batch of queries in one call: the k neighbours strictly before each
+    query time (as :func:`temporal_neighbors`, recent or uniform), each neighbour's time delta to the query's
+    event time and, optionally, the neighbour events' feature rows.
+
+    Args:
+        graph: a :class:`hardneg.TemporalGraph`.
+        nodes: [B] int64 node ids. times: [B] query times, in the graph's time dtype (strict: events at or
+            after a query's time are never returned).
+        k: neighbours per query, >= 1.
+        event_times: [B] times the deltas are measured from (default: ``times``), the graph's time dtype.
+        features: optional [E, F] float32 rows indexed by edge id (every edge id of the graph must be a row).
+        edge_ids: False skips the edge-id output (returned as None) when neither features nor ``"uniform"``
+            need it: 13 instead of 21 bytes written per entry.
+        strategy: ``"recent"`` or ``"uniform"`` (same draws as :func:`temporal_neighbors` for a generator).
+        generator: ``torch.Generator`` for ``"uniform"``.
+        backend: None, ``"reference"``, ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        ``(nbrs [B, k] int64, edge_ids [B, k] int64 or None, dt [B, k] float32, valid [B, k] bool,
+        feats [B, k, F] float32 or None)``; ``dt`` = float32(event_time − neighbour time), computed in float64;
+        padding: -1, -1,
+        0, False, zeros.
+
+    Raises:
+        TypeError: not a TemporalGraph, non-integer nodes, times of another dtype than the graph's, features
+            that are not float32, a bad generator.
+        ValueError: node ids out of range, NaN times, k <= 0, lengths that differ, an unknown strategy,
+            features that are not [E, F] with a row for every edge id, device mismatch.
+
+    Example:
+        >>> import torch, hardneg
+        >>> g = hardneg.TemporalGraph(torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2]), torch.tensor([1, 2, 3]))
+        >>> nbrs, eids, dt, valid, _ = hardneg.ops.temporal_assemble(g, torch.tensor([0, 2]), torch.tensor([3, 3]), 2)
+        >>> nbrs.tolist(), dt.tolist()
+        ([[2, 1], [0, -1]], [[1.0, 2.0], [1.0, 0.0]])
+    """
+    op = "temporal_assemble"
+    if not isinstance(graph, TemporalGraph):
+        raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph (got {V.describe(graph)})")
+    if not isinstance(edge_ids, bool):
+        raise TypeError(f"{op}: 'edge_ids' must be a bool (got {V.describe(edge_ids)})")
+    want_ids = edge_ids or features is not None or strategy == "uniform"
+    if _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
+        out = _ta_core(graph, nodes, times, k, event_times, features, strategy, None, want_ids, checked_in_core=True)
+        return out if edge_ids else (out[0], None, *out[2:])
+    k = V.integer(op, "k", k, minimum=1)
+    strategy = V.choice(op, "strategy", strategy, STRATEGIES)
+    V.generator(op, generator)
+    nodes, times = check_queries(op, graph, nodes, times)
+    if event_times is not None:
+        event_times = V.tensor(op, "event_times", event_times, ndim=1)
+        if event_times.numel() != nodes.numel() or event_times.device != graph.device:
+            raise ValueError(f"{op}: 'event_times' must be [{nodes.numel()}] on {graph.device} "
+                             f"(got {V.describe(event_times)})")
+        if event_times.dtype != graph.time_dtype:
+            raise TypeError(f"{op}: 'event_times' must have the graph's time dtype {graph.time_dtype} "
+                            f"(got {event_times.dtype})")
+        event_times = event_times.contiguous()
+    if features is not None:
+        features = _check_features(op, graph, features)
+    name, fn = resolve(op, backend, graph.device)
+    B = nodes.numel()
+    if B == 0 or graph.num_levels == 0:
+        dev = graph.device
+        F = None if features is None else features.shape[1]
+        pad = torch.full((2, B, k), -1, dtype=torch.int64, device=dev)
+        out = (pad[0], pad[1], torch.zeros(B, k, device=dev), torch.zeros(B, k, dtype=torch.bool, device=dev),
+               None if F is None else torch.zeros(B, k, F, device=dev))
+    else:
+        out = fn(graph, nodes, times, k, event_times, features, strategy, generator, want_ids)
+    return out if edge_ids else (out[0], None, *out[2:])
+
+
+def _check_features(op, graph, features):
+    if not isinstance(features, torch.Tensor) or features.dtype != torch.float32:
+        raise TypeError(f"{op}: 'features' must be a float32 tensor [E, F] (got {V.describe(features)})")
+    if features.dim() != 2 or features.device != graph.device:
+        raise ValueError(f"{op}: 'features' must be [E, F] on {graph.device} (got {V.describe(features)})")
+    rows = graph.kernel_view().num_edge_ids
+    if features.shape[0] < rows:
+        raise ValueError(f"{op}: 'features' must have a row for every edge id of the graph (0..{rows - 1}; "
+                         f"got {features.shape[0]} rows)")
+    return features.contiguous()
+
+
+def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
+    """The streaming call (CPU, int64 nodes, int64 times, recent): cheap attribute checks only; node ids are
+    checked by the C++ kernel (float-time graphs take the checked path for NaN). Off under HARDNEG_DEBUG=1."""
+    return not (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or k < 1
+                or not (generator is None or isinstance(generator, torch.Generator))
+                or graph.device.type != "cpu" or graph.num_levels == 0 or graph.time_dtype != torch.int64
+                or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
+                or nodes.dtype != torch.int64 or times.dtype != torch.int64 or nodes.dim() != 1 or times.dim() != 1
+                or nodes.numel() != times.numel() or nodes.device.type != "cpu" or times.device.type != "cpu"
+                or not nodes.is_contiguous() or not times.is_contiguous() or features is not None
+                or (event_times is not None and not (isinstance(event_times, torch.Tensor)
+                                                    and event_times.dtype == torch.int64 and event_times.dim() == 1
+                                                    and event_times.numel() == nodes.numel()
+                                                    and event_times.device.type == "cpu"
+                                                    and event_times.is_contiguous()))
+                or core() is None or debug_checks())
+
+
+@register("temporal_assemble", "reference")
+def _ta_ref(graph, nodes, times, k, event_times, features, strategy, generator, want_ids):
+    return _ref.assemble(graph, nodes, times, k, event_times, features, strategy, generator)
+
+
+def _ta_core(graph, nodes, times, k, event_times, features, strategy, generator, want_ids, checked_in_core=False):
+    B, dev = nodes.numel(), graph.device
+    ids = torch.empty(1 + want_ids, B, k, dtype=torch.int64, device=dev)  # one allocation for nbrs and edge ids
+    dt = torch.empty(B, k, dtype=torch.float32, device=dev)
+    valid = torch.empty(B, k, dtype=torch.bool, device=dev)
+    feats = None if features is None else torch.empty(B, k, features.shape[1], dtype=torch.float32, device=dev)
+    view = graph.kernel_view()
+    core().temporal_assemble(
+        **view.core_args(), nodes=nodes.data_ptr(), times=times.data_ptr(),
+        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
+        strategy=code(STRATEGIES, strategy),
+        seed=seed_from(generator) if strategy == "uniform" else 0,
+        features=0 if features is None else features.data_ptr(),
+        num_features=0 if features is None else features.shape[1], out_nbr=ids[0].data_ptr(),
+        out_eid=ids[1].data_ptr() if want_ids else 0, out_dt=dt.data_ptr(), out_valid=valid.data_ptr(),
+        out_feat=0 if feats is None else feats.data_ptr(), **device_args(dev),
+        check_num_nodes=view.num_nodes if checked_in_core else 0)
+    return ids[0], ids[1] if want_ids else None, dt, valid, feats
+
+
+register("temporal_assemble", "cpu")(_ta_core)
+register("temporal_assemble", "cuda")(_ta_core)

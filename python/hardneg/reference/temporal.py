@@ -44,3 +44,15 @@ def neighbors(graph, nodes, times, k, strategy, inclusive, window, generator):
         tts[i, :m] = t[idx[take]]
         valid[i, :m] = True
     return nbrs, eids, tts, valid
+
+
+def assemble(graph, nodes, times, k, event_times, features, strategy, generator):
+    """temporal_assemble: the lookup, then Δt = float32(event time − neighbour time) (computed in float64; 0 on
+    padding) and the neighbours' feature rows (zeros on padding)."""
+    nbrs, eids, nt, valid = neighbors(graph, nodes, times, k, strategy, False, None, generator)
+    et = (times if event_times is None else event_times).to(torch.float64)
+    dt = torch.where(valid, et[:, None] - nt.to(torch.float64), torch.zeros((), dtype=torch.float64)).float()
+    feats = None
+    if features is not None:
+        feats = torch.where(valid[..., None], features[eids.clamp_min(0)], torch.zeros((), dtype=features.dtype))
+    return nbrs, eids, dt, valid, feats

@@ -299,6 +299,18 @@ class NSCachingSampler(_MiningSampler):
 SCHEDULES = ("constant", "linear", "step")
 
 
+def scheduled(schedule: str, start: float, end: float, warmup_steps: int, step: int) -> float:
+    """A fraction at ``step``: ``"constant"`` (end), ``"linear"`` (start → end over warmup_steps) or ``"step"``
+    (start until warmup_steps, then end)."""
+    if schedule == "constant":
+        return end
+    if schedule == "step":
+        return start if step < warmup_steps else end
+    if warmup_steps == 0:
+        return end
+    return start + (end - start) * min(1.0, step / warmup_steps)
+
+
 @register("mixed")
 class MixedSampler(Sampler):
     """A curriculum mix: a fraction f(step) of the n negatives from a ``hard`` sampler (default ``"topk"``),
@@ -335,14 +347,7 @@ class MixedSampler(Sampler):
         self.step = int(step)
 
     def fraction(self, step: int | None = None) -> float:
-        s = self.step if step is None else step
-        if self.schedule == "constant":
-            return self.end
-        if self.schedule == "step":
-            return self.start if s < self.warmup_steps else self.end
-        if self.warmup_steps == 0:
-            return self.end
-        return self.start + (self.end - self.start) * min(1.0, s / self.warmup_steps)
+        return scheduled(self.schedule, self.start, self.end, self.warmup_steps, self.step if step is None else step)
 
     def num_hard(self, step: int | None = None) -> int:
         return int(math.floor(self.fraction(step) * self.num_negatives + 0.5))

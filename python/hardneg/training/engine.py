@@ -243,6 +243,7 @@ class Trainer:
             "dataset": task.describe(),
             "protocol": task.protocol(),
             "primary_metric": key,
+            "plot_metrics": [m for m in (task.plot_metrics or ()) if m != key],
             "valid": valid, "test": test,
             "epochs_trained": self.epoch, "best_epoch": self.best["epoch"] or self.epoch,
             "stopped_early": stopped,

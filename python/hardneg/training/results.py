@@ -72,9 +72,11 @@ def get(result: dict, dotted: str):
     return cur
 
 
-def plot_curves(runs: dict, path: str, metric: str) -> str | None:
-    """Training loss and validation ``metric`` per epoch, one line per run (e.g. per sampler). Returns the
-    path, or None when matplotlib is missing (``pip install 'hardneg[plot]'``)."""
+def plot_curves(runs: dict, path: str, metric: str, metrics=None) -> str | None:
+    """Training loss and validation metrics per epoch, one line per run (e.g. per sampler): a panel for
+    ``metric`` and one for each further name in ``metrics`` (default: the runs' ``plot_metrics``, which the
+    engine copies from the task's :attr:`~hardneg.training.Task.plot_metrics`). Returns the path, or None
+    when matplotlib is missing (``pip install 'hardneg[plot]'``)."""
     try:
         import matplotlib
 
@@ -82,18 +84,22 @@ def plot_curves(runs: dict, path: str, metric: str) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    first = next(iter(runs.values()))
+    names = list(dict.fromkeys([metric, *(metrics if metrics is not None else first.get("plot_metrics") or ())]))
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 3.8))
+    ax1, rest = axes[0], axes[1:]
     for name, res in runs.items():
         hist = res["history"]
         ax1.plot([h["epoch"] for h in hist], [h["loss"] for h in hist], label=name)
-        pts = [(h["epoch"], h[f"valid_{metric}"]) for h in hist if f"valid_{metric}" in h]
-        if pts:
-            ax2.plot(*zip(*pts), marker="o", ms=3, label=name)
-    first = next(iter(runs.values()))
+        for ax, m in zip(rest, names):
+            pts = [(h["epoch"], _valid_value(h, m)) for h in hist if _valid_value(h, m) is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, label=name)
     title = f"{first['config']['model']} on {first['dataset'].get('name', first['config']['dataset'])}"
     ax1.set(xlabel="epoch", ylabel="training loss", title=title)
-    ax2.set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
-    for ax in (ax1, ax2):
+    for ax, m in zip(rest, names):
+        ax.set(xlabel="epoch", ylabel=f"validation {m}", title=f"validation {m}")
+    for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -102,6 +108,12 @@ def plot_curves(runs: dict, path: str, metric: str) -> str | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _valid_value(h: dict, m: str):
+    """Validation metric ``m`` of one history record (None when that epoch was not validated)."""
+    v = h.get("valid")
+    return v[m] if isinstance(v, dict) and m in v else h.get(f"valid_{m}")
 
 
 def _cell(values, fmt: str) -> str:

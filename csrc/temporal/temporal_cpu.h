@@ -1,0 +1,96 @@
+// The CPU driver shared by the temporal lookups (temporal_neighbors, temporal_assemble): queries in groups of
+// 16 whose per-level binary searches run in lockstep, then each query's slots; OpenMP over query ranges only
+// for large calls.
+#pragma once
+#include <algorithm>
+
+#include <omp.h>
+
+#include "temporal/temporal_neighbors.h"
+
+namespace hardneg {
+
+constexpr int kLockstep = 16;
+
+// tn_locate for the queries i0 .. i0+gn-1 at once. A binary search is a chain of dependent cache misses; here
+// the 16 searches of a level advance together with branchless steps, so each step's 16 loads overlap (the same
+// idea as known_contains). Results are identical to tn_locate's.
+template <class T>
+inline void tn_locate_group(const TQueryArgs& A, int64_t i0, int gn, int64_t (*lo)[kMaxLevels],
+                            int64_t (*hi)[kMaxLevels], int64_t* total) {
+  if (A.has_window) {  // rare: the scalar path (a second search per level)
+    for (int g = 0; g < gn; ++g) total[g] = tn_locate<T>(A, i0 + g, lo[g], hi[g]);
+    return;
+  }
+  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
+  const T* times = static_cast<const T*>(A.times);
+  const int64_t* nodes = A.nodes + i0;
+  for (int g = 0; g < gn; ++g) total[g] = 0;
+  for (int l = 0; l < A.nl; ++l) {
+    const TLevel<T>& L = Ls[l];
+    int64_t base[kLockstep], len[kLockstep];
+    T key[kLockstep];
+    int64_t longest = 0;
+    for (int g = 0; g < gn; ++g) {
+      base[g] = L.ptr[nodes[g]];
+      len[g] = L.ptr[nodes[g] + 1] - base[g];
+      key[g] = times[i0 + g];
+      longest = std::max(longest, len[g]);
+    }
+    // first index with time >= key (strict) or > key (inclusive); an empty run reads time[0] and stays put
+    while (longest > 1) {
+      for (int g = 0; g < gn; ++g) {
+        const int64_t half = len[g] >> 1;
+        const T x = L.time[len[g] ? base[g] + half : 0];
+        const bool before = A.inclusive ? x <= key[g] : x < key[g];
+        base[g] = before ? base[g] + half : base[g];
+        len[g] -= half;
+      }
+      longest -= longest >> 1;
+    }
+    for (int g = 0; g < gn; ++g) {
+      const int64_t b = L.ptr[nodes[g]];
+      int64_t h = base[g];
+      if (len[g] == 1) h += (A.inclusive ? L.time[h] <= key[g] : L.time[h] < key[g]) ? 1 : 0;
+      lo[g][l] = b;
+      hi[g][l] = h;
+      total[g] += h - b;
+      if (h > b) {  // the newest admissible entries are read next
+        __builtin_prefetch(L.time + h - 1);
+        __builtin_prefetch(L.nbr + h - 1);
+      }
+    }
+  }
+}
+
+// slots(i, lo, hi, total) writes query i's outputs from its located ranges.
+template <class T, class Slots>
+void tn_cpu_run(const TQueryArgs& A, int threads, Slots&& slots) {
+  auto range = [&](int64_t i0, int64_t i1) {
+    int64_t lo[kLockstep][kMaxLevels], hi[kLockstep][kMaxLevels], total[kLockstep];
+    for (int64_t s = i0; s < i1; s += kLockstep) {
+      const int gn = static_cast<int>(std::min<int64_t>(kLockstep, i1 - s));
+      if (s + kLockstep < i1) {  // the next group's node offsets
+        const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
+        const int64_t ng = std::min<int64_t>(kLockstep, i1 - s - kLockstep);
+        for (int l = 0; l < A.nl; ++l)
+          for (int64_t g = 0; g < ng; ++g) __builtin_prefetch(Ls[l].ptr + A.nodes[s + kLockstep + g]);
+      }
+      tn_locate_group<T>(A, s, gn, lo, hi, total);
+      for (int g = 0; g < gn; ++g) slots(s + g, lo[g], hi[g], total[g]);
+    }
+  };
+  // below ~4k queries a parallel region (waking OpenMP threads: ~1 ms measured) costs more than the work
+  const int nt = A.B < 4096 ? 1 : static_cast<int>(std::min<int64_t>(resolve_threads(threads), (A.B + 1023) / 1024));
+  if (nt <= 1) {
+    range(0, A.B);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t id = omp_get_thread_num(), n = omp_get_num_threads();
+    range(A.B * id / n, A.B * (id + 1) / n);
+  }
+}
+
+}  // namespace hardneg

@@ -1,0 +1,409 @@
+"""Negative destinations for temporal events (TGN / TGAT training): random, historical, inductive, and ENS.
+
+ENS (Gupta & Bedathur, "Robust Training of Temporal GNNs using Nearest Neighbours based Hard Negatives",
+arXiv 2402.09239): for each source at its event time, the K destinations whose embeddings are nearest (dot
+product) to the source's fresh embedding form a pool; hard negatives are drawn uniformly from that pool (not
+always the nearest one), and mixed with random ones. The destination embeddings are a cached table refreshed
+every ``refresh_every`` (R) calls, because computing every destination's embedding each batch costs more than
+the batch itself.
+
+Shapes: ``B`` events, ``n`` negatives per event, ``N`` destination candidates (the range ``low..high``),
+``d`` embedding size, ``K`` the hard pool.
+
+Positives are ``(src, dst)`` pairs [B, 2]. Destinations are drawn from ``low..high`` (inclusive; default
+``0..num_entities-1``): bipartite graphs pass their destination side. Every sampler here accepts
+``sample(..., times=t)`` (event times [B]); only ``historical`` uses them. The scorer protocol is the one of
+:mod:`hardneg.samplers.scorers`, read by position: ``query_vectors(src, "tail")`` is one row per event (the
+event's fresh source embedding), ``candidate_vectors("tail")`` the [N, d] table whose row r is node
+``low + r``.
+
+>>> import torch, hardneg
+>>> from hardneg import samplers
+>>> s = samplers.create("ens", num_negatives=4, num_entities=50, pool_size=8, hard_fraction=0.5)
+>>> neg = s.sample(torch.tensor([[0, 7], [3, 9]]), scorer=samplers.EmbeddingScorer(torch.randn(50, 16)),
+...                generator=torch.Generator().manual_seed(0))
+>>> neg.ids.shape
+torch.Size([2, 4])
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _validate as V
+from ..ops import corrupt, sample_by_score, topk_mine
+from .._random import uniform
+from .base import Negatives, Sampler, exclusion_with_self, register, uniform_pool_draw
+from .basic import from_corrupt
+from .hard import SCHEDULES, scheduled
+
+
+class TemporalSampler(Sampler):
+    """Base class of the event samplers: destinations in ``low..high`` for (src, dst) events.
+
+    Args (beyond :class:`hardneg.samplers.Sampler`'s):
+        low, high: the destination id range, inclusive (default ``0..num_entities-1``).
+    """
+
+    def __init__(self, *, low: int | None = None, high: int | None = None, **kw):
+        kw.setdefault("side", "tail")
+        super().__init__(**kw)
+        op = self._op
+        if self.side != "tail":
+            raise ValueError(f"{op}: temporal samplers replace the destination only (side='tail'; got {self.side!r})")
+        self.low = 0 if low is None else V.integer(op, "low", low, minimum=0)
+        if high is None and self.num_entities is not None:
+            high = self.num_entities - 1
+        self.high = None if high is None else V.integer(op, "high", high, minimum=self.low)
+        if self.high is not None and self.num_entities is not None and self.high >= self.num_entities:
+            raise ValueError(f"{op}: 'high' ({self.high}) must be < num_entities ({self.num_entities})")
+        if self.known is not None and (self.low != 0 or self.high != self.known.num_entities - 1):
+            raise ValueError(f"{op}: filtering by 'known' needs the full id range 0..{self.known.num_entities - 1} "
+                             f"(got low={self.low}, high={self.high})")
+        self._times = None
+
+    # ------------------------------------------------------------------ public
+    def sample(self, positives, *, scorer=None, generator=None, times=None) -> Negatives:
+        """Negatives for events ``positives`` [B, 2] (src, dst) at ``times`` [B] (optional)."""
+        P = self._check_positives(positives)
+        if P.shape[1] != 2:
+            raise ValueError(f"{self._op}: temporal samplers take (src, dst) events [B, 2] (got {V.describe(P)})")
+        if self.high is None:
+            if scorer is None:
+                raise ValueError(f"{self._op}: give num_entities or high (the destination range), or a scorer")
+            self.high = self.low + scorer.candidate_vectors("tail").shape[0] - 1
+        if P.numel():
+            lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
+            if lo < self.low or hi > self.high:
+                raise ValueError(f"{self._op}: destination ids must be in [{self.low}, {self.high}] "
+                                 f"(got min {lo}, max {hi})")
+        if times is not None:
+            times = V.tensor(self._op, "times", times, ndim=1)
+            if times.numel() != P.shape[0]:
+                raise ValueError(f"{self._op}: 'times' must have one entry per event ({P.shape[0]}; "
+                                 f"got {times.numel()})")
+        V.generator(self._op, generator)
+        if self.requires_scorer and self._needs_scorer():
+            self._check_scorer(scorer, P)
+        self._times = times
+        try:
+            with torch.no_grad():
+                out = self._sample(P, scorer, generator)
+        finally:
+            self._times = None
+        self.step += 1
+        return out
+
+    __call__ = sample
+
+    @property
+    def num_candidates(self) -> int:
+        return self.high - self.low + 1
+
+    def _needs_scorer(self) -> bool:
+        return True
+
+    def _check_scorer(self, scorer, P):
+        op = self._op
+        if scorer is None:
+            raise ValueError(f"{op}: this sampler mines with the model's embeddings and needs a scorer "
+                             f"(query_vectors, candidate_vectors, metric)")
+        for attr in ("query_vectors", "candidate_vectors"):
+            if not hasattr(scorer, attr):
+                raise TypeError(f"{op}: 'scorer' must implement query_vectors and candidate_vectors "
+                                f"(missing {attr!r} on {type(scorer).__name__})")
+
+    # ------------------------------------------------------------------ helpers
+    def _random(self, P, n, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """n uniform destinations per event in low..high, never the event's own destination; filtered by
+        ``known`` when given (exactly uniform over the admissible ids, :func:`hardneg.ops.corrupt`)."""
+        B, dev = P.shape[0], P.device
+        if self.known is not None:
+            neg, ok = corrupt(P, n, self.known.num_entities, side="tail", known=self.known, generator=generator)
+            out = from_corrupt(P, neg, ok, "tail")
+            return out.ids, out.valid
+        N = self.num_candidates
+        if N == 1:  # nothing but the destination itself
+            return (torch.full((B, n), -1, dtype=torch.int64, device=dev),
+                    torch.zeros(B, n, dtype=torch.bool, device=dev))
+        u = uniform((B, n), generator, dev)
+        r = (u * (N - 1)).long().clamp_max(N - 2) + self.low  # uniform over the N-1 ids other than dst
+        r = r + (r >= P[:, 1:2]).long()
+        return r, torch.ones(B, n, dtype=torch.bool, device=dev)
+
+    def _from_pool(self, P, ptr, ids, n, generator):
+        """n draws per row, uniform with replacement among the CSR row's entries other than the row's own
+        destination; rows with nothing left fall back to random (-> ids, valid, fallback rows [B] bool)."""
+        B, dev = P.shape[0], P.device
+        row = torch.repeat_interleave(torch.arange(B, device=dev), ptr.diff())
+        keep = ids != P[row, 1]
+        if self.known is not None and keep.any():
+            keep &= ~self.known.contains(torch.stack([P[row, 0], ids], 1))
+        row, ids = row[keep], ids[keep]
+        cnt = torch.bincount(row, minlength=B)
+        start = torch.cumsum(cnt, 0) - cnt
+        u = uniform((B, n), generator, dev)
+        pick = (u * cnt[:, None]).long().clamp_max((cnt - 1).clamp_min(0)[:, None])
+        has = cnt > 0
+        out = ids[(start[:, None] + pick).clamp_max(max(ids.numel() - 1, 0))] if ids.numel() else \
+            torch.zeros(B, n, dtype=torch.int64, device=dev)
+        rnd, rvalid = self._random(P, n, generator)
+        return (torch.where(has[:, None], out, rnd), torch.where(has[:, None], torch.ones_like(rvalid), rvalid),
+                ~has)
+
+
+@register("random")
+class RandomSampler(TemporalSampler):
+    """Uniform random destinations (TGN / TGAT's training negatives): ``n`` per event, drawn uniformly from
+    ``low..high`` minus the event's own destination (minus known positives with ``known``)."""
+
+    def _sample(self, P, scorer, generator):
+        ids, valid = self._random(P, self.num_negatives, generator)
+        return Negatives(ids, valid)
+
+
+@register("historical")
+class HistoricalSampler(TemporalSampler):
+    """Historical negatives (Poursafaei et al. 2022; DyGLib, TGB): destinations the source interacted with
+    strictly before the event time (``graph``, a :class:`hardneg.TemporalGraph`, and ``times``), other than the
+    event's own destination; uniform with replacement. Events whose source has no such history (or calls
+    without a graph or times) get random destinations; ``last_fallback`` counts them for the last call."""
+
+    def __init__(self, *, graph=None, **kw):
+        super().__init__(**kw)
+        from ..temporal import TemporalGraph
+
+        if graph is not None and not isinstance(graph, TemporalGraph):
+            raise TypeError(f"{self._op}: 'graph' must be a hardneg.TemporalGraph or None (got {V.describe(graph)})")
+        self.graph = graph
+        self.last_fallback = 0
+
+    def _sample(self, P, scorer, generator):
+        n, t = self.num_negatives, self._times
+        if self.graph is None or t is None or P.shape[0] == 0:
+            ids, valid = self._random(P, n, generator)
+            self.last_fallback = P.shape[0]
+            return Negatives(ids, valid)
+        g = self.graph
+        ptr, seen = g.seen_destinations(P[:, 0].to(g.device), t.to(g.device, g.time_dtype))
+        ids, valid, fb = self._from_pool(P, ptr.to(P.device), seen.to(P.device), n, generator)
+        self.last_fallback = int(fb.sum())
+        return Negatives(ids, valid)
+
+
+@register("inductive")
+class InductiveSampler(TemporalSampler):
+    """Inductive negatives: destinations from ``pool`` (1-D ids: the destinations first seen after the
+    training cut, e.g. :meth:`hardneg.tasks.temporal.TemporalTask.inductive_pool`), uniform, other than the
+    event's own destination. Without a pool (or with an empty one) the draws are random; ``last_fallback``
+    counts such events."""
+
+    def __init__(self, *, pool=None, **kw):
+        super().__init__(**kw)
+        if pool is not None:
+            pool = torch.unique(V.tensor(self._op, "pool", pool, ndim=1, dtypes=V.INDEX_DTYPES,
+                                         kind="integer tensor").long())
+            if pool.numel() and (int(pool.min()) < self.low or (self.high is not None and int(pool.max()) > self.high)):
+                raise ValueError(f"{self._op}: 'pool' ids must be destinations in [{self.low}, {self.high}] "
+                                 f"(got min {int(pool.min())}, max {int(pool.max())})")
+        self.pool = pool
+        self.last_fallback = 0
+
+    def _sample(self, P, scorer, generator):
+        B, dev = P.shape[0], P.device
+        if self.pool is None or self.pool.numel() == 0:
+            self.last_fallback = B
+            ids, valid = self._random(P, self.num_negatives, generator)
+            return Negatives(ids, valid)
+        pool = self.pool.to(dev)
+        ptr = torch.arange(B + 1, device=dev) * pool.numel()
+        ids, valid, fb = self._from_pool(P, ptr, pool.repeat(B), self.num_negatives, generator)
+        self.last_fallback = int(fb.sum())
+        return Negatives(ids, valid)
+
+
+@register("ens")
+class ENSSampler(TemporalSampler):
+    """ENS hard negatives (arXiv 2402.09239): for each event, the ``pool_size`` (K) destinations whose cached
+    embeddings have the largest dot product with the event's fresh source embedding (fused
+    :func:`hardneg.ops.topk_mine`, never the event's own destination nor a known positive); hard negatives are
+    drawn uniformly from that pool, without replacement (cycled when it has fewer than needed).
+
+    Hybrid (the paper's best setting): a fraction ``hard_fraction`` of the n negatives is hard and the rest
+    random (:class:`RandomSampler`'s draws). Each row takes ``floor(f·n)`` hard columns plus one more with
+    probability ``f·n − floor(f·n)``, so the expected hard share is exactly f for any n (with n = 1, each
+    event's negative is hard with probability f). Hard columns come first. ``hard_fraction=1`` is pure ENS.
+    ``schedule``: ``"constant"`` (f throughout), ``"linear"`` (``start_fraction`` → ``hard_fraction`` over
+    ``warmup_steps`` calls) or ``"step"`` (``start_fraction`` until ``warmup_steps`` calls, then f).
+
+    The candidate table (``scorer.candidate_vectors("tail")``, row r = node ``low + r``) is cached and refreshed
+    every ``refresh_every`` (R) calls: R = 1 mines against current embeddings at the cost of embedding all N
+    destinations each batch; larger R mines against embeddings up to R − 1 optimiser steps old (and stale
+    memories), for 1/R of that cost. ``bench/temporal_train.py --refresh`` measures the trade-off.
+    The query (``scorer.query_vectors``) is always the event's freshly computed source embedding.
+
+    Args:
+        pool_size: K >= n (default 20; the hard pool).
+        hard_fraction: f in [0, 1] (default 0.25: a hybrid, the kind of setting the paper finds best; the
+            choice on UCI validation among 0.25 / 0.5 / 1 is not yet recorded in bench/RESULTS.md).
+        refresh_every: R >= 1 (default 20). An unrecorded 2-epoch UCI TGN run before the last speed-ups gave
+            R = 1 4.1x a random epoch and R = 10..50 1.5x with the same validation AP; the recorded measurement
+            is ``bench/temporal_train.py --refresh 1,20,100``.
+
+    Raises:
+        ValueError: K < n, f or start_fraction outside [0, 1], R < 1, a cached table on another device than the
+            query (the model moved: call ``reset_cache()``), a table whose rows do not match low..high.
+    """
+
+    requires_scorer = True
+
+    def __init__(self, *, pool_size: int = 20, hard_fraction: float = 0.25, refresh_every: int = 20,
+                 schedule: str = "constant", start_fraction: float = 0.0, warmup_steps: int = 0, **kw):
+        super().__init__(**kw)
+        op = self._op
+        self.pool_size = V.integer(op, "pool_size", pool_size, minimum=1)
+        if self.pool_size < self.num_negatives:
+            raise ValueError(f"{op}: 'pool_size' K ({self.pool_size}) must be >= num_negatives n "
+                             f"({self.num_negatives}): hard negatives are drawn from the top-K pool")
+        for name, v in (("hard_fraction", hard_fraction), ("start_fraction", start_fraction)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{op}: '{name}' must be a number in [0, 1] (got {V.describe(v)})")
+            if not 0.0 <= float(v) <= 1.0:
+                raise ValueError(f"{op}: '{name}' must be in [0, 1] (got {v!r})")
+        self.hard_fraction, self.start_fraction = float(hard_fraction), float(start_fraction)
+        self.refresh_every = V.integer(op, "refresh_every", refresh_every, minimum=1)
+        self.schedule = V.choice(op, "schedule", schedule, SCHEDULES)
+        self.warmup_steps = V.integer(op, "warmup_steps", warmup_steps, minimum=0)
+        self._cache = None
+        self._cache_step = -1
+        self.refreshes = 0
+
+    # ------------------------------------------------------------------ schedule and cache
+    def fraction(self, step: int | None = None) -> float:
+        """The hard share f at ``step`` (default: the current call)."""
+        return scheduled(self.schedule, self.start_fraction, self.hard_fraction, self.warmup_steps,
+                         self.step if step is None else step)
+
+    def _needs_scorer(self) -> bool:
+        return self.fraction() > 0.0
+
+    def reset_cache(self) -> None:
+        """Drop the cached candidate table (the next call recomputes it)."""
+        self._cache, self._cache_step = None, -1
+
+    def candidates(self, scorer, device) -> torch.Tensor:
+        """The cached [N, d] table, refreshed from ``scorer`` every ``refresh_every`` calls."""
+        op = self._op
+        if self._cache is not None and self._cache.device != device:
+            raise ValueError(f"{op}: the cached candidate table is on {self._cache.device} but the model's "
+                             f"query embeddings are on {device}; call reset_cache() after moving the model")
+        if self._cache is None or self.step - self._cache_step >= self.refresh_every:
+            C = scorer.candidate_vectors("tail").detach()
+            if not isinstance(C, torch.Tensor) or C.dim() != 2 or C.shape[0] != self.num_candidates:
+                raise ValueError(f"{op}: candidate_vectors must be [N, d] with N = {self.num_candidates} rows "
+                                 f"(destinations {self.low}..{self.high}; got {V.describe(C)})")
+            if C.device != device:
+                raise ValueError(f"{op}: the candidate table is on {C.device} but the model's query embeddings "
+                                 f"are on {device}")
+            self._cache, self._cache_step = C.contiguous(), self.step
+            self.refreshes += 1
+        return self._cache
+
+    def state_dict(self):
+        d = super().state_dict()
+        d.update(cache=None if self._cache is None else self._cache.cpu(), cache_step=self._cache_step,
+                 refreshes=self.refreshes)
+        return d
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        c = state.get("cache")
+        self._cache = None if c is None else c.clone()
+        self._cache_step, self.refreshes = int(state.get("cache_step", -1)), int(state.get("refreshes", 0))
+
+    # ------------------------------------------------------------------ sampling
+    def _split(self, B, generator, dev):
+        """Per row, the number of hard columns (expected share exactly f)."""
+        x = self.fraction() * self.num_negatives
+        base = math.floor(x)
+        if x == base:
+            return torch.full((B,), base, dtype=torch.long, device=dev)
+        return base + (uniform((B,), generator, dev) < (x - base)).long()
+
+    def _query(self, P, scorer, rows):
+        """Fresh queries of the events ``rows``, the cached table, and their exclusion CSR (table rows)."""
+        q = scorer.query_vectors(P[:, 0], "tail").detach()
+        if not isinstance(q, torch.Tensor) or q.dim() != 2 or q.shape[0] != P.shape[0]:
+            raise ValueError(f"{self._op}: query_vectors must give one row per event [B, d] (got {V.describe(q)})")
+        C = self.candidates(scorer, q.device)
+        if C.shape[1] != q.shape[1]:
+            raise ValueError(f"{self._op}: query [B, {q.shape[1]}] and candidate table [N, {C.shape[1]}] differ in d")
+        Pr = P[rows]
+        ptr, ex = exclusion_with_self(self.known, Pr[:, 0], Pr[:, 1], "tail")
+        return q[rows].to(C.dtype).contiguous(), C, (ptr, ex - self.low)
+
+    def _hard(self, P, rows, scorer, generator, n):
+        """(ids [R, n], valid [R, n], log_prob [R, n] or None) of the hard draws for the events ``rows``.
+
+        Events with identical queries (the same source in one batch, embedded as of the batch) are mined once:
+        their shared pool excludes all of their true destinations (each is a positive of that query)."""
+        q, C, (ptr, ex) = self._query(P, scorer, rows)
+        uq, inv = torch.unique(q, dim=0, return_inverse=True)
+        if uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order (unique sorts them)
+            uq, inv = q, torch.arange(q.shape[0], device=q.device)
+        else:
+            N = C.shape[0]
+            owner = inv[torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())]
+            key = torch.unique(owner * N + ex)
+            grp = torch.div(key, N, rounding_mode="floor")
+            ptr = torch.zeros(uq.shape[0] + 1, dtype=torch.int64, device=q.device)
+            ptr[1:] = torch.cumsum(torch.bincount(grp, minlength=uq.shape[0]), 0)
+            ex = key - grp * N
+        _, pool = topk_mine(uq, C, self.pool_size, metric="dot", exclude=(ptr, ex))
+        ids, valid = uniform_pool_draw(pool[inv], n, generator)
+        return torch.where(valid, ids + self.low, ids), valid, None
+
+    def _sample(self, P, scorer, generator):
+        B, n, dev = P.shape[0], self.num_negatives, P.device
+        k = self._split(B, generator, dev)
+        ids, valid = self._random(P, n, generator)
+        lp = torch.full((B, n), -math.log(max(1, self.num_candidates - 1)), device=dev) if self._scored else None
+        rows = torch.nonzero(k > 0).flatten()
+        if rows.numel():  # only the events with a hard column are mined
+            hard, hvalid, hlp = self._hard(P, rows, scorer, generator, n)
+            is_hard = torch.arange(n, device=dev)[None, :] < k[rows, None]
+            ids[rows] = torch.where(is_hard, hard, ids[rows])
+            valid[rows] = torch.where(is_hard, hvalid, valid[rows])
+            if lp is not None:
+                lp[rows] = torch.where(is_hard, hlp, lp[rows])
+        return Negatives(ids, valid, lp)
+
+    _scored = False
+
+
+@register("ens_score")
+class ENSScoreSampler(ENSSampler):
+    """Loss-proportional ENS (the paper's principle, arXiv 2402.09239 §3): hard negatives drawn with
+    probability ∝ softplus(q·c / T) over every destination (the BCE loss each would incur as a negative, the
+    proxy for its gradient norm), fused (:func:`hardneg.ops.sample_by_score`, i.i.d. with replacement), against
+    the same cached table as ``ens``. ``log_prob`` holds each draw's exact log-probability under the proposal
+    that drew it (the score proposal for hard columns, uniform over the N − 1 other destinations for random
+    ones), for importance weighting. ``hard_fraction`` defaults to 1 here (pure loss-proportional);
+    ``weighting="softmax"`` draws ∝ exp(q·c / T) instead. ``pool_size`` is unused."""
+
+    _scored = True
+
+    def __init__(self, *, weighting: str = "softplus", temperature: float = 1.0, hard_fraction: float = 1.0,
+                 **kw):
+        kw.setdefault("pool_size", max(20, kw.get("num_negatives", 1)))
+        super().__init__(hard_fraction=hard_fraction, **kw)
+        self.weighting = V.choice(self._op, "weighting", weighting, ("softmax", "softplus"))
+        self.temperature = V.positive_float(self._op, "temperature", temperature)
+
+    def _hard(self, P, rows, scorer, generator, n):
+        q, C, ex = self._query(P, scorer, rows)
+        ids, lp = sample_by_score(q, C, n, metric="dot", weighting=self.weighting, temperature=self.temperature,
+                                  exclude=ex, replacement=True, generator=generator)
+        valid = ids >= 0
+        return torch.where(valid, ids + self.low, ids), valid, lp.float()

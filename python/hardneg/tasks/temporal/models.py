@@ -1,0 +1,468 @@
+"""TGN and TGAT for future-link prediction on continuous-time interaction graphs, with an MLP link decoder.
+
+Shapes: ``M`` query nodes, ``k`` neighbours per node, ``d`` memory / embedding size, ``τ`` time-encoding size,
+``F`` edge-feature size (0 without edge features), ``N`` nodes.
+
+Every neighbour comes from :meth:`hardneg.TemporalGraph.neighbors` with an explicit query time: the caller
+passes the first time of its batch, and the lookup is strict (``< t``), so the events of one batch never see
+each other, whatever their own times (the convention of PyG's ``examples/tgn.py``; the TGN / TGAT reference
+code lets later events of a batch see earlier ones). Time encodings use each query's own event time.
+
+* :class:`TGN` (Rossi et al. 2020): a memory per node updated by a GRU from the node's last message (identity
+  message ``[memory(v) ‖ memory(u) ‖ edge features ‖ φ(t − last_update(v))]`` (Δt = 0 for a node's first
+  message), last-message aggregation),
+  applied lazily when a node is next embedded (so the GRU trains through the loss, as TGN's "memory update at
+  start"); one temporal graph-attention layer over the 10 most recent neighbours of the memories.
+* :class:`TGAT` (Xu et al. 2020): two temporal-attention layers over 20 recent (or uniform) neighbours; a
+  neighbour's lower-layer embedding is computed at that neighbour's event time. Without node features the
+  first layer attends over edge features and time encodings only.
+
+PyG building blocks used: ``IdentityMessage`` and ``TimeEncoder`` (cosine, initialised with TGAT's
+frequencies 10^-linspace(0, 9, τ)). PyG's ``TGNMemory`` is not used: its message store is a Python dict
+updated node by node (the per-batch loop dominates an epoch, see bench/temporal_train.py); with last-message
+aggregation one pending message per node suffices, kept here in dense buffers (so ``LastAggregator`` becomes a
+scatter of the latest event per node).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ... import _validate as V
+
+MODELS = ("tgn", "tgat")
+#: named copies of the streaming state (the memory after training / after validation), kept as buffers so the
+#: engine's best-model copy (``model.state_dict()``) carries them
+SNAPSHOTS = ("train_end", "valid_end")
+
+
+def _pyg_tgn():
+    try:
+        from torch_geometric.nn.models.tgn import IdentityMessage, TimeEncoder
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("the temporal models need PyTorch Geometric (pip install 'hardneg[pyg]')") from e
+    return IdentityMessage, TimeEncoder
+
+
+def time_encoder(dim: int) -> nn.Module:
+    """PyG's cosine ``TimeEncoder`` (``cos(w·Δt + b)``) with TGAT's initialisation (w = 10^-linspace(0, 9, τ),
+    b = 0), trainable; accepts Δt of any shape and returns ``[..., τ]``."""
+    _, TimeEncoder = _pyg_tgn()
+
+    class CosineTimeEncoder(TimeEncoder):
+        def reset_parameters(self):
+            with torch.no_grad():
+                self.lin.weight.copy_((1.0 / 10 ** torch.linspace(0, 9, self.out_channels))[:, None])
+                self.lin.bias.zero_()
+
+        def forward(self, dt):
+            return super().forward(dt.reshape(-1)).view(*dt.shape, self.out_channels)
+
+    enc = CosineTimeEncoder(dim)
+    enc.reset_parameters()
+    return enc
+
+
+class TemporalAttention(nn.Module):
+    """One temporal graph-attention layer (TGAT's, as TGN uses it), with the cost profile of PyG's
+    ``TransformerConv`` (which PyG's ``examples/tgn.py`` uses for TGN's embedding).
+
+    For a node v with neighbours u_j (event e_j at time t_j) and its query time t::
+
+        E_j = W_e [e_j ‖ φ(t − t_j)]                 one projection per (node, neighbour) pair
+        k_j = W_k h(u_j) + E_j,  v_j = W_v h(u_j) + E_j,  q = W_q h(v) + b_q
+        a   = softmax_j(q·k_j / √(D/H)) over valid neighbours, per head (dropout on the weights)
+        o   = LayerNorm(dropout(W_o Σ_j a_j v_j) + q)
+        z   = MLP([o ‖ h(v)])                          (TGAT's merge layer: Linear, ReLU, Linear)
+
+    Keys and values share the edge projection and the node projections run once per distinct neighbour row
+    (``table`` / ``index``), as in ``TransformerConv``; DyGLib's TGAT projects the concatenation
+    ``[h(u) ‖ e ‖ φ]`` separately for keys and values (8x the multiply-adds per neighbour at d = τ = 100).
+    The query's own time enters through the edge terms only (TGAT's φ(0) in the query is a constant, absorbed
+    by ``b_q``). Rows without a valid neighbour get a zero attention output."""
+
+    def __init__(self, node_dim: int, edge_dim: int, time_dim: int, out_dim: int, heads: int = 2,
+                 dropout: float = 0.1, output: str = "merge"):
+        super().__init__()
+        D = out_dim
+        self.output = V.choice("TemporalAttention", "output", output, ("merge", "skip"))
+        if D % heads:
+            raise ValueError(f"TemporalAttention: heads ({heads}) must divide the embedding size ({D})")
+        self.heads, self.head_dim, self.node_dim = heads, D // heads, node_dim
+        self.we = nn.Linear(edge_dim + time_dim, D, bias=False)
+        self.bq = nn.Parameter(torch.zeros(D))
+        if node_dim:
+            self.wq = nn.Linear(node_dim, D, bias=False)
+            self.wkv = nn.Linear(node_dim, 2 * D, bias=False)  # keys and values of the node part, one matmul
+        self.wo = nn.Linear(D, D)
+        self.norm = nn.LayerNorm(D)
+        self.drop = nn.Dropout(dropout)
+        if output == "merge":
+            self.merge = nn.Sequential(nn.Linear(D + node_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim))
+        elif node_dim:
+            self.skip = nn.Linear(node_dim, out_dim)
+
+    def forward(self, h, table, index, edge_in, valid):
+        """h [M, d_in] (the nodes), table [S, d_in] and index [M, k] (neighbour j of row m is
+        ``table[index[m, j]]``), edge_in [M, k, F + τ] (``[e_j ‖ φ(t − t_j)]``), valid [M, k] -> [M, d_out]."""
+        M, k = valid.shape
+        H, dh, D = self.heads, self.head_dim, self.heads * self.head_dim
+        Ee = self.we(edge_in)
+        q = self.bq.expand(M, -1)
+        K = V = Ee
+        if self.node_dim:
+            q = q + self.wq(h)
+            # F.embedding: a gather whose backward is a dense, deterministic scatter-add
+            KV = nn.functional.embedding(index, self.wkv(table))
+            K, V = K + KV[..., :D], V + KV[..., D:]
+        # per-head dot products as elementwise products and sums: k is ~10-20, too small for batched matmuls
+        att = (q[:, None, :] * K).view(M, k, H, dh).sum(-1) / math.sqrt(dh)  # [M, k, H]
+        has = valid.any(1)
+        att = att.masked_fill(~valid[:, :, None], float("-inf"))
+        att = torch.where(has[:, None, None], att, torch.zeros_like(att))
+        att = self.drop(torch.softmax(att, 1))
+        out = (att[..., None] * V.view(M, k, H, dh)).sum(1).reshape(M, D) * has[:, None]
+        if self.output == "skip":  # TransformerConv's: heads concatenated plus a root weight
+            return out + self.skip(h) if self.node_dim else out
+        out = self.norm(self.drop(self.wo(out)) + q)
+        return self.merge(torch.cat([out, h], -1))
+
+
+class LinkDecoder(nn.Module):
+    """The MLP link decoder of TGN / TGAT / DyGLib (``MergeLayer``): ``w·relu(W [z_s ‖ z_d] + b) + c``, kept as
+    ``relu(A z_s + b + B z_d)`` so that ranking a source against many destinations projects each side once
+    (:meth:`source`, :meth:`destination`, :meth:`combine`)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.src = nn.Linear(dim, dim)
+        self.dst = nn.Linear(dim, dim, bias=False)
+        self.out = nn.Linear(dim, 1)
+
+    def source(self, z):
+        return self.src(z)
+
+    def destination(self, z):
+        return self.dst(z)
+
+    def combine(self, a, c):
+        """Logits from projected sources ``a`` [..., d] and destinations ``c`` [..., d] (broadcast)."""
+        return self.out(torch.relu(a + c)).squeeze(-1)
+
+    def forward(self, z_src, z_dst):
+        return self.combine(self.source(z_src), self.destination(z_dst))
+
+
+class TemporalModel(nn.Module):
+    """Common streaming interface of :class:`TGN` and :class:`TGAT`.
+
+    * ``embed(nodes, times, graph, query_time)`` -> [M, d]: the temporal embedding of each node at its time;
+      neighbours come from ``graph`` strictly before ``query_time`` (the batch's first time).
+    * ``observe(src, dst, t, eid)``: the batch's events happened (TGN: memory update); their times must not
+      go backwards.
+    * ``reset_state()``, ``save_state(name)``, ``load_state(name)``: the streaming state and its snapshots.
+    * ``decoder``: the :class:`LinkDecoder`; ``score(z_src, z_dst)`` its logits.
+    """
+
+    STATE: tuple[str, ...] = ("latest",)
+
+    def __init__(self, num_nodes: int, *, dim: int = 100, time_dim: int = 100, edge_features=None,
+                 num_neighbors: int = 10, num_layers: int = 1, heads: int = 2, dropout: float = 0.1,
+                 strategy: str = "recent", attention_output: str = "merge"):
+        super().__init__()
+        op = type(self).__name__
+        self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        self.dim, self.time_dim = dim, time_dim
+        self.num_neighbors = V.integer(op, "num_neighbors", num_neighbors, minimum=1)
+        self.num_layers = V.integer(op, "num_layers", num_layers, minimum=1)
+        self.strategy = strategy
+        self.attention_output = attention_output
+        if edge_features is not None:
+            edge_features = V.floating(op, "edge_features", edge_features, 2, "[M, F]").float()
+        self.edge_dim = 0 if edge_features is None else edge_features.shape[1]
+        self.register_buffer("edge_features", edge_features, persistent=False)
+        self.time_enc = time_encoder(time_dim)
+        self.decoder = LinkDecoder(dim)
+        self.register_buffer("latest", torch.tensor(float("-inf"), dtype=torch.float64))
+
+    def _register_snapshots(self):
+        for name in SNAPSHOTS:
+            for b in self.STATE:
+                self.register_buffer(f"{name}__{b}", getattr(self, b).clone())
+        self.register_buffer("snapshot_ok", torch.zeros(len(SNAPSHOTS), dtype=torch.bool))
+
+    # ------------------------------------------------------------------ streaming state
+    def reset_state(self) -> None:
+        self.latest.fill_(float("-inf"))
+
+    def save_state(self, name: str) -> None:
+        """Copy the streaming state into snapshot ``name`` (one of ``SNAPSHOTS``)."""
+        i = SNAPSHOTS.index(V.choice("save_state", "name", name, SNAPSHOTS))
+        for b in self.STATE:
+            getattr(self, f"{name}__{b}").copy_(getattr(self, b))
+        self.snapshot_ok[i] = True
+
+    def load_state(self, name: str) -> None:
+        i = SNAPSHOTS.index(V.choice("load_state", "name", name, SNAPSHOTS))
+        if not bool(self.snapshot_ok[i]):
+            raise ValueError(f"load_state: no snapshot {name!r} was saved")
+        for b in self.STATE:
+            getattr(self, b).copy_(getattr(self, f"{name}__{b}"))
+
+    def has_state(self, name: str) -> bool:
+        return bool(self.snapshot_ok[SNAPSHOTS.index(name)])
+
+    def invalidate(self, name: str) -> None:
+        self.snapshot_ok[SNAPSHOTS.index(name)] = False
+
+    def observe(self, src, dst, t, eid) -> None:
+        """Record a batch of events (after its loss, or after scoring it in evaluation).
+
+        Raises:
+            ValueError: times going backwards within the batch or before the latest observed time; node ids
+                outside [0, num_nodes); lengths that differ.
+        """
+        op = "observe"
+        src, dst = self._ids(op, "src", src), self._ids(op, "dst", dst)
+        t = V.tensor(op, "t", t, ndim=1)
+        eid = V.tensor(op, "eid", eid, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        if not src.numel() == dst.numel() == t.numel() == eid.numel():
+            raise ValueError(f"{op}: 'src', 'dst', 't' and 'eid' must have the same length "
+                             f"(got {src.numel()}, {dst.numel()}, {t.numel()}, {eid.numel()})")
+        if not t.numel():
+            return
+        tf = t.double()
+        back = torch.nonzero(tf[1:] < tf[:-1]).flatten()
+        if back.numel():
+            i = int(back[0]) + 1
+            raise ValueError(f"{op}: event times must not go backwards within a batch: event {i} has time "
+                             f"{t[i].item()} after {t[i - 1].item()}")
+        if float(tf[0]) < float(self.latest):
+            raise ValueError(f"{op}: the batch starts at time {t[0].item()}, before the latest observed time "
+                             f"{self.latest.item()}: events cannot go back in time (reset_state() to replay)")
+        self._observe(src, dst, tf, eid.long())
+        self.latest.fill_(float(tf[-1]))
+
+    def _observe(self, src, dst, t, eid):
+        pass
+
+    def _ids(self, op, name, x):
+        x = V.tensor(op, name, x, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        return V.ids(op, name, x, self.num_nodes, what="node ids")
+
+    # ------------------------------------------------------------------ embeddings
+    def embed(self, nodes, times, graph, query_time, *, generator=None):
+        """Embeddings [M, d] of ``nodes`` [M] with neighbours strictly before ``query_time`` (a scalar in the
+        graph's time units). ``times``: None (every node at ``query_time``, the batch's first time: each
+        distinct node is embedded once) or [M] event times (float64 or the graph's dtype) for the time
+        encodings (DyGLib's convention)."""
+        op = "embed"
+        nodes = self._ids(op, "nodes", nodes)
+        if times is None:
+            uniq, inv = torch.unique(nodes, return_inverse=True)
+            qt = torch.full((uniq.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
+            return self._embed(uniq, qt.double(), qt, graph, generator)[inv]
+        times = V.tensor(op, "times", times, ndim=1)
+        if times.numel() != nodes.numel():
+            raise ValueError(f"{op}: 'nodes' and 'times' must have the same length (got {nodes.numel()} and "
+                             f"{times.numel()})")
+        qt = torch.full((nodes.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
+        return self._embed(nodes, times.double(), qt, graph, generator)
+
+    def _neighbourhood(self, graph, nodes, times, qt, generator, recurse):
+        """The k neighbours of ``nodes`` strictly before ``qt`` and the attention's edge input ``[e_j ‖ φ(t −
+        t_j)]`` [M, k, F + τ] (Δt = 0 and zero features on padding): ``(nbrs, nbr_times or None, valid, edge_in)``.
+        The last layer needs no neighbour times: one :meth:`TemporalGraph.assemble` call (lookup, deltas and
+        feature gather in C++); a layer whose neighbours are embedded below takes their times from
+        :meth:`TemporalGraph.neighbors`."""
+        k, feats = self.num_neighbors, None
+        if not recurse:
+            nb, _, dt, valid, feats = graph.assemble(nodes, qt, k, event_times=times.to(graph.time_dtype),
+                                                     features=self.edge_features, edge_ids=False,
+                                                     strategy=self.strategy, generator=generator)
+            nt = None
+        else:
+            nb, eid, nt, valid = graph.neighbors(nodes, qt, k, strategy=self.strategy, generator=generator)
+            dt = torch.where(valid, times[:, None] - nt.double(), torch.zeros((), dtype=torch.float64)).float()
+            if self.edge_dim:
+                feats = self._edges(eid, valid)
+        phi = self.time_enc(dt)
+        return nb, nt, valid, (torch.cat([feats, phi], -1) if self.edge_dim else phi)
+
+    def _edges(self, eid, valid):
+        if self.edge_dim == 0:
+            return eid.new_zeros(*eid.shape, 0, dtype=torch.float32)
+        e = self.edge_features[eid.clamp_min(0)]
+        return e * valid[..., None]
+
+
+    def score(self, z_src, z_dst):
+        return self.decoder(z_src, z_dst)
+
+
+class _Memory(nn.Module):
+    """TGN's memory, vectorised: ``memory`` [N, d], ``last_update`` [N] and each node's one pending (last) message
+    as (other node, time, event id), applied through the GRU the next time the node is read."""
+
+    def __init__(self, num_nodes, dim, time_dim, edge_dim, time_enc):
+        super().__init__()
+        IdentityMessage, _ = _pyg_tgn()
+        self.msg = IdentityMessage(edge_dim, dim, time_dim)
+        self.gru = nn.GRUCell(self.msg.out_channels, dim)
+        self.time_enc = [time_enc]  # shared with the model (a list: not registered twice)
+        self.memo = []  # (S, memory, last_update) computed with gradients since the last observe()
+
+    def updated(self, model, S):
+        """(memory [|S|, d], last_update [|S|]) of nodes ``S`` (sorted, distinct) after their pending message
+        (differentiable)."""
+        other = model.pend_other[S]
+        has = other >= 0
+        mem = model.memory[S]
+        last = model.last_update[S]
+        if bool(has.any()):
+            hi = torch.nonzero(has).flatten()
+            r, o = S[hi], other[hi]
+            eid = model.pend_eid[r]
+            raw = model._edges(eid, torch.ones_like(eid, dtype=torch.bool))
+            # a node's first message has no previous update: Δt = 0 (not the absolute time, which would let the
+            # model read the calendar and drift out of range on later, validation and test, times)
+            dt = torch.nan_to_num(model.pend_t[r] - model.last_update[r], nan=0.0).float()
+            m = self.msg(model.memory[r], model.memory[o], raw, self.time_enc[0](dt))
+            mem = mem.index_put((hi,), self.gru(m, model.memory[r]))
+            last = last.index_put((hi,), model.pend_t[r])
+        if torch.is_grad_enabled():
+            self.memo.append((S, mem.detach(), last))
+        return mem, last
+
+    def persisted(self, model, U):
+        """The memory to persist for the observed nodes ``U`` (sorted): the values the training step computed
+        for them (before the optimiser step, as TGN / DyGLib / PyG persist them), else computed now."""
+        memo, self.memo = self.memo, []
+        for S, mem, last in memo:
+            pos = torch.searchsorted(S, U).clamp_max(S.numel() - 1)
+            if bool((S[pos] == U).all()):
+                return mem[pos], last[pos]
+        with torch.no_grad():
+            return self.updated(model, U)
+
+
+class TGN(TemporalModel):
+    """Temporal Graph Networks (Rossi et al. 2020): GRU memory, identity message, last-message aggregation,
+    cosine time encoding, one graph-attention layer over the 10 most recent neighbours (module docstring)."""
+
+    STATE = ("latest", "memory", "last_update", "pend_other", "pend_t", "pend_eid")
+
+    def __init__(self, num_nodes, **kw):
+        kw.setdefault("num_neighbors", 10)
+        kw.setdefault("num_layers", 1)
+        super().__init__(num_nodes, **kw)
+        N, d = self.num_nodes, self.dim
+        self.mem = _Memory(N, d, self.time_dim, self.edge_dim, self.time_enc)
+        self.layers = nn.ModuleList([TemporalAttention(d, self.edge_dim, self.time_dim, d, kw.get("heads", 2),
+                                                       kw.get("dropout", 0.1), self.attention_output)
+                                     for _ in range(self.num_layers)])
+        self.register_buffer("memory", torch.zeros(N, d))
+        self.register_buffer("last_update", torch.full((N,), float("nan"), dtype=torch.float64))  # NaN: never
+        self.register_buffer("pend_other", torch.full((N,), -1, dtype=torch.int64))
+        self.register_buffer("pend_t", torch.zeros(N, dtype=torch.float64))
+        self.register_buffer("pend_eid", torch.full((N,), -1, dtype=torch.int64))
+        self._register_snapshots()
+
+    def reset_state(self):
+        super().reset_state()
+        self.mem.memo = []
+        self.memory.zero_()
+        self.last_update.fill_(float("nan"))
+        self.pend_other.fill_(-1)
+        self.pend_t.zero_()
+        self.pend_eid.fill_(-1)
+
+    def load_state(self, name):
+        super().load_state(name)
+        self.mem.memo = []
+
+    def _observe(self, src, dst, t, eid):
+        U = torch.unique(torch.cat([src, dst]))
+        mem, last = self.mem.persisted(self, U)
+        self.memory[U] = mem
+        self.last_update[U] = last
+        # each node's new pending message: its last event of the batch (events are in time order)
+        B = src.numel()
+        nodes, other = torch.cat([src, dst]), torch.cat([dst, src])
+        j = torch.arange(2 * B, device=src.device)
+        key = (j % B) * 2 + j // B  # event position, then the role
+        best = torch.full((self.num_nodes,), -1, dtype=torch.int64, device=src.device)
+        best.scatter_reduce_(0, nodes, key, "amax")
+        sel = best[U]
+        pick = (sel % 2) * B + sel // 2
+        self.pend_other[U] = other[pick]
+        self.pend_t[U] = t.repeat(2)[pick]
+        self.pend_eid[U] = eid.repeat(2)[pick]
+
+    def _embed(self, nodes, times, qt, graph, generator):
+        return self._layer(self.num_layers, nodes, times, qt, graph, generator, None)
+
+    def _layer(self, layer, nodes, times, qt, graph, generator, cache):
+        """Layer ``layer`` embeddings; layer 0 is the (updated) memory."""
+        M, k = nodes.numel(), self.num_neighbors
+        if layer == 0:
+            S, inv = torch.unique(nodes, return_inverse=True)
+            mem, _ = self.mem.updated(self, S)
+            return mem[inv]
+        nb, nt, valid, edge_in = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1)
+        if layer == 1:  # one memory read for the nodes and their neighbours
+            S, inv = torch.unique(torch.cat([nodes, nb.clamp_min(0).flatten()]), return_inverse=True)
+            table, _ = self.mem.updated(self, S)
+            h, index = table[inv[:M]], inv[M:].view(M, k)
+        else:
+            table = self._layer(layer - 1, torch.cat([nodes, nb.clamp_min(0).flatten()]),
+                                torch.cat([times, torch.where(valid, nt.double(), times[:, None]).flatten()]),
+                                torch.cat([qt, torch.where(valid, nt, qt[:, None]).flatten()]), graph, generator,
+                                cache)
+            h, index = table[:M], torch.arange(M, M + M * k, device=nodes.device).view(M, k)
+        return self.layers[layer - 1](h, table, index, edge_in, valid)
+
+
+class TGAT(TemporalModel):
+    """Temporal Graph Attention (Xu et al. 2020): ``num_layers`` (2) temporal-attention layers over 20 recent
+    or uniform neighbours; no memory, so ``observe`` only checks the stream's order. Without node features,
+    layer 0 is empty and the first layer attends over edge features and time encodings."""
+
+    def __init__(self, num_nodes, **kw):
+        kw.setdefault("num_neighbors", 20)
+        kw.setdefault("num_layers", 2)
+        super().__init__(num_nodes, **kw)
+        d, heads, drop = self.dim, kw.get("heads", 2), kw.get("dropout", 0.1)
+        self.layers = nn.ModuleList([TemporalAttention(0 if i == 0 else d, self.edge_dim, self.time_dim, d, heads,
+                                                       drop, self.attention_output) for i in range(self.num_layers)])
+        self._register_snapshots()
+
+    def _embed(self, nodes, times, qt, graph, generator):
+        return self._layer(self.num_layers, nodes, times, qt, graph, generator)
+
+    def _layer(self, layer, nodes, times, qt, graph, generator):
+        M, k = nodes.numel(), self.num_neighbors
+        if layer == 0:
+            return torch.zeros(M, 0, device=nodes.device)
+        nb, nt, valid, edge_in = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1)
+        if layer == 1:
+            table = h = torch.zeros(M, 0, device=nodes.device)
+            index = torch.zeros(M, k, dtype=torch.int64, device=nodes.device)
+        else:  # the nodes at their own times, each valid neighbour at its event time
+            vi = torch.nonzero(valid.flatten()).flatten()
+            table = self._layer(layer - 1, torch.cat([nodes, nb.flatten()[vi]]),
+                                torch.cat([times, nt.flatten()[vi].double()]), torch.cat([qt, nt.flatten()[vi]]),
+                                graph, generator)
+            h = table[:M]
+            index = torch.zeros(M * k, dtype=torch.int64, device=nodes.device)
+            index[vi] = torch.arange(M, M + vi.numel(), device=nodes.device)
+            index = index.view(M, k)
+        return self.layers[layer - 1](h, table, index, edge_in, valid)
+
+
+def create_model(name: str, num_nodes: int, **kw) -> TemporalModel:
+    """``"tgn"`` or ``"tgat"`` with the keyword options of :class:`TemporalModel`."""
+    name = V.choice("create_model", "name", name.lower() if isinstance(name, str) else name, MODELS)
+    return (TGN if name == "tgn" else TGAT)(num_nodes, **kw)

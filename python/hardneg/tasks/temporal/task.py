@@ -1,0 +1,306 @@
+"""Future-link prediction on continuous-time interaction graphs (TGN / TGAT) as a training task.
+
+Training streams the training events chronologically in batches of ``batch_size``. For each batch: the
+sources, destinations and negatives are embedded at their event times with neighbours strictly before the
+batch's first time (so the events of a batch never see each other); the sampler draws the negatives (ENS mines
+with the fresh source embeddings against its cached destination table); the loss is BCE on the MLP decoder's
+logits; after the optimiser step the batch is observed (TGN: memory update). Each epoch starts from an empty
+memory; the neighbour graph of training holds the training events only (in the inductive setting the held-out
+nodes' events are absent), evaluation reads all events (DyGLib's full neighbour sampler).
+
+Evaluation streams the part's events the same way from the memory at the end of training (valid,
+new_node_valid) or at the end of validation (test, new_node_test), as DyGLib does, and reports the four views:
+
+* AP / AUC with one negative per event for each of DyGLib's negative kinds (random, historical, inductive;
+  :meth:`TemporalDataset.eval_negatives`, seeded as DyGLib: valid 0, new-node valid 1, test 2, new-node test 3),
+  the per-batch average (DyGLib's number, ``ap``) and the global value (``ap_global``);
+* TGB-style MRR of each event's true destination against all destinations (``mrr``), and Recall@10/20;
+* MRR against 100 fixed negatives per event, half historical and half random (``mrr_100``,
+  :meth:`TemporalDataset.mrr_negatives`).
+
+For the ranking views every destination is embedded at the batch's first time (one table per evaluation
+batch), the sources at their own times; other true destinations of the same (source, time) never count.
+"""
+from __future__ import annotations
+
+import torch
+
+from ... import losses as _losses
+from ... import samplers as _samplers
+from ...training.task import Task, register_task
+from . import evaluation as E
+from .config import TemporalConfig
+from .data import STRATEGIES, TemporalDataset, load_dataset
+from .models import create_model
+
+
+class _Batch:
+    __slots__ = ("idx", "num_positives")
+
+    def __init__(self, idx):
+        self.idx = idx
+        self.num_positives = idx.numel()
+
+    def __len__(self):
+        return self.num_positives
+
+
+class BatchScorer:
+    """What the event samplers see of the model for one batch: the fresh source embeddings (one row per event)
+    and, on demand, every destination's embedding at the batch's first time (ENS's candidate table)."""
+
+    metric = "dot"
+
+    def __init__(self, task, z_src, t0):
+        self.task, self.z_src, self.t0 = task, z_src, t0
+
+    def query_vectors(self, anchor, side="tail"):
+        return self.z_src
+
+    def candidate_vectors(self, side="tail"):
+        model = self.task.model
+        was = model.training
+        model.eval()  # no dropout in the mined table
+        try:
+            with torch.no_grad():
+                return self.task.destination_table(self.task.train_graph, self.t0)
+        finally:
+            model.train(was)
+
+
+@register_task("temporal")
+class TemporalTask(Task):
+    """TGN / TGAT trained on chronological batches with an event sampler (random, historical, inductive, ens,
+    ens_score), evaluated with DyGLib's AP/AUC under three negative kinds and TGB-style MRR."""
+
+    Config = TemporalConfig
+    primary_metric = "ap"
+    table_columns = [("AP rnd", "test.ap", "{:.4f}"), ("AP hist", "test.ap_historical", "{:.4f}"),
+                     ("AP ind", "test.ap_inductive", "{:.4f}"), ("AUC rnd", "test.auc", "{:.4f}"),
+                     ("MRR all", "test.mrr", "{:.4f}"), ("R@10", "test.recall@10", "{:.4f}"),
+                     ("MRR 100", "test.mrr_100", "{:.4f}"), ("val AP", "valid.ap", "{:.4f}"),
+                     ("epochs", "epochs_trained", "{:.0f}"), ("s/epoch", "timings.epoch_s", "{:.2f}"),
+                     ("neg. time", "timings.sampler_share", "{:.1%}")]
+    plot_metrics = ("ap", "ap_historical", "ap_inductive", "mrr")
+
+    def __init__(self, cfg: TemporalConfig, *, data=None, device: torch.device):
+        super().__init__(cfg, data=data, device=device)
+        ds = data if data is not None else load_dataset(cfg.dataset)
+        if not isinstance(ds, TemporalDataset):
+            raise TypeError(f"temporal task: 'data' must be a TemporalDataset (got {type(ds).__name__})")
+        self.data = ds
+        self.split = ds.split(inductive=cfg.inductive, seed=cfg.split_seed)
+        self.t = ds.t.to(device)
+        self.src, self.dst = ds.src.to(device), ds.dst.to(device)
+        self.train_graph = ds.graph(self.split.train).to(device)
+        self.full_graph = ds.graph().to(device)
+        feats = ds.edge_features if cfg.edge_features else None
+        self.model = create_model(cfg.model, ds.num_nodes, dim=cfg.dim, time_dim=cfg.time_dim,
+                                  edge_features=feats, num_neighbors=cfg.model_setting("num_neighbors"),
+                                  num_layers=cfg.model_setting("num_layers"), heads=cfg.num_heads,
+                                  dropout=cfg.dropout, strategy=cfg.neighbor_strategy,
+                                  **cfg.model_options).to(device)
+        self.sampler = _samplers.create(cfg.sampler, num_negatives=cfg.num_negatives, num_entities=ds.num_nodes,
+                                        **self._sampler_context(cfg.sampler), **cfg.sampler_options)
+        self.loss = _losses.create(cfg.loss, **cfg.loss_options)
+        self._neg_cache: dict = {}
+        self._last_sampler_stats = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _sampler_context(self, name: str) -> dict:
+        ctx = {"low": self.data.dst_min, "high": self.data.dst_max}
+        if name == "historical":
+            ctx["graph"] = self.train_graph
+        if name == "inductive":
+            ctx["pool"] = self.inductive_pool()
+        return ctx
+
+    def inductive_pool(self) -> torch.Tensor:
+        """Destinations first seen after the training cut (``val_time``): never in a training event."""
+        ds = self.data
+        first = torch.full((ds.num_nodes,), float("inf"), dtype=torch.float64)
+        tf = ds.t.double()
+        first.scatter_reduce_(0, ds.src, tf, "amin")
+        first.scatter_reduce_(0, ds.dst, tf, "amin")
+        cand = ds.dst_nodes
+        return cand[first[cand] > self.split.val_time]
+
+    def destination_table(self, graph, t0) -> torch.Tensor:
+        """Embeddings [N_dst, d] of every destination at time ``t0`` (neighbours strictly before it)."""
+        return self.model.embed(self.data.dst_nodes.to(self.device), None, graph, t0)
+
+    # ------------------------------------------------------------------ training
+    def batches(self, generator):
+        idx = self.split.train
+        bs = self.cfg.batch_size
+        for lo in range(0, idx.numel(), bs):
+            yield _Batch(idx[lo:lo + bs].to(self.device))
+
+    def on_epoch_start(self, epoch):
+        self.model.reset_state()
+
+    def on_epoch_end(self, epoch):
+        self.model.save_state("train_end")
+        self.model.invalidate("valid_end")
+
+    def step(self, batch, generator):
+        m, i = self.model, batch.idx
+        src, dst, t = self.src[i], self.dst[i], self.t[i]
+        B, t0, tf = i.numel(), t[0].item(), t.double()
+        g, P = self.train_graph, torch.stack([src, dst], 1)
+        ev = self.cfg.event_times
+        if self.sampler.requires_scorer:  # ENS mines with the fresh source embeddings: embed them first
+            z = m.embed(torch.cat([src, dst]), tf.repeat(2) if ev else None, g, t0, generator=generator)
+            with self.clock.measure("sampler"):
+                neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t)
+            n = neg.ids.shape[1]
+            z_neg = m.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), tf.repeat_interleave(n) if ev else None,
+                            g, t0, generator=generator)
+            z = torch.cat([z, z_neg])
+        else:  # one embedding pass for sources, destinations and negatives
+            with self.clock.measure("sampler"):
+                neg = self.sampler.sample(P, generator=generator, times=t)
+            n = neg.ids.shape[1]
+            nodes = torch.cat([src, dst, neg.ids.clamp_min(self.data.dst_min).flatten()])
+            z = m.embed(nodes, torch.cat([tf, tf, tf.repeat_interleave(n)]) if ev else None, g, t0,
+                        generator=generator)
+        a = m.decoder.source(z[:B])
+        pos = m.decoder.combine(a, m.decoder.destination(z[B:2 * B]))
+        negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z[2 * B:]).view(B, n, -1))
+        w = None
+        if self.cfg.importance_weighting and neg.log_prob is not None:
+            w = _losses.importance_weights(neg.log_prob, neg.valid)
+        return self.loss(pos, negs, valid=neg.valid, weights=w)
+
+    def after_step(self, batch):
+        i = batch.idx
+        self.model.observe(self.src[i], self.dst[i], self.t[i], i)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, split):
+        m, ind = self.model, self.cfg.inductive
+        rank = self.cfg.rank_eval == "all" or (split == "test" and self.cfg.rank_eval == "test")
+        if not m.has_state("train_end"):  # nothing trained yet: the memory after streaming the training events
+            self._replay(self.split.train, self.train_graph)
+            m.save_state("train_end")
+        if split == "valid":
+            m.load_state("train_end")
+            out = self._stream("valid", rank)
+            m.save_state("valid_end")
+            if ind:
+                m.load_state("train_end")
+                out["new_node"] = self._stream("new_node_valid", rank)
+                m.load_state("valid_end")
+            return out
+        if split != "test":
+            raise ValueError(f"evaluate: 'split' must be 'valid' or 'test' (got {split!r})")
+        if not m.has_state("valid_end"):
+            m.load_state("train_end")
+            self._replay(self.split.valid, self.full_graph)
+            m.save_state("valid_end")
+        m.load_state("valid_end")
+        out = self._stream("test", rank)
+        if ind:
+            m.load_state("valid_end")
+            out["new_node"] = self._stream("new_node_test", rank)
+        return out
+
+    def _replay(self, idx, graph):
+        """Observe the events ``idx`` in evaluation batches (memory only, no scores)."""
+        for lo in range(0, idx.numel(), self.cfg.eval_batch_size):
+            b = idx[lo:lo + self.cfg.eval_batch_size].to(self.device)
+            self.model.observe(self.src[b], self.dst[b], self.t[b], b)
+
+    def negatives(self, part: str, strategy: str):
+        """DyGLib's evaluation negatives of ``part`` (cached): ``(neg_src [B], neg_dst [B])``."""
+        key = (part, strategy)
+        if key not in self._neg_cache:
+            ns, nd = self.data.eval_negatives(self.split, part, strategy, batch_size=self.cfg.eval_batch_size)
+            self._neg_cache[key] = (ns.to(self.device), nd.to(self.device))
+        return self._neg_cache[key]
+
+    def fixed_negatives(self, part: str) -> torch.Tensor:
+        key = (part, "mrr")
+        if key not in self._neg_cache:
+            self._neg_cache[key] = self.data.mrr_negatives(self.split, part, num=self.cfg.mrr_negatives).to(self.device)
+        return self._neg_cache[key]
+
+    def _stream(self, part: str, rank: bool) -> dict:
+        """Score the events of ``part`` batch by batch, observing each batch after scoring it."""
+        m, cfg, ds = self.model, self.cfg, self.data
+        idx = self.split.part(part).to(self.device)
+        g = self.full_graph
+        gen = torch.Generator().manual_seed(12345)  # uniform neighbour sampling (TGAT) repeats across calls
+        negs = {s: self.negatives(part, s) for s in STRATEGIES}
+        acc = {s: E.BatchedAPAUC() for s in STRATEGIES}
+        greater, equal, g100, e100 = [], [], [], []
+        if rank:
+            fixed = self.fixed_negatives(part)
+            ex_ptr, ex_dst = E.group_exclusion(ds.src[idx.cpu()], ds.t[idx.cpu()], ds.dst[idx.cpu()])
+        lo_dst, bs = ds.dst_min, cfg.eval_batch_size
+        for lo in range(0, idx.numel(), bs):
+            b = idx[lo:lo + bs]
+            B = b.numel()
+            src, dst, t = self.src[b], self.dst[b], self.t[b]
+            t0, tf = t[0].item(), t.double()
+            parts = [src, dst, negs["random"][1][lo:lo + B]]
+            for s in ("historical", "inductive"):
+                parts += [negs[s][0][lo:lo + B], negs[s][1][lo:lo + B]]
+            z = m.embed(torch.cat(parts), tf.repeat(len(parts)) if cfg.event_times else None, g, t0,
+                        generator=gen).view(len(parts), B, -1)
+            sc = lambda u, v: m.score(z[u], z[v])  # noqa: E731
+            pos = sc(0, 1)
+            acc["random"].add(pos, sc(0, 2))
+            acc["historical"].add(pos, sc(3, 4))
+            acc["inductive"].add(pos, sc(5, 6))
+            if rank:
+                C = m.decoder.destination(self.destination_table(g, t0))
+                a = m.decoder.source(z[0])
+                p, e = ex_ptr[lo:lo + B + 1], ex_dst[int(ex_ptr[lo]):int(ex_ptr[lo + B])]
+                gr, eq = E.rank_counts(m.decoder.combine, a, C, dst - lo_dst,
+                                       exclude=((p - p[0]).to(self.device), (e - lo_dst).to(self.device)))
+                greater.append(gr)
+                equal.append(eq)
+                f = fixed[lo:lo + B]
+                rows = torch.cat([dst[:, None], f], 1) - lo_dst
+                s100 = m.decoder.combine(a[:, None, :], C[rows.clamp_min(0)]).float()
+                s100 = torch.where(rows >= 0, s100, torch.full_like(s100, float("-inf")))
+                g100.append((s100[:, 1:] > s100[:, :1]).sum(1))
+                e100.append((s100[:, 1:] == s100[:, :1]).sum(1))
+            m.observe(src, dst, t, b)
+        out = {}
+        for s in STRATEGIES:
+            r = acc[s].result()
+            out[s] = r
+        out.update(ap=out["random"]["ap"], auc=out["random"]["auc"], ap_historical=out["historical"]["ap"],
+                   ap_inductive=out["inductive"]["ap"], ap_global=out["random"]["ap_global"], count=int(idx.numel()))
+        if rank:
+            rm = E.rank_metrics(torch.cat(greater).cpu(), torch.cat(equal).cpu())
+            out.update(mrr=rm["mrr"], **{k: v for k, v in rm.items() if k.startswith("recall")})
+            out["mrr_100"] = E.rank_metrics(torch.cat(g100).cpu(), torch.cat(e100).cpu())["mrr"]
+        return out
+
+    # ------------------------------------------------------------------ reporting
+    def describe(self):
+        return self.data.describe(self.split)
+
+    def protocol(self):
+        sp = "inductive (10% of late nodes held out of training)" if self.cfg.inductive else "transductive"
+        return (f"DyGLib chronological 70/15/15, {sp}; AP/AUC per evaluation batch of {self.cfg.eval_batch_size} "
+                f"(averaged) with one negative per event: random / historical / inductive (DyGLib's, seeded); "
+                f"MRR and Recall@k of the true destination against all {self.data.dst_max - self.data.dst_min + 1} "
+                f"destinations (unfiltered except other true destinations of the same source and time; ties = "
+                f"mean of optimistic and pessimistic ranks) and against {self.cfg.mrr_negatives} fixed negatives "
+                f"(half historical, half random)")
+
+    def export(self):
+        m = self.model
+        if hasattr(m, "memory"):
+            return {"memory": {"names": [str(int(x)) for x in self.data.node_ids], "weight": m.memory.detach().cpu()}}
+        return {}
+
+    def state_dict(self):
+        return {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state):
+        self.sampler.load_state_dict(state["sampler"])

@@ -1,0 +1,240 @@
+"""Event samplers (random, historical, inductive, ens, ens_score): their own invariants, distributions and
+errors. The generic contract is in test_samplers_generic.py."""
+import math
+
+import pytest
+import torch
+
+import hardneg
+from hardneg import samplers
+from hardneg.testing import assert_chi2
+
+G = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+N, LOW, HIGH = 30, 10, 29  # nodes 0..9 are sources, 10..29 destinations (bipartite)
+
+
+def events(B=64, seed=0):
+    g = G(seed)
+    return torch.stack([torch.randint(0, LOW, (B,), generator=g), torch.randint(LOW, HIGH + 1, (B,), generator=g)], 1)
+
+
+class TableScorer:
+    """Fresh source rows by position, and a candidate table for low..high (counts its refreshes)."""
+    metric = "dot"
+
+    def __init__(self, q, C):
+        self.q, self.C, self.calls = q, C, 0
+
+    def query_vectors(self, anchor, side="tail"):
+        return self.q
+
+    def candidate_vectors(self, side="tail"):
+        self.calls += 1
+        return self.C
+
+
+def scorer(B, d=8, seed=1, n_cand=HIGH - LOW + 1):
+    g = G(seed)
+    return TableScorer(torch.randn(B, d, generator=g), torch.randn(n_cand, d, generator=g))
+
+
+def create(name, n=4, **kw):
+    return samplers.create(name, num_negatives=n, num_entities=N, low=LOW, high=HIGH, **kw)
+
+
+# ------------------------------------------------------------------------------------------------ random
+def test_random_is_uniform_over_other_destinations():
+    P = torch.tensor([[0, 15]]).repeat(4000, 1)
+    neg = create("random", n=5).sample(P, generator=G(0))
+    ids = neg.ids[neg.valid]
+    assert bool(neg.valid.all()) and bool(((ids >= LOW) & (ids <= HIGH)).all()) and not bool((ids == 15).any())
+    others = [i for i in range(LOW, HIGH + 1) if i != 15]
+    counts = torch.bincount(ids, minlength=HIGH + 1)[others]
+    assert_chi2(counts.double(), torch.full((len(others),), 1.0 / len(others), dtype=torch.float64))
+
+
+def test_random_one_destination_has_no_negative():
+    s = samplers.create("random", num_negatives=2, num_entities=5, low=4, high=4)
+    neg = s.sample(torch.tensor([[0, 4]]), generator=G(0))
+    assert not bool(neg.valid.any()) and bool((neg.ids == -1).all())
+
+
+def test_destination_outside_range_and_triples_are_errors():
+    s = create("random")
+    with pytest.raises(ValueError, match=r"destination ids must be in \[10, 29\]"):
+        s.sample(torch.tensor([[0, 3]]), generator=G(0))
+    with pytest.raises(ValueError, match=r"\(src, dst\) events \[B, 2\]"):
+        s.sample(torch.tensor([[0, 1, 12]]), generator=G(0))
+    with pytest.raises(ValueError, match="'times' must have one entry per event"):
+        s.sample(torch.tensor([[0, 12]]), generator=G(0), times=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="side='tail'"):
+        samplers.create("random", num_negatives=1, num_entities=N, side="head")
+    with pytest.raises(ValueError, match="'high' \\(40\\) must be < num_entities"):
+        samplers.create("random", num_negatives=1, num_entities=N, high=40)
+
+
+# ------------------------------------------------------------------------------------------------ historical
+def test_historical_draws_past_destinations_other_than_the_positive():
+    src = torch.tensor([0, 0, 0, 1, 0])
+    dst = torch.tensor([11, 12, 13, 14, 15])
+    t = torch.tensor([1, 2, 3, 4, 9])
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    s = create("historical", n=200, graph=g)
+    # source 0 at time 5 with true destination 12: history before 5 is {11, 12, 13} -> {11, 13}
+    neg = s.sample(torch.tensor([[0, 12], [2, 20]]), generator=G(0), times=torch.tensor([5, 5]))
+    assert set(neg.ids[0].tolist()) == {11, 13} and s.last_fallback == 1  # source 2 has no history: random
+    assert bool(neg.valid.all()) and not bool((neg.ids[1] == 20).any())
+    # at time 3 (strictly before): only {11, 12}; the positive 12 leaves {11}
+    neg = s.sample(torch.tensor([[0, 12]]), generator=G(0), times=torch.tensor([3]))
+    assert set(neg.ids[0].tolist()) == {11}
+    with pytest.raises(TypeError, match="'graph' must be a hardneg.TemporalGraph"):
+        create("historical", graph="g")
+
+
+def test_historical_without_graph_or_times_is_random():
+    s = create("historical")
+    neg = s.sample(events(8), generator=G(0))
+    assert s.last_fallback == 8 and bool(neg.valid.all())
+
+
+# ------------------------------------------------------------------------------------------------ inductive
+def test_inductive_draws_from_the_pool_only():
+    s = create("inductive", n=50, pool=torch.tensor([20, 21, 22]))
+    neg = s.sample(torch.tensor([[0, 21], [1, 12]]), generator=G(0))
+    assert set(neg.ids[0].tolist()) == {20, 22} and set(neg.ids[1].tolist()) == {20, 21, 22}
+    assert s.last_fallback == 0
+    with pytest.raises(ValueError, match="'pool' ids must be destinations"):
+        create("inductive", pool=torch.tensor([3]))
+
+
+# ------------------------------------------------------------------------------------------------ ens
+def test_ens_pure_hard_negatives_come_from_the_top_k_pool():
+    P, sc = events(32), scorer(32)
+    s = create("ens", n=3, pool_size=5, hard_fraction=1.0)
+    neg = s.sample(P, scorer=sc, generator=G(0))
+    scores = sc.q @ sc.C.T
+    scores[torch.arange(32), P[:, 1] - LOW] = float("-inf")  # never the positive
+    top = scores.topk(5, dim=1).indices + LOW
+    for r in range(32):
+        assert set(neg.ids[r].tolist()) <= set(top[r].tolist())
+        assert len(set(neg.ids[r].tolist())) == 3  # without replacement from the pool
+    assert neg.log_prob is None
+
+
+def test_ens_draws_uniformly_within_the_pool():
+    P = torch.tensor([[0, 10]]).repeat(3000, 1)
+    g = G(3)
+    q, C = torch.randn(1, 8, generator=g).repeat(3000, 1), torch.randn(20, 8, generator=g)
+    s = create("ens", n=1, pool_size=4, hard_fraction=1.0, refresh_every=1)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+    sc = (q[0] @ C.T)
+    sc[0] = float("-inf")
+    top = sc.topk(4).indices + LOW
+    counts = torch.stack([(neg.ids == i).sum() for i in top]).double()
+    assert int(counts.sum()) == 3000
+    assert_chi2(counts, torch.full((4,), 0.25, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("f, n", [(0.5, 1), (0.25, 4), (0.7, 3)])
+def test_ens_hybrid_hard_share_is_f_in_expectation(f, n):
+    B = 4000
+    P = torch.stack([torch.zeros(B, dtype=torch.long), torch.full((B,), 10)], 1)
+    K = max(3, n)
+    C = torch.zeros(20, 2)
+    C[5:5 + K, 0] = 10.0  # destinations 15..14+K are the top-K pool for the query (1, 0)
+    q = torch.tensor([[1.0, 0.0]]).repeat(B, 1)
+    s = create("ens", n=n, pool_size=K, hard_fraction=f)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+    hard = (neg.ids >= 15) & (neg.ids < 15 + K)
+    # random columns also hit the pool with probability K/19
+    expect = f + (1 - f) * K / 19
+    share = hard.double().mean().item()
+    assert abs(share - expect) < 4 * math.sqrt(expect * (1 - expect) / (B * n))
+    k = math.floor(f * n)
+    assert bool(hard[:, :k].all())  # floor(f n) hard columns first in every row
+
+
+def test_ens_refreshes_the_cache_every_r_calls_and_resumes():
+    P, sc = events(16), scorer(16)
+    s = create("ens", n=2, pool_size=4, refresh_every=3)
+    for i in range(7):
+        s.sample(P, scorer=sc, generator=G(i))
+    assert sc.calls == 3 and s.refreshes == 3  # calls 0, 3, 6
+    t = create("ens", n=2, pool_size=4, refresh_every=3)
+    t.load_state_dict(s.state_dict())
+    other = TableScorer(sc.q, -sc.C)  # a different table: the resumed sampler mines its cached one (no refresh)
+    a, b = s.sample(P, scorer=sc, generator=G(42)), t.sample(P, scorer=other, generator=G(42))
+    assert torch.equal(a.ids, b.ids) and other.calls == 0
+
+
+def test_ens_hard_fraction_zero_needs_no_scorer_and_schedule_ramps():
+    s = create("ens", n=2, hard_fraction=0.0)
+    neg = s.sample(events(8), generator=G(0))  # no scorer at all
+    assert bool(neg.valid.all())
+    r = create("ens", n=2, hard_fraction=0.8, schedule="linear", start_fraction=0.0, warmup_steps=10)
+    assert r.fraction(0) == 0.0 and r.fraction(5) == pytest.approx(0.4) and r.fraction(50) == pytest.approx(0.8)
+    st = create("ens", n=2, hard_fraction=0.8, schedule="step", start_fraction=0.1, warmup_steps=3)
+    assert st.fraction(2) == pytest.approx(0.1) and st.fraction(3) == pytest.approx(0.8)
+
+
+def test_ens_errors():
+    with pytest.raises(ValueError, match=r"'pool_size' K \(2\) must be >= num_negatives n \(4\)"):
+        create("ens", n=4, pool_size=2)
+    with pytest.raises(ValueError, match="'hard_fraction' must be in \\[0, 1\\]"):
+        create("ens", hard_fraction=1.5)
+    with pytest.raises(TypeError, match="'hard_fraction' must be a number"):
+        create("ens", hard_fraction="half")
+    with pytest.raises(ValueError, match="'refresh_every' must be >= 1"):
+        create("ens", refresh_every=0)
+    s = create("ens", n=1, pool_size=2, hard_fraction=1.0)
+    with pytest.raises(ValueError, match="needs a scorer"):
+        s.sample(events(4), generator=G(0))
+    with pytest.raises(ValueError, match="candidate_vectors must be \\[N, d\\] with N = 20 rows"):
+        s.sample(events(4), scorer=scorer(4, n_cand=7), generator=G(0))
+
+
+def test_ens_cache_on_another_device_than_the_model():
+    P = events(4)
+    s = create("ens", n=1, pool_size=2, hard_fraction=1.0, refresh_every=100)
+    s.sample(P, scorer=scorer(4), generator=G(0))  # caches the table on the CPU
+    moved = TableScorer(torch.randn(4, 8, device="meta"), torch.randn(20, 8, device="meta"))
+    with pytest.raises(ValueError, match="cached candidate table is on cpu but the model's query embeddings are on meta"):
+        s.sample(P, scorer=moved, generator=G(1))
+    fresh = create("ens", n=1, pool_size=2, hard_fraction=1.0)
+    other = TableScorer(torch.randn(4, 8), torch.randn(20, 8, device="meta"))
+    with pytest.raises(ValueError, match="candidate table is on meta but the model's query embeddings are on cpu"):
+        fresh.sample(P, scorer=other, generator=G(1))
+
+
+# ------------------------------------------------------------------------------------------------ ens_score
+def test_ens_score_draws_proportional_to_softplus_with_exact_log_prob():
+    B = 6000
+    P = torch.stack([torch.zeros(B, dtype=torch.long), torch.full((B,), 10)], 1)
+    g = G(5)
+    q = torch.randn(1, 4, generator=g).repeat(B, 1)
+    C = torch.randn(20, 4, generator=g)
+    s = create("ens_score", n=1, hard_fraction=1.0)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+    w = torch.nn.functional.softplus((q[0] @ C.T).double())
+    w[0] = 0.0  # the positive (node 10)
+    p = w / w.sum()
+    assert_chi2(torch.bincount(neg.ids[:, 0] - LOW, minlength=20)[1:].double(), p[1:])
+    assert torch.allclose(neg.log_prob[:, 0].double(), p.log()[neg.ids[:, 0] - LOW], atol=1e-4)
+
+
+def test_ens_score_random_columns_have_uniform_log_prob():
+    s = create("ens_score", n=2, hard_fraction=0.5)
+    neg = s.sample(events(50), scorer=scorer(50), generator=G(0))
+    rnd = ~torch.zeros(50, 2, dtype=torch.bool)
+    rnd[:, 0] = False
+    assert torch.allclose(neg.log_prob[rnd], torch.full((50,), -math.log(19)))
+
+
+def test_ens_events_sharing_a_query_share_one_pool_without_any_of_their_positives():
+    q = torch.tensor([[1.0, 0.0]]).repeat(3, 1)  # one source, three events in the batch
+    C = torch.zeros(20, 2)
+    C[:4, 0] = torch.tensor([9.0, 8.0, 7.0, 6.0])  # nodes 10..13 are the nearest
+    P = torch.tensor([[0, 10], [0, 11], [0, 19]])
+    s = create("ens", n=2, pool_size=2, hard_fraction=1.0)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+    assert {tuple(sorted(r)) for r in neg.ids.tolist()} == {(12, 13)}  # 10 and 11 are positives of the query

@@ -1,0 +1,159 @@
+"""TGN / TGAT: shapes, leak-free neighbourhoods, the streaming memory and its errors."""
+import pytest
+import torch
+
+pytest.importorskip("torch_geometric")
+
+import hardneg  # noqa: E402
+from hardneg.tasks.temporal.models import TGAT, TGN, LinkDecoder, TemporalAttention, create_model  # noqa: E402
+
+N = 20
+
+
+def stream(M=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, 10, (M,), generator=g)
+    dst = torch.randint(10, N, (M,), generator=g)
+    t = torch.sort(torch.randint(0, 1000, (M,), generator=g)).values
+    return src, dst, t
+
+
+def model(name, **kw):
+    torch.manual_seed(0)
+    m = create_model(name, N, dim=8, time_dim=8, dropout=0.0, **kw)
+    return m.eval()
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_embed_shapes_and_defaults(name):
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model(name)
+    assert (m.num_neighbors, m.num_layers) == ((10, 1) if name == "tgn" else (20, 2))
+    nodes = torch.tensor([0, 3, 12, 19])
+    z = m.embed(nodes, torch.full((4,), 700), g, 700)
+    assert z.shape == (4, 8) and bool(torch.isfinite(z).all())
+    assert m.score(z[:2], z[2:]).shape == (2,)
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_neighbours_strictly_before_the_query_time(name):
+    """Events at or after the query time (the batch's first time) never change an embedding: the events of a
+    batch never see each other, and nothing from the future leaks in."""
+    src, dst, t = stream()
+    t0 = int(t[120])
+    before = t < t0
+    full = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    past = hardneg.TemporalGraph(src[before], dst[before], t[before], num_nodes=N)
+    m = model(name)
+    nodes = torch.cat([src[120:140], dst[120:140]])
+    times = torch.cat([t[120:140], t[120:140]])  # each at its own event time, >= t0
+    a = m.embed(nodes, times, full, t0)
+    b = m.embed(nodes, times, past, t0)
+    assert torch.allclose(a, b)
+    # the event times themselves matter (time encodings), not only the query time
+    c = m.embed(nodes, times + 500, full, t0)
+    assert not torch.allclose(a, c)
+
+
+def test_tgn_memory_is_updated_lazily_through_the_gru():
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model("tgn")
+    m.reset_state()
+    m.observe(src[:50], dst[:50], t[:50], torch.arange(50))
+    assert bool((m.pend_other[torch.unique(torch.cat([src[:50], dst[:50]]))] >= 0).all())
+    assert float(m.memory.abs().sum()) == 0.0  # the first messages are pending, not applied yet
+    m.observe(src[50:100], dst[50:100], t[50:100], torch.arange(50, 100))
+    touched = torch.unique(torch.cat([src[50:100], dst[50:100]]))
+    again = torch.unique(torch.cat([src[:50], dst[:50]]))
+    both = touched[torch.isin(touched, again)]
+    assert float(m.memory[both].abs().sum()) > 0  # applied when the node was observed again
+    # the loss reaches the GRU through the pending messages of the embedded nodes
+    m.train()
+    z = m.embed(src[100:110], t[100:110], g, int(t[100]))
+    z.sum().backward()
+    assert m.mem.gru.weight_ih.grad is not None and float(m.mem.gru.weight_ih.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_snapshots_restore_the_streaming_state(name):
+    src, dst, t = stream()
+    m = model(name)
+    m.reset_state()
+    m.observe(src[:80], dst[:80], t[:80], torch.arange(80))
+    m.save_state("train_end")
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m.observe(src[80:160], dst[80:160], t[80:160], torch.arange(80, 160))
+    m.load_state("train_end")
+    after = m.state_dict()
+    for k in m.STATE:
+        torch.testing.assert_close(before[k], after[k], rtol=0, atol=0, equal_nan=True, msg=k)
+    assert not m.has_state("valid_end")
+    with pytest.raises(ValueError, match="no snapshot 'valid_end'"):
+        m.load_state("valid_end")
+    with pytest.raises(ValueError, match="'name' must be one of"):
+        m.save_state("other")
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_stream_errors(name):
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model(name)
+    m.reset_state()
+    with pytest.raises(ValueError, match="must not go backwards within a batch: event 1"):
+        m.observe(torch.tensor([0, 1]), torch.tensor([10, 11]), torch.tensor([5, 4]), torch.tensor([0, 1]))
+    m.observe(src[:50], dst[:50], t[:50], torch.arange(50))
+    with pytest.raises(ValueError, match="before the latest observed time"):
+        m.observe(src[:5], dst[:5], t[:5], torch.arange(5))
+    with pytest.raises(ValueError, match=r"'dst' node ids must be in \[0, 20\) \(got min 25, max 25\)"):
+        m.observe(torch.tensor([0]), torch.tensor([25]), torch.tensor([999]), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"'nodes' node ids must be in \[0, 20\)"):
+        m.embed(torch.tensor([-1, 3]), torch.tensor([5, 5]), g, 5)
+    with pytest.raises(ValueError, match="same length"):
+        m.observe(torch.tensor([0]), torch.tensor([10, 11]), torch.tensor([999]), torch.tensor([0]))
+    with pytest.raises(TypeError, match="'src' must be a 1-D integer tensor"):
+        m.observe(torch.tensor([0.0]), torch.tensor([10]), torch.tensor([999]), torch.tensor([0]))
+
+
+def test_edge_features_enter_the_messages_and_attention():
+    src, dst, t = stream()
+    feats = torch.randn(src.numel(), 3, generator=torch.Generator().manual_seed(2))
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model("tgn", edge_features=feats)
+    m2 = model("tgn", edge_features=feats * 0)
+    m2.load_state_dict(m.state_dict())
+    nodes, times = dst[150:160], t[150:160]
+    assert not torch.allclose(m.embed(nodes, times, g, int(t[150])), m2.embed(nodes, times, g, int(t[150])))
+
+
+def test_tgat_uniform_neighbours_follow_the_generator():
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model("tgat", strategy="uniform", num_neighbors=3)
+    nodes, times = dst[150:170], t[150:170]
+    run = lambda s: m.embed(nodes, times, g, int(t[150]), generator=torch.Generator().manual_seed(s))  # noqa: E731
+    assert torch.equal(run(0), run(0)) and not torch.allclose(run(0), run(1))
+
+
+def test_decoder_decomposition_and_attention_without_neighbours():
+    d = LinkDecoder(6)
+    zs, zd = torch.randn(5, 6), torch.randn(5, 6)
+    assert torch.allclose(d(zs, zd), d.combine(d.source(zs), d.destination(zd)))
+    full = torch.nn.Sequential()  # the MergeLayer form: w·relu(W[zs ‖ zd] + b) + c
+    W = torch.cat([d.src.weight, d.dst.weight], 1)
+    ref = torch.relu(torch.cat([zs, zd], 1) @ W.T + d.src.bias) @ d.out.weight.T + d.out.bias
+    assert torch.allclose(d(zs, zd), ref.squeeze(-1), atol=1e-6) and len(full) == 0
+    att = TemporalAttention(4, 0, 4, 4, heads=2, dropout=0.0)
+    h = torch.randn(3, 4)
+    valid = torch.zeros(3, 5, dtype=torch.bool)
+    out = att(h, torch.randn(7, 4), torch.zeros(3, 5, dtype=torch.long), torch.randn(3, 5, 4), valid)
+    assert bool(torch.isfinite(out).all())  # no valid neighbour: a zero attention output, no NaN
+
+
+def test_unknown_model():
+    with pytest.raises(ValueError, match="'name' must be one of \\['tgn', 'tgat'\\]"):
+        create_model("jodie", N)
+    assert isinstance(create_model("TGAT", N, dim=4, time_dim=4), TGAT)
+    assert isinstance(create_model("tgn", N, dim=4, time_dim=4), TGN)

@@ -1,0 +1,176 @@
+"""The temporal task on the engine: TGN / TGAT with every event sampler, both split settings, the four
+evaluation views, recipes, the CLI and the bad inputs of issue 15."""
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("torch_geometric")
+
+from hardneg import cli  # noqa: E402
+from hardneg.tasks.temporal import data as T  # noqa: E402
+from hardneg.training import TrainConfig, Trainer  # noqa: E402
+
+TINY = dict(task="temporal", dim=8, time_dim=8, epochs=1, batch_size=100, eval_batch_size=100, mrr_negatives=6)
+
+
+def synthetic(M=1200, users=40, items=12, seed=0, bipartite=True):
+    """Users with a favourite item (a learnable pattern), sorted times."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, users, (M,), generator=g)
+    fav = torch.randint(0, items, (users,), generator=g)
+    rnd = torch.randint(0, items, (M,), generator=g)
+    dst = torch.where(torch.rand(M, generator=g) < 0.7, fav[src], rnd) + (users if bipartite else 0)
+    t = torch.sort(torch.randint(0, 50_000, (M,), generator=g)).values
+    n = users + items if bipartite else max(users, items)
+    return T.TemporalDataset.from_tensors(src, dst, t, num_nodes=n, bipartite=bipartite, name="toy")
+
+
+DS = synthetic()
+
+
+def run(data=DS, **over):
+    cfg = TrainConfig.from_dict(dict(dict(TINY, dataset="toy"), **over))
+    return Trainer(cfg, data=data, progress=False, log=None).run()
+
+
+@pytest.mark.parametrize("model, sampler", [("tgn", "random"), ("tgn", "ens"), ("tgn", "ens_score"),
+                                            ("tgn", "historical"), ("tgn", "inductive"), ("tgat", "random"),
+                                            ("tgat", "ens")])
+def test_train_and_evaluate_every_view(model, sampler):
+    r = run(model=model, sampler=sampler, num_neighbors=4 if model == "tgat" else 0)
+    for split in ("valid", "test"):
+        v = r[split]
+        for kind in ("random", "historical", "inductive"):
+            assert set(v[kind]) >= {"ap", "auc", "ap_global", "auc_global"}
+            assert 0 <= v[kind]["ap"] <= 1 and 0 <= v[kind]["auc_global"] <= 1
+        assert v["ap"] == v["random"]["ap"] and v["ap_historical"] == v["historical"]["ap"]
+        assert v["count"] == v["random"]["count"] > 0
+    t = r["test"]
+    assert 0 < t["mrr"] <= 1 and 0 <= t["recall@10"] <= t["recall@20"] <= 1 and 0 < t["mrr_100"] <= 1
+    assert "mrr" not in r["valid"]  # ranking views on test only by default
+    assert "historical" in r["protocol"] and "ties = mean of optimistic and pessimistic" in r["protocol"]
+    assert r["plot_metrics"] == ["ap_historical", "ap_inductive", "mrr"]
+
+
+def test_inductive_setting_reports_new_node_events_apart():
+    r = run(inductive=True, rank_eval="all", eval_every=1)
+    assert r["dataset"]["split"]["inductive"] and r["dataset"]["split"]["new_test_nodes"] == 5
+    for split in ("valid", "test"):
+        nn = r[split]["new_node"]
+        assert nn["count"] > 0 and nn["count"] < r[split]["count"] and "mrr" in nn
+    assert "mrr" in r["history"][0]["valid"]
+
+
+def test_unipartite_graph_draws_destinations_from_all_nodes():
+    ds = synthetic(bipartite=False, users=20, items=20)
+    r = run(data=ds, sampler="ens", sampler_options={"pool_size": 3})
+    assert r["dataset"]["destination_nodes"] == 20 and math.isfinite(r["test"]["mrr"])
+
+
+def test_bipartite_negatives_stay_on_the_destination_side():
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", num_negatives=3,
+                                     sampler_options={"pool_size": 5, "hard_fraction": 0.5}))
+    tr = Trainer(cfg, data=DS, progress=False, log=None)
+    task, seen = tr.task, []
+    orig = task.sampler.sample
+    task.sampler.sample = lambda *a, **k: seen.append(orig(*a, **k)) or seen[-1]
+    tr.train_epoch()
+    ids = torch.cat([n.ids[n.valid] for n in seen])
+    assert ids.numel() and int(ids.min()) >= 40 and int(ids.max()) <= 51
+
+
+def test_memory_snapshots_make_evaluation_repeatable():
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", rank_eval="none"))
+    tr = Trainer(cfg, data=DS, progress=False, log=None)
+    tr.train_epoch()
+    a, b = tr.evaluate("test"), tr.evaluate("test")  # test replays validation on first use
+    v1, v2 = tr.evaluate("valid"), tr.evaluate("valid")
+    assert a["ap"] == b["ap"] and v1["ap"] == v2["ap"] and tr.evaluate("test")["ap"] == a["ap"]
+
+
+def test_resume_from_a_checkpoint_continues_identically(tmp_path):
+    over = dict(epochs=2, eval_every=1, checkpoint_every=1, rank_eval="none", sampler="ens")
+    full = run(checkpoint_dir=str(tmp_path / "a"), **over)
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", checkpoint_dir=str(tmp_path / "b"), **dict(over, epochs=1)))
+    Trainer(cfg, data=DS, progress=False, log=None).run()
+    cfg2 = TrainConfig.from_dict(dict(TINY, dataset="toy", checkpoint_dir=str(tmp_path / "b"), **over))
+    resumed = Trainer(cfg2, data=DS, progress=False, log=None).run(resume=True)
+    assert resumed["test"]["ap"] == full["test"]["ap"]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+def test_unsorted_event_times_are_an_error(tmp_path):
+    with pytest.raises(ValueError, match="event times must be non-decreasing"):
+        T.TemporalDataset.from_tensors(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([5, 4]))
+    p = tmp_path / "x.csv"
+    p.write_text("u,i,ts,label\n0,5,10,0\n1,6,9,0\n")
+    with pytest.raises(ValueError, match="event times must be non-decreasing"):
+        run(data=None, dataset=str(p))
+
+
+def test_node_ids_out_of_range_are_an_error():
+    with pytest.raises(ValueError, match=r"'dst' ids must be in \[0, 3\)"):
+        T.TemporalDataset.from_tensors(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]), num_nodes=3)
+
+
+def test_an_inductive_split_without_new_nodes_is_an_error():
+    ds = T.TemporalDataset.from_tensors(torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]), torch.tensor([3, 4, 3, 4, 3, 4, 3, 4]),
+                                        torch.arange(8), num_nodes=5)
+    with pytest.raises(ValueError, match="leaves no new nodes"):
+        run(data=ds, inductive=True)
+
+
+def test_a_batch_going_back_in_time_is_an_error():
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy"))
+    tr = Trainer(cfg, data=DS, progress=False, log=None)
+    task = tr.task
+    task.on_epoch_start(1)
+    batches = list(task.batches(torch.Generator()))
+    task.after_step(batches[1])
+    with pytest.raises(ValueError, match="events cannot go back in time"):
+        task.after_step(batches[0])
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="event samplers"):
+        TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="uniform"))
+    with pytest.raises(ValueError, match="'model' must be one of \\['tgn', 'tgat'\\]"):
+        TrainConfig.from_dict(dict(TINY, dataset="toy", model="jodie"))
+    with pytest.raises(ValueError, match="neighbor_strategy='recent'"):
+        TrainConfig.from_dict(dict(TINY, dataset="toy", neighbor_strategy="uniform"))
+    with pytest.raises(ValueError, match="'num_heads' \\(3\\) must divide"):
+        TrainConfig.from_dict(dict(TINY, dataset="toy", num_heads=3))
+    with pytest.raises(ValueError, match=r"'pool_size' K \(1\) must be >= num_negatives n \(2\)"):
+        run(sampler="ens", num_negatives=2, sampler_options={"pool_size": 1})
+
+
+# ------------------------------------------------------------------------------------------------ CLI, recipes
+def test_recipes_are_valid_and_named_by_dataset_and_model():
+    from hardneg.tasks import recipes
+
+    names = {n for n in recipes() if n.startswith(("wikipedia-", "uci-"))}
+    assert names >= {"wikipedia-tgn", "wikipedia-tgat", "uci-tgn", "uci-tgat"}
+    for n in names:
+        d = cli.load_recipe(n)
+        extras = {k: d.pop(k) for k in ("compare", "seeds", "per_sampler") if k in d}
+        cfg = TrainConfig.from_dict(d)
+        assert cfg.task == "temporal" and cfg.model == n.split("-")[1] and cfg.dataset == n.split("-")[0]
+        assert set(extras.get("compare", [])) <= {"random", "historical", "inductive", "ens", "ens_score"}
+
+
+def test_cli_train_on_a_csv_path(tmp_path, capsys):
+    p = tmp_path / "events.csv"
+    ds = synthetic(M=600)
+    p.write_text("u,i,ts,label\n" + "".join(f"{int(s)},{int(d)},{int(t)},0\n"
+                                            for s, d, t in zip(ds.src, ds.dst, ds.t)))
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "--task", "temporal", "--dataset", str(p), "--model", "tgn", "--sampler", "ens",
+                   "--epochs", "1", "--dim", "8", "--time-dim", "8", "--mrr-negatives", "4", "--output", str(out),
+                   "--no-progress"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["task"] == "temporal" and d["dataset"]["bipartite"]
+    printed = capsys.readouterr().out
+    assert "AP hist" in printed and "MRR all" in printed
