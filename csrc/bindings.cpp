@@ -13,6 +13,7 @@
 #include "temporal/temporal_neighbors.h"
 #include "mining/sample_by_score_cpu.h"
 #include "mining/topk_mine_cpu.h"
+namespace hardneg { void register_subgraph(pybind11::module_& m); }  // TEMP shim
 
 #ifdef HARDNEG_WITH_CUDA
 #include "cuda_api.h"
@@ -313,4 +314,5 @@ PYBIND11_MODULE(_core, m) {
     return py::make_tuple(n, err, cuda::error_string(err));
   });
 #endif
+  hardneg::register_subgraph(m);  // TEMP shim
 }

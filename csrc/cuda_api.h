@@ -5,6 +5,7 @@
 #include <string>
 
 #include "filtering/known_set.h"
+#include "subgraph/enclosing_subgraphs.h"
 #include "temporal/temporal_neighbors.h"
 
 namespace hardneg {
@@ -22,5 +23,6 @@ int known_exclusion_fill(const KnownView& K, int side, const int64_t* anchor, in
                          const int64_t* indptr, int64_t* indices, void* stream);
 int corrupt(const CorruptArgs& A, void* stream);
 int temporal_neighbors(const TQueryArgs& A, bool int_time, void* stream);
+int enclosing_subgraphs(const SubgraphArgs& A, int32_t* scratch, int64_t workers, bool fill, void* stream);
 }  // namespace cuda
 }  // namespace hardneg
