@@ -9,13 +9,19 @@
 
 namespace hardneg {
 extern const TileKernels tile_kernels_generic;
+#if HARDNEG_HAVE_AVX2
 extern const TileKernels tile_kernels_avx2;
+#endif
 
+// HARDNEG_ISA=generic forces the baseline kernels (tests compare both builds against the reference); otherwise
+// the AVX2+FMA build where it exists (x86 builds) and the CPU has both features. Read once, at first use.
 static const TileKernels* pick() {
   const char* forced = std::getenv("HARDNEG_ISA");
-  const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (forced && std::strcmp(forced, "generic") == 0) return &tile_kernels_generic;
-  return has_avx2 ? &tile_kernels_avx2 : &tile_kernels_generic;
+#if HARDNEG_HAVE_AVX2
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &tile_kernels_avx2;
+#endif
+  return &tile_kernels_generic;
 }
 
 const TileKernels& tile_kernels() {

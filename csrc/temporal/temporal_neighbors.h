@@ -151,4 +151,7 @@ HN_HD void tn_query(const TQueryArgs& A, int64_t i, T pad) {
   for (; j < A.k; ++j) tn_pad(A, i, j, pad);
 }
 
+// CPU kernel (temporal_neighbors_cpu.cpp): OpenMP over queries; times are int64 (int_time) or float64.
+void temporal_neighbors_cpu(const TQueryArgs& A, bool int_time, int threads);
+
 }  // namespace hardneg

@@ -9,6 +9,7 @@ truth) and :mod:`hardneg.testing`. Everything is imported on first use, so ``imp
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 __version__ = "0.1.0"
 
@@ -24,8 +25,9 @@ def __getattr__(name):
     if name in _ATTRS:
         mod, attr = _ATTRS[name]
         value = getattr(importlib.import_module(mod), attr)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"hardneg.{name}")
+    elif name in _SUBMODULES or (name.startswith("_") and not name.startswith("__")
+                                  and importlib.util.find_spec(f"hardneg.{name}") is not None):
+        value = importlib.import_module(f"hardneg.{name}")  # private modules (hardneg._backend, ...) too
     else:
         raise AttributeError(f"module 'hardneg' has no attribute {name!r}")
     globals()[name] = value

@@ -161,5 +161,15 @@ def num_threads() -> int:
     return torch.get_num_threads()
 
 
+def device_args(device: torch.device) -> dict:
+    """The device keyword arguments of the compiled kernels that run on both devices: ``num_threads`` (CPU),
+    ``on_cuda`` and ``stream`` (torch's current CUDA stream, so the caching allocator's ordering holds)."""
+    on_cuda = device.type == "cuda"
+    stream = torch.cuda.current_stream(device).cuda_stream if on_cuda else 0
+    return dict(num_threads=num_threads(), on_cuda=on_cuda, stream=stream)
+
+
 def debug_checks() -> bool:
+    """``HARDNEG_DEBUG=1``: every argument check runs eagerly in Python, also where a kernel would do it
+    (see :mod:`hardneg._validate`)."""
     return os.environ.get("HARDNEG_DEBUG", "0") == "1"

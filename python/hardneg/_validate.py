@@ -1,6 +1,12 @@
 """Argument checks with uniform messages: ``op: 'arg' must be ... (got ...)``.
 
 TypeError for types and dtypes, ValueError for shapes, values, ranges and devices.
+
+Id ranges (:func:`ids`, and the CSR ids of :func:`csr`) are checked on every call, before any kernel runs: on
+CPU tensors a reduction; on CUDA tensors eagerly, one device synchronisation per checked tensor (min and max
+are read back together), so no kernel ever reads an unchecked id. One hot path moves the check into the
+kernel instead: the CPU streaming call of ``temporal_neighbors`` checks node ids and NaN times inside its C++
+loop. ``HARDNEG_DEBUG=1`` (:func:`hardneg._backend.debug_checks`) turns that off, so every check runs here, eagerly.
 """
 from __future__ import annotations
 
@@ -11,8 +17,6 @@ import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 INDEX_DTYPES = (torch.int64, torch.int32)
-METRICS = ("dot", "cos", "l2", "l1", "rotate")
-METRIC_CODE = {m: i for i, m in enumerate(METRICS)}
 
 
 def describe(x) -> str:
@@ -58,6 +62,36 @@ def finite(op: str, name: str, x: torch.Tensor) -> None:
         raise ValueError(f"{op}: '{name}' must be finite (got {bad} NaN/Inf values in {describe(x)})")
 
 
+def ids(op: str, name: str, x: torch.Tensor, n, *, device: torch.device | None = None, what="ids") -> torch.Tensor:
+    """The one id range check: ``x`` (an integer tensor) as int64, every value in [0, n) (``n=None``: >= 0).
+
+    ``device``: where ``x`` must be (else ValueError). ``what`` names the ids in the message
+    (``'src' node ids must be in [0, 4) (got min 0, max 9)``). A 2-D ``x`` may have one bound per column:
+    ``n`` (and ``what``) a sequence, and the message names the column (``'keys[:, 1]' relation ids ...``).
+    One reduction and, on CUDA, one synchronisation (module docstring).
+    """
+    if device is not None and x.device != device:
+        raise ValueError(f"{op}: '{name}' must be on {device} like the other inputs (got {x.device})")
+    x = x.to(torch.int64)
+    if not x.numel():
+        return x
+    if isinstance(n, (list, tuple)):
+        lo, hi = torch.stack([x.amin(0), x.amax(0)]).tolist()
+        whats = what if isinstance(what, (list, tuple)) else [what] * len(n)
+        for j, (a, b, bound, w) in enumerate(zip(lo, hi, n, whats)):
+            _in_range(op, f"{name}[:, {j}]", w, bound, a, b)
+    else:
+        lo, hi = torch.stack(torch.aminmax(x)).tolist()
+        _in_range(op, name, what, n, lo, hi)
+    return x
+
+
+def _in_range(op: str, name: str, what: str, n: int | None, lo: int, hi: int) -> None:
+    if lo < 0 or (n is not None and hi >= n):
+        bound = f"in [0, {n})" if n is not None else ">= 0"
+        raise ValueError(f"{op}: '{name}' {what} must be {bound} (got min {lo}, max {hi})")
+
+
 def same_device(op: str, names: tuple[str, ...], *xs: torch.Tensor) -> None:
     devs = {x.device for x in xs}
     if len(devs) > 1:
@@ -98,7 +132,7 @@ def generator(op: str, g) -> None:
         raise TypeError(f"{op}: 'generator' must be a torch.Generator or None (got {describe(g)})")
 
 
-def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device, *, check_range: bool = True):
+def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device):
     """Validate a CSR pair ``(indptr [rows+1], indices)`` and normalise it: ids sorted and unique per row.
 
     Returns ``(indptr int64, indices int64)`` on ``device``.
@@ -116,20 +150,15 @@ def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device
     if indptr.numel() != rows + 1:
         raise ValueError(f"{op}: '{name}' indptr must have {rows + 1} entries (rows + 1) (got {indptr.numel()})")
     indptr = indptr.to(torch.int64)
-    indices = indices.to(torch.int64)
-    if check_range:
-        first, last = int(indptr[0]), int(indptr[-1])
-        if first != 0 or last != indices.numel():
-            raise ValueError(
-                f"{op}: '{name}' indptr must start at 0 and end at len(indices)={indices.numel()} "
-                f"(got indptr[0]={first}, indptr[-1]={last})"
-            )
-        if rows and bool((indptr[1:] < indptr[:-1]).any()):
-            raise ValueError(f"{op}: '{name}' indptr must be non-decreasing")
-        if indices.numel():
-            lo, hi = int(indices.min()), int(indices.max())
-            if lo < 0 or hi >= num_ids:
-                raise ValueError(f"{op}: '{name}' ids must be in [0, {num_ids}) (got min {lo}, max {hi})")
+    first, last = indptr[[0, -1]].tolist()
+    if first != 0 or last != indices.numel():
+        raise ValueError(
+            f"{op}: '{name}' indptr must start at 0 and end at len(indices)={indices.numel()} "
+            f"(got indptr[0]={first}, indptr[-1]={last})"
+        )
+    if rows and bool((indptr[1:] < indptr[:-1]).any()):
+        raise ValueError(f"{op}: '{name}' indptr must be non-decreasing")
+    indices = ids(op, name, indices, num_ids)
     return normalize_csr(indptr, indices, rows, num_ids)
 
 

@@ -63,11 +63,7 @@ class CSRGraph:
             raise ValueError(f"{op}: 'edges' must be [M, 2] or an edge_index [2, M] (got {V.describe(edges)})")
         if not isinstance(undirected, bool):
             raise TypeError(f"{op}: 'undirected' must be a bool (got {V.describe(undirected)})")
-        e = e.to(torch.int64)
-        if e.numel():
-            lo, hi = int(e.min()), int(e.max())
-            if lo < 0 or hi >= n:
-                raise ValueError(f"{op}: 'edges' node ids must be in [0, {n}) (got min {lo}, max {hi})")
+        e = V.ids(op, "edges", e, n, what="node ids")
         u, v = e[:, 0], e[:, 1]
         if undirected:
             u, v = torch.cat([u, v]), torch.cat([v, u])

@@ -11,11 +11,31 @@ Every query (``contains``, ``mask``, ``exclusion``) is a binary search in these 
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from hardneg import _validate as V
 
-SIDES = ("tail", "head")
+
+class KnownView(NamedTuple):
+    """What the kernels read of a :class:`KnownSet` (:meth:`KnownSet.kernel_view`). Holding it keeps the arrays
+    alive for as long as a kernel may read them."""
+
+    tail_keys: torch.Tensor  # int64 [m] tail-major keys (h*R + r)*E + t, sorted, unique; fences follow in memory
+    head_keys: torch.Tensor  # int64 [m] head-major keys (r*E + t)*E + h, likewise
+    first_time: torch.Tensor | None  # float64 [m], aligned with tail_keys (sets built with times)
+    num_entities: int
+    num_relations: int
+
+    def core_args(self) -> dict:
+        """The keyword arguments of the compiled core's ``KnownView`` (what its filtering kernels take as
+        ``known=``): ``tail``, ``head`` (data pointers; each array's fences, every 64th key, follow its m keys
+        in the same allocation), ``first_time`` (data pointer or 0), ``size`` (m), ``num_entities``,
+        ``num_relations``."""
+        return dict(tail=self.tail_keys.data_ptr(), head=self.head_keys.data_ptr(),
+                    first_time=self.first_time.data_ptr() if self.first_time is not None else 0,
+                    size=self.tail_keys.numel(), num_entities=self.num_entities, num_relations=self.num_relations)
 
 
 class KnownSet:
@@ -44,26 +64,39 @@ class KnownSet:
         self.directed = directed
         self.first_time = first_time
         self._head_prob = head_prob
+        self._view = KnownView(self.kt, self.kh, first_time, self.num_entities, self.num_relations)
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_triples(cls, triples, num_entities, num_relations, *, times=None) -> "KnownSet":
-        """Known (h, r, t) triples [M, 3] (duplicates allowed). ``times`` [M] optional (first-seen times)."""
+    def from_triples(cls, triples: torch.Tensor, num_entities: int, num_relations: int, *,
+                     times=None) -> "KnownSet":
+        """Known (h, r, t) triples [M, 3] (duplicates allowed). ``times`` [M] optional (first-seen times): a
+        tensor on any device, a list or an array of numbers, kept as float64 on the triples' device.
+
+        Raises:
+            TypeError: non-integer triples, non-int counts, ``times`` that is not numeric.
+            ValueError: not [M, 3], ids out of range, no triples, ``times`` not [M] or not finite.
+        """
         op = "KnownSet.from_triples"
         E = V.integer(op, "num_entities", num_entities, minimum=1)
         R = V.integer(op, "num_relations", num_relations, minimum=1)
         tr = V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 3]")
         if tr.shape[1] != 3:
             raise ValueError(f"{op}: 'triples' must be [M, 3] (got {V.describe(tr)})")
-        tr = tr.to(torch.int64)
-        _check_ids(op, "triples[:, 0] (heads)", tr[:, 0], E)
-        _check_ids(op, "triples[:, 1] (relations)", tr[:, 1], R)
-        _check_ids(op, "triples[:, 2] (tails)", tr[:, 2], E)
+        tr = V.ids(op, "triples", tr, [E, R, E], what=("head ids", "relation ids", "tail ids"))
+        times = None if times is None else _check_times(op, times, tr.shape[0], tr.device)
         return cls._build(op, tr[:, 0], tr[:, 1], tr[:, 2], E, R, "triples", True, times)
 
     @classmethod
-    def from_edges(cls, edges, num_nodes, directed=True, *, times=None) -> "KnownSet":
-        """Known edges [M, 2] (u, v) (duplicates allowed); ``directed=False`` stores both directions."""
+    def from_edges(cls, edges: torch.Tensor, num_nodes: int, directed: bool = True, *,
+                   times=None) -> "KnownSet":
+        """Known edges [M, 2] (u, v) (duplicates allowed); ``directed=False`` stores both directions. ``times``
+        as in :meth:`from_triples`.
+
+        Raises:
+            TypeError: non-integer edges, a non-bool ``directed``, ``times`` that is not numeric.
+            ValueError: not [M, 2], ids out of range, no edges, ``times`` not [M] or not finite.
+        """
         op = "KnownSet.from_edges"
         E = V.integer(op, "num_nodes", num_nodes, minimum=1)
         ed = V.tensor(op, "edges", edges, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[M, 2]")
@@ -71,8 +104,7 @@ class KnownSet:
             raise ValueError(f"{op}: 'edges' must be [M, 2] (got {V.describe(ed)})")
         if not isinstance(directed, bool):
             raise TypeError(f"{op}: 'directed' must be a bool (got {V.describe(directed)})")
-        ed = ed.to(torch.int64)
-        _check_ids(op, "edges", ed, E)
+        ed = V.ids(op, "edges", ed, E)
         u, v = ed[:, 0], ed[:, 1]
         if times is not None:
             times = _check_times(op, times, ed.shape[0], ed.device)
@@ -90,11 +122,10 @@ class KnownSet:
             raise ValueError(f"{op}: num_entities^2 * num_relations must be < 2**62 for packed keys (got {E}^2 * {R})")
         kt_all = (h * R + r) * E + t
         first = None
-        if times is not None:
-            times = _check_times(op, times, h.numel(), h.device) if times.numel() != h.numel() or times.dtype != torch.float64 else times
+        if times is not None:  # validated by the caller: float64 [M] on the keys' device
             kt, inv = torch.unique(kt_all, return_inverse=True)
             first = torch.full((kt.numel(),), float("inf"), dtype=torch.float64, device=kt.device)
-            first.scatter_reduce_(0, inv, times.to(torch.float64), reduce="amin")
+            first.scatter_reduce_(0, inv, times, reduce="amin")
         else:
             kt = torch.unique(kt_all)
         hh = kt // (R * E)
@@ -139,7 +170,7 @@ class KnownSet:
                 f"relations={self.num_relations}, device={self.device}, {self.bytes_per_key:.1f} B/key"
                 f"{', timed' if self.first_time is not None else ''})")
 
-    def to(self, device) -> "KnownSet":
+    def to(self, device: torch.device | str) -> "KnownSet":
         """A copy on ``device`` (the arrays are immutable, so a same-device call returns self)."""
         device = torch.device(device)
         if device == self.device:
@@ -147,6 +178,12 @@ class KnownSet:
         ft = None if self.first_time is None else self.first_time.to(device)
         return KnownSet(self.kt.to(device), self.kh.to(device), self.num_entities, self.num_relations, kind=self.kind,
                         directed=self.directed, first_time=ft, head_prob=self._head_prob.to(device))
+
+    def kernel_view(self) -> KnownView:
+        """The one way kernels (``hardneg.ops``, the references) read the set: its key arrays, first-seen times and
+        sizes as a :class:`KnownView`, whose ``core_args()`` are the compiled kernels' keyword arguments. The
+        arrays are immutable; keep the view alive while a kernel reads them."""
+        return self._view
 
     def head_probability(self) -> torch.Tensor:
         """Per-relation probability of corrupting the head, tph / (tph + hpt) (Bernoulli negative sampling)."""
@@ -163,21 +200,24 @@ class KnownSet:
         return Domain.from_pairs(tr[:, 1], tr[:, 0], tr[:, 1], tr[:, 2], self.num_relations, self.num_entities)
 
     # ------------------------------------------------------------------ queries
-    def contains(self, keys, *, before=None, inclusive=False, backend=None) -> torch.Tensor:
+    def contains(self, keys: torch.Tensor, *, before: torch.Tensor | None = None, inclusive: bool = False,
+                 backend: str | None = None) -> torch.Tensor:
         """bool [B]: whether each key ([B, 3] triples, or [B, 2] edges) is known; with ``before`` [B], whether it
         was first seen strictly before that time (``inclusive=True``: at or before)."""
         from hardneg.ops.filtering import known_contains
 
         return known_contains(self, keys, before=before, inclusive=inclusive, backend=backend)
 
-    def mask(self, anchor, candidates, side="tail", *, backend=None) -> torch.Tensor:
+    def mask(self, anchor: torch.Tensor, candidates: torch.Tensor, side: str = "tail", *,
+             backend: str | None = None) -> torch.Tensor:
         """bool [B, n]: True where (anchor, candidate) is known. Tail queries: anchor = (h, r); head queries:
         anchor = (r, t). For edge sets the anchor may be [B] node ids (source for tail, destination for head)."""
         from hardneg.ops.filtering import known_mask
 
         return known_mask(self, anchor, candidates, side=side, backend=backend)
 
-    def exclusion(self, anchor, side="tail", *, backend=None):
+    def exclusion(self, anchor: torch.Tensor, side: str = "tail", *,
+                  backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The CSR ``(indptr [B+1], indices)`` of known ids per query, in the form ``topk_mine(exclude=...)`` takes."""
         from hardneg.ops.filtering import known_exclusion
 
@@ -188,14 +228,16 @@ class Domain:
     """Allowed ids per relation and side (type-constrained corruption): CSR ``head`` and ``tail``, each
     ``(indptr [R+1], ids)`` with sorted unique ids per relation."""
 
-    def __init__(self, head, tail, num_relations, num_entities):
+    def __init__(self, head: tuple[torch.Tensor, torch.Tensor], tail: tuple[torch.Tensor, torch.Tensor],
+                 num_relations: int, num_entities: int):
         self.head = head
         self.tail = tail
         self.num_relations = num_relations
         self.num_entities = num_entities
 
     @classmethod
-    def from_pairs(cls, head_rel, head_ids, tail_rel, tail_ids, num_relations, num_entities):
+    def from_pairs(cls, head_rel: torch.Tensor, head_ids: torch.Tensor, tail_rel: torch.Tensor,
+                   tail_ids: torch.Tensor, num_relations: int, num_entities: int) -> "Domain":
         def csr(rel, ids):
             key = torch.unique(rel * num_entities + ids)
             r = key // num_entities
@@ -205,7 +247,7 @@ class Domain:
 
         return cls(csr(head_rel, head_ids), csr(tail_rel, tail_ids), num_relations, num_entities)
 
-    def to(self, device):
+    def to(self, device: torch.device | str) -> "Domain":
         return Domain(tuple(x.to(device) for x in self.head), tuple(x.to(device) for x in self.tail),
                       self.num_relations, self.num_entities)
 
@@ -214,18 +256,19 @@ def _with_fences(keys: torch.Tensor) -> torch.Tensor:
     return torch.cat([keys, keys[::64]]).contiguous()
 
 
-def _check_ids(op, name, x, n):
-    if x.numel():
-        lo, hi = int(x.min()), int(x.max())
-        if lo < 0 or hi >= n:
-            raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {lo}, max {hi})")
-
-
-def _check_times(op, times, m, device):
+def _check_times(op, times, m, device) -> torch.Tensor:
+    """``times`` (a tensor, list or array of M numbers) as float64 [M] on ``device``, finite."""
     if not isinstance(times, torch.Tensor):
-        raise TypeError(f"{op}: 'times' must be a tensor [M] (got {V.describe(times)})")
+        try:
+            times = torch.as_tensor(times)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{op}: 'times' must be a tensor, list or array of M numbers "
+                            f"(got {V.describe(times)})") from None
+    if times.dtype == torch.bool or times.is_complex():
+        raise TypeError(f"{op}: 'times' must hold real numbers (got {V.describe(times)})")
     if times.dim() != 1 or times.numel() != m:
         raise ValueError(f"{op}: 'times' must be [M] with M={m} (got {V.describe(times)})")
-    if times.is_floating_point() and not bool(torch.isfinite(times).all()):
+    times = times.to(device=device, dtype=torch.float64)
+    if not bool(torch.isfinite(times).all()):
         raise ValueError(f"{op}: 'times' must be finite (got NaN/Inf)")
-    return times.to(device=device, dtype=torch.float64)
+    return times

@@ -11,6 +11,16 @@ differentiated through). How the negatives of a row are combined:
 Rows with no valid negative contribute only their positive term (for margin/BPR, which are pairwise, nothing).
 ``reduction``: ``"mean"`` over rows (default), ``"sum"`` or ``"none"`` ([B]).
 Scores follow "larger = more plausible"; distance models pass s = −d (the scorers already do).
+
+Example:
+    >>> import torch
+    >>> from hardneg import losses
+    >>> pos, neg = torch.tensor([2.0, 0.5]), torch.tensor([[0.0, 1.0], [0.5, -1.0]])
+    >>> round(float(losses.margin_ranking(pos, neg, margin=1.0)), 4)
+    0.25
+    >>> valid = torch.tensor([[True, True], [True, False]])
+    >>> round(float(losses.softplus(pos, neg, valid=valid)), 4)
+    1.2891
 """
 from __future__ import annotations
 
@@ -67,7 +77,8 @@ def _reduce(op, x, reduction, rows=None):
     return x.mean() if x.numel() else x.sum()
 
 
-def margin_ranking(pos, neg, *, valid=None, weights=None, margin=1.0, normalize=True, reduction="mean"):
+def margin_ranking(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, margin: float = 1.0,
+                   normalize: bool = True, reduction: str = "mean") -> torch.Tensor:
     """max(0, γ − s⁺ + s⁻ᵢ) combined over negatives; the mean over rows with at least one valid negative."""
     op = "margin_ranking"
     valid, weights = _prep(op, pos, neg, valid, weights)
@@ -75,7 +86,8 @@ def margin_ranking(pos, neg, *, valid=None, weights=None, margin=1.0, normalize=
     return _reduce(op, _combine(terms, valid, weights, normalize), reduction, valid.any(1))
 
 
-def softplus(pos, neg, *, valid=None, weights=None, margin=None, normalize=True, reduction="mean"):
+def softplus(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, margin: float | None = None,
+             normalize: bool = True, reduction: str = "mean") -> torch.Tensor:
     """Logistic loss: softplus(−s⁺) + combine(softplus(s⁻ᵢ)). With ``margin`` γ (distance models, s = −d):
     −log σ(γ + s⁺) − combine(log σ(−s⁻ᵢ − γ))."""
     op = "softplus"
@@ -84,7 +96,8 @@ def softplus(pos, neg, *, valid=None, weights=None, margin=None, normalize=True,
     return _reduce(op, F.softplus(-(pos + g)) + _combine(F.softplus(neg + g), valid, weights, normalize), reduction)
 
 
-def bce(pos, neg, *, valid=None, weights=None, label_smoothing=0.0, normalize=True, reduction="mean"):
+def bce(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
+        normalize: bool = True, reduction: str = "mean") -> torch.Tensor:
     """Binary cross-entropy with logits: targets 1 − ε for the positive and ε for negatives
     (ε = ``label_smoothing``); BCE(s⁺, 1−ε) + combine(BCE(s⁻ᵢ, ε))."""
     op = "bce"
@@ -97,7 +110,8 @@ def bce(pos, neg, *, valid=None, weights=None, label_smoothing=0.0, normalize=Tr
     return _reduce(op, lp + _combine(ln, valid, weights, normalize), reduction)
 
 
-def self_adversarial(pos, neg, *, valid=None, weights=None, margin=0.0, temperature=1.0, reduction="mean"):
+def self_adversarial(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, margin: float = 0.0,
+                     temperature: float = 1.0, reduction: str = "mean") -> torch.Tensor:
     """Self-adversarial negative sampling (SANS, RotatE): −log σ(γ + s⁺) − Σᵢ pᵢ log σ(−s⁻ᵢ − γ) with
     pᵢ = softmax(α·s⁻)ᵢ over the row's valid negatives (α = ``temperature``), detached; given ``weights``
     multiply pᵢ (then renormalised). For distance models s = −d, so this is −log σ(γ − d⁺) − Σ pᵢ log σ(d⁻ᵢ − γ)."""
@@ -116,7 +130,8 @@ def self_adversarial(pos, neg, *, valid=None, weights=None, margin=0.0, temperat
     return _reduce(op, F.softplus(-(pos + g)) + neg_term, reduction)
 
 
-def infonce(pos, neg, *, valid=None, weights=None, temperature=0.1, reduction="mean"):
+def infonce(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, temperature: float = 0.1,
+            reduction: str = "mean") -> torch.Tensor:
     """InfoNCE: −log(e^{s⁺/τ} / (e^{s⁺/τ} + Σᵢ wᵢ e^{s⁻ᵢ/τ})) over valid negatives (wᵢ = 1 without weights;
     importance weights enter as log wᵢ added to the logits)."""
     op = "infonce"
@@ -130,7 +145,8 @@ def infonce(pos, neg, *, valid=None, weights=None, temperature=0.1, reduction="m
     return _reduce(op, torch.logsumexp(logits, 1) - pos / tau, reduction)
 
 
-def bpr(pos, neg, *, valid=None, weights=None, normalize=True, reduction="mean"):
+def bpr(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None, normalize: bool = True,
+        reduction: str = "mean") -> torch.Tensor:
     """Bayesian personalised ranking: combine(−log σ(s⁺ − s⁻ᵢ)); the mean over rows with a valid negative."""
     op = "bpr"
     valid, weights = _prep(op, pos, neg, valid, weights)
@@ -138,7 +154,8 @@ def bpr(pos, neg, *, valid=None, weights=None, normalize=True, reduction="mean")
     return _reduce(op, _combine(terms, valid, weights, normalize), reduction, valid.any(1))
 
 
-def importance_weights(log_prob, valid=None, *, num_candidates=None, self_normalize=True):
+def importance_weights(log_prob: torch.Tensor, valid: torch.Tensor | None = None, *, num_candidates: int | None = None,
+                       self_normalize: bool = True) -> torch.Tensor:
     """Importance weights for negatives drawn from a proposal q (``log_prob`` [B, n]) towards the uniform
     distribution: wᵢ ∝ 1 / qᵢ. ``self_normalize=True`` returns w / Σ w per row (over valid draws); otherwise the
     unbiased 1 / (N·q), which needs ``num_candidates`` N."""
@@ -173,7 +190,8 @@ class Loss(torch.nn.Module):
             raise ValueError(f"Loss: unknown loss {name!r}; known losses: {available()}")
         self.name, self.options, self.fn = name, options, LOSSES[name]
 
-    def forward(self, pos, neg, *, valid=None, weights=None, reduction="mean"):
+    def forward(self, pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None = None, weights: torch.Tensor | None = None,
+                reduction: str = "mean") -> torch.Tensor:
         return self.fn(pos, neg, valid=valid, weights=weights, reduction=reduction, **self.options)
 
     def extra_repr(self):

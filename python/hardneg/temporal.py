@@ -12,14 +12,12 @@ Undirected graphs store each event in both endpoints' lists.
 """
 from __future__ import annotations
 
-import math
-import os
+from typing import NamedTuple
 
 import torch
 
 from hardneg import _validate as V
-
-STRATEGIES = ("recent", "uniform")
+from hardneg._random import uniform
 
 
 class _Level:
@@ -28,6 +26,21 @@ class _Level:
     def __init__(self, start, stop, ptr, nbr, time, eid):
         self.start, self.stop = start, stop
         self.ptr, self.nbr, self.time, self.eid = ptr, nbr, time, eid
+
+
+class TemporalView(NamedTuple):
+    """What the kernels read of a :class:`TemporalGraph` (:meth:`TemporalGraph.kernel_view`). Holding it keeps
+    the level table alive; the levels it points to belong to the graph and change on ``append``."""
+
+    levels: torch.Tensor  # int64 [num_levels, 4]: (ptr, nbr, time, eid) data pointers per level, on the graph's device
+    num_levels: int
+    num_nodes: int
+    time_dtype: torch.dtype  # torch.int64 or torch.float64
+
+    def core_args(self) -> dict:
+        """The keyword arguments of the compiled ``temporal_neighbors`` kernel that describe the graph:
+        ``levels`` (data pointer of the table), ``num_levels``, ``int_time``."""
+        return dict(levels=self.levels.data_ptr(), num_levels=self.num_levels, int_time=self.time_dtype == torch.int64)
 
 
 class TemporalGraph:
@@ -49,7 +62,8 @@ class TemporalGraph:
         ([[2, 1], [0, -1]], [[True, True], [True, False]])
     """
 
-    def __init__(self, src, dst, t, *, num_nodes=None, edge_ids=None, undirected=True):
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *, num_nodes: int | None = None,
+                 edge_ids: torch.Tensor | None = None, undirected: bool = True):
         op = "TemporalGraph"
         src, dst, t, eid = self._check_events(op, src, dst, t, edge_ids, None)
         if not isinstance(undirected, bool):
@@ -74,7 +88,7 @@ class TemporalGraph:
         self._levels: list[_Level] = []
         if n:
             self._levels.append(self._build(0, n))
-        self._level_table = None
+        self._view = None
 
     # ------------------------------------------------------------------ validation / building
     @staticmethod
@@ -105,11 +119,8 @@ class TemporalGraph:
         return src.to(torch.int64), dst.to(torch.int64), t, eid
 
     def _check_range(self, op, src, dst):
-        for name, x in (("src", src), ("dst", dst)):
-            if x.numel():
-                lo, hi = int(x.min()), int(x.max())
-                if lo < 0 or hi >= self.num_nodes:
-                    raise ValueError(f"{op}: '{name}' node ids must be in [0, {self.num_nodes}) (got min {lo}, max {hi})")
+        V.ids(op, "src", src, self.num_nodes, what="node ids")
+        V.ids(op, "dst", dst, self.num_nodes, what="node ids")
 
     def _build(self, start, stop) -> _Level:
         """T-CSR over log[start:stop] (already sorted by (time, edge id))."""
@@ -139,19 +150,19 @@ class TemporalGraph:
         return self._src.device
 
     @property
-    def src(self):
+    def src(self) -> torch.Tensor:
         return self._src[: self._n]
 
     @property
-    def dst(self):
+    def dst(self) -> torch.Tensor:
         return self._dst[: self._n]
 
     @property
-    def t(self):
+    def t(self) -> torch.Tensor:
         return self._t[: self._n]
 
     @property
-    def edge_ids(self):
+    def edge_ids(self) -> torch.Tensor:
         return self._eid[: self._n]
 
     @property
@@ -167,7 +178,7 @@ class TemporalGraph:
         return (f"TemporalGraph(events={self._n}, nodes={self.num_nodes}, levels={self.num_levels}, "
                 f"time={self.time_dtype}, undirected={self.undirected}, device={self.device})")
 
-    def to(self, device) -> "TemporalGraph":
+    def to(self, device: torch.device | str) -> "TemporalGraph":
         device = torch.device(device)
         g = TemporalGraph.__new__(TemporalGraph)
         g.num_nodes, g.undirected, g.time_dtype = self.num_nodes, self.undirected, self.time_dtype
@@ -175,11 +186,12 @@ class TemporalGraph:
         g._n, g._next_eid = self._n, self._next_eid
         g._levels = [_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device), L.eid.to(device))
                      for L in self._levels]
-        g._level_table = None
+        g._view = None
         return g
 
     # ------------------------------------------------------------------ streaming
-    def append(self, src, dst, t, *, edge_ids=None) -> "TemporalGraph":
+    def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *,
+               edge_ids: torch.Tensor | None = None) -> "TemporalGraph":
         """Insert a batch of events whose times are all >= the latest time so far. Amortised: the batch becomes
         a new level and levels merge like a binary counter (no full rebuild per batch). Returns self."""
         op = "TemporalGraph.append"
@@ -208,7 +220,7 @@ class TemporalGraph:
             hi = self._levels.pop()
             lo = self._levels.pop()
             self._levels.append(self._build(lo.start, hi.stop))
-        self._level_table = None
+        self._view = None
         return self
 
     def _reserve(self, n):
@@ -222,16 +234,21 @@ class TemporalGraph:
             buf[: self._n] = old[: self._n]
             setattr(self, name, buf)
 
-    def levels_table(self) -> torch.Tensor:
-        """[levels, 4] int64 of (ptr, nbr, time, eid) data pointers on the graph's device (for the kernels)."""
-        if self._level_table is None:
+    def kernel_view(self) -> TemporalView:
+        """The one way kernels read the graph: its T-CSR levels as a table of data pointers (per level: node
+        offsets [V+1] int64, neighbours int32, times, edge ids int64; the layout of ``TLevel`` in
+        ``csrc/temporal/temporal_neighbors.h``) with its sizes, as a :class:`TemporalView` whose ``core_args()``
+        are the compiled kernel's keyword arguments. Built once per state of the graph (``append`` renews it)."""
+        if self._view is None:
             rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in self._levels]
-            self._level_table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
-        return self._level_table
+            table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
+            self._view = TemporalView(table, len(self._levels), self.num_nodes, self.time_dtype)
+        return self._view
 
     # ------------------------------------------------------------------ queries
-    def neighbors(self, nodes, times, k, *, strategy="recent", inclusive=False, window=None, generator=None,
-                  backend=None):
+    def neighbors(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, strategy: str = "recent",
+                  inclusive: bool = False, window: float | None = None, generator: torch.Generator | None = None,
+                  backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The k most recent (or k uniformly drawn) events of each node strictly before its query time.
 
         Args:
@@ -251,12 +268,13 @@ class TemporalGraph:
         return temporal_neighbors(self, nodes, times, k, strategy=strategy, inclusive=inclusive, window=window,
                                   generator=generator, backend=backend)
 
-    def seen_destinations(self, src, before, *, inclusive=False):
+    def seen_destinations(self, src: torch.Tensor, before: torch.Tensor, *,
+                          inclusive: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """CSR ``(indptr [B+1], indices)`` of the distinct destinations each ``src`` interacted with (as the
         source of an event) strictly before ``before`` — sorted per row, ready for ``topk_mine(exclude=...)``
         and historical-negative sampling. Vectorised torch on the graph's device."""
         op = "TemporalGraph.seen_destinations"
-        s, tq = self._check_queries(op, src, before)
+        s, tq = check_queries(op, self, src, before, what="src")
         key_src, key_t, order = self._by_source()
         # exact int64 composite key (source, rank of time): events of a source are one run, time-sorted
         uniq = torch.unique(key_t)
@@ -276,7 +294,8 @@ class TemporalGraph:
         indptr[1:] = torch.cumsum(torch.bincount(r, minlength=s.numel()), 0)
         return indptr, key - r * self.num_nodes
 
-    def sample_historical(self, src, times, n, generator=None):
+    def sample_historical(self, src: torch.Tensor, times: torch.Tensor, n: int,
+                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Historical negatives (TGB/DyGLib): for each source, n destinations drawn uniformly with replacement
         from those it interacted with before its time. Returns ``(dst [B, n] int64, valid [B, n] bool)``;
         rows with no history are all invalid (-1)."""
@@ -286,10 +305,7 @@ class TemporalGraph:
         indptr, idx = self.seen_destinations(src, times)
         cnt = indptr[1:] - indptr[:-1]
         B = cnt.numel()
-        if generator is not None and generator.device.type != self.device.type:
-            u = torch.rand(B, n, generator=generator, dtype=torch.float64).to(self.device)
-        else:
-            u = torch.rand(B, n, generator=generator, dtype=torch.float64, device=self.device)
+        u = uniform((B, n), generator, self.device)
         pick = (u * cnt[:, None]).long().clamp_max((cnt - 1).clamp_min(0)[:, None])
         valid = (cnt > 0)[:, None].expand(B, n)
         out = torch.where(valid, idx[(indptr[:-1, None] + pick).clamp_max(max(idx.numel() - 1, 0))] if idx.numel()
@@ -302,25 +318,28 @@ class TemporalGraph:
         order = torch.argsort(s * (self._n + 1) + torch.arange(self._n, device=s.device))  # stable by source
         return s[order], t[order], order
 
-    def _check_queries(self, op, nodes, times):
-        nodes = V.tensor(op, "nodes", nodes, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").to(torch.int64)
-        times = V.tensor(op, "times", times, ndim=1)
-        if nodes.numel() != times.numel():
-            raise ValueError(f"{op}: 'nodes' and 'times' must have the same length (got {nodes.numel()} and {times.numel()})")
-        if nodes.device != self.device or times.device != self.device:
-            raise ValueError(f"{op}: queries must be on {self.device} (got {nodes.device} and {times.device})")
-        if nodes.numel():
-            lo, hi = int(nodes.min()), int(nodes.max())
-            if lo < 0 or hi >= self.num_nodes:
-                raise ValueError(f"{op}: node ids must be in [0, {self.num_nodes}) (got min {lo}, max {hi})")
-        if times.is_floating_point():
-            if self.time_dtype == torch.int64:
-                raise TypeError(f"{op}: the graph has int64 times; query 'times' must be integers (got {times.dtype})")
-            if times.numel() and bool(torch.isnan(times).any()):
-                raise ValueError(f"{op}: 'times' must not contain NaN")
-        elif times.dtype not in V.INDEX_DTYPES + (torch.int16, torch.int8, torch.uint8):
-            raise TypeError(f"{op}: 'times' must be numeric (got {V.describe(times)})")
-        return nodes.contiguous(), times.to(self.time_dtype).contiguous()
+
+
+def check_queries(op: str, graph: TemporalGraph, nodes, times, *,
+                  what: str = "nodes") -> tuple[torch.Tensor, torch.Tensor]:
+    """(nodes int64 [B], times [B] in the graph's time dtype), both contiguous on the graph's device; raises as
+    :func:`hardneg.ops.temporal_neighbors` documents."""
+    nodes = V.tensor(op, what, nodes, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+    times = V.tensor(op, "times", times, ndim=1)
+    if nodes.numel() != times.numel():
+        raise ValueError(f"{op}: '{what}' and 'times' must have the same length "
+                         f"(got {nodes.numel()} and {times.numel()})")
+    if nodes.device != graph.device or times.device != graph.device:
+        raise ValueError(f"{op}: queries must be on {graph.device} (got {nodes.device} and {times.device})")
+    nodes = V.ids(op, what, nodes, graph.num_nodes, what="node ids")
+    if times.is_floating_point():
+        if graph.time_dtype == torch.int64:
+            raise TypeError(f"{op}: the graph has int64 times; query 'times' must be integers (got {times.dtype})")
+        if times.numel() and bool(torch.isnan(times).any()):
+            raise ValueError(f"{op}: 'times' must not contain NaN")
+    elif times.dtype not in V.INDEX_DTYPES + (torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"{op}: 'times' must be numeric (got {V.describe(times)})")
+    return nodes.contiguous(), times.to(graph.time_dtype).contiguous()
 
 
 def _time_order(t, eid):

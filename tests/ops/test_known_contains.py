@@ -66,13 +66,23 @@ def test_build_large_edge_set():
     "call,exc,frag",
     [
         (lambda: hardneg.KnownSet.from_triples(torch.zeros(0, 3, dtype=torch.int64), 5, 2), ValueError, "empty"),
-        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 2, 1]]), 5, 2), ValueError, "(relations)' ids must be in [0, 2)"),
+        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 2, 1]]), 5, 2), ValueError, "'triples[:, 1]' relation ids must be in [0, 2)"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 5]]), 5, 2), ValueError, "ids must be in [0, 5)"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0.0, 0, 1]]), 5, 2), TypeError, "integer"),
         (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 1]]), 5, 2), ValueError, "[M, 3]"),
         (lambda: hardneg.KnownSet.from_edges(torch.tensor([[0, 9]]), 5), ValueError, "ids must be in [0, 5)"),
         (lambda: hardneg.KnownSet.from_edges(torch.tensor([[0, 1]]), 5, times=torch.tensor([float("nan")])), ValueError, "finite"),
         (lambda: hardneg.KnownSet.from_edges(torch.tensor([[0, 1]]), 5, directed="yes"), TypeError, "'directed'"),
+        # times are validated alike whatever their dtype or container
+        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1]]), 5, 2,
+                                               times=torch.tensor([float("nan")], dtype=torch.float64)),
+         ValueError, "'times' must be finite"),
+        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1]]), 5, 2, times=[1.0, 2.0]),
+         ValueError, "'times' must be [M] with M=1"),
+        (lambda: hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1]]), 5, 2, times=["noon"]),
+         TypeError, "'times' must be a tensor, list or array of M numbers"),
+        (lambda: hardneg.KnownSet.from_edges(torch.tensor([[0, 1]]), 5, times=torch.tensor([True])),
+         TypeError, "'times' must hold real numbers"),
     ],
 )
 def test_build_bad_input(call, exc, frag):
@@ -81,13 +91,24 @@ def test_build_bad_input(call, exc, frag):
     assert frag in str(e.value)
 
 
+def test_times_from_lists_arrays_and_float64_tensors_agree():
+    import numpy as np
+
+    tr = torch.tensor([[0, 0, 1], [0, 0, 1], [2, 1, 3]])
+    sets = [hardneg.KnownSet.from_triples(tr, 5, 2, times=t)
+            for t in ([4, 2, 7], np.array([4.0, 2.0, 7.0]), torch.tensor([4.0, 2.0, 7.0], dtype=torch.float64))]
+    for ks in sets:
+        assert ks.kernel_view().first_time.tolist() == [2.0, 7.0]  # first seen: the minimum per key
+        assert ks.contains(torch.tensor([[0, 0, 1], [2, 1, 3]]), before=torch.tensor([3.0, 7.0])).tolist() == [True, False]
+
+
 def test_contains_bad_input():
     ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1]]), 5, 2)
     with pytest.raises(ValueError, match=r"'keys' must be \[B, 3\]"):
         ks.contains(torch.tensor([[0, 1]]))
     with pytest.raises(ValueError, match="ids must be in"):
         ks.contains(torch.tensor([[0, 0, 7]]))
-    with pytest.raises(ValueError, match="relations"):
+    with pytest.raises(ValueError, match=r"'keys\[:, 1\]' relation ids must be in \[0, 2\)"):
         ks.contains(torch.tensor([[0, 3, 1]]))
     with pytest.raises(TypeError, match="integer"):
         ks.contains(torch.tensor([[0.0, 0, 1]]))

@@ -39,7 +39,7 @@ def test_exclusion_empty_batch():
 
 def test_exclusion_bad_input():
     ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1]]), 5, 2)
-    with pytest.raises(ValueError, match="'anchor' ids must be in"):
+    with pytest.raises(ValueError, match=r"'anchor\[:, 0\]' ids must be in \[0, 5\) \(got min 9, max 9\)"):
         ks.exclusion(torch.tensor([[9, 0]]))
     with pytest.raises(ValueError, match=r"anchor\[:, 1\]"):
         ks.exclusion(torch.tensor([[0, 3]]))

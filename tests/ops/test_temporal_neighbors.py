@@ -146,6 +146,58 @@ def test_append_going_back_in_time_and_other_bad_input():
         hardneg.ops.temporal_neighbors("g", torch.tensor([0]), torch.tensor([6]), 2)
 
 
+def _fast_path_taken(graph, nodes, times, k=2, **kw):
+    from hardneg.ops.temporal import _fast_cpu
+
+    return _fast_cpu(graph, nodes, times, k, kw.get("strategy", "recent"), kw.get("window"), None, None)
+
+
+BAD_QUERIES = [  # (float-time graph, nodes, times, exception, message fragment)
+    (ft, [7], [6], ValueError, "node ids must be in [0, 4)") for ft in (False, True)] + [  # out of range (high)
+    (ft, [-1], [6], ValueError, "node ids must be in [0, 4)") for ft in (False, True)] + [  # out of range (low)
+    (ft, [0, 1], [6], ValueError, "same length") for ft in (False, True)] + [
+    (ft, [0.0], [6], TypeError, "'nodes' must be") for ft in (False, True)] + [  # float node ids
+    (True, [0], [float("nan")], ValueError, "'times' must not contain NaN"),
+    (False, [0], [6.5], TypeError, "int64 times"),  # float times on an int64-time graph
+]
+
+
+@pytest.mark.parametrize("float_time,nodes,times,exc,frag", BAD_QUERIES)
+def test_fast_path_and_checked_path_reject_alike(monkeypatch, float_time, nodes, times, exc, frag):
+    """The CPU streaming fast path checks ids and NaN in C++; HARDNEG_DEBUG=1 checks everything in Python. Both
+    raise the same exception type with the same message fragment for every bad input."""
+    t = torch.tensor([5.0, 7.0]) if float_time else torch.tensor([5, 7])
+    g = hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 2]), t, num_nodes=4)
+    q_nodes = torch.tensor(nodes)
+    q_times = torch.tensor(times, dtype=g.time_dtype if isinstance(times[0], int) or float_time else torch.float64)
+    errors = []
+    for debug in ("0", "1"):
+        monkeypatch.setenv("HARDNEG_DEBUG", debug)
+        taken = _fast_path_taken(g, q_nodes, q_times)
+        with pytest.raises(exc) as e:
+            g.neighbors(q_nodes, q_times, 2)
+        assert frag in str(e.value), (debug, str(e.value))
+        errors.append((taken, type(e.value)))
+    assert not errors[1][0], "HARDNEG_DEBUG=1 must turn the fast path off"
+    assert errors[0][1] is errors[1][1]
+    if frag in ("node ids must be in [0, 4)", "'times' must not contain NaN"):
+        assert errors[0][0], "these inputs should reach the C++ check on the fast path"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("float_time", [False, True])
+def test_uniform_cpu_and_cuda_draw_the_same_events(float_time):
+    """One Philox stream per (seed, query) in the shared header: CPU and CUDA draw the same events for a seed."""
+    if "cuda" not in hardneg._backend.available("temporal_neighbors", "cuda"):
+        pytest.skip("hardneg was built without CUDA kernels")
+    graph, _ = random_graph(7, M=3000, float_time=float_time)
+    nodes, times = queries(7, graph.num_nodes, B=500, float_time=float_time)
+    cpu = _run(graph, "cpu", "cpu", nodes, times, 5, strategy="uniform", generator=torch.Generator().manual_seed(3))
+    gpu = _run(graph, "cuda", "cuda", nodes, times, 5, strategy="uniform", generator=torch.Generator().manual_seed(3))
+    assert all(torch.equal(a, b) for a, b in zip(cpu, gpu))
+
+
 def test_seen_destinations_and_historical_negatives():
     src = torch.tensor([0, 0, 0, 1, 0, 2])
     dst = torch.tensor([5, 6, 5, 5, 7, 0])

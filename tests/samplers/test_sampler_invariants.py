@@ -359,3 +359,18 @@ def test_bad_input():
         samplers.create("topk", num_negatives=4, known=known).sample(tr, scorer=wrong)
     with pytest.raises(ValueError, match="schedule"):
         samplers.create("mixed", num_negatives=4, known=known, schedule="cosine")
+
+
+def test_nscaching_keys_need_num_relations_once():
+    """Cache keys (h*R + r) need one R for the whole run: from known or num_relations, never from a batch."""
+    tr, known = kg()
+    sc = distmult()
+    with pytest.raises(ValueError, match="num_relations=") as e:
+        samplers.create("nscaching", num_negatives=2, num_entities=E).sample(tr[:8], scorer=sc, generator=G(0))
+    assert "nscaching" in str(e.value)
+    s = samplers.create("nscaching", num_negatives=2, num_entities=E, num_relations=R, side="tail")
+    s.sample(tr[tr[:, 1] == 0][:5], scorer=sc, generator=G(0))  # a batch whose largest relation id is 0
+    s.sample(tr[tr[:, 1] == R - 1][:5], scorer=sc, generator=G(1))
+    keys = s.state_dict()["keys"]["tail"]
+    want = {int(h) * R + int(r) for h, r in torch.cat([tr[tr[:, 1] == 0][:5], tr[tr[:, 1] == R - 1][:5]])[:, :2].tolist()}
+    assert set(keys.tolist()) == want

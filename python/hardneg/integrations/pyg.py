@@ -15,6 +15,7 @@ import warnings
 import torch
 
 from .. import _validate as V
+from .._random import generator_device
 from ..known import KnownSet
 
 __all__ = ["negative_sampling"]
@@ -58,10 +59,8 @@ def negative_sampling(edge_index, num_nodes=None, num_neg_samples=None, method="
     else:
         n = V.integer(op, "num_nodes", num_nodes, minimum=0)
         size, bipartite = (n, n), False
-    if M:
-        if int(ei.min()) < 0 or int(ei[0].max()) >= size[0] or int(ei[1].max()) >= size[1]:
-            raise ValueError(f"{op}: node ids in 'edge_index' must be in [0, {size[0]}) x [0, {size[1]}) "
-                             f"(got max src {int(ei[0].max())}, max dst {int(ei[1].max())}, min {int(ei.min())})")
+    V.ids(op, "edge_index[0]", ei[0], size[0], what="node ids")
+    V.ids(op, "edge_index[1]", ei[1], size[1], what="node ids")
     if num_neg_samples is None:
         want = M
     elif isinstance(num_neg_samples, float):
@@ -82,7 +81,7 @@ def negative_sampling(edge_index, num_nodes=None, num_neg_samples=None, method="
     def admissible(u, v):
         return ~known.contains(torch.stack([u, v], 1))
 
-    gdev = generator.device if generator is not None else torch.device("cpu")
+    gdev = generator_device(generator)
 
     def draw(m):
         if bipartite:

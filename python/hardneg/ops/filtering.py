@@ -1,52 +1,38 @@
 """Filtering family: exact known-positive queries (contains / mask / exclusion CSR) and filtered corruption.
 
-Shapes: ``B`` queries, ``n`` candidates or negatives per query. Range checks run on every call (on CUDA inputs
-they synchronise the device).
+Shapes: ``B`` queries, ``n`` candidates or negatives per query. Every id is range-checked on every call, before
+any kernel runs; on CUDA inputs each checked tensor costs one synchronisation (:mod:`hardneg._validate`).
+Kernels read a :class:`hardneg.KnownSet` only through :meth:`~hardneg.KnownSet.kernel_view`.
 """
 from __future__ import annotations
 
 import torch
 
 from hardneg import _validate as V
-from hardneg._backend import core, num_threads, register, resolve
-from hardneg.known import SIDES, Domain, KnownSet
-from hardneg.ops.mining import _seed_from
+from hardneg._backend import core, device_args, register, resolve
+from hardneg._constants import SIDE_MODES, SIDES, code
+from hardneg._random import seed_from
+from hardneg.known import Domain, KnownSet
 from hardneg.reference import filtering as _ref
 
 __all__ = ["corrupt", "known_contains", "known_mask", "known_exclusion"]
 
-CORRUPT_SIDES = ("tail", "head", "both", "bernoulli")
 
-
-def _known(op, known) -> KnownSet:
+def _known(op: str, known) -> KnownSet:
     if not isinstance(known, KnownSet):
         raise TypeError(f"{op}: 'known' must be a hardneg.KnownSet (got {V.describe(known)})")
     return known
 
 
-def _ids(op, name, x, n, device):
-    if x.device != device:
-        raise ValueError(f"{op}: '{name}' must be on {device} like the known set (got {x.device})")
-    x = x.to(torch.int64)
-    if x.numel():
-        lo, hi = int(x.min()), int(x.max())
-        if lo < 0 or hi >= n:
-            raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {lo}, max {hi})")
-    return x
+def _core_view(K: KnownSet):
+    """The compiled kernels' view of ``K`` (raw pointers: ``K`` outlives it)."""
+    return core().KnownView(**K.kernel_view().core_args())
 
 
-def _stream(device):
-    return torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-
-
-def _view(K):
-    return K.kt.data_ptr(), K.kh.data_ptr(), K.kt.numel(), K.num_entities, K.num_relations
-
-
-def _anchor(op, K, anchor, side):
-    """-> (a, b) int64 [B] each: tail side (h, r), head side (r, t)."""
+def _anchor(op: str, K: KnownSet, anchor, side: str) -> tuple[torch.Tensor, int]:
+    """-> (anchor int64 [B, 2]: tail side (h, r), head side (r, t); the side's code)."""
     side = V.choice(op, "side", side, SIDES)
-    s = SIDES.index(side)
+    s = code(SIDES, side)
     A = V.tensor(op, "anchor", anchor, dtypes=V.INDEX_DTYPES, kind="integer tensor")
     if K.kind == "edges" and A.dim() == 1:
         A = A[:, None]
@@ -55,21 +41,25 @@ def _anchor(op, K, anchor, side):
     if A.dim() != 2 or A.shape[1] != 2:
         raise ValueError(f"{op}: 'anchor' must be [B, 2] ((h, r) for tail queries, (r, t) for head queries)"
                          f"{' or [B] node ids' if K.kind == 'edges' else ''} (got {V.describe(A)})")
-    A = _ids(op, "anchor", A, max(K.num_entities, K.num_relations), K.device)
-    first_n, second_n = (K.num_entities, K.num_relations) if s == 0 else (K.num_relations, K.num_entities)
-    _ids(op, "anchor[:, 0]", A[:, 0], first_n, K.device)
-    _ids(op, "anchor[:, 1]", A[:, 1], second_n, K.device)
-    return A.contiguous(), s
+    bounds = [K.num_entities, K.num_relations] if s == 0 else [K.num_relations, K.num_entities]
+    return V.ids(op, "anchor", A, bounds, device=K.device).contiguous(), s
 
 
 # ---------------------------------------------------------------------------------------------- contains
-def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
+def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor | None = None, inclusive: bool = False,
+                   backend: str | None = None) -> torch.Tensor:
     """bool [B]: whether each key ([B, 3] (h, r, t) or [B, 2] (u, v) for edge sets) is known; with ``before``
     [B] (a known set built with times), whether it was first seen before that time.
 
     Raises:
         TypeError: non-KnownSet, non-integer keys. ValueError: wrong width, ids out of range, device mismatch,
         ``before`` without times or of the wrong length, NaN times.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> hardneg.ops.known_contains(ks, torch.tensor([[0, 0, 2], [1, 0, 2]])).tolist()
+        [True, False]
     """
     op = "known_contains"
     K = _known(op, known)
@@ -77,19 +67,11 @@ def known_contains(known, keys, *, before=None, inclusive=False, backend=None):
     width = 3 if K.kind == "triples" else 2
     if k.shape[1] != width:
         raise ValueError(f"{op}: 'keys' must be [B, {width}] for a known set of {K.kind} (got {V.describe(k)})")
-    if k.device != K.device:
-        raise ValueError(f"{op}: 'keys' must be on {K.device} like the known set (got {k.device})")
-    k = k.to(torch.int64).contiguous()
-    if k.numel():  # one min and one max per column (two reductions, not one per column and bound)
-        lo, hi = k.amin(0).tolist(), k.amax(0).tolist()
-        bounds = [K.num_entities, K.num_relations, K.num_entities] if width == 3 else [K.num_entities] * 2
-        names = ["keys[:, 0] (heads)", "keys[:, 1] (relations)", "keys[:, 2] (tails)"] if width == 3 else \
-            ["keys[:, 0]", "keys[:, 1]"]
-        for name, a, b, n in zip(names, lo, hi, bounds):
-            if a < 0 or b >= n:
-                raise ValueError(f"{op}: '{name}' ids must be in [0, {n}) (got min {a}, max {b})")
+    E, R = K.num_entities, K.num_relations
+    bounds, what = ([E, R, E], ("head ids", "relation ids", "tail ids")) if width == 3 else ([E, E], "node ids")
+    k = V.ids(op, "keys", k, bounds, device=K.device, what=what).contiguous()
     if before is not None:
-        if K.first_time is None:
+        if K.kernel_view().first_time is None:
             raise ValueError(f"{op}: 'before' needs a known set built with times=...")
         before = V.tensor(op, "before", before, ndim=1)
         if before.numel() != k.shape[0]:
@@ -114,11 +96,9 @@ def _contains_ref(K, k, before, inclusive):
 
 def _contains_core(K, k, before, inclusive):
     out = torch.empty(k.shape[0], dtype=torch.uint8, device=K.device)
-    ft = K.first_time.data_ptr() if K.first_time is not None else 0
-    kt, kh, m, E, R = _view(K)
-    core().known_contains(kt, kh, ft, m, E, R, k.data_ptr(), k.shape[0], k.shape[1],
-                          before.data_ptr() if before is not None else 0, inclusive, out.data_ptr(), num_threads(),
-                          K.device.type == "cuda", _stream(K.device))
+    core().known_contains(known=_core_view(K), keys=k.data_ptr(), num_queries=k.shape[0], width=k.shape[1],
+                          before=before.data_ptr() if before is not None else 0, inclusive=inclusive,
+                          out=out.data_ptr(), **device_args(K.device))
     return out.bool()
 
 
@@ -127,15 +107,27 @@ register("known_contains", "cuda")(_contains_core)
 
 
 # ---------------------------------------------------------------------------------------------- mask
-def known_mask(known, anchor, candidates, *, side="tail", backend=None):
-    """bool [B, n]: True where (anchor, candidate) is known (tail side: anchor (h, r); head side: (r, t))."""
+def known_mask(known: KnownSet, anchor: torch.Tensor, candidates: torch.Tensor, *, side: str = "tail",
+               backend: str | None = None) -> torch.Tensor:
+    """bool [B, n]: True where (anchor, candidate) is known (tail side: anchor (h, r); head side: (r, t)).
+
+    Raises:
+        TypeError: non-KnownSet, non-integer anchor or candidates.
+        ValueError: bad shapes, ids out of range, an unknown side, device mismatch.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> hardneg.ops.known_mask(ks, torch.tensor([[0, 0]]), torch.tensor([[1, 3, 2]])).tolist()
+        [[True, False, True]]
+    """
     op = "known_mask"
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
     C = V.tensor(op, "candidates", candidates, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[B, n]")
     if C.shape[0] != A.shape[0]:
         raise ValueError(f"{op}: 'candidates' must have B={A.shape[0]} rows like 'anchor' (got {V.describe(C)})")
-    C = _ids(op, "candidates", C, K.num_entities, K.device).contiguous()
+    C = V.ids(op, "candidates", C, K.num_entities, device=K.device).contiguous()
     name, fn = resolve(op, backend, K.device)
     if C.numel() == 0:
         return torch.zeros(C.shape, dtype=torch.bool, device=K.device)
@@ -149,9 +141,8 @@ def _mask_ref(K, A, s, C):
 
 def _mask_core(K, A, s, C):
     out = torch.empty(C.shape, dtype=torch.uint8, device=K.device)
-    kt, kh, m, E, R = _view(K)
-    core().known_mask(kt, kh, m, E, R, s, A.data_ptr(), C.data_ptr(), C.shape[0], C.shape[1], out.data_ptr(),
-                      num_threads(), K.device.type == "cuda", _stream(K.device))
+    core().known_mask(known=_core_view(K), side=s, anchor=A.data_ptr(), candidates=C.data_ptr(),
+                      num_queries=C.shape[0], num_candidates=C.shape[1], out=out.data_ptr(), **device_args(K.device))
     return out.bool()
 
 
@@ -160,9 +151,21 @@ register("known_mask", "cuda")(_mask_core)
 
 
 # ---------------------------------------------------------------------------------------------- exclusion
-def known_exclusion(known, anchor, *, side="tail", backend=None):
+def known_exclusion(known: KnownSet, anchor: torch.Tensor, *, side: str = "tail",
+                    backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR ``(indptr int64 [B+1], indices int64)`` of the known ids of each query, sorted per row: exactly the
-    ``exclude=`` argument of :func:`hardneg.ops.topk_mine` / :func:`hardneg.ops.sample_by_score`."""
+    ``exclude=`` argument of :func:`hardneg.ops.topk_mine` / :func:`hardneg.ops.sample_by_score`.
+
+    Raises:
+        TypeError: non-KnownSet, non-integer anchor. ValueError: bad shape, ids out of range, unknown side.
+
+    Example:
+        >>> import torch, hardneg
+        >>> ks = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+        >>> indptr, ids = hardneg.ops.known_exclusion(ks, torch.tensor([[0, 0], [3, 0]]))
+        >>> indptr.tolist(), ids.tolist()
+        ([0, 2, 2], [1, 2])
+    """
     op = "known_exclusion"
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
@@ -183,16 +186,14 @@ def _excl_core(K, A, s):
     dev = K.device
     begin = torch.empty(B, dtype=torch.int64, device=dev)
     count = torch.empty(B, dtype=torch.int64, device=dev)
-    kt, kh, m, E, R = _view(K)
-    on_cuda = dev.type == "cuda"
-    core().known_exclusion_count(kt, kh, m, E, R, s, A.data_ptr(), B, begin.data_ptr(), count.data_ptr(),
-                                 num_threads(), on_cuda, _stream(dev))
+    query = dict(known=_core_view(K), side=s, anchor=A.data_ptr(), num_queries=B, **device_args(dev))
+    core().known_exclusion_count(**query, out_begin=begin.data_ptr(), out_count=count.data_ptr())
     indptr = torch.zeros(B + 1, dtype=torch.int64, device=dev)
     indptr[1:] = torch.cumsum(count, 0)
     total = int(indptr[-1])
     indices = torch.empty(max(total, 1), dtype=torch.int64, device=dev)
-    core().known_exclusion_fill(kt, kh, m, E, R, s, A.data_ptr(), B, begin.data_ptr(), indptr.data_ptr(),
-                                indices.data_ptr(), num_threads(), on_cuda, _stream(dev))
+    core().known_exclusion_fill(**query, begin=begin.data_ptr(), indptr=indptr.data_ptr(),
+                                out_indices=indices.data_ptr())
     return indptr, indices[:total]
 
 
@@ -210,13 +211,20 @@ def _domain(op, domain, R, E, device):
         domain = Domain(domain["head"], domain["tail"], R, E)
     if not isinstance(domain, Domain):
         raise TypeError(f"{op}: 'domain' must be a hardneg.Domain or a dict of CSR pairs (got {V.describe(domain)})")
-    head = V.csr(op, "domain['head']", domain.head, R, E, device)
-    tail = V.csr(op, "domain['tail']", domain.tail, R, E, device)
-    return Domain(head, tail, R, E)
+
+    def kernel_csr(name, pair):
+        indptr, ids = V.csr(op, name, pair, R, E, device)
+        # contiguous, and never an empty id array: a null pointer would mean "no domain" to the kernels
+        ids = ids.contiguous() if ids.numel() else torch.zeros(1, dtype=torch.int64, device=device)
+        return indptr.contiguous(), ids
+
+    return Domain(kernel_csr("domain['head']", domain.head), kernel_csr("domain['tail']", domain.tail), R, E)
 
 
-def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, domain=None, num_relations=None,
-            generator=None, backend=None, max_tries=32):
+def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, side: str = "tail",
+            known: KnownSet | None = None, domain: Domain | dict | None = None, num_relations: int | None = None,
+            generator: torch.Generator | None = None, backend: str | None = None,
+            max_tries: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform corruption of one side of each positive, never returning a known positive when ``known`` is given.
 
     Each negative replaces the head or the tail of its positive by an entity drawn uniformly from the pool:
@@ -261,7 +269,7 @@ def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, 
         raise ValueError(f"{op}: 'positives' must be [B, 3] or [B, 2] (got {V.describe(P)})")
     n = V.integer(op, "num_negatives", num_negatives, minimum=1)
     E = V.integer(op, "num_entities", num_entities, minimum=1)
-    side = V.choice(op, "side", side, CORRUPT_SIDES)
+    side_mode = V.choice(op, "side", side, SIDE_MODES)
     max_tries = V.integer(op, "max_tries", max_tries, minimum=1)
     V.generator(op, generator)
     dev = P.device
@@ -281,49 +289,37 @@ def corrupt(positives, num_negatives, num_entities, *, side="tail", known=None, 
         R = V.integer(op, "num_relations", num_relations, minimum=1)
         if known is not None and known.num_relations != R:
             raise ValueError(f"{op}: num_relations={R} does not match the known set's {known.num_relations}")
-    _ids(op, "positives[:, 0]", P[:, 0], E, dev)
-    _ids(op, f"positives[:, {w - 1}]", P[:, w - 1], E, dev)
-    if w == 3:
-        _ids(op, "positives[:, 1] (relations)", P[:, 1], R, dev)
-    if side == "bernoulli" and known is None:
+    V.ids(op, "positives", P, [E, R, E] if w == 3 else [E, E],
+          what=("entity ids", "relation ids", "entity ids") if w == 3 else "node ids")
+    if side_mode == "bernoulli" and known is None:
         raise ValueError(f"{op}: side='bernoulli' needs 'known' (the per-relation tph/hpt statistics come from it)")
     dom = _domain(op, domain, R, E, dev)
     name, fn = resolve(op, backend, dev)
     B = P.shape[0]
     if B == 0:
         return torch.zeros(0, n, w, dtype=torch.int64, device=dev), torch.zeros(0, n, dtype=torch.bool, device=dev)
-    mode = CORRUPT_SIDES.index(side)
-    p_head = known.head_probability().to(dev) if side == "bernoulli" else None
-    return fn(P, n, E, R, mode, p_head, dom, known, generator, max_tries)
+    p_head = known.head_probability().to(dev) if side_mode == "bernoulli" else None
+    return fn(P, n, E, R, code(SIDE_MODES, side_mode), p_head, dom, known, generator, max_tries)
 
 
 @register("corrupt", "reference")
-def _corrupt_ref(P, n, E, R, mode, p_head, dom, known, generator, tries):
-    return _ref.corrupt(P, n, E, mode, p_head, dom, known, generator, tries)
+def _corrupt_ref(P, n, E, R, side_mode, p_head, dom, known, generator, tries):
+    return _ref.corrupt(P, n, E, side_mode, p_head, dom, known, generator, tries)
 
 
-def _corrupt_core(P, n, E, R, mode, p_head, dom, known, generator, tries):
+def _corrupt_core(P, n, E, R, side_mode, p_head, dom, known, generator, tries):
     B, w = P.shape
     dev = P.device
     out = torch.empty(B, n, w, dtype=torch.int64, device=dev)
     valid = torch.empty(B, n, dtype=torch.uint8, device=dev)
     ph = p_head.contiguous() if p_head is not None else None
-    dh = (dom.head[0].contiguous(), dom.head[1].contiguous()) if dom is not None else None
-    dt = (dom.tail[0].contiguous(), dom.tail[1].contiguous()) if dom is not None else None
-    keep = torch.zeros(1, dtype=torch.int64, device=dev)  # valid pointer for empty id lists
-
-    def ptr(x):
-        return x.data_ptr() if x is not None and x.numel() else keep.data_ptr()
-
-    if known is not None:
-        kt, kh, m, KE, KR = _view(known)
-    else:
-        kt = kh = m = 0
-        KE = KR = 1
-    core().corrupt(P.data_ptr(), B, w, n, E, R, mode, ph.data_ptr() if ph is not None else 0,
-                   ptr(dh[0]) if dh else 0, ptr(dh[1]) if dh else 0, ptr(dt[0]) if dt else 0,
-                   ptr(dt[1]) if dt else 0, kt, kh, m, KE, KR, _seed_from(generator, dev), tries,
-                   out.data_ptr(), valid.data_ptr(), num_threads(), dev.type == "cuda", _stream(dev))
+    dom_args = {f"domain_{side}_{part}": (getattr(dom, side)[j].data_ptr() if dom is not None else 0)
+                for side in ("head", "tail") for j, part in enumerate(("indptr", "ids"))}
+    core().corrupt(positives=P.data_ptr(), num_positives=B, width=w, num_negatives=n, num_entities=E,
+                   num_relations=R, side_mode=side_mode, head_prob=ph.data_ptr() if ph is not None else 0,
+                   **dom_args, known=_core_view(known) if known is not None else None, seed=seed_from(generator),
+                   max_tries=tries, out=out.data_ptr(),
+                   out_valid=valid.data_ptr(), **device_args(dev))
     return out, valid.bool()
 
 

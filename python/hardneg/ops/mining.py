@@ -2,7 +2,8 @@
 
 Shapes: ``B`` queries, ``N`` candidates, ``d`` features, ``k``/``n`` results per query.
 
-Metrics (larger score = more similar = harder negative), shared by every op here:
+Metrics (larger score = more similar = harder negative), shared by every op here and defined once in
+:mod:`hardneg.metrics`:
 
 * ``"dot"``: q·c. DistMult and ComplEx reduce to this once the caller forms the query vector
   (DistMult: h∘r; ComplEx: the complex product h∘r laid out as [Re | Im] with the candidate as [Re | -Im]
@@ -15,7 +16,8 @@ Metrics (larger score = more similar = harder negative), shared by every op here
 
 ``exclude`` is a CSR pair ``(indptr int64 [B+1], indices int64)`` of ids never to return for each query
 (known positives, the user's history, the query node itself). Rows may be unsorted or hold duplicates;
-they are normalised once per call. On CUDA inputs the range checks force a device sync; they always run.
+they are normalised once per call. Their ids are range-checked on every call; on CUDA inputs that is one
+device synchronisation (:mod:`hardneg._validate`).
 """
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ import torch
 from hardneg import _validate as V
 from hardneg import reference as _ref
 from hardneg._backend import core, num_threads, register, resolve
+from hardneg._constants import METRICS, WEIGHTINGS, code
+from hardneg._random import seed_from
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]
 
-WEIGHTINGS = ("softmax", "softplus")
+CSR = tuple[torch.Tensor, torch.Tensor]  # (indptr int64 [B+1], indices int64)
 
 
 def _prepare(op, query, candidates, metric, exclude, check_finite=True):
@@ -41,9 +45,7 @@ def _prepare(op, query, candidates, metric, exclude, check_finite=True):
         )
     if q.dtype != c.dtype:
         raise TypeError(f"{op}: 'query' and 'candidates' must have the same dtype (got {q.dtype} and {c.dtype})")
-    if q.device.type == "cpu" and q.dtype in (torch.float16, torch.bfloat16):
-        pass  # accepted: upcast to float32 for the CPU kernels below
-    metric = V.choice(op, "metric", metric, V.METRICS)
+    metric = V.choice(op, "metric", metric, METRICS)
     if metric == "rotate" and q.shape[1] % 2:
         raise ValueError(f"{op}: metric 'rotate' needs an even d ([real | imag] halves) (got d={q.shape[1]})")
     if q.shape[1] == 0:
@@ -57,7 +59,8 @@ def _prepare(op, query, candidates, metric, exclude, check_finite=True):
     return q, c, metric, ex
 
 
-def topk_mine(query, candidates, k, *, metric="dot", exclude=None, backend=None):
+def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: str = "dot",
+              exclude: CSR | None = None, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k most similar candidates per query, never returning excluded ids, without materialising B×N.
 
     Args:
@@ -108,24 +111,31 @@ def _f32_rows(x: torch.Tensor) -> torch.Tensor:
     return x if x.stride(1) == 1 else x.contiguous()
 
 
-def _csr_ptrs(ex):
-    if ex is None:
-        return 0, 0, None
-    indptr, indices = ex
-    indptr = indptr.contiguous()
-    indices = indices.contiguous() if indices.numel() else torch.zeros(1, dtype=torch.int64, device=indptr.device)
-    return indptr.data_ptr(), indices.data_ptr(), (indptr, indices)
+def _problem(q, c, metric, ex) -> tuple[dict, tuple]:
+    """The CPU mining kernels' problem arguments (float32 rows, exclusion CSR), and the tensors they point to."""
+    q, c = _f32_rows(q), _f32_rows(c)
+    keep = (q, c)
+    indptr = indices = 0
+    if ex is not None:
+        ptr, idx = ex[0].contiguous(), ex[1].contiguous()
+        if not idx.numel():  # a valid pointer for an empty id list
+            idx = torch.zeros(1, dtype=torch.int64, device=ptr.device)
+        keep += (ptr, idx)
+        indptr, indices = ptr.data_ptr(), idx.data_ptr()
+    args = dict(query=q.data_ptr(), num_queries=q.shape[0], query_stride=q.stride(0), candidates=c.data_ptr(),
+                num_candidates=c.shape[0], candidate_stride=c.stride(0), dim=q.shape[1],
+                metric=code(METRICS, metric), exclude_indptr=indptr, exclude_indices=indices,
+                num_threads=num_threads())
+    return args, keep
 
 
 @register("topk_mine", "cpu")
 def _topk_cpu(q, c, k, metric, ex):
-    q, c = _f32_rows(q), _f32_rows(c)
-    B, d = q.shape
+    B = q.shape[0]
     scores = torch.empty(B, k, dtype=torch.float32)
     ids = torch.empty(B, k, dtype=torch.int64)
-    p, i, _keep = _csr_ptrs(ex)
-    core().topk_mine_cpu(q.data_ptr(), B, q.stride(0), c.data_ptr(), c.shape[0], c.stride(0), d,
-                         V.METRIC_CODE[metric], k, p, i, scores.data_ptr(), ids.data_ptr(), num_threads())
+    args, _keep = _problem(q, c, metric, ex)
+    core().topk_mine_cpu(**args, k=k, out_scores=scores.data_ptr(), out_ids=ids.data_ptr())
     return scores, ids
 
 
@@ -133,21 +143,16 @@ def _topk_cpu(q, c, k, metric, ex):
 def _topk_triton(q, c, k, metric, ex):
     from hardneg.kernels.mining.topk_mine import topk_mine_triton
 
-    return topk_mine_triton(q, c, k, V.METRIC_CODE[metric], ex)
+    return topk_mine_triton(q, c, k, code(METRICS, metric), ex)
 
 
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _seed_from(generator, device) -> int:
-    """A 63-bit seed drawn from ``generator`` (or the default generator of ``device``)."""
-    if generator is not None:
-        return int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=generator.device).item())
-    return int(torch.randint(0, 2**63 - 1, (1,)).item())
-
-
-def sample_by_score(query, candidates, num_samples, *, metric="dot", weighting="softmax", temperature=1.0,
-                    exclude=None, replacement=False, generator=None, backend=None):
+def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: int, *, metric: str = "dot",
+                    weighting: str = "softmax", temperature: float = 1.0, exclude: CSR | None = None,
+                    replacement: bool = False, generator: torch.Generator | None = None,
+                    backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw negatives in proportion to their score-based weight, exactly, in one fused pass over candidates.
 
     ``weighting="softmax"``: p(c) ∝ exp(score/T) (self-adversarial / NSCaching style).
@@ -211,15 +216,13 @@ def _sample_reference(q, c, n, metric, weighting, temperature, ex, replacement, 
 
 @register("sample_by_score", "cpu")
 def _sample_cpu(q, c, n, metric, weighting, temperature, ex, replacement, generator):
-    q, c = _f32_rows(q), _f32_rows(c)
-    B, d = q.shape
+    B = q.shape[0]
     ids = torch.empty(B, n, dtype=torch.int64)
     lp = torch.empty(B, n, dtype=torch.float32)
-    p, i, _keep = _csr_ptrs(ex)
-    core().sample_by_score_cpu(q.data_ptr(), B, q.stride(0), c.data_ptr(), c.shape[0], c.stride(0), d,
-                               V.METRIC_CODE[metric], n, WEIGHTINGS.index(weighting), 1.0 / temperature,
-                               replacement, _seed_from(generator, q.device), p, i, ids.data_ptr(), lp.data_ptr(),
-                               num_threads())
+    args, _keep = _problem(q, c, metric, ex)
+    core().sample_by_score_cpu(**args, num_samples=n, weighting=code(WEIGHTINGS, weighting),
+                               inv_temp=1.0 / temperature, replacement=replacement, seed=seed_from(generator),
+                               out_ids=ids.data_ptr(), out_log_prob=lp.data_ptr())
     return ids, lp
 
 
@@ -227,11 +230,12 @@ def _sample_cpu(q, c, n, metric, weighting, temperature, ex, replacement, genera
 def _sample_triton(q, c, n, metric, weighting, temperature, ex, replacement, generator):
     from hardneg.kernels.mining.sample_by_score import sample_by_score_triton
 
-    return sample_by_score_triton(q, c, n, V.METRIC_CODE[metric], WEIGHTINGS.index(weighting), temperature, ex,
-                                  replacement, _seed_from(generator, q.device))
+    return sample_by_score_triton(q, c, n, code(METRICS, metric), code(WEIGHTINGS, weighting), temperature, ex,
+                                  replacement, seed_from(generator))
 
 
-def sample_from_weights(weights, n, *, replacement, generator=None):
+def sample_from_weights(weights: torch.Tensor, n: int, *, replacement: bool,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw n column indices per row with probability ∝ ``weights`` (for samplers that already hold weights,
     e.g. uniform over a row's top-K pool, or an NSCaching cache).
 

@@ -28,7 +28,7 @@ import torch
 from hardneg import _validate as V
 from hardneg._backend import core, num_threads, register, resolve
 from hardneg.graph import CSRGraph
-from hardneg.ops.mining import _seed_from
+from hardneg._random import seed_from
 from hardneg.reference import subgraph as _ref
 
 __all__ = ["enclosing_subgraphs", "Subgraphs"]
@@ -103,13 +103,10 @@ def enclosing_subgraphs(graph, pairs, num_hops: int = 2, *, max_nodes_per_hop: i
     hops = V.integer(op, "num_hops", num_hops, minimum=1)
     cap = V.integer(op, "max_nodes_per_hop", max_nodes_per_hop, minimum=0)
     V.generator(op, generator)
-    p = p.to(torch.int64).contiguous()
     if p.shape[0] >= 2**31 - 1:
         raise ValueError(f"{op}: at most 2^31 - 2 pairs per call (got {p.shape[0]}); split the batch")
+    p = V.ids(op, "pairs", p, graph.num_nodes, what="node ids").contiguous()
     if p.numel():
-        lo, hi = int(p.min()), int(p.max())
-        if lo < 0 or hi >= graph.num_nodes:
-            raise ValueError(f"{op}: 'pairs' node ids must be in [0, {graph.num_nodes}) (got min {lo}, max {hi})")
         same = p[:, 0] == p[:, 1]
         if bool(same.any()):
             i = int(same.nonzero()[0, 0])
@@ -131,7 +128,7 @@ def _es_core(graph, pairs, hops, cap, generator):
     dev = graph.device
     P = pairs.shape[0]
     i64 = dict(dtype=torch.int64, device=dev)
-    seed = _seed_from(generator, dev) if cap else 0
+    seed = seed_from(generator) if cap else 0
     on_cuda = dev.type == "cuda"
     workers, scratch = 0, None
     if on_cuda:

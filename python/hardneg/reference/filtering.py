@@ -3,28 +3,32 @@ from __future__ import annotations
 
 import torch
 
+from hardneg._random import uniform
+
 
 def _lb(arr, x):
     return torch.searchsorted(arr, x)
 
 
 def contains(known, h, r, t, before=None, inclusive=False):
-    E, R = known.num_entities, known.num_relations
+    view = known.kernel_view()
+    E, R, kt = view.num_entities, view.num_relations, view.tail_keys
     key = (h * R + r) * E + t
-    p = _lb(known.kt, key).clamp_max(max(known.kt.numel() - 1, 0))
-    hit = known.kt[p] == key
+    p = _lb(kt, key).clamp_max(max(kt.numel() - 1, 0))
+    hit = kt[p] == key
     if before is not None:
-        ft = known.first_time[p]
+        ft = view.first_time[p]
         hit = hit & ((ft <= before) if inclusive else (ft < before))
     return hit
 
 
 def anchor_bounds(known, side, a, b):
-    E, R = known.num_entities, known.num_relations
+    view = known.kernel_view()
+    E, R = view.num_entities, view.num_relations
     if side == 0:
-        base, arr = (a * R + b) * E, known.kt
+        base, arr = (a * R + b) * E, view.tail_keys
     else:
-        base, arr = (a * E + b) * E, known.kh
+        base, arr = (a * E + b) * E, view.head_keys
     return _lb(arr, base), _lb(arr, base + E), base, arr
 
 
@@ -48,7 +52,8 @@ def exclusion(known, side, a, b):
 
 def corrupt(pos, n, E, side_mode, p_head, dom, known, generator, tries=32):
     """Same algorithm as the kernels (uniform proposal, bounded rejection, exact enumeration fallback), with
-    torch's RNG instead of Philox: equal in distribution, not in the stream."""
+    torch's RNG instead of Philox: equal in distribution, not in the stream. ``side_mode``: a code of
+    :data:`hardneg._constants.SIDE_MODES`."""
     B, w = pos.shape
     dev = pos.device
     h = pos[:, 0:1].expand(B, n)
@@ -56,9 +61,7 @@ def corrupt(pos, n, E, side_mode, p_head, dom, known, generator, tries=32):
     t = pos[:, w - 1 : w].expand(B, n)
 
     def rand(shape):
-        if generator is not None and generator.device.type != dev.type:
-            return torch.rand(shape, generator=generator, dtype=torch.float64).to(dev)
-        return torch.rand(shape, generator=generator, dtype=torch.float64, device=dev)
+        return uniform(shape, generator, dev)
 
     if side_mode == 0:
         head = torch.zeros(B, n, dtype=torch.bool, device=dev)

@@ -3,53 +3,19 @@ from __future__ import annotations
 
 import torch
 
-COS_EPS = 1e-12  # cos: x / max(|x|, eps), as torch.nn.functional.normalize
-
-
-def _chunk_rows(B: int, d: int, budget: int = 1 << 24) -> int:
-    return max(1, budget // max(1, B * d))
+from hardneg._random import uniform
+from hardneg.metrics import pairwise, score_matrix
 
 
 def scores(query: torch.Tensor, candidates: torch.Tensor, metric: str) -> torch.Tensor:
-    """Score matrix [B, N] in float64. Larger means more similar (harder as a negative).
-
-    dot: q·c; cos: q·c / (max(|q|,eps) max(|c|,eps)); l2: -|q-c|²; l1: -|q-c|₁;
-    rotate: rows are complex vectors [real | imag]; -Σⱼ |qⱼ - cⱼ| (modulus per complex dimension).
-    """
-    q = query.to(torch.float64)
-    c = candidates.to(torch.float64)
-    if metric == "dot":
-        return q @ c.T
-    if metric == "cos":
-        qn = q / q.norm(dim=1, keepdim=True).clamp_min(COS_EPS)
-        cn = c / c.norm(dim=1, keepdim=True).clamp_min(COS_EPS)
-        return qn @ cn.T
-    if metric == "l2":
-        return -torch.cdist(q, c, p=2.0, compute_mode="donot_use_mm_for_euclid_dist").pow(2)
-    if metric == "l1":
-        return -torch.cdist(q, c, p=1.0)
-    if metric == "rotate":
-        m = q.shape[1] // 2
-        out = torch.empty(q.shape[0], c.shape[0], dtype=torch.float64, device=q.device)
-        step = _chunk_rows(q.shape[0], m)
-        for s in range(0, c.shape[0], step):
-            cc = c[s : s + step]
-            re = q[:, None, :m] - cc[None, :, :m]
-            im = q[:, None, m:] - cc[None, :, m:]
-            out[:, s : s + step] = -torch.sqrt(re * re + im * im).sum(-1)
-        return out
-    raise ValueError(f"unknown metric {metric!r}")
+    """Score matrix [B, N] in float64 (:func:`hardneg.metrics.score_matrix`). Larger means more similar."""
+    return score_matrix(query, candidates, metric, dtype=torch.float64)
 
 
 def pair_scores(query: torch.Tensor, candidates: torch.Tensor, ids: torch.Tensor, metric: str) -> torch.Tensor:
     """Scores of query b against candidates[ids[b, j]] -> [B, n] float64 (ids -1 give NaN)."""
-    B, n = ids.shape
-    safe = ids.clamp_min(0)
-    out = torch.empty(B, n, dtype=torch.float64, device=query.device)
-    for b in range(B):
-        out[b] = scores(query[b : b + 1], candidates[safe[b]], metric)[0]
-    out[ids < 0] = float("nan")
-    return out
+    out = pairwise(query.double()[:, None, :], candidates.double()[ids.clamp_min(0)], metric)
+    return out.masked_fill(ids < 0, float("nan"))
 
 
 def exclusion_mask(exclude, B: int, start: int, stop: int, device) -> torch.Tensor:
@@ -136,12 +102,6 @@ def sample_by_score(
     return ids, out_lp
 
 
-def _rand(shape, generator, device):
-    if generator is not None and generator.device.type != torch.device(device).type:
-        return torch.rand(shape, generator=generator, dtype=torch.float64).to(device)
-    return torch.rand(shape, generator=generator, dtype=torch.float64, device=device)
-
-
 def sample_from_weights(weights, n: int, *, replacement: bool, generator=None, log_weights=None):
     """Draw n indices per row with probability ∝ weights (Gumbel-top-k without replacement).
 
@@ -153,7 +113,7 @@ def sample_from_weights(weights, n: int, *, replacement: bool, generator=None, l
     if M == 0 or B == 0:
         return torch.full((B, n), -1, dtype=torch.int64, device=device)
     if not replacement:
-        u = _rand((B, M), generator, device).clamp(1e-300, 1.0)
+        u = uniform((B, M), generator, device).clamp(1e-300, 1.0)
         keys = lw - torch.log(-torch.log(u))
         kk = min(n, M)
         top = torch.topk(keys, kk, dim=1)
@@ -166,7 +126,7 @@ def sample_from_weights(weights, n: int, *, replacement: bool, generator=None, l
     lse = torch.logsumexp(lw, dim=1, keepdim=True)
     p = torch.where(torch.isneginf(lse), torch.zeros_like(lw), (lw - lse).exp())
     cdf = torch.cumsum(p, dim=1)
-    u = _rand((B, n), generator, device) * cdf[:, -1:]
+    u = uniform((B, n), generator, device) * cdf[:, -1:]
     ids = torch.searchsorted(cdf, u, right=True).clamp_max(M - 1)
     # never land on a zero-weight id because of rounding at the top end
     ok = torch.gather(p, 1, ids) > 0

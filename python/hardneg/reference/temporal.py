@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from hardneg._random import generator_device
+
 
 def neighbors(graph, nodes, times, k, strategy, inclusive, window, generator):
     src, dst, t, eid = graph.src, graph.dst, graph.t, graph.edge_ids
@@ -34,10 +36,7 @@ def neighbors(graph, nodes, times, k, strategy, inclusive, window, generator):
         if strategy == "recent" or idx.numel() <= k:
             take = torch.arange(idx.numel() - 1, max(-1, idx.numel() - 1 - k), -1, device=dev)
         else:
-            if generator is not None and generator.device.type != dev.type:
-                perm = torch.randperm(idx.numel(), generator=generator).to(dev)
-            else:
-                perm = torch.randperm(idx.numel(), generator=generator, device=dev)
+            perm = torch.randperm(idx.numel(), generator=generator, device=generator_device(generator)).to(dev)
             take = torch.sort(perm[:k], descending=True).values
         m = take.numel()
         nbrs[i, :m] = nb[take]

@@ -3,7 +3,7 @@
 >>> import torch, hardneg
 >>> from hardneg import samplers
 >>> samplers.available()
-['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'mebns']
+['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'dans', 'kbgan', 'mebns']
 >>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
 >>> known = hardneg.KnownSet.from_triples(train, 5, 2)
 >>> s = samplers.create("topk", num_negatives=2, known=known, pool_size=3)
@@ -18,10 +18,11 @@ from .scorers import (ComplExScorer, DistMultScorer, EmbeddingScorer, RotatEScor
 from .basic import BernoulliSampler, InBatchSampler, TypedSampler, UniformSampler
 from .khop import KHopSampler
 from .hard import DNSSampler, MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
+from .adversarial import DANSSampler, KBGANSampler, KGEGenerator
 from .linkpred import MeBNSSampler, MetaReweighter, collect_meta_set
 
 __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
-           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "MeBNSSampler",
-           "MetaReweighter", "collect_meta_set"]
+           "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
+           "KGEGenerator", "MeBNSSampler", "MetaReweighter", "collect_meta_set"]

@@ -1,16 +1,16 @@
 """Sampler base class, the ``Negatives`` result and the name registry."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from .. import _validate as V
+from .._constants import SIDE_MODES
+from .._random import uniform
 from ..known import KnownSet
 
 _REGISTRY: dict[str, type] = {}
-SIDE_MODES = ("tail", "head", "both", "bernoulli")
 
 
 @dataclass
@@ -23,15 +23,21 @@ class Negatives:
         log_prob: float [B, n] log-probability of each draw under the sampler's proposal (score samplers), or None.
         side: None when only tails are corrupted; else int64 [B] or [B, n] holding the column of the positive
             that was replaced: 0 for the head, 2 for the tail of a triple (1 for the destination of a pair).
+        vectors: None, or float [B, n, d] candidate-side vectors for *continuous* negatives (DANS's
+            ``mode="embedding"``): a slot with ``valid`` True and id −1 is a generated embedding that replaces
+            the corrupted entity's vector, not an entity. Consumers that score negatives from vectors
+            (:meth:`hardneg.samplers.Scorer.score_negatives`, the KG models' ``forward_scores``) use them;
+            consumers that need entity ids (``triples()``, the PyKEEN adapter) cannot, and say so.
     """
 
     ids: torch.Tensor
     valid: torch.Tensor
     log_prob: torch.Tensor | None = None
     side: torch.Tensor | None = None
+    vectors: torch.Tensor | None = None
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.ids.shape)
 
     def side_matrix(self, positives: torch.Tensor) -> torch.Tensor:
@@ -47,9 +53,14 @@ class Negatives:
         out.scatter_(2, col[..., None], self.ids[..., None])
         return out
 
-    def to(self, device) -> "Negatives":
+    @property
+    def vector_mask(self) -> torch.Tensor | None:
+        """bool [B, n]: the slots holding a generated vector instead of an entity id (None without vectors)."""
+        return None if self.vectors is None else self.valid & (self.ids < 0)
+
+    def to(self, device: torch.device | str) -> "Negatives":
         f = lambda x: None if x is None else x.to(device)
-        return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side))
+        return Negatives(f(self.ids), f(self.valid), f(self.log_prob), f(self.side), f(self.vectors))
 
 
 def register(name: str):
@@ -65,15 +76,27 @@ def available() -> list[str]:
     return list(_REGISTRY)
 
 
-def create(name, *, num_negatives, known=None, num_entities=None, num_relations=None, **options) -> "Sampler":
+def create(name: str, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
+           num_relations: int | None = None, **options) -> "Sampler":
     """Build a sampler by name (see :func:`available`); every option beyond the common ones has a default."""
     if not isinstance(name, str):
         raise TypeError(f"samplers.create: 'name' must be a str, one of {available()} (got {V.describe(name)})")
     key = name.lower().replace("-", "_")
     if key not in _REGISTRY:
         raise ValueError(f"samplers.create: unknown sampler {name!r}; known samplers: {available()}")
+    check_options(key, options)
     return _REGISTRY[key](num_negatives=num_negatives, known=known, num_entities=num_entities,
                           num_relations=num_relations, **options)
+
+
+def check_options(name: str, given) -> None:
+    """ValueError naming every option in ``given`` that sampler ``name`` does not take (a recipe's
+    ``sampler_options`` typo fails here, before any data is loaded)."""
+    valid = options(name)
+    bad = sorted(set(given) - set(valid))
+    if bad:
+        raise ValueError(f"samplers.create: unknown option(s) {bad} for sampler {name!r}; its options: "
+                         f"{sorted(valid)}")
 
 
 def get_class(name: str) -> type:
@@ -103,6 +126,13 @@ def options(name: str) -> dict:
 class Sampler:
     """Base class. Subclasses implement ``_sample(P, scorer, generator) -> Negatives``.
 
+    Trainable samplers (``trainable = True``: DANS's generator and discriminator, KBGAN's generator) learn
+    from the model being trained. A training loop calls, in this order, for each batch: ``sample`` → the
+    model's optimiser step → :meth:`update` with the same positives and negatives and the model as
+    ``scorer``; and :meth:`on_epoch_start` before each epoch. Both are no-ops for every other sampler, so a
+    loop may call them unconditionally (:class:`hardneg.tasks.kg.KGTask` and the PyKEEN adapter's
+    ``HardNegativeTrainingLoop`` do).
+
     Common keyword-only arguments: ``num_negatives`` (n >= 1), ``known`` (a :class:`hardneg.KnownSet`: the
     filter; no known positive is ever returned), ``num_entities`` and ``num_relations`` (default: from
     ``known``, else from the scorer), and ``side``: ``"tail"``, ``"head"``, ``"both"`` (each with probability
@@ -112,8 +142,13 @@ class Sampler:
 
     name = "base"
     requires_scorer = False
+    #: learns from the model being trained through :meth:`update`
+    trainable = False
+    #: corrupts (h, r, t) triples only (needs relations); the generic tests skip pairs for these
+    triples_only = False
 
-    def __init__(self, *, num_negatives, known=None, num_entities=None, num_relations=None, side=None):
+    def __init__(self, *, num_negatives: int, known: KnownSet | None = None, num_entities: int | None = None,
+                 num_relations: int | None = None, side: str | None = None):
         op = f"samplers.{self.name}"
         self._op = op
         self.num_negatives = V.integer(op, "num_negatives", num_negatives, minimum=1)
@@ -135,7 +170,7 @@ class Sampler:
         self.step = 0  # number of sample() calls so far (schedules, caches)
 
     # ------------------------------------------------------------------ public
-    def sample(self, positives, *, scorer=None, generator=None) -> Negatives:
+    def sample(self, positives: torch.Tensor, *, scorer=None, generator: torch.Generator | None = None) -> Negatives:
         """Negatives for ``positives`` ([B, 3] (h, r, t) triples or [B, 2] (u, v) pairs, int64)."""
         P = self._check_positives(positives)
         V.generator(self._op, generator)
@@ -147,6 +182,23 @@ class Sampler:
         return out
 
     __call__ = sample
+
+    def update(self, positives, negatives, *, scorer=None, generator=None) -> dict | None:
+        """Learn from one training step of the model (trainable samplers; a no-op here).
+
+        Args:
+            positives: the [B, 3] batch given to the last :meth:`sample` call.
+            negatives: the :class:`Negatives` that call returned (after the model's optimiser step).
+            scorer: the model being trained (its current parameters), e.g. the discriminator's reward.
+            generator: the ``torch.Generator`` for any noise drawn here.
+
+        Returns:
+            None, or a dict of scalar diagnostics (losses, rewards) for logging.
+        """
+        return None
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each training epoch (``epoch`` counts from 1); pretraining schedules use it."""
 
     def state_dict(self) -> dict:
         """Mutable state (step counter, caches) for checkpoints: ``load_state_dict`` restores it exactly."""
@@ -174,20 +226,9 @@ class Sampler:
             if P.shape[1] != want:
                 raise ValueError(f"{op}: 'known' holds {self.known.kind}, so 'positives' must be [B, {want}] "
                                  f"(got {V.describe(P)})")
-        if P.numel():
-            ent = P[:, [0, -1]]
-            if self.num_entities is not None:
-                lo, hi = int(ent.min()), int(ent.max())
-                if lo < 0 or hi >= self.num_entities:
-                    raise ValueError(f"{op}: entity ids in 'positives' must be in [0, {self.num_entities}) "
-                                     f"(got min {lo}, max {hi})")
-            elif int(ent.min()) < 0:
-                raise ValueError(f"{op}: entity ids in 'positives' must be >= 0 (got {int(ent.min())})")
-            if P.shape[1] == 3:
-                lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
-                if lo < 0 or (self.num_relations is not None and hi >= self.num_relations):
-                    raise ValueError(f"{op}: relation ids in 'positives' must be in [0, {self.num_relations}) "
-                                     f"(got min {lo}, max {hi})")
+        E, R = self.num_entities, self.num_relations
+        V.ids(op, "positives", P, [E, R, E] if P.shape[1] == 3 else [E, E],
+              what=("entity ids", "relation ids", "entity ids") if P.shape[1] == 3 else "entity ids")
         return P
 
     def _check_scorer(self, scorer, P):
@@ -232,25 +273,18 @@ class Sampler:
             if self.known is None or self.known.kind != "triples":
                 raise ValueError(f"{self._op}: side='bernoulli' needs a KnownSet of triples (for tph/hpt)")
             p = self.known.head_probability().to("cpu", torch.float64)[P[:, 1].cpu()]
-        u = rand_like_gen((B,), generator, torch.device("cpu"))
+        u = uniform((B,), generator, "cpu")
         return torch.where(u < p, 0, tail).to(torch.int64).to(P.device)
 
 
-def anchors(P: torch.Tensor, side: str):
-    """(anchor, true entity) for ``side``: triples -> (h, r) / (r, t); pairs -> u / v."""
-    if P.shape[1] == 3:
-        return (P[:, :2], P[:, 2]) if side == "tail" else (P[:, 1:], P[:, 0])
-    return (P[:, 0], P[:, 1]) if side == "tail" else (P[:, 1], P[:, 0])
-
-
-def exclusion_with_self(known, anchor, target, side):
+def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: torch.Tensor,
+                        side: str) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR of ids to skip per row: the known positives of the anchor plus the row's own true entity (so the
     positive itself is never returned, even without a known set or for triples not in it)."""
     B = target.shape[0]
     dev = target.device
     if known is not None:
-        a = anchor if anchor.dim() == 2 or known.kind == "triples" else anchor
-        ptr, idx = known.exclusion(a, side=side)
+        ptr, idx = known.exclusion(anchor, side=side)
     else:
         ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
     counts = ptr.diff() + 1
@@ -264,20 +298,15 @@ def exclusion_with_self(known, anchor, target, side):
     return nptr, out
 
 
-def rand_like_gen(shape, generator, device, dtype=torch.float64):
-    """Uniform [0, 1) from ``generator`` (or the global RNG), returned on ``device``."""
-    gdev = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=gdev, dtype=dtype).to(device)
-
-
-def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
+def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
+                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """n draws per row from the valid (>= 0) entries of ``pool_ids`` [B, K]: a uniform random permutation of the
     valid entries (distinct), cycled when a row has fewer than n. -> (ids [B, n], valid [B, n])."""
     B, K = pool_ids.shape
     dev = pool_ids.device
     if B == 0 or K == 0:
         return (torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev))
-    keys = rand_like_gen((B, K), generator, dev)
+    keys = uniform((B, K), generator, dev)
     ok = pool_ids >= 0
     keys = torch.where(ok, keys, torch.full_like(keys, 2.0))
     order = keys.argsort(dim=1)
@@ -290,7 +319,7 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int, generator) -> tuple[torch.
     return ids, valid
 
 
-def side_groups(P, row_side):
+def side_groups(P: torch.Tensor, row_side: torch.Tensor | None) -> list[tuple[str, int, torch.Tensor]]:
     """[(side name, column, row indices)] for the rows of each side."""
     B, dev = P.shape[0], P.device
     tailc = P.shape[1] - 1

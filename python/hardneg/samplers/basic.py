@@ -1,14 +1,26 @@
-"""Samplers that need no scorer: uniform, Bernoulli, type-constrained (all over ``ops.corrupt``), in-batch."""
+"""Samplers that need no scorer: uniform, Bernoulli, type-constrained (all over ``ops.corrupt``), in-batch.
+
+>>> import torch, hardneg
+>>> from hardneg import samplers
+>>> known = hardneg.KnownSet.from_triples(torch.tensor([[0, 0, 1], [0, 0, 2]]), 4, 1)
+>>> s = samplers.create("uniform", num_negatives=3, known=known, side="tail")
+>>> neg = s.sample(torch.tensor([[0, 0, 1]]), generator=torch.Generator().manual_seed(0))
+>>> neg.ids.tolist(), neg.valid.tolist()    # tails 1 and 2 are known: only 0 and 3 are admissible
+([[0, 0, 0]], [[True, True, True]])
+"""
 from __future__ import annotations
 
 import torch
 
+from ..known import Domain
 from ..ops import corrupt
-from .base import Negatives, Sampler, anchors, rand_like_gen, register, side_groups
+from .._random import generator_device, uniform
+from ..metrics import anchors
+from .base import Negatives, Sampler, register, side_groups
 
 
 class _CorruptSampler(Sampler):
-    _mode: str | None = None  # forced side mode
+    _forced_side_mode: str | None = None
 
     def __init__(self, *, max_tries: int = 32, **kw):
         super().__init__(**kw)
@@ -18,19 +30,19 @@ class _CorruptSampler(Sampler):
         return None
 
     def _sample(self, P, scorer, generator):
-        mode = self._mode or self._side_mode(P)
+        side_mode = self._forced_side_mode or self._side_mode(P)
         E = self._entities(scorer)
-        neg, valid = corrupt(P, self.num_negatives, E, side=mode, known=self.known, domain=self._domain(P),
+        neg, valid = corrupt(P, self.num_negatives, E, side=side_mode, known=self.known, domain=self._domain(P),
                              num_relations=self.num_relations, generator=generator, max_tries=self.max_tries)
-        return from_corrupt(P, neg, valid, mode)
+        return from_corrupt(P, neg, valid, side_mode)
 
 
-def from_corrupt(P, neg, valid, mode) -> Negatives:
+def from_corrupt(P: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor, side_mode: str) -> Negatives:
     """Negatives from ``ops.corrupt`` output: the replaced entity and which column was replaced."""
     tail = P.shape[1] - 1
-    if mode == "tail":
+    if side_mode == "tail":
         return Negatives(neg[..., tail], valid, None, None)
-    if mode == "head":
+    if side_mode == "head":
         return Negatives(neg[..., 0], valid, None, torch.zeros(P.shape[0], dtype=torch.int64, device=P.device))
     side = torch.where(neg[..., 0] != P[:, None, 0], 0, tail).to(torch.int64)
     ids = torch.where(side == 0, neg[..., 0], neg[..., tail])
@@ -48,7 +60,7 @@ class BernoulliSampler(_CorruptSampler):
     """Bernoulli corruption (Wang et al. 2014): replace the head with probability tph / (tph + hpt) of the
     relation, computed from ``known`` (required), otherwise the tail; filtered and uniform over admissible ids."""
 
-    _mode = "bernoulli"
+    _forced_side_mode = "bernoulli"
 
     def _sample(self, P, scorer, generator):
         if self.known is None or self.known.kind != "triples":
@@ -63,7 +75,7 @@ class TypedSampler(_CorruptSampler):
     (tails) of that relation. The domain comes from ``domain=`` (a :class:`hardneg.Domain`) or, by default, from
     the triples in ``known`` (required then). Filtered; rows whose admissible domain is empty are invalid."""
 
-    def __init__(self, *, domain=None, **kw):
+    def __init__(self, *, domain: Domain | None = None, **kw):
         super().__init__(**kw)
         self.domain = domain
 
@@ -111,7 +123,7 @@ class InBatchSampler(Sampler):
             got = torch.zeros(rows.numel(), dtype=torch.int64, device=dev)
             m = 2 * n + 8
             for _ in range(self.rounds):
-                j = (rand_like_gen((rows.numel(), m), generator, dev) * (B - 1)).long().clamp_max(B - 2)
+                j = (uniform((rows.numel(), m), generator, dev) * (B - 1)).long().clamp_max(B - 2)
                 j = j + (j >= rows[:, None]).long()  # skip the row itself
                 ent = pool[j]
                 ok = self._admissible(P, rows, side, ent)
@@ -131,8 +143,8 @@ class InBatchSampler(Sampler):
                 has = ok.any(1)
                 w = ok.double()
                 w[~has] = 1.0
-                gdev = generator.device if generator is not None else torch.device("cpu")
-                draw = torch.multinomial(w.to(gdev), n, replacement=True, generator=generator).to(dev)
+                draw = torch.multinomial(w.to(generator_device(generator)), n, replacement=True,
+                                         generator=generator).to(dev)
                 fill = pool[draw]
                 pos = torch.arange(n, device=dev)[None, :] >= got[short][:, None]
                 cur = got_ids[short]

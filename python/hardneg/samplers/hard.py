@@ -7,16 +7,17 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
-from .base import (Negatives, Sampler, anchors, create, exclusion_with_self, rand_like_gen, register, side_groups,
+from .._random import uniform
+from .base import (Negatives, Sampler, create, exclusion_with_self, register, side_groups,
                    uniform_pool_draw)
+from ..metrics import anchors, pairwise
 from .basic import from_corrupt
-from .scorers import pairwise
 
 
 class _MiningSampler(Sampler):
     requires_scorer = True
 
-    def __init__(self, *, backend=None, **kw):
+    def __init__(self, *, backend: str | None = None, **kw):
         super().__init__(**kw)
         self.backend = backend
 
@@ -41,22 +42,51 @@ class TopKSampler(_MiningSampler):
     """Top-K hard negatives (ENS / HardGNN): for each positive, the ``pool_size`` candidates the model scores
     highest for the corrupted side (fused :func:`hardneg.ops.topk_mine` over all entities, skipping known
     positives and the true entity), then n drawn uniformly from that pool, without replacement (cycled when the
-    pool has fewer than n admissible entries). ``pool_size`` defaults to max(64, n) and must be >= n."""
+    pool has fewer than n admissible entries).
+
+    ``pool_size`` must be >= n. Its default is relative to the number of candidates E:
+    K = max(n, min(64, ⌈E / 4⌉)) — 64 on large graphs (WN18RR), a quarter of the entities on small ones (UMLS: 34,
+    Nations: 4), so the pool stays a hard subset. A pool that covers every candidate (K >= E − 1) makes the
+    sampler uniform over the admissible entities; that draws a warning (once per sampler)."""
+
+    DEFAULT_POOL, DEFAULT_FRACTION = 64, 0.25
 
     def __init__(self, *, pool_size: int | None = None, **kw):
         super().__init__(**kw)
-        K = max(64, self.num_negatives) if pool_size is None else V.integer(self._op, "pool_size", pool_size, minimum=1)
-        if K < self.num_negatives:
-            raise ValueError(f"{self._op}: 'pool_size' ({K}) must be >= num_negatives ({self.num_negatives}): n "
-                             f"negatives are drawn from the top-K pool")
+        if pool_size is None:
+            K = None
+        else:
+            K = V.integer(self._op, "pool_size", pool_size, minimum=1)
+            if K < self.num_negatives:
+                raise ValueError(f"{self._op}: 'pool_size' ({K}) must be >= num_negatives ({self.num_negatives}): "
+                                 f"n negatives are drawn from the top-K pool")
+        self._pool_option = K
+        self._warned_uniform = False
+        self.pool_size = K if K is not None or self.num_entities is None else self.default_pool_size(self.num_entities)
+
+    def default_pool_size(self, num_entities: int) -> int:
+        """max(n, min(64, ⌈E / 4⌉)) for E candidates."""
+        return max(self.num_negatives, min(self.DEFAULT_POOL, math.ceil(self.DEFAULT_FRACTION * num_entities)))
+
+    def _pool(self, E: int) -> int:
+        K = self._pool_option if self._pool_option is not None else self.default_pool_size(E)
         self.pool_size = K
+        if K >= E - 1 and not self._warned_uniform:
+            self._warned_uniform = True
+            import warnings
+
+            warnings.warn(f"{self._op}: the top-K pool ({K}) covers all {E} candidates (every entity but the true "
+                          f"one), so these negatives are filtered uniform, not hard; use pool_size < {E - 1}",
+                          UserWarning, stacklevel=4)
+        return K
 
     def _sample(self, P, scorer, generator):
+        K = self._pool(self._entities(scorer))
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
         for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
-            _, pool = topk_mine(q, C, self.pool_size, metric=scorer.metric, exclude=ex, backend=self.backend)
+            _, pool = topk_mine(q, C, K, metric=scorer.metric, exclude=ex, backend=self.backend)
             i, v = uniform_pool_draw(pool, self.num_negatives, generator)
             ids[rows], valid[rows] = i, v
         return Negatives(ids, valid, None, row_side)
@@ -178,13 +208,13 @@ class NSCachingSampler(_MiningSampler):
         self._keys = {}   # side -> sorted int64 keys
         self._cache = {}  # side -> int64 [M, cache_size]
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         d = super().state_dict()
         d["keys"] = {k: v.cpu() for k, v in self._keys.items()}
         d["cache"] = {k: v.cpu() for k, v in self._cache.items()}
         return d
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self._keys = dict(state.get("keys", {}))
         self._cache = dict(state.get("cache", {}))
@@ -193,8 +223,7 @@ class NSCachingSampler(_MiningSampler):
         E = self._entities()
         if P.shape[1] == 3:
             a, b = (P[rows, 0], P[rows, 1]) if side == "tail" else (P[rows, 1], P[rows, 2])
-            R = self.num_relations or int(P[:, 1].max()) + 1
-            return a * R + b if side == "tail" else a * E + b
+            return a * self.num_relations + b if side == "tail" else a * E + b
         return P[rows, 0] if side == "tail" else P[rows, 1]
 
     def _fresh(self, P, rows, side, m, generator, E):
@@ -203,6 +232,9 @@ class NSCachingSampler(_MiningSampler):
         return from_corrupt(P[rows], neg, ok, side).ids
 
     def _sample(self, P, scorer, generator):
+        if P.shape[1] == 3 and self.num_relations is None:
+            raise ValueError(f"{self._op}: the caches are keyed by (h, r) and (r, t), so triples need "
+                             f"num_relations=... (or known=KnownSet.from_triples(...), which gives it)")
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
         E = self._entities(scorer)
@@ -236,7 +268,7 @@ class NSCachingSampler(_MiningSampler):
             # 1) negatives: uniform from the cache (entries equal to the row's own entity skipped)
             c_rows = cache[slot]
             c_rows_ok = torch.where(c_rows != target[:, None], c_rows, torch.full_like(c_rows, -1))
-            j = (rand_like_gen((rows.numel(), self.num_negatives), generator, dev) * self.cache_size).long()
+            j = (uniform((rows.numel(), self.num_negatives), generator, dev) * self.cache_size).long()
             j = j.clamp_max(self.cache_size - 1)
             picked = c_rows_ok.gather(1, j)
             if bool((picked < 0).any()):  # rare: the row's own entity sits in the cache -> redraw from the rest
@@ -249,7 +281,7 @@ class NSCachingSampler(_MiningSampler):
             fresh = self._fresh(P, r1, side, self.num_fresh, generator, E)
             cand = torch.cat([cache[slot[first]], fresh], 1)
             sc = scorer.score_candidates(a1, cand.clamp_min(0), side).detach().double() / self.temperature
-            u = rand_like_gen(cand.shape, generator, dev).clamp(1e-300, 1.0)
+            u = uniform(cand.shape, generator, dev).clamp(1e-300, 1.0)
             gkey = sc - torch.log(-torch.log(u))  # Gumbel-top-k = sampling without replacement ∝ exp(score/T)
             srt, o = cand.sort(1)
             dup = torch.zeros_like(cand, dtype=torch.bool)
@@ -315,10 +347,10 @@ class MixedSampler(Sampler):
     def num_hard(self, step: int | None = None) -> int:
         return int(math.floor(self.fraction(step) * self.num_negatives + 0.5))
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"step": self.step, "hard": self.hard.state_dict(), "easy": self.easy.state_dict()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.hard.load_state_dict(state["hard"])
         self.easy.load_state_dict(state["easy"])

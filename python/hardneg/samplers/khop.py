@@ -6,7 +6,9 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt
-from .base import Negatives, Sampler, anchors, rand_like_gen, register, side_groups
+from .._random import seed_from, uniform
+from ..metrics import anchors
+from .base import Negatives, Sampler, register, side_groups
 from .basic import from_corrupt
 
 _numba_fn = None
@@ -58,7 +60,7 @@ def _collect_fn():
     return _numba_fn
 
 
-def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int):
+def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric, deduplicated CSR (numpy int64) of the graph with edges u–v (self-loops dropped)."""
     u, v = u.cpu().long(), v.cpu().long()
     a = torch.cat([u, v])
@@ -71,7 +73,8 @@ def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int):
     return indptr.numpy(), dst.numpy()
 
 
-def khop_neighborhood(indptr, indices, anchor_nodes, k: int, cap: int, seed: int):
+def khop_neighborhood(indptr: np.ndarray, indices: np.ndarray, anchor_nodes, k: int, cap: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """-> (ids [B, cap] int64 padded with -1, counts [B]): up to ``cap`` nodes within 1..k hops of each anchor
     (a uniform reservoir sample when the neighbourhood is larger). Numba BFS over the CSR."""
     a = np.ascontiguousarray(anchor_nodes, dtype=np.int64)
@@ -94,7 +97,7 @@ class KHopSampler(Sampler):
     than ``max_candidates`` are reservoir-sampled (uniformly) by the numba BFS.
     """
 
-    def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges=None, **kw):
+    def __init__(self, *, hops: int = 2, max_candidates: int = 512, edges: torch.Tensor | None = None, **kw):
         super().__init__(**kw)
         self.hops = V.integer(self._op, "hops", hops, minimum=1)
         self.max_candidates = V.integer(self._op, "max_candidates", max_candidates, minimum=1)
@@ -110,13 +113,8 @@ class KHopSampler(Sampler):
                 e = e if e.shape[0] == 2 and e.shape[1] != 2 else e.T
                 u, v = e[0], e[1]
             elif self.known is not None:
-                tr = self.known.triples().cpu() if self.known.kind == "triples" else None
-                if tr is None:
-                    R, Ek = self.known.num_relations, self.known.num_entities
-                    kt = self.known.kt.cpu()
-                    u, v = kt // (R * Ek), kt % Ek
-                else:
-                    u, v = tr[:, 0], tr[:, 2]
+                tr = self.known.triples().cpu()  # edge sets: (u, 0, v)
+                u, v = tr[:, 0], tr[:, 2]
             else:
                 raise ValueError(f"{self._op}: k-hop sampling needs a graph: known=KnownSet(...) or edges=...")
             self._csr = undirected_csr(u, v, E)
@@ -129,8 +127,7 @@ class KHopSampler(Sampler):
         row_side = self._row_sides(P, generator)
         tailc = P.shape[1] - 1
         # uniform filtered top-up candidates for every slot, in the same side layout
-        gdev = generator.device if generator is not None else torch.device("cpu")
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gdev))
+        seed = seed_from(generator, high=2**62)
         ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
         valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
         for side, col, rows in side_groups(P, row_side):
@@ -144,7 +141,7 @@ class KHopSampler(Sampler):
                 ok &= ~self.known.mask(anchor, pool.clamp_min(0), side=side)
             pool = torch.where(ok, pool, torch.full_like(pool, -1))
             # uniform without replacement among the admissible pool entries
-            keys = torch.where(ok, rand_like_gen(pool.shape, generator, dev), torch.full(pool.shape, 2.0, device=dev,
+            keys = torch.where(ok, uniform(pool.shape, generator, dev), torch.full(pool.shape, 2.0, device=dev,
                                                                                           dtype=torch.float64))
             order = keys.argsort(1)[:, :n]
             picked = pool.gather(1, order)

@@ -43,7 +43,9 @@ from torch import nn
 
 from .. import _validate as V
 from ..ops import corrupt
-from .base import Negatives, anchors, create, rand_like_gen, register, side_groups
+from .._random import uniform
+from ..metrics import anchors
+from .base import Negatives, create, register, side_groups
 from .basic import from_corrupt
 from .hard import _MiningSampler
 
@@ -140,7 +142,7 @@ class MeBNSSampler(_MiningSampler):
                                 **common), create("uniform", **common))
         khop, uni = (s.sample(positives, generator=generator) for s in self._std)
         P = uni.ids.shape[0]
-        pick = rand_like_gen((P, n), generator, uni.ids.device) < self.std_ratio
+        pick = uniform((P, n), generator, uni.ids.device) < self.std_ratio
         side = None
         if khop.side is not None or uni.side is not None:
             side = torch.where(pick, khop.side_matrix(positives), uni.side_matrix(positives))
@@ -170,7 +172,7 @@ class MeBNSSampler(_MiningSampler):
             elif self.select == "teacher":
                 key = k_t
             else:
-                key = torch.where(k_valid, rand_like_gen(k_t.shape, generator, P.device),
+                key = torch.where(k_valid, uniform(k_t.shape, generator, P.device),
                                   torch.full(k_t.shape, -1.0, dtype=torch.float64, device=P.device))
             top = key.topk(n, dim=1).indices.sort(dim=1).values
             ids[rows] = k_ids.gather(1, top)

@@ -1,131 +1,26 @@
-"""The scorer protocol: how a hard sampler sees a model.
+"""The concrete scorers: DistMult, ComplEx, TransE, RotatE and plain embeddings.
 
-A scorer exposes, for a side (``"tail"``: replace the tail of (h, r, ?); ``"head"``: replace the head of
-(?, r, t)):
-
-* ``query_vectors(anchor [B, 2], side) -> [B, d']``: anchor is (h, r) for the tail side and (r, t) for the
-  head side (the convention of :meth:`hardneg.KnownSet.exclusion`); for a plain graph or a recommender the
-  anchor may be ``[B]`` node / user ids;
-* ``candidate_vectors(side) -> [N, d']``;
-* ``metric``: one of the metrics :func:`hardneg.ops.topk_mine` knows,
-
-such that ``score(anchor, c) == metric(query_vectors(anchor), candidate_vectors()[c])`` exactly. Hard samplers
-mine with the model's own score, fused, never with a proxy. :func:`pairwise` evaluates a metric
-differentiably in the model's dtype, so a model built on a scorer scores its training triples with exactly the
-function the miner ranks by.
+The protocol (``query_vectors``, ``candidate_vectors``, ``metric``) and the :class:`Scorer` base class live in
+:mod:`hardneg.metrics`, below the samplers, so models and evaluation use them without importing upward;
+``Scorer`` and ``pairwise`` are re-exported here (``hardneg.samplers.Scorer``, ``hardneg.samplers.pairwise``).
 """
 from __future__ import annotations
 
 import torch
 
 from .. import _validate as V
+from .._constants import METRICS, SIDES
+from ..metrics import Scorer, complex_mul, pairwise
 
-SIDES = ("tail", "head")
-COS_EPS = 1e-12
+__all__ = ["Scorer", "pairwise", "DistMultScorer", "ComplExScorer", "TransEScorer", "RotatEScorer",
+           "EmbeddingScorer"]
 
-
-def pairwise(query: torch.Tensor, cand: torch.Tensor, metric: str) -> torch.Tensor:
-    """metric(query[..., :], cand[..., :]) over the last dim, broadcasting (differentiable).
-
-    dot: q·c; cos: q·c/(max|q|,eps)(max|c|,eps); l2: −|q−c|²; l1: −|q−c|₁; rotate: rows are complex
-    [Re | Im], −Σⱼ|qⱼ−cⱼ|. Identical to the definitions :func:`hardneg.ops.topk_mine` uses.
-    """
-    if metric == "dot":
-        return (query * cand).sum(-1)
-    if metric == "cos":
-        qn = query / query.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
-        cn = cand / cand.norm(dim=-1, keepdim=True).clamp_min(COS_EPS)
-        return (qn * cn).sum(-1)
-    if metric == "l2":
-        return -(query - cand).pow(2).sum(-1)
-    if metric == "l1":
-        return -(query - cand).abs().sum(-1)
-    if metric == "rotate":
-        m = query.shape[-1] // 2
-        diff = query - cand
-        re, im = diff[..., :m], diff[..., m:]
-        # sqrt with a tiny floor: |z| has an infinite gradient at z = 0
-        return -torch.sqrt(re * re + im * im + 1e-18).sum(-1)
-    raise ValueError(f"pairwise: unknown metric {metric!r} (known: {list(V.METRICS)})")
+_complex_mul = complex_mul  # the models' import name until they move to hardneg.metrics
+Table = torch.Tensor | torch.nn.Embedding  # a weight table, or the Embedding holding it
 
 
 def _side(op, side):
     return V.choice(op, "side", side, SIDES)
-
-
-def _complex_mul(a, b, conj_b=False):
-    m = a.shape[-1] // 2
-    ar, ai, br, bi = a[..., :m], a[..., m:], b[..., :m], b[..., m:]
-    if conj_b:
-        bi = -bi
-    return torch.cat([ar * br - ai * bi, ar * bi + ai * br], -1)
-
-
-class Scorer:
-    """Base class: subclasses define ``metric``, ``query_vectors`` and ``candidate_vectors``.
-
-    Derived helpers (used by the samplers, the losses' callers and the models):
-
-    * ``score_positives(positives [B, 3]) -> [B]``;
-    * ``score_candidates(anchor, ids [B, n], side) -> [B, n]``;
-    * ``score_negatives(positives, negatives) -> [B, n]`` for a :class:`hardneg.samplers.Negatives`.
-    """
-
-    metric: str = "dot"
-
-    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
-        raise NotImplementedError
-
-    def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
-        raise NotImplementedError
-
-    @property
-    def num_candidates(self) -> int:
-        return self.candidate_vectors("tail").shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.candidate_vectors("tail").device
-
-    def score_candidates(self, anchor, ids, side="tail") -> torch.Tensor:
-        q = self.query_vectors(anchor, side)
-        c = self.candidate_vectors(side)[ids.clamp_min(0)]
-        return pairwise(q[:, None, :], c, self.metric)
-
-    def score_positives(self, positives: torch.Tensor) -> torch.Tensor:
-        anchor, target = _tail_anchor(positives)
-        q = self.query_vectors(anchor, "tail")
-        return pairwise(q, self.candidate_vectors("tail")[target], self.metric)
-
-    def score_negatives(self, positives: torch.Tensor, negatives) -> torch.Tensor:
-        """Scores [B, n] of the corrupted triples/pairs ``negatives`` (invalid slots get an arbitrary finite
-        score; mask them with ``negatives.valid``)."""
-        ids = negatives.ids.clamp_min(0)
-        side = negatives.side
-        tail_col = positives.shape[1] - 1
-        if side is None:
-            return self.score_candidates(_tail_anchor(positives)[0], ids, "tail")
-        qt = self.query_vectors(_tail_anchor(positives)[0], "tail")
-        qh = self.query_vectors(_head_anchor(positives)[0], "head")
-        s = side if side.dim() == 2 else side[:, None].expand_as(ids)
-        is_tail = (s == tail_col)[..., None]
-        q = torch.where(is_tail, qt[:, None, :], qh[:, None, :])
-        # tail and head candidates are the same table for every scorer here; read it once per side anyway
-        ct, ch = self.candidate_vectors("tail"), self.candidate_vectors("head")
-        c = ct[ids] if ct is ch else torch.where(is_tail, ct[ids], ch[ids])
-        return pairwise(q, c, self.metric)
-
-
-def _tail_anchor(p):
-    if p.shape[1] == 3:
-        return p[:, :2], p[:, 2]
-    return p[:, 0], p[:, 1]
-
-
-def _head_anchor(p):
-    if p.shape[1] == 3:
-        return p[:, 1:], p[:, 0]
-    return p[:, 1], p[:, 0]
 
 
 def _weight(op, name, w, ndim=2):
@@ -138,13 +33,13 @@ def _as_table(w):
 
 
 class _KGScorer(Scorer):
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         op = type(self).__name__
         self.entity_weight = _weight(op, "entity_weight", _as_table(entity_weight))
         self.relation_weight = _weight(op, "relation_weight", _as_table(relation_weight))
         V.same_device(op, ("entity_weight", "relation_weight"), self.entity_weight, self.relation_weight)
 
-    def candidate_vectors(self, side="tail"):
+    def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.entity_weight
 
     def _split(self, anchor, side):
@@ -162,7 +57,7 @@ class DistMultScorer(_KGScorer):
 
     metric = "dot"
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         return e * r
 
@@ -174,17 +69,17 @@ class ComplExScorer(_KGScorer):
 
     metric = "dot"
 
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         super().__init__(entity_weight, relation_weight)
         for name, w in (("entity_weight", self.entity_weight), ("relation_weight", self.relation_weight)):
             if w.shape[1] % 2:
                 raise ValueError(f"ComplExScorer: '{name}' must have an even width [Re | Im] (got {V.describe(w)})")
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         if side == "tail":
-            return _complex_mul(e, r)
-        return _complex_mul(e, r, conj_b=True)  # e_t · conj(w_r)
+            return complex_mul(e, r)
+        return complex_mul(e, r, conj_b=True)  # e_t · conj(w_r)
 
 
 class TransEScorer(_KGScorer):
@@ -193,14 +88,15 @@ class TransEScorer(_KGScorer):
 
     Tail query: e_h + w_r; head query: e_t − w_r."""
 
-    def __init__(self, entity_weight, relation_weight, p: int = 1):
+    def __init__(self, entity_weight: Table, relation_weight: Table,
+                 p: int = 1):
         super().__init__(entity_weight, relation_weight)
         if p not in (1, 2):
             raise ValueError(f"TransEScorer: 'p' must be 1 or 2 (got {p!r})")
         self.p = p
         self.metric = "l1" if p == 1 else "l2"
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, r = self._split(anchor, side)
         return e + r if side == "tail" else e - r
 
@@ -212,16 +108,16 @@ class RotatEScorer(_KGScorer):
 
     metric = "rotate"
 
-    def __init__(self, entity_weight, relation_weight):
+    def __init__(self, entity_weight: Table, relation_weight: Table):
         super().__init__(entity_weight, relation_weight)
         if self.entity_weight.shape[1] != 2 * self.relation_weight.shape[1]:
             raise ValueError("RotatEScorer: 'entity_weight' must be [E, 2d] and 'relation_weight' (phases) [R, d] "
                              f"(got {V.describe(self.entity_weight)} and {V.describe(self.relation_weight)})")
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side, e, theta = self._split(anchor, side)
         rot = torch.cat([torch.cos(theta), torch.sin(theta)], -1)
-        return _complex_mul(e, rot, conj_b=(side == "head"))
+        return complex_mul(e, rot, conj_b=(side == "head"))
 
 
 class EmbeddingScorer(Scorer):
@@ -232,7 +128,8 @@ class EmbeddingScorer(Scorer):
     For the head side of an asymmetric (user, item) model the roles swap: queries come from
     ``candidate_weight`` and candidates from ``node_weight``."""
 
-    def __init__(self, node_weight, metric: str = "dot", candidate_weight=None):
+    def __init__(self, node_weight: Table, metric: str = "dot",
+                 candidate_weight: Table | None = None):
         op = "EmbeddingScorer"
         self.node_weight = _weight(op, "node_weight", _as_table(node_weight))
         self.candidate_weight = self.node_weight if candidate_weight is None else _weight(
@@ -241,13 +138,13 @@ class EmbeddingScorer(Scorer):
         if self.node_weight.shape[1] != self.candidate_weight.shape[1]:
             raise ValueError(f"{op}: 'node_weight' and 'candidate_weight' must have the same width "
                              f"(got {V.describe(self.node_weight)} and {V.describe(self.candidate_weight)})")
-        self.metric = V.choice(op, "metric", metric, V.METRICS)
+        self.metric = V.choice(op, "metric", metric, METRICS)
 
-    def query_vectors(self, anchor, side="tail"):
+    def query_vectors(self, anchor: torch.Tensor, side: str = "tail") -> torch.Tensor:
         side = _side("EmbeddingScorer", side)
         if anchor.dim() == 2:
             anchor = anchor[:, 0] if side == "tail" else anchor[:, -1]
         return (self.node_weight if side == "tail" else self.candidate_weight)[anchor]
 
-    def candidate_vectors(self, side="tail"):
+    def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.candidate_weight if _side("EmbeddingScorer", side) == "tail" else self.node_weight

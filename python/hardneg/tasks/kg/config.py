@@ -7,6 +7,7 @@ from ...training.config import TrainConfig, number, opt
 
 UNSEEN = ("keep", "drop")
 ENCODERS = (None, "rgcn")
+ENCODER_OPTIONS = ("num_layers", "num_bases", "dropout")
 MODES = ("slcwa", "1vsall", "kvsall")
 
 
@@ -16,7 +17,8 @@ class KGConfig(TrainConfig):
     regularisation, the evaluation tie policy and what to do with valid/test triples unseen in train."""
 
     task: str = opt("kg", "kg | temporal | linkpred | rec (default: inferred from the dataset)")
-    encoder: str | None = opt(None, "rgcn: an R-GCN encoder in front of the decoder (needs hardneg[pyg])")
+    encoder: str | None = opt(None, "rgcn: an R-GCN encoder in front of the decoder")
+    encoder_options: dict = opt({}, "encoder options (rgcn: num_layers, num_bases, dropout)")
     filtered_sampling: bool = opt(True, "negatives never hit a training triple")
     regularizer: str | None = opt(None, "l2 | n3")
     reg_weight: float = opt(0.0, "regulariser weight")
@@ -43,6 +45,19 @@ class KGConfig(TrainConfig):
         V.choice(op, "unseen", self.unseen, UNSEEN)
         if self.encoder not in ENCODERS:
             raise ValueError(f"{op}: 'encoder' must be None or 'rgcn' (got {self.encoder!r})")
+        if not isinstance(self.encoder_options, dict):
+            raise TypeError(f"{op}: 'encoder_options' must be a mapping (got {V.describe(self.encoder_options)})")
+        bad = sorted(set(self.encoder_options) - set(ENCODER_OPTIONS))
+        if bad:
+            raise ValueError(f"{op}: unknown encoder_options {bad}; valid: {list(ENCODER_OPTIONS)}")
+        if self.encoder_options and self.encoder is None:
+            raise ValueError(f"{op}: 'encoder_options' given without an encoder (set encoder: rgcn)")
+        from ...samplers import base as _sampler_base
+
+        try:  # a typo in sampler_options fails here, before any data is loaded
+            _sampler_base.check_options(self.sampler, self.sampler_options)
+        except ValueError as e:
+            raise ValueError(f"{op}: 'sampler_options': {e}") from None
         if self.regularizer not in (None, "none", "l2", "n3"):
             raise ValueError(f"{op}: 'regularizer' must be None, 'l2' or 'n3' (got {self.regularizer!r})")
         number(op, "reg_weight", self.reg_weight, minimum=0.0)

@@ -46,7 +46,7 @@ class KGTask(Task):
         self.model = create_model(cfg.model, E, R, cfg.dim, regularizer=cfg.regularizer, reg_weight=cfg.reg_weight,
                                   reciprocal=cfg.reciprocal, dropout=cfg.dropout, **cfg.model_options)
         if cfg.encoder == "rgcn":
-            self.model.encoder = RGCN(kg.train, E, R, self.model.entity.weight.shape[1])
+            self.model.encoder = RGCN(kg.train, E, R, self.model.entity.weight.shape[1], **cfg.encoder_options)
         self.model.to(device)
         opts = dict(cfg.sampler_options)
         if cfg.reciprocal:
@@ -55,6 +55,7 @@ class KGTask(Task):
                                         known=self.train_known if cfg.filtered_sampling else None,
                                         num_entities=E, num_relations=R_model, **opts)
         self.loss = _losses.create(cfg.loss, **cfg.loss_options)
+        self._pending = None  # (positives, negatives, generator) of the last step, for a trainable sampler
         if cfg.training_mode == "kvsall":  # every (anchor, side) query of the training graph, once
             sides = ("tail",) if cfg.reciprocal else ("tail", "head")
             self.queries = [(s, torch.unique(self.train_triples[:, :2] if s == "tail" else self.train_triples[:, 1:],
@@ -84,6 +85,8 @@ class KGTask(Task):
         model = self.model
         with self.clock.measure("sampler"):
             neg = self.sampler.sample(P, scorer=model, generator=generator)
+        if self.sampler.trainable:
+            self._pending = (P, neg, generator)
         pos_s, neg_s = model.forward_scores(P, neg)
         w = None
         if self.cfg.importance_weighting and neg.log_prob is not None:
@@ -116,7 +119,17 @@ class KGTask(Task):
         return sum(losses) / Q.shape[0]
 
     def after_step(self, batch):
+        """The model's constraints, then a trainable sampler's update from this step (DANS: discriminator and
+        generator steps; KBGAN: the REINFORCE step rewarded by the model's score), timed as sampler time."""
         self.model.post_step()
+        if self._pending is not None:
+            P, neg, generator = self._pending
+            self._pending = None
+            with self.clock.measure("sampler"):
+                self.sampler.update(P, neg, scorer=self.model, generator=generator)
+
+    def on_epoch_start(self, epoch):
+        self.sampler.on_epoch_start(epoch)
 
     def evaluate(self, split):
         return evaluate(self.model, self.splits[split], self.all_known, batch_size=self.cfg.eval_batch_size,

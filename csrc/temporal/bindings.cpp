@@ -1,0 +1,68 @@
+// Temporal family bindings: temporal_neighbors on both devices (`on_cuda` selects the CUDA kernel). A graph
+// arrives as hardneg.TemporalGraph.kernel_view().core_args(): levels (a [num_levels, 4] table of
+// (ptr, nbr, time, eid) data pointers on the graph's device), num_levels, int_time.
+#include <string>
+
+#include "bindings.h"
+#include "temporal/temporal_neighbors.h"
+
+namespace hardneg {
+namespace {
+
+// The streaming fast path (CPU) skips Python's checks: node ids and NaN times are checked here, in one pass.
+void check_queries(const int64_t* nodes, const void* times, int64_t B, bool int_time, int64_t num_nodes) {
+  for (int64_t i = 0; i < B; ++i)
+    if (nodes[i] < 0 || nodes[i] >= num_nodes)
+      throw std::invalid_argument("temporal_neighbors: 'nodes' node ids must be in [0, " + std::to_string(num_nodes) +
+                                  ") (got " + std::to_string(nodes[i]) + ")");
+  if (int_time) return;
+  const double* tm = static_cast<const double*>(times);
+  for (int64_t i = 0; i < B; ++i)
+    if (tm[i] != tm[i]) throw std::invalid_argument("temporal_neighbors: 'times' must not contain NaN");
+}
+
+}  // namespace
+
+void register_temporal(py::module_& m) {
+  m.def(
+      "temporal_neighbors",
+      [](std::uintptr_t levels, int num_levels, bool int_time, std::uintptr_t nodes, std::uintptr_t times,
+         int64_t num_queries, int64_t k, int strategy, bool inclusive, bool has_window, double window, uint64_t seed,
+         std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_time, std::uintptr_t out_valid,
+         int num_threads, bool on_cuda, std::uintptr_t stream, int64_t check_num_nodes) {
+        const char* op = "temporal_neighbors";
+        HN_CHECK(num_levels >= 0 && num_levels <= kMaxLevels, "temporal_neighbors: too many levels");
+        HN_CHECK(k >= 1, "temporal_neighbors: k must be >= 1");
+        HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
+        HN_CHECK(!has_window || window >= 0, "temporal_neighbors: window must be >= 0");
+        HN_CHECK(!on_cuda || check_num_nodes == 0, "temporal_neighbors: check_num_nodes is for CPU inputs only");
+        TQueryArgs A;
+        A.levels = ptr<const void>(levels);
+        A.nl = num_levels;
+        A.nodes = ptr<const int64_t>(nodes);
+        A.times = ptr<const void>(times);
+        A.B = num_queries;
+        A.k = k;
+        A.strategy = strategy;
+        A.inclusive = inclusive;
+        A.has_window = has_window;
+        A.window = window;
+        A.seed = seed;
+        A.out_nbr = ptr<int64_t>(out_nbr);
+        A.out_eid = ptr<int64_t>(out_eid);
+        A.out_time = ptr<void>(out_time);
+        A.out_valid = ptr<uint8_t>(out_valid);
+        if (check_num_nodes > 0) check_queries(A.nodes, A.times, A.B, int_time, check_num_nodes);
+        // a tiny CPU call (streaming) also skips the GIL release round trip
+        run_on_device(op, on_cuda, [&] { temporal_neighbors_cpu(A, int_time, num_threads); },
+                      [&] { return cuda::temporal_neighbors(A, int_time, stream_of(stream)); },
+                      on_cuda || num_queries >= 128);
+      },
+      py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("nodes"), py::arg("times"),
+      py::arg("num_queries"), py::arg("k"), py::arg("strategy"), py::arg("inclusive"), py::arg("has_window"),
+      py::arg("window"), py::arg("seed"), py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_time"),
+      py::arg("out_valid"), py::arg("num_threads"), py::arg("on_cuda"), py::arg("stream"),
+      py::arg("check_num_nodes") = 0);
+}
+
+}  // namespace hardneg
