@@ -144,27 +144,22 @@ def test_mebns_parts():
     assert torch.allclose(w, torch.ones(5, 3))
 
 
-def test_sampler_option_errors():
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(num_candidates=1), ValueError, r"'num_candidates' \(1\) must be >= num_negatives \(2\)"),
+    (dict(filter_quantile=1.0), ValueError, r"'filter_quantile' must be in \[0, 1\) \(got 1.0\)"),
+    (dict(std_ratio=1.5), ValueError, r"'std_ratio' must be in \[0, 1\] \(got 1.5\)"),
+    (dict(select="best"), ValueError, r"'select' must be one of \['student', 'teacher', 'uniform'\]"),
+    (dict(meta_params="some"), ValueError, r"'meta_params' must be one of \['all', 'head'\]"),
+    (dict(mc_passes=1), ValueError, r"'mc_passes' must be >= 2"),
+    (dict(teacher=3), TypeError, r"'teacher' must be a scorer with score_candidates"),
+    (dict(teacher_path=3), TypeError, r"'teacher_path' must be a path or None"),
+])
+def test_sampler_option_errors(kw, exc, msg):
     import hardneg
 
     known = hardneg.KnownSet.from_edges(torch.tensor([[0, 1], [1, 2]]), 5)
-    make = lambda **kw: MeBNSSampler(num_negatives=2, known=known, **kw)  # noqa: E731
-    with pytest.raises(ValueError, match=r"'num_candidates' \(1\) must be >= num_negatives \(2\)"):
-        make(num_candidates=1)
-    with pytest.raises(ValueError, match=r"'filter_quantile' must be in \[0, 1\) \(got 1.0\)"):
-        make(filter_quantile=1.0)
-    with pytest.raises(ValueError, match=r"'std_ratio' must be in \[0, 1\] \(got 1.5\)"):
-        make(std_ratio=1.5)
-    with pytest.raises(ValueError, match=r"'select' must be one of \['student', 'teacher', 'uniform'\]"):
-        make(select="best")
-    with pytest.raises(ValueError, match=r"'meta_params' must be one of \['all', 'head'\]"):
-        make(meta_params="some")
-    with pytest.raises(ValueError, match=r"'mc_passes' must be >= 2"):
-        make(mc_passes=1)
-    with pytest.raises(TypeError, match=r"'teacher' must be a scorer with score_candidates"):
-        make(teacher=3)
-    with pytest.raises(TypeError, match=r"'teacher_path' must be a path or None"):
-        make(teacher_path=3)
+    with pytest.raises(exc, match=msg):
+        MeBNSSampler(num_negatives=2, known=known, **kw)
 
 
 def test_config_errors():
