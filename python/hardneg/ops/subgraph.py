@@ -138,6 +138,9 @@ def _es_core(graph, pairs, hops, cap, generator):
     common = dict(**graph.kernel_view().core_args(), pairs=pairs.data_ptr(), num_pairs=P, hops=hops,
                   max_nodes_per_hop=cap, seed=seed, scratch=0 if scratch is None else scratch.data_ptr(),
                   workers=workers, num_threads=num_threads(), on_cuda=on_cuda, stream=stream)
+    if P == 0:
+        empty = torch.zeros(0, **i64)
+        return empty, torch.zeros(1, **i64), torch.zeros(2, 0, **i64), torch.zeros(1, **i64), empty.clone()
     counts = torch.zeros(2, P, **i64)
     core().enclosing_subgraphs(fill=False, node_count=counts[0].data_ptr(), edge_count=counts[1].data_ptr(), **common)
     ptrs = torch.zeros(2, P + 1, **i64)
@@ -148,9 +151,14 @@ def _es_core(graph, pairs, hops, cap, generator):
     node_ptr, edge_ptr = ptrs[0].contiguous(), ptrs[1].contiguous()
     if scratch is not None:
         scratch.zero_()  # stamps restart for the second pass
+    dummy = torch.zeros(1, **i64)  # an empty tensor's data_ptr() is 0, which the core reads as "missing"
+
+    def out(t):  # nothing is written to an output with no entries
+        return t.data_ptr() if t.numel() else dummy.data_ptr()
+
     core().enclosing_subgraphs(fill=True, node_ptr=node_ptr.data_ptr(), edge_ptr=edge_ptr.data_ptr(),
-                               out_nodes=nodes.data_ptr(), out_src=edge_index[0].data_ptr(),
-                               out_dst=edge_index[1].data_ptr(), out_labels=labels.data_ptr(), **common)
+                               out_nodes=out(nodes), out_src=out(edge_index[0]), out_dst=out(edge_index[1]),
+                               out_labels=out(labels), **common)
     return nodes, node_ptr, edge_index, edge_ptr, labels
 
 
