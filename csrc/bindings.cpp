@@ -38,4 +38,5 @@ PYBIND11_MODULE(_core, m) {
   register_mining(m);
   register_filtering(m);
   register_temporal(m);
+  register_subgraph(m);
 }

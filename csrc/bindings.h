@@ -51,5 +51,6 @@ void run_on_device(const char* op, bool on_cuda, Cpu&& cpu, Gpu&& gpu, bool rele
 void register_mining(py::module_& m);     // csrc/mining/bindings.cpp
 void register_filtering(py::module_& m);  // csrc/filtering/bindings.cpp
 void register_temporal(py::module_& m);   // csrc/temporal/bindings.cpp
+void register_subgraph(py::module_& m);   // csrc/subgraph/bindings.cpp
 
 }  // namespace hardneg

@@ -6,6 +6,7 @@
 
 #include "filtering/known_set.h"
 #include "temporal/temporal_assemble.h"
+#include "subgraph/enclosing_subgraphs.h"
 #include "temporal/temporal_neighbors.h"
 
 namespace hardneg {
@@ -24,5 +25,6 @@ int known_exclusion_fill(const KnownView& K, int side, const int64_t* anchor, in
 int corrupt(const CorruptArgs& A, void* stream);
 int temporal_neighbors(const TQueryArgs& A, bool int_time, void* stream);
 int temporal_assemble(const TAssembleArgs& A, bool int_time, void* stream);
+int enclosing_subgraphs(const SubgraphArgs& A, int32_t* scratch, int64_t workers, bool fill, void* stream);
 }  // namespace cuda
 }  // namespace hardneg

@@ -85,6 +85,10 @@ def _ops():
         nbrs, eids, dt, valid, _ = graph.assemble(nodes, times, 4, strategy="uniform", generator=_gen(6),
                                                   backend=backend)
         out[f"temporal_assemble-{backend}-uniform"] = _digest(nbrs, eids, dt, valid)
+        csr = hardneg.graph.CSRGraph.from_edges(tr[:, [0, 2]], E)
+        sub = hardneg.ops.enclosing_subgraphs(csr, tr[:10, [0, 2]][tr[:10, 0] != tr[:10, 2]], 2, max_nodes_per_hop=3,
+                                              generator=_gen(12), backend=backend)
+        out[f"enclosing_subgraphs-{backend}-capped"] = _digest(sub.nodes, sub.edge_index, sub.labels)
     for repl in (False, True):
         ids = hardneg.ops.sample_from_weights(torch.rand(10, 30, generator=_gen(7)), 6, replacement=repl,
                                               generator=_gen(8))
@@ -147,6 +151,7 @@ PINNED = {
     'sample_by_score-cpu-softplus-True': ('f107a2bad2457800', -354.69),
     'temporal_neighbors-cpu-uniform': 'c8508d3d06a44124',
     'temporal_assemble-cpu-uniform': 'e85f6e69108aad4c',
+    'enclosing_subgraphs-cpu-capped': '05352c693c728fed',
     'corrupt-reference-tail': '136f7156d659dfca',
     'corrupt-reference-head': '03da310865f51856',
     'corrupt-reference-both': '43b8da6ba0c05a9b',
@@ -158,6 +163,7 @@ PINNED = {
     'sample_by_score-reference-softplus-True': ('7cdc83901f3d56b5', -348.938),
     'temporal_neighbors-reference-uniform': '8b39f3764f5d01ab',
     'temporal_assemble-reference-uniform': '24944ecd650f006e',
+    'enclosing_subgraphs-reference-capped': '9dcd65dd7071d0e4',
     'sample_from_weights-False': '6ef291fac8f22ff2',
     'sample_from_weights-True': '17e4d1eb4aaaffb0',
     'sample_historical': 'c05f80659f0f0f45',
@@ -184,6 +190,7 @@ PINNED = {
     'sampler-inductive': '17cc5e9c5738984b',
     'sampler-ens': '8239076bb4d2486f',
     'sampler-ens_score': 'e0ed30fe08ac47ab',
+    'sampler-mebns': 'f9f796687cccf793',
     'pyg-negative_sampling': '8ec76510afbe2154',
     'pyg-negative_sampling-undirected': 'e36b8dec9c5482d1',
 }

@@ -14,9 +14,10 @@ import importlib.util
 __version__ = "0.1.0"
 
 _SUBMODULES = ("ops", "reference", "samplers", "losses", "training", "tasks", "data", "models", "evaluation",
-               "integrations", "testing", "metrics", "known", "temporal")
+               "integrations", "testing", "metrics", "known", "temporal", "graph")
 _ATTRS = {"KnownSet": ("hardneg.known", "KnownSet"), "Domain": ("hardneg.known", "Domain"),
-          "TemporalGraph": ("hardneg.temporal", "TemporalGraph"), "show_config": ("hardneg._config", "show_config"),
+          "TemporalGraph": ("hardneg.temporal", "TemporalGraph"),
+          "CSRGraph": ("hardneg.graph", "CSRGraph"), "show_config": ("hardneg._config", "show_config"),
           "config": ("hardneg._config", "config")}
 
 
@@ -38,4 +39,4 @@ def __dir__():
 
 
 __all__ = ["ops", "reference", "samplers", "losses", "training", "tasks", "data", "KnownSet", "Domain",
-           "TemporalGraph", "show_config", "config", "__version__"]
+           "TemporalGraph", "CSRGraph", "show_config", "config", "__version__"]

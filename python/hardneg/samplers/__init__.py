@@ -5,8 +5,10 @@
 >>> samplers.available()[:15]  # doctest: +NORMALIZE_WHITESPACE
 ['uniform', 'bernoulli', 'typed', 'in_batch', 'khop', 'topk', 'score', 'dns', 'nmiss', 'nscaching', 'mixed', 'dans',
  'kbgan', 'popularity', 'hardgnn']
->>> samplers.available()[15:]  # events (hardneg.samplers.temporal)
+>>> samplers.available()[15:20]  # events (hardneg.samplers.temporal)
 ['random', 'historical', 'inductive', 'ens', 'ens_score']
+>>> samplers.available()[20:]  # static graphs (hardneg.samplers.linkpred)
+['mebns']
 >>> train = torch.tensor([[0, 0, 1], [1, 0, 2], [2, 1, 0]])
 >>> known = hardneg.KnownSet.from_triples(train, 5, 2)
 >>> s = samplers.create("topk", num_negatives=2, known=known, pool_size=3)
@@ -25,10 +27,12 @@ from .adversarial import DANSSampler, KBGANSampler, KGEGenerator
 from .rec import HardGNNSampler, PopularitySampler
 from .temporal import (ENSSampler, ENSScoreSampler, HistoricalSampler, InductiveSampler, RandomSampler,
                        TemporalSampler)
+from .linkpred import MeBNSSampler, MetaReweighter, collect_meta_set
 
 __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options", "register", "Scorer", "DistMultScorer",
            "ComplExScorer", "TransEScorer", "RotatEScorer", "EmbeddingScorer", "pairwise", "UniformSampler",
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
            "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
            "KGEGenerator", "PopularitySampler", "HardGNNSampler", "TemporalSampler", "RandomSampler",
-           "HistoricalSampler", "InductiveSampler", "ENSSampler", "ENSScoreSampler"]
+           "HistoricalSampler", "InductiveSampler", "ENSSampler", "ENSScoreSampler", "MeBNSSampler", "MetaReweighter",
+           "collect_meta_set"]

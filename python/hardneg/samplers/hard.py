@@ -342,6 +342,7 @@ class MixedSampler(Sampler):
             raise ValueError(f"{op}: 'hard' and 'easy' must be other samplers, not 'mixed'")
         self.hard = create(hard, **common, **(hard_options or {}))
         self.easy = create(easy, **common, **(easy_options or {}))
+        self.requires_scorer = self.hard.requires_scorer or self.easy.requires_scorer  # khop + uniform need none
 
     def set_step(self, step: int) -> None:
         self.step = int(step)

@@ -35,7 +35,7 @@ from hardneg.data import _common as C
 from hardneg._paths import default_root
 from hardneg.known import KnownSet
 
-__all__ = ["SHIPPED", "LinkPredDataset", "LinkSplit", "find", "available", "load_dataset"]
+__all__ = ["SHIPPED", "LinkPredDataset", "LinkSplit", "find", "available", "load_dataset", "train_batches"]
 
 SHIPPED = {
     "cora": "Cora citations (Planetoid): 2,708 nodes, 5,278 edges, 1,433 binary features, 7 classes",
@@ -207,6 +207,18 @@ class LinkPredDataset:
                           f"valid/test); they are isolated in the training graph", stacklevel=2)
         return LinkSplit(N, train, valid, test, neg[:nv], neg[nv:], hits_valid, hits_test, mrr_valid, mrr_test,
                          int(seed), lost)
+
+
+def train_batches(edges: torch.Tensor, batch_size: int, generator: torch.Generator, device=None):
+    """Training edges [m, 2] in a random order drawn from ``generator``, each randomly oriented (u, v) or
+    (v, u) (so corrupting the second column corrupts either endpoint), in batches of ``batch_size``."""
+    m = edges.shape[0]
+    perm = torch.randperm(m, generator=generator)
+    flip = torch.rand(m, generator=generator) < 0.5
+    e = edges[perm]
+    e = torch.where(flip[:, None], e.flip(1), e)
+    for s in range(0, m, batch_size):
+        yield e[s : s + batch_size].to(device) if device is not None else e[s : s + batch_size]
 
 
 def _symmetric(edges: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,69 @@
+"""The linkpred task's configuration (no torch import: the CLI builds its options from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...training.config import TrainConfig, number, opt
+
+MODELS = ("gcn", "gat", "seal")
+DECODERS = ("dot", "mlp")
+READOUTS = ("sort", "mean")
+SELECT_METRICS = ("auc", "ap", "hits@20", "hits@50", "hits@100", "mrr")
+
+
+@dataclass
+class LinkPredConfig(TrainConfig):
+    """Static link prediction. Fields beyond :class:`hardneg.training.TrainConfig`: the encoder's shape, the
+    decoder, SEAL's hops and readout, the split seed, the metric that selects the best epoch, and the size of
+    the fixed Hits@K negative set."""
+
+    task: str = opt("linkpred", "kg | temporal | linkpred | rec (default: inferred from the dataset)")
+    dataset: str = opt("cora", "a shipped graph (cora, citeseer, usair, ns, pb, celegans, router, ecoli) or a path "
+                               "(edge list .txt/.csv, SEAL .mat, Planetoid folder)")
+    model: str = opt("gcn", "gcn | gat (node encoder + decoder) | seal (enclosing subgraphs, DRNL, DGCNN)")
+    dim: int = opt(16, "output embedding width (gcn, gat); hidden width of SEAL's GNN")
+    hidden: int = opt(32, "hidden width of the gcn / gat layers")
+    num_layers: int = opt(2, "message-passing layers (SEAL: 3, as DGCNN)")
+    decoder: str = opt("dot", "gcn / gat edge decoder: dot (z_u . z_v) | mlp (an MLP on z_u * z_v)")
+    dropout: float = opt(0.0, "dropout between layers")
+    use_features: bool = opt(True, "use the dataset's node features when it has them (else a learnt node table; "
+                                   "SEAL: DRNL labels only)")
+    hops: int = opt(2, "SEAL: hops of the enclosing subgraph")
+    max_nodes_per_hop: int = opt(0, "SEAL: at most this many nodes per hop, drawn uniformly (0: all)")
+    readout: str = opt("sort", "SEAL readout: sort (DGCNN sort pooling) | mean")
+    sort_k: float = opt(0.6, "SEAL sort pooling: k nodes kept; < 1 is a quantile of training subgraph sizes "
+                             "(SEAL_OGB's 0.6)")
+    split_seed: int | None = opt(None, "seed of the 85/5/10 edge split and its fixed negatives (None: the run's "
+                                       "seed, so each seed is a different split)")
+    num_hits_negatives: int = opt(100_000, "size of the fixed OGB-style negative set Hits@K ranks against")
+    select_metric: str = opt("auc", "validation metric that picks the best epoch: auc | ap | hits@20 | hits@50 | "
+                                    "hits@100 | mrr")
+    filtered_sampling: bool = opt(True, "training negatives never hit a training edge or a self-loop")
+
+    def validate(self) -> "LinkPredConfig":
+        super().validate()
+        from ... import _validate as V
+
+        op = "TrainConfig"
+        V.choice(op, "model", self.model, MODELS)
+        V.choice(op, "decoder", self.decoder, DECODERS)
+        V.choice(op, "readout", self.readout, READOUTS)
+        V.choice(op, "select_metric", self.select_metric, SELECT_METRICS)
+        for name in ("hidden", "num_layers", "hops"):
+            V.integer(op, name, getattr(self, name), minimum=1)
+        V.integer(op, "max_nodes_per_hop", self.max_nodes_per_hop, minimum=0)
+        V.integer(op, "num_hits_negatives", self.num_hits_negatives, minimum=1)
+        if self.split_seed is not None:
+            V.integer(op, "split_seed", self.split_seed, minimum=0)
+        number(op, "dropout", self.dropout, minimum=0.0, maximum=0.99)
+        number(op, "sort_k", self.sort_k, minimum=0.0)
+        if self.sort_k <= 0 or (self.sort_k > 1 and self.sort_k != int(self.sort_k)):
+            raise ValueError(f"{op}: 'sort_k' must be a quantile in (0, 1] or a whole number of nodes >= 2 "
+                             f"(got {self.sort_k!r})")
+        for name in ("use_features", "filtered_sampling"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{op}: '{name}' must be a bool (got {V.describe(getattr(self, name))})")
+        return self
+
+
+Config = LinkPredConfig

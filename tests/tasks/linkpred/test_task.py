@@ -1,0 +1,200 @@
+"""The linkpred task on the engine: every model with uniform / dns / mebns negatives, MeBNS's parts, resume,
+teacher checkpoints tied to their graph, config errors and the CLI. Tiny synthetic graphs, a few epochs."""
+import json
+import warnings
+
+import pytest
+import torch
+
+from hardneg.samplers import MeBNSSampler
+from hardneg.tasks.linkpred.data import LinkPredDataset
+from hardneg.training import TrainConfig, Trainer, train
+
+pytest.importorskip("torch_geometric")
+
+
+def graph(n=90, m=360, seed=0, features=True):
+    g = torch.Generator().manual_seed(seed)
+    # two communities, so that there is something to learn
+    half = n // 2
+    a = torch.randint(0, half, (m, 2), generator=g)
+    a[m // 2:] += half
+    a = a[a[:, 0] != a[:, 1]]
+    key = torch.unique(torch.minimum(a[:, 0], a[:, 1]) * n + torch.maximum(a[:, 0], a[:, 1]))
+    ds = LinkPredDataset.from_edges(torch.stack([key // n, key % n], 1), n, name=f"toy{seed}")
+    if features:
+        ds.x = torch.cat([torch.rand(n, 6, generator=g), (torch.arange(n) >= half).float()[:, None]], 1)
+    return ds
+
+
+def cfg(**kw):
+    base = dict(task="linkpred", dataset="toy", model="gcn", epochs=2, eval_every=1, batch_size=128, num_negatives=2,
+                loss="bce", lr=0.01, dim=8, hidden=16, num_hits_negatives=200, seed=0, sampler="uniform",
+                sampler_options={}, model_options={})
+    base.update(kw)
+    if base["sampler"] == "mebns":
+        base["sampler_options"] = {"teacher_epochs": 2, "meta_size": 16, "mc_passes": 3, "num_candidates": 6,
+                                   **base["sampler_options"]}
+    elif base["sampler"] == "dns":
+        base["sampler_options"] = {"num_candidates": 6, **base["sampler_options"]}
+    return TrainConfig(**base)
+
+
+def run(data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # split warnings about nodes without training edges
+        return train(cfg(**kw), data=data, progress=False, log=None)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "seal"])
+@pytest.mark.parametrize("sampler", ["uniform", "dns", "mebns"])
+def test_every_model_trains_with_every_sampler(model, sampler):
+    extra = dict(num_layers=2, sort_k=10, dropout=0.1) if model == "seal" else {}
+    res = run(graph(features=model != "seal"), model=model, sampler=sampler, **extra)
+    for part in ("valid", "test"):
+        for k in ("auc", "ap", "hits@20", "hits@50", "hits@100", "mrr"):
+            assert 0.0 <= res[part][k] <= 1.0, (part, k, res[part][k])
+    assert res["test"]["hits_negatives"] == 200 and res["test"]["mrr_negatives"] == 100
+    assert res["history"][-1]["loss"] > 0 and "random 85/5/10 edge split" in res["protocol"]
+    if sampler == "mebns":
+        mb = res["dataset"]["mebns"]
+        assert mb["teacher"]["epochs"] == 2 and mb["meta_set"]["meta_size"] == 16 and mb["teacher_s"] > 0
+
+
+def test_mlp_decoder_and_featureless_graphs():
+    res = run(graph(features=False), decoder="mlp", sampler="dns")
+    assert res["test"]["auc"] >= 0.0
+    with pytest.raises(TypeError, match=r"the mlp decoder is not a pairwise metric.*need decoder='dot'"):
+        run(graph(), decoder="mlp", sampler="topk")
+
+
+def test_mebns_resumes_bit_identically(tmp_path):
+    ds = graph()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = train(cfg(sampler="mebns", epochs=4), data=ds, progress=False, log=None)
+        tr = Trainer(cfg(sampler="mebns", epochs=2, checkpoint_every=1, checkpoint_dir=str(tmp_path)), data=ds,
+                     progress=False, log=None)
+        tr.run()
+        resumed = Trainer(cfg(sampler="mebns", epochs=4, checkpoint_every=1, checkpoint_dir=str(tmp_path)), data=ds,
+                          progress=False, log=None).run(resume=True)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    assert resumed["test"] == full["test"]
+
+
+def test_teacher_checkpoint_is_tied_to_its_graph(tmp_path):
+    path = str(tmp_path / "teacher.pt")
+    first = run(graph(), sampler="mebns", sampler_options={"teacher_path": path})
+    assert first["dataset"]["mebns"]["teacher"]["saved"] == path
+    again = run(graph(), sampler="mebns", sampler_options={"teacher_path": path})
+    assert again["dataset"]["mebns"]["teacher"]["loaded"] == path
+    assert again["test"] == first["test"]  # the same teacher, the same run
+    with pytest.raises(ValueError, match=r"teacher checkpoint .* was trained on another graph \(fingerprint "
+                                         r"[0-9a-f]{16}, toy0: 90 nodes.*this run's training graph is"):
+        run(graph(seed=1), sampler="mebns", sampler_options={"teacher_path": path})
+    with pytest.raises(ValueError, match=r"was trained on another graph"):  # same graph, another split
+        run(graph(), sampler="mebns", split_seed=5, sampler_options={"teacher_path": path})
+    with pytest.raises(ValueError, match=r"has another architecture"):
+        run(graph(), sampler="mebns", hidden=32, sampler_options={"teacher_path": path})
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"cannot read the teacher checkpoint"):
+        run(graph(), sampler="mebns", sampler_options={"teacher_path": str(tmp_path / "junk.pt")})
+
+
+def test_mebns_parts():
+    """STD-Generator mixes k-hop and uniform negatives; the teacher filter keeps the teacher's hardest; the
+    meta set is the most certain pairs; the weight net starts neutral."""
+    import hardneg
+    from hardneg.samplers import EmbeddingScorer, MetaReweighter, collect_meta_set
+
+    ds = graph()
+    e = ds.edges
+    N = ds.num_nodes
+    known = hardneg.KnownSet.from_edges(e, N, directed=False)
+    s = MeBNSSampler(num_negatives=2, known=known, num_candidates=8, filter_quantile=0.75, std_ratio=1.0, edges=e)
+    g = torch.Generator().manual_seed(0)
+    P = e[:50]
+    std = s.teacher_negatives(P, 4, generator=g)
+    assert std.ids.shape == (50, 4) and bool(std.valid.all())
+    # std_ratio 1: every teacher negative lies within 2 hops of its anchor
+    adj = torch.zeros(N, N, dtype=torch.bool)
+    adj[e[:, 0], e[:, 1]] = adj[e[:, 1], e[:, 0]] = True
+    two = (adj.float() @ adj.float() > 0) | adj
+    assert bool(two[P[:, 0:1].expand(-1, 4), std.ids].all())
+    # the teacher keeps its top quarter of the candidates; with select="teacher" the n best of them
+    z = torch.randn(N, 4, generator=g)
+    teacher = EmbeddingScorer(z)
+    s2 = MeBNSSampler(num_negatives=2, known=known, num_candidates=8, filter_quantile=0.75, select="teacher",
+                      teacher=teacher)
+    neg = s2.sample(P, scorer=EmbeddingScorer(torch.randn(N, 4, generator=g)), generator=g)
+    tl = s2.teacher_scores(neg)
+    assert torch.allclose(tl, (z[P[:, 0:1]] * z[neg.ids]).sum(-1))
+    with pytest.raises(ValueError, match=r"teacher_scores takes the Negatives of the latest sample\(\) call"):
+        s2.teacher_scores(type(neg)(neg.ids.clone(), neg.valid))
+    # UMD-Collector: the lowest-deviation, correctly classified pairs
+    pairs = torch.arange(12).view(6, 2)
+    labels = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    noisy = torch.tensor([0.0, 0.3, 0.01, 0.0, 0.2, 0.0])
+    mean = torch.tensor([0.9, 0.9, 0.2, 0.1, 0.1, 0.8])  # pair 2 and pair 5 are misclassified
+    meta, y, stats = collect_meta_set(lambda i: mean + noisy * (1 if i % 2 else -1), pairs, labels, 4, 4)
+    assert meta.tolist() == [[0, 1], [2, 3], [6, 7], [8, 9]] and y.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert stats["misclassified_in_meta"] == 0
+    rw = MetaReweighter(8)
+    w = rw.weights(torch.randn(5, 3, 2), torch.ones(5, 3, dtype=torch.bool))
+    assert torch.allclose(w, torch.ones(5, 3))
+
+
+@pytest.mark.parametrize("kw, exc, msg", [
+    (dict(num_candidates=1), ValueError, r"'num_candidates' \(1\) must be >= num_negatives \(2\)"),
+    (dict(filter_quantile=1.0), ValueError, r"'filter_quantile' must be in \[0, 1\) \(got 1.0\)"),
+    (dict(std_ratio=1.5), ValueError, r"'std_ratio' must be in \[0, 1\] \(got 1.5\)"),
+    (dict(select="best"), ValueError, r"'select' must be one of \['student', 'teacher', 'uniform'\]"),
+    (dict(meta_params="some"), ValueError, r"'meta_params' must be one of \['all', 'head'\]"),
+    (dict(mc_passes=1), ValueError, r"'mc_passes' must be >= 2"),
+    (dict(teacher=3), TypeError, r"'teacher' must be a scorer with score_candidates"),
+    (dict(teacher_path=3), TypeError, r"'teacher_path' must be a path or None"),
+])
+def test_sampler_option_errors(kw, exc, msg):
+    import hardneg
+
+    known = hardneg.KnownSet.from_edges(torch.tensor([[0, 1], [1, 2]]), 5)
+    with pytest.raises(exc, match=msg):
+        MeBNSSampler(num_negatives=2, known=known, **kw)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match=r"'model' must be one of \['gcn', 'gat', 'seal'\] \(got 'mlp'\)"):
+        TrainConfig(task="linkpred", model="mlp").validate()
+    with pytest.raises(ValueError, match=r"'decoder' must be one of \['dot', 'mlp'\]"):
+        TrainConfig(task="linkpred", decoder="cos").validate()
+    with pytest.raises(ValueError, match=r"'select_metric' must be one of"):
+        TrainConfig(task="linkpred", select_metric="hits@10").validate()
+    with pytest.raises(ValueError, match=r"'sort_k' must be a quantile in \(0, 1\] or a whole number"):
+        TrainConfig(task="linkpred", sort_k=2.5).validate()
+    with pytest.raises(TypeError, match=r"'use_features' must be a bool"):
+        TrainConfig(task="linkpred", use_features="yes").validate()
+    with pytest.raises(ValueError, match=r"unknown model_options \['depth'\]"):
+        run(graph(), model_options={"depth": 3})
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['hopz'\] for task 'linkpred'"):
+        TrainConfig.from_dict({"task": "linkpred", "hopz": 2})
+
+
+def test_cli_trains_an_edge_list_with_self_loops_and_duplicates(tmp_path, capsys):
+    from hardneg import cli
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.randint(0, 60, (300, 2), generator=g)
+    e = e[e[:, 0] != e[:, 1]]
+    lines = [f"{u} {v}" for u, v in e.tolist()] + ["3 3", "4 5", "5 4"]
+    path = tmp_path / "g.txt"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"removed 1 self-loops and \d+ duplicate edges"):
+        rc = cli.main(["train", "--task", "linkpred", "--dataset", str(path), "--model", "gcn", "--sampler", "mebns",
+                       "--epochs", "2", "--dim", "8", "--hidden", "16", "--num-hits-negatives", "100",
+                       "--set", "sampler_options={teacher_epochs: 1, meta_size: 8, mc_passes: 2}", "--no-progress",
+                       "--output", str(out)])
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["task"] == "linkpred" and res["dataset"]["self_loops_removed"] == 1
+    assert "H@20" in capsys.readouterr().out
