@@ -294,6 +294,7 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
     if side_mode == "bernoulli" and known is None:
         raise ValueError(f"{op}: side='bernoulli' needs 'known' (the per-relation tph/hpt statistics come from it)")
     dom = _domain(op, domain, R, E, dev)
+    V.alloc(op, "the output (negatives, valid)", (P.shape[0], n), 8 * w + 1, dev)
     name, fn = resolve(op, backend, dev)
     B = P.shape[0]
     if B == 0:
