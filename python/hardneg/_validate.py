@@ -113,6 +113,14 @@ def integer(op: str, name: str, v, *, minimum: int | None = None) -> int:
     return v
 
 
+def boolean(op: str, name: str, v) -> bool:
+    """A bool (numpy / torch bools too); TypeError otherwise (a string "false" would be truthy)."""
+    if isinstance(v, bool) or type(v).__name__ == "bool_" or (isinstance(v, torch.Tensor) and v.dtype == torch.bool
+                                                              and v.dim() == 0):
+        return bool(v)
+    raise TypeError(f"{op}: '{name}' must be a bool (got {describe(v)})")
+
+
 def positive_float(op: str, name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{op}: '{name}' must be a float (got {describe(v)})")
