@@ -177,6 +177,7 @@ def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_id
     """Sort ids within each row and drop duplicates (one vectorised pass)."""
     if indices.numel() == 0:
         return indptr, indices
+    key_space("csr", "(row, id) keys", rows, max(num_ids, 1))
     counts = indptr[1:] - indptr[:-1]
     row = torch.repeat_interleave(torch.arange(rows, device=indices.device), counts)
     key = torch.unique(row * max(num_ids, 1) + indices)  # sorted, unique
@@ -276,3 +277,14 @@ def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str) -> None:
         raise ValueError(f"{op}: scores could overflow float32 with metric {metric!r}: 'query' has entries up to "
                          f"{mq:.3g} and 'candidates' up to {mc:.3g} in magnitude (d={d}); rescale the inputs "
                          f"(the largest |score| must stay below {_F32_MAX:.3g})")
+
+
+def key_space(op: str, what: str, *sizes: int) -> None:
+    """ValueError when keys built by multiplying ids of these ranges (``a * n_b + b``...) could overflow int64,
+    checked before the keys are formed (Python ints do not overflow)."""
+    total = 1
+    for n in sizes:
+        total *= max(int(n), 1)
+    if total > INT64_MAX:
+        raise ValueError(f"{op}: {what} over ranges {list(sizes)} would overflow int64 (product {total} > "
+                         f"{INT64_MAX})")

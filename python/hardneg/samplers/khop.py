@@ -73,6 +73,7 @@ def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int) -> tuple[np
               what="node ids")
     v = V.ids(op, "edges", V.tensor(op, "v", v, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").cpu(), num_nodes,
               what="node ids")
+    V.key_space(op, "edge keys", num_nodes, num_nodes)
     a = torch.cat([u, v])
     b = torch.cat([v, u])
     keep = a != b
