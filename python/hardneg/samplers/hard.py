@@ -286,6 +286,7 @@ class NSCachingSampler(_MiningSampler):
             fresh = self._fresh(P, r1, side, self.num_fresh, generator, E)
             cand = torch.cat([cache[slot[first]], fresh], 1)
             sc = scorer.score_candidates(a1, cand.clamp_min(0), side).detach().double() / self.temperature
+            V.finite(self._op, "the scorer's scores", sc)  # a NaN score would be cached as the hardest
             u = uniform(cand.shape, generator, dev).clamp(1e-300, 1.0)
             gkey = sc - torch.log(-torch.log(u))  # Gumbel-top-k = sampling without replacement ∝ exp(score/T)
             srt, o = cand.sort(1)
