@@ -24,6 +24,11 @@ CASES = [
      "generator=G)", "ValueError", "could overflow float32"),
     ("large but safe scores", "s, i = topk_mine(torch.full((1, 4), 1e9), torch.tensor([[1e9]*4, [-1e9]*4]), 2, "
      "metric='l2'); assert i.tolist() == [[0, 1]], i", None, None),
+    # logit spans beyond exp's range (T = 0.01): a weight floor made the CPU sampler pick e^-1000 candidates
+    ("low temperature picks the argmax", "cc = torch.tensor([[-3.53, 0.0], [-12.91, 0.0], [0.0, 0.0]]); "
+     "qq = torch.tensor([[1.0, 0.0]]); "
+     "assert all(sample_by_score(qq, cc, 1, temperature=0.01, replacement=r, generator=torch.Generator()"
+     ".manual_seed(s))[0].item() == 2 for s in range(20) for r in (False, True))", None, None),
     # sizes that would only fail in the allocator
     ("huge k", "topk_mine(q, c, 10**13)", "ValueError", "would need"),
     ("huge num_samples", "sample_by_score(q, c, 10**13, generator=G)", "ValueError", "would need"),

@@ -78,7 +78,7 @@ def test_topk_mine_matches_brute_force(seed, B, N, d, k, metric, density, scale,
 @FUZZ
 @given(seed=st.integers(0, 2**16), B=st.integers(1, 4), N=st.integers(1, 30), n=st.integers(1, 35),
        metric=st.sampled_from(METRICS), weighting=st.sampled_from(["softmax", "softplus"]),
-       T=st.sampled_from([0.1, 1.0, 7.0]), replacement=st.booleans(), density=st.sampled_from([0.0, 0.5, 1.0]))
+       T=st.sampled_from([0.005, 0.1, 1.0, 7.0]), replacement=st.booleans(), density=st.sampled_from([0.0, 0.5, 1.0]))
 def test_sample_by_score_matches_brute_force(seed, B, N, n, metric, weighting, T, replacement, density):
     from hardneg.reference.mining import log_probs
 
