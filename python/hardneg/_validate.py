@@ -42,6 +42,16 @@ def tensor(op: str, name: str, x, *, ndim: int | None = None, what: str = "", dt
     return x
 
 
+def as_tensor(op: str, name: str, x, what: str) -> torch.Tensor:
+    """``x`` as a tensor (lists and arrays converted); TypeError naming ``what`` it must be otherwise."""
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: '{name}' must be {what} (got {describe(x)})") from None
+
+
 def floating(op: str, name: str, x, ndim: int, what: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor) and not (x.is_floating_point()):
         raise TypeError(f"{op}: '{name}' must be a {ndim}-D floating tensor {what} (got {describe(x)})")

@@ -282,12 +282,7 @@ def _with_fences(keys: torch.Tensor) -> torch.Tensor:
 def _check_times(op, times, m, device) -> torch.Tensor:
     """``times`` (a tensor, list or array of M numbers) [M] on ``device``: int64 for integer times (exact),
     float64 (finite) otherwise."""
-    if not isinstance(times, torch.Tensor):
-        try:
-            times = torch.as_tensor(times)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{op}: 'times' must be a tensor, list or array of M numbers "
-                            f"(got {V.describe(times)})") from None
+    times = V.as_tensor(op, "times", times, "a tensor, list or array of M numbers")
     if times.dtype == torch.bool or times.is_complex():
         raise TypeError(f"{op}: 'times' must hold real numbers (got {V.describe(times)})")
     if times.dim() != 1 or times.numel() != m:

@@ -69,3 +69,18 @@ def check(results: dict, case) -> None:
     assert r["type"] == expected, f"{name}: expected {expected}, got {r['type']}: {r['msg']}"
     assert fragment in r["msg"], f"{name}: {fragment!r} not in the message {r['msg']!r}"
     assert "incompatible function arguments" not in r["msg"], f"{name}: a pybind11 signature dump: {r['msg']}"
+
+
+def family_test(setup: str, cases):
+    """The parametrised pytest test of one family's cases (all run once, in child processes, on first use)."""
+    import pytest
+
+    cache: dict = {}
+
+    @pytest.mark.parametrize("case", cases, ids=[c[0] for c in cases])
+    def test_bad_input(case):
+        if not cache:
+            cache.update(run_cases(setup, cases))
+        check(cache, case)
+
+    return test_bad_input

@@ -1,7 +1,6 @@
 """Bad inputs to the filtering family (KnownSet, known_contains / known_mask / known_exclusion, corrupt), each
 case in a child process (:mod:`_crash_runner`)."""
-import pytest
-from _crash_runner import check, run_cases
+from _crash_runner import family_test
 
 SETUP = """
 import torch, hardneg
@@ -60,11 +59,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return run_cases(SETUP, CASES)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(results, case):
-    check(results, case)
+test_bad_input = family_test(SETUP, CASES)

@@ -1,7 +1,6 @@
 """Bad inputs to the mining family (topk_mine, sample_by_score, sample_from_weights), each case in a child
 process (:mod:`_crash_runner`): a clear TypeError/ValueError naming the argument, or a correct answer."""
-import pytest
-from _crash_runner import check, run_cases
+from _crash_runner import family_test
 
 SETUP = """
 import torch, hardneg
@@ -78,11 +77,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return run_cases(SETUP, CASES)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(results, case):
-    check(results, case)
+test_bad_input = family_test(SETUP, CASES)

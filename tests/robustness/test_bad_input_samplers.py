@@ -1,7 +1,6 @@
 """Bad inputs to the samplers and the KG evaluation, each case in a child process (:mod:`_crash_runner`).
 Includes the k-hop sampler's numba BFS, which wrote out of bounds for an anchor outside its graph."""
-import pytest
-from _crash_runner import check, run_cases
+from _crash_runner import family_test
 
 SETUP = """
 import numpy as np
@@ -90,11 +89,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results():
-    return run_cases(SETUP, CASES)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(results, case):
-    check(results, case)
+test_bad_input = family_test(SETUP, CASES)

@@ -133,13 +133,7 @@ class KHopSampler(Sampler):
     def _graph(self, E):
         if self._csr is None:
             if self._edges is not None:
-                e = self._edges
-                if not isinstance(e, torch.Tensor):
-                    try:
-                        e = torch.as_tensor(e)
-                    except (TypeError, ValueError, RuntimeError):
-                        raise TypeError(f"{self._op}: 'edges' must be an integer tensor [M, 2] or [2, M] "
-                                        f"(got {V.describe(e)})") from None
+                e = V.as_tensor(self._op, "edges", self._edges, "an integer tensor [M, 2] or [2, M]")
                 e = V.tensor(self._op, "edges", e, dtypes=V.INDEX_DTYPES, kind="integer tensor")
                 if e.dim() != 2 or 2 not in e.shape:
                     raise ValueError(f"{self._op}: 'edges' must be [M, 2] or [2, M] (got {V.describe(e)})")
