@@ -71,6 +71,21 @@ CASES = [
       "must be finite") for name in HARD] + [
     (f"{name} NaN relation embeddings", f"make({name!r}).sample(tr, scorer=sc_nan_rel, generator=G)", "ValueError",
      "finite") for name in ("topk", "score", "dns", "nmiss", "nscaching", "dans")] + [
+    # scorer anchors index embedding tables: a negative id used to wrap around silently
+    ("scorer negative relation", "samplers.TransEScorer(torch.randn(5, 4), torch.randn(2, 4)).query_vectors("
+     "torch.tensor([[0, -1]]))", "ValueError", "relation ids"),
+    ("scorer entity past the end", "sc.query_vectors(torch.tensor([[5, 0]]))", "ValueError", "entity ids"),
+    ("scorer candidate ids", "sc.score_candidates(torch.tensor([[0, 0]]), torch.tensor([[7]]))", "ValueError",
+     "candidate ids"),
+    ("embedding scorer anchor", "samplers.EmbeddingScorer(torch.randn(5, 4)).query_vectors(torch.tensor([5]))",
+     "ValueError", "node ids"),
+    # loss hyper-parameters
+    ("margin nan", "hardneg.losses.margin_ranking(torch.zeros(2), torch.zeros(2, 3), margin=float('nan'))",
+     "ValueError", "'margin'"),
+    ("sans temperature negative", "hardneg.losses.self_adversarial(torch.zeros(2), torch.zeros(2, 3), "
+     "temperature=-1)", "ValueError", "'temperature'"),
+    ("softplus margin str", "hardneg.losses.softplus(torch.zeros(2), torch.zeros(2, 3), margin='1')", "TypeError",
+     "'margin'"),
     # evaluation
     ("evaluate batch_size -1", "evaluate(sc, tr, ks, batch_size=-1)", "ValueError", "'batch_size'"),
     ("evaluate batch_size float", "evaluate(sc, tr, ks, batch_size=2.0)", "TypeError", "'batch_size'"),
