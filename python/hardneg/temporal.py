@@ -92,6 +92,7 @@ class TemporalGraph:
         if num_nodes is None:
             num_nodes = int(max(int(src.max()), int(dst.max()))) + 1 if src.numel() else 1
         self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        V.alloc(op, "the node offsets of one level", (self.num_nodes + 1,), 8, src.device)
         self._check_range(op, src, dst)
         self.undirected = undirected
         self.time_dtype = t.dtype

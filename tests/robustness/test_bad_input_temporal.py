@@ -65,6 +65,8 @@ CASES = [
      "finite"),
     ("src out of range", "TemporalGraph(torch.tensor([0]), torch.tensor([5]), torch.tensor([1]), num_nodes=3)",
      "ValueError", "in [0, 3)"),
+    ("num_nodes beyond memory", "TemporalGraph(torch.tensor([0]), torch.tensor([1]), torch.tensor([1]), "
+     "num_nodes=10**13)", "ValueError", "would need"),
     ("historical n zero", "g.sample_historical(n1, t9, 0)", "ValueError", "'n'"),
     ("seen_destinations out of range", "g.seen_destinations(torch.tensor([7]), t9)", "ValueError", "in [0, 4)"),
 ]
