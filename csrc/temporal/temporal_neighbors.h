@@ -61,12 +61,12 @@ HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index
 
 // Lower time bound of the window: events with time > *x are kept. False when t - window would fall below the
 // smallest time (int64: it would overflow), i.e. the window bounds nothing.
-HN_HD inline bool window_lower(const TQueryArgs& A, int64_t t, int64_t* x) {
+HN_HD bool window_lower(const TQueryArgs& A, int64_t t, int64_t* x) {
   if (t < INT64_MIN + A.int_window) return false;  // INT64_MIN + w cannot overflow (w >= 0)
   *x = t - A.int_window;
   return true;
 }
-HN_HD inline bool window_lower(const TQueryArgs& A, double t, double* x) {
+HN_HD bool window_lower(const TQueryArgs& A, double t, double* x) {
   *x = t - A.window;
   return true;
 }
