@@ -30,6 +30,8 @@ CASES = [
      ".manual_seed(s))[0].item() == 2 for s in range(20) for r in (False, True))", None, None),
     # sizes that would only fail in the allocator
     ("huge k", "topk_mine(q, c, 10**13)", "ValueError", "would need"),
+    ("huge n from weights", "sample_from_weights(torch.ones(2, 3), 10**13, replacement=True)", "ValueError",
+     "would need"),
     ("huge num_samples", "sample_by_score(q, c, 10**13, generator=G)", "ValueError", "would need"),
     # expanded (stride-0) inputs are valid tensors
     ("expanded query rows", "s, i = topk_mine(q[:1].expand(5, 8), c, 3); r = topk_mine(q[:1].repeat(5, 1), c, 3); "

@@ -270,6 +270,7 @@ def sample_from_weights(weights: torch.Tensor, n: int, *, replacement: bool,
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
+    V.alloc(op, "the output", (w.shape[0], n), 8, w.device)
     if w.numel():
         if bool(torch.isnan(w).any()) or bool(torch.isinf(w).any()):
             raise ValueError(f"{op}: 'weights' must be finite (got NaN/Inf in {V.describe(w)})")
