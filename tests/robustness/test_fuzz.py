@@ -7,7 +7,7 @@ import pytest
 import torch
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import hardneg  # noqa: E402
@@ -79,6 +79,8 @@ def test_topk_mine_matches_brute_force(seed, B, N, d, k, metric, density, scale,
 @given(seed=st.integers(0, 2**16), B=st.integers(1, 4), N=st.integers(1, 30), n=st.integers(1, 35),
        metric=st.sampled_from(METRICS), weighting=st.sampled_from(["softmax", "softplus"]),
        T=st.sampled_from([0.005, 0.1, 1.0, 7.0]), replacement=st.booleans(), density=st.sampled_from([0.0, 0.5, 1.0]))
+@example(seed=3, B=4, N=30, n=3, metric="dot", weighting="softmax", T=0.005, replacement=False, density=0.0)
+@example(seed=4, B=4, N=30, n=3, metric="l2", weighting="softplus", T=0.005, replacement=True, density=0.0)
 def test_sample_by_score_matches_brute_force(seed, B, N, n, metric, weighting, T, replacement, density):
     from hardneg.reference.mining import log_probs
 
@@ -97,6 +99,9 @@ def test_sample_by_score_matches_brute_force(seed, B, N, n, metric, weighting, T
         if not replacement:
             assert got.unique().numel() == got.numel()
         assert torch.allclose(lp[b][: got.numel()].double(), ref[b, got], atol=1e-3, rtol=1e-3)
+        # a draw of probability < e^-40 has chance < N e^-40 (with replacement: every draw; without: the first)
+        first = got if replacement else got[:1]
+        assert (ref[b, first] > -40).all(), f"drew an id of log p {ref[b, first].min().item():.1f}"
 
 
 @FUZZ
