@@ -135,6 +135,9 @@ typedef int32_t i8 __attribute__((vector_size(32)));
 static inline f8 splat(float v) { return f8{} + v; }
 
 static inline f8 vexp8(f8 x) {
+  // below -103 the result is 0, not the clamp's 1.4e-45: a floor weight on every far-away candidate made the
+  // sampler's jump walk fire on candidates whose true weight is e^-1000 (logit spans > ~745, e.g. T = 0.01)
+  const i8 under = x < -103.0f;
   x = x < -103.0f ? splat(-103.0f) : x;
   x = x > 88.7f ? splat(88.7f) : x;
   const f8 t = x * 1.44269504088896341f + 0.5f;
@@ -151,7 +154,7 @@ static inline f8 vexp8(f8 x) {
   const i8 n = __builtin_convertvector(fx, i8);
   const i8 n1 = n >> 1, n2 = n - n1;  // 2^n as two factors: n down to -150 stays representable
   const f8 s1 = (f8)((n1 + 127) << 23), s2 = (f8)((n2 + 127) << 23);
-  return p * s1 * s2;
+  return under ? f8{} : p * s1 * s2;
 }
 
 static inline f8 vlog8(f8 x) {  // x > 0, finite

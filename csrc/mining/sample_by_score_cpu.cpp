@@ -44,7 +44,8 @@ struct RowChunk {
 inline double truncated_key(Philox4x32& rng, double l, double tau) {
   const double a = std::exp(l - tau);
   const double e = -std::log1p(rng.uniform() * std::expm1(-a));
-  return l - std::log(e);
+  // e == 0 (a underflowed: l is ~745 below tau) would make the key +inf; such a candidate never beats tau
+  return e > 0.0 ? l - std::log(e) : tau;
 }
 
 inline double block_sum(const float* w) {

@@ -31,12 +31,12 @@ void register_temporal(py::module_& m) {
       [](std::uintptr_t levels, int num_levels, bool int_time, std::uintptr_t nodes, std::uintptr_t times,
          int64_t num_queries, int64_t k, int strategy, bool inclusive, bool has_window, double window, uint64_t seed,
          std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_time, std::uintptr_t out_valid,
-         int num_threads, bool on_cuda, std::uintptr_t stream, int64_t check_num_nodes) {
+         int num_threads, bool on_cuda, std::uintptr_t stream, int64_t check_num_nodes, int64_t int_window) {
         const char* op = "temporal_neighbors";
         HN_CHECK(num_levels >= 0 && num_levels <= kMaxLevels, "temporal_neighbors: too many levels");
         HN_CHECK(k >= 1, "temporal_neighbors: k must be >= 1");
         HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
-        HN_CHECK(!has_window || window >= 0, "temporal_neighbors: window must be >= 0");
+        HN_CHECK(!has_window || (window >= 0 && int_window >= 0), "temporal_neighbors: window must be >= 0");
         HN_CHECK(!on_cuda || check_num_nodes == 0, "temporal_neighbors: check_num_nodes is for CPU inputs only");
         TQueryArgs A;
         A.levels = ptr<const void>(levels);
@@ -49,6 +49,7 @@ void register_temporal(py::module_& m) {
         A.inclusive = inclusive;
         A.has_window = has_window;
         A.window = window;
+        A.int_window = int_window;
         A.seed = seed;
         A.out_nbr = ptr<int64_t>(out_nbr);
         A.out_eid = ptr<int64_t>(out_eid);
@@ -64,7 +65,7 @@ void register_temporal(py::module_& m) {
       py::arg("num_queries"), py::arg("k"), py::arg("strategy"), py::arg("inclusive"), py::arg("has_window"),
       py::arg("window"), py::arg("seed"), py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_time"),
       py::arg("out_valid"), py::arg("num_threads"), py::arg("on_cuda"), py::arg("stream"),
-      py::arg("check_num_nodes") = 0);
+      py::arg("check_num_nodes") = 0, py::arg("int_window") = 0);
 
   m.def(
       "temporal_assemble",

@@ -33,7 +33,8 @@ struct TQueryArgs {
   int strategy = 0;              // 0 recent, 1 uniform
   bool inclusive = false;
   bool has_window = false;
-  double window = 0;             // compared as T (window >= 0)
+  double window = 0;             // float times: compared as double (window >= 0)
+  int64_t int_window = 0;        // int64 times: the exact window (>= 0), so int64 times never round
   uint64_t seed = 0;
   int64_t* out_nbr = nullptr;    // [B, k]
   int64_t* out_eid = nullptr;
@@ -60,6 +61,18 @@ HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index
 
 constexpr int kMaxLevels = 64;  // levels of one graph (a binary counter over its appends)
 
+// Lower time bound of the window: events with time > *x are kept. False when t - window would fall below the
+// smallest time (int64: it would overflow), i.e. the window bounds nothing.
+HN_HD bool window_lower(const TQueryArgs& A, int64_t t, int64_t* x) {
+  if (t < INT64_MIN + A.int_window) return false;  // INT64_MIN + w cannot overflow (w >= 0)
+  *x = t - A.int_window;
+  return true;
+}
+HN_HD bool window_lower(const TQueryArgs& A, double t, double* x) {
+  *x = t - A.window;
+  return true;
+}
+
 // Query i's admissible entries per level: [lo[l], hi[l]) (strictly before its time, or at it when inclusive;
 // after time - window with a window); returns their total. One binary search per level (the GPU and the
 // scalar path; the CPU driver in temporal_cpu.h runs the same searches for 16 queries in lockstep).
@@ -74,7 +87,8 @@ HN_HD int64_t tn_locate(const TQueryArgs& A, int64_t i, int64_t* lo, int64_t* hi
     const int64_t b = L.ptr[v], e = L.ptr[v + 1];
     const int64_t h = A.inclusive ? t_upper(L.time, b, e, t) : t_lower(L.time, b, e, t);
     int64_t s = b;
-    if (A.has_window) s = t_upper(L.time, b, h, static_cast<T>(t - static_cast<T>(A.window)));
+    T w_lo;
+    if (A.has_window && window_lower(A, t, &w_lo)) s = t_upper(L.time, b, h, w_lo);
     lo[l] = s;
     hi[l] = h;
     total += h > s ? h - s : 0;

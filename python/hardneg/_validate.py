@@ -36,7 +36,20 @@ def tensor(op: str, name: str, x, *, ndim: int | None = None, what: str = "", dt
         )
     if ndim is not None and x.dim() != ndim:
         raise ValueError(f"{op}: '{name}' must be a {ndim}-D {kind or 'tensor'}{(' ' + what) if what else ''} (got {describe(x)})")
+    if x.device.type == "meta":
+        raise ValueError(f"{op}: '{name}' is on the meta device, which holds no data; pass a CPU or CUDA tensor "
+                         f"(got {describe(x)})")
     return x
+
+
+def as_tensor(op: str, name: str, x, what: str) -> torch.Tensor:
+    """``x`` as a tensor (lists and arrays converted); TypeError naming ``what`` it must be otherwise."""
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{op}: '{name}' must be {what} (got {describe(x)})") from None
 
 
 def floating(op: str, name: str, x, ndim: int, what: str) -> torch.Tensor:
@@ -110,6 +123,14 @@ def integer(op: str, name: str, v, *, minimum: int | None = None) -> int:
     return v
 
 
+def boolean(op: str, name: str, v) -> bool:
+    """A bool (numpy / torch bools too); TypeError otherwise (a string "false" would be truthy)."""
+    if isinstance(v, bool) or type(v).__name__ == "bool_" or (isinstance(v, torch.Tensor) and v.dtype == torch.bool
+                                                              and v.dim() == 0):
+        return bool(v)
+    raise TypeError(f"{op}: '{name}' must be a bool (got {describe(v)})")
+
+
 def positive_float(op: str, name: str, v) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{op}: '{name}' must be a float (got {describe(v)})")
@@ -166,6 +187,7 @@ def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_id
     """Sort ids within each row and drop duplicates (one vectorised pass)."""
     if indices.numel() == 0:
         return indptr, indices
+    key_space("csr", "(row, id) keys", rows, max(num_ids, 1))
     counts = indptr[1:] - indptr[:-1]
     row = torch.repeat_interleave(torch.arange(rows, device=indices.device), counts)
     key = torch.unique(row * max(num_ids, 1) + indices)  # sorted, unique
@@ -174,3 +196,105 @@ def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_id
     new_ptr = torch.zeros(rows + 1, dtype=torch.int64, device=indices.device)
     new_ptr[1:] = torch.cumsum(torch.bincount(new_row, minlength=rows), 0)
     return new_ptr, new_idx
+
+
+INT64_MAX = (1 << 63) - 1
+
+
+def real(op: str, name: str, v, *, minimum: float | None = None, maximum: float | None = None,
+         strict: bool = False) -> float:
+    """A finite float (margins, temperatures, rates): TypeError for a non-number, ValueError for NaN/Inf or a
+    value outside [minimum, maximum] (``strict``: the open interval)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be a float (got {describe(v)})")
+    v = float(v)
+    lo_bad = minimum is not None and (v <= minimum if strict else v < minimum)
+    hi_bad = maximum is not None and (v >= maximum if strict else v > maximum)
+    if not math.isfinite(v) or lo_bad or hi_bad:
+        lo = "-inf" if minimum is None else minimum
+        hi = "inf" if maximum is None else maximum
+        rng = f"({lo}, {hi})" if strict else f"[{lo}, {hi}]"
+        raise ValueError(f"{op}: '{name}' must be finite and in {rng} (got {v})")
+    return v
+
+
+def time_window(op: str, window, time_dtype: torch.dtype):
+    """``window`` of a temporal query: None, or a number >= 0 in the graph's time kind. int64 graphs take an
+    int (an integral float too), kept exact and saturated at the int64 maximum (no window arithmetic can
+    overflow: the kernels treat ``t - window`` below the int64 range as unbounded); ``inf`` means no window."""
+    if window is None:
+        return None
+    if isinstance(window, bool) or not isinstance(window, numbers.Real):
+        raise TypeError(f"{op}: 'window' must be a number >= 0 or None (got {describe(window)})")
+    if isinstance(window, float) and math.isnan(window) or window < 0:
+        raise ValueError(f"{op}: 'window' must be >= 0 (got {window})")
+    if time_dtype == torch.int64:
+        if isinstance(window, float) and math.isinf(window):
+            return None
+        if not isinstance(window, numbers.Integral) and not float(window).is_integer():
+            raise TypeError(f"{op}: the graph has int64 times; 'window' must be an integer (got {window!r})")
+        return min(int(window), INT64_MAX)
+    return float(window)
+
+
+def _memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 1 << 46
+
+
+def alloc(op: str, what: str, shape, bytes_per_element: int, device) -> None:
+    """ValueError, before anything is allocated, when an output of ``shape`` could not fit in the memory of
+    ``device`` (so an oversized ``k`` or ``n`` never reaches the allocator), naming the size it would need."""
+    numel = 1
+    for s in shape:
+        numel *= int(s)
+    need = numel * bytes_per_element
+    have = _memory_bytes(torch.device(device))
+    if need > have:
+        raise ValueError(f"{op}: {what} {list(shape)} would need {need / 2**30:.1f} GiB, more than the "
+                         f"{have / 2**30:.1f} GiB of memory on {device}")
+
+
+_F32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str) -> None:
+    """ValueError when a float32 score of ``q`` against ``c`` could overflow (scores are accumulated in
+    float32; an overflowed score would read as -inf, the mark of an excluded candidate). A bound from the
+    largest magnitudes (one min/max reduction per tensor): |q.c| <= d max|q| max|c|, |q - c|^2 <=
+    d (max|q| + max|c|)^2 (also bounds the |q|^2 + |c|^2 of the expanded form), |q - c|_1 <= d (...).
+    float64 inputs beyond float32's range fail here too instead of being downcast to inf."""
+    if not q.numel() or not c.numel():
+        return
+    d = q.shape[1]
+    mq = max(abs(v) for v in torch.stack(torch.aminmax(q)).double().tolist())
+    mc = max(abs(v) for v in torch.stack(torch.aminmax(c)).double().tolist())
+    if metric == "cos":
+        bound = d * max(mq, mc) ** 2  # each vector's squared norm is accumulated in float32
+    elif metric == "dot":
+        bound = d * mq * mc
+    elif metric == "l2":
+        bound = d * (mq + mc) ** 2
+    else:  # l1, rotate
+        bound = d * (mq + mc) * 2
+    if not bound <= _F32_MAX:
+        raise ValueError(f"{op}: scores could overflow float32 with metric {metric!r}: 'query' has entries up to "
+                         f"{mq:.3g} and 'candidates' up to {mc:.3g} in magnitude (d={d}); rescale the inputs "
+                         f"(the largest |score| must stay below {_F32_MAX:.3g})")
+
+
+def key_space(op: str, what: str, *sizes: int) -> None:
+    """ValueError when keys built by multiplying ids of these ranges (``a * n_b + b``...) could overflow int64,
+    checked before the keys are formed (Python ints do not overflow)."""
+    total = 1
+    for n in sizes:
+        total *= max(int(n), 1)
+    if total > INT64_MAX:
+        raise ValueError(f"{op}: {what} over ranges {list(sizes)} would overflow int64 (product {total} > "
+                         f"{INT64_MAX})")

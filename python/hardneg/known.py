@@ -30,7 +30,8 @@ class KnownView(NamedTuple):
 
     tail_keys: torch.Tensor  # int64 [m] tail-major keys (h*R + r)*E + t, sorted, unique; fences follow in memory
     head_keys: torch.Tensor  # int64 [m] head-major keys (r*E + t)*E + h, likewise
-    first_time: torch.Tensor | None  # float64 [m], aligned with tail_keys (sets built with times)
+    first_time: torch.Tensor | None  # float64 [m] rank of each key's first-seen time among the distinct first-seen
+    # times (exact whatever the times' dtype; :meth:`KnownSet.time_rank` maps query times to the same scale)
     num_entities: int
     num_relations: int
 
@@ -73,9 +74,13 @@ class KnownSet:
         self.num_destinations = int(num_destinations) if num_destinations is not None else self.num_entities
         self.kind = kind  # "triples" | "edges"
         self.directed = directed
-        self.first_time = first_time
+        self.first_time = first_time  # exact first-seen times (int64 or float64) [m], or None
         self._head_prob = head_prob
-        self._view = KnownView(self.kt, self.kh, first_time, self.num_entities, self.num_relations)
+        rank = None
+        if first_time is not None:  # the kernels compare ranks (float64, exact below 2**53 distinct times)
+            self._time_values = torch.unique(first_time)
+            rank = torch.searchsorted(self._time_values, first_time).to(torch.float64)
+        self._view = KnownView(self.kt, self.kh, rank, self.num_entities, self.num_relations)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -156,10 +161,10 @@ class KnownSet:
             raise ValueError(f"{op}: num_entities^2 * num_relations must be < 2**62 for packed keys (got {E}^2 * {R})")
         kt_all = (h * R + r) * E + t
         first = None
-        if times is not None:  # validated by the caller: float64 [M] on the keys' device
+        if times is not None:  # validated by the caller: int64 or float64 [M] on the keys' device
             kt, inv = torch.unique(kt_all, return_inverse=True)
-            first = torch.full((kt.numel(),), float("inf"), dtype=torch.float64, device=kt.device)
-            first.scatter_reduce_(0, inv, times, reduce="amin")
+            first = torch.zeros(kt.numel(), dtype=times.dtype, device=kt.device)
+            first.scatter_reduce_(0, inv, times, reduce="amin", include_self=False)
         else:
             kt = torch.unique(kt_all)
         hh = kt // (R * E)
@@ -192,7 +197,7 @@ class KnownSet:
     def nbytes(self) -> int:
         n = self._kt_buf.numel() * 8 + self._kh_buf.numel() * 8
         if self.first_time is not None:
-            n += self.first_time.numel() * 8
+            n += self.first_time.numel() * 16 + self._time_values.numel() * 8
         return n
 
     @property
@@ -221,6 +226,24 @@ class KnownSet:
         """How many ids the ``side`` takes: destinations (tails) for ``"tail"``, sources (heads) for ``"head"``."""
         return self.num_destinations if V.choice("KnownSet.side_size", "side", side, SIDES) == "tail" \
             else self.num_sources
+
+    def time_rank(self, before: torch.Tensor, inclusive: bool) -> torch.Tensor:
+        """float64 [B]: for each query time, the number of distinct first-seen times ``< before`` (``<=`` when
+        ``inclusive``), so that "first seen before ``before``" is exactly ``first_time rank < time_rank``, with
+        no rounding of int64 times (a float query against int64 times is compared exactly too)."""
+        vals = self._time_values
+        b = before
+        if vals.dtype == torch.int64 and b.is_floating_point():
+            b64 = b.to(torch.float64)
+            hi, lo = b64 >= 2.0**63, b64 < -(2.0**63)
+            safe = torch.where(hi | lo, torch.zeros_like(b64), b64)
+            # t < b  <=>  t < ceil(b);  t <= b  <=>  t <= floor(b)   (t an integer)
+            bi = (torch.floor(safe) if inclusive else torch.ceil(safe)).to(torch.int64)
+            r = torch.searchsorted(vals, bi, right=bool(inclusive))
+            r = torch.where(hi, torch.full_like(r, vals.numel()), torch.where(lo, torch.zeros_like(r), r))
+        else:
+            r = torch.searchsorted(vals, b.to(vals.dtype).contiguous(), right=bool(inclusive))
+        return r.to(torch.float64)
 
     def kernel_view(self) -> KnownView:
         """The one way kernels (``hardneg.ops``, the references) read the set: its key arrays, first-seen times and
@@ -300,17 +323,15 @@ def _with_fences(keys: torch.Tensor) -> torch.Tensor:
 
 
 def _check_times(op, times, m, device) -> torch.Tensor:
-    """``times`` (a tensor, list or array of M numbers) as float64 [M] on ``device``, finite."""
-    if not isinstance(times, torch.Tensor):
-        try:
-            times = torch.as_tensor(times)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(f"{op}: 'times' must be a tensor, list or array of M numbers "
-                            f"(got {V.describe(times)})") from None
+    """``times`` (a tensor, list or array of M numbers) [M] on ``device``: int64 for integer times (exact),
+    float64 (finite) otherwise."""
+    times = V.as_tensor(op, "times", times, "a tensor, list or array of M numbers")
     if times.dtype == torch.bool or times.is_complex():
         raise TypeError(f"{op}: 'times' must hold real numbers (got {V.describe(times)})")
     if times.dim() != 1 or times.numel() != m:
         raise ValueError(f"{op}: 'times' must be [M] with M={m} (got {V.describe(times)})")
+    if not times.is_floating_point():
+        return times.to(device=device, dtype=torch.int64)
     times = times.to(device=device, dtype=torch.float64)
     if not bool(torch.isfinite(times).all()):
         raise ValueError(f"{op}: 'times' must be finite (got NaN/Inf)")

@@ -81,6 +81,7 @@ def margin_ranking(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor 
                    normalize: bool = True, reduction: str = "mean") -> torch.Tensor:
     """max(0, γ − s⁺ + s⁻ᵢ) combined over negatives; the mean over rows with at least one valid negative."""
     op = "margin_ranking"
+    margin = V.real(op, "margin", margin)
     valid, weights = _prep(op, pos, neg, valid, weights)
     terms = F.relu(margin - pos[:, None] + neg)
     return _reduce(op, _combine(terms, valid, weights, normalize), reduction, valid.any(1))
@@ -92,7 +93,7 @@ def softplus(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tensor | None
     −log σ(γ + s⁺) − combine(log σ(−s⁻ᵢ − γ))."""
     op = "softplus"
     valid, weights = _prep(op, pos, neg, valid, weights)
-    g = 0.0 if margin is None else float(margin)
+    g = 0.0 if margin is None else V.real(op, "margin", margin)
     return _reduce(op, F.softplus(-(pos + g)) + _combine(F.softplus(neg + g), valid, weights, normalize), reduction)
 
 
@@ -117,7 +118,7 @@ def self_adversarial(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tenso
     multiply pᵢ (then renormalised). For distance models s = −d, so this is −log σ(γ − d⁺) − Σ pᵢ log σ(d⁻ᵢ − γ)."""
     op = "self_adversarial"
     valid, weights = _prep(op, pos, neg, valid, weights)
-    a = float(temperature)
+    a = V.real(op, "temperature", temperature, minimum=0.0)
     logits = torch.where(valid, a * neg.detach(), torch.full_like(neg, float("-inf")))
     has = valid.any(1, keepdim=True)
     p = torch.softmax(torch.where(has, logits, torch.zeros_like(logits)), 1)
@@ -125,7 +126,7 @@ def self_adversarial(pos: torch.Tensor, neg: torch.Tensor, *, valid: torch.Tenso
     if weights is not None:
         p = p * torch.where(valid, weights, torch.zeros_like(weights))
         p = p / p.sum(1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
-    g = float(margin)
+    g = V.real(op, "margin", margin)
     neg_term = (p * torch.where(valid, F.softplus(neg + g), torch.zeros_like(neg))).sum(1)
     return _reduce(op, F.softplus(-(pos + g)) + neg_term, reduction)
 

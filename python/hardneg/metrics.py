@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import torch
 
+from hardneg import _validate as _V
 from hardneg._constants import METRICS
 
 __all__ = ["COS_EPS", "METRICS", "pairwise", "score_matrix", "complex_mul", "anchors", "Scorer"]
@@ -158,7 +159,8 @@ class Scorer:
 
     def score_candidates(self, anchor: torch.Tensor, ids: torch.Tensor, side: str = "tail") -> torch.Tensor:
         q = self.query_vectors(anchor, side)
-        c = self.candidate_vectors(side)[ids.clamp_min(0)]
+        C = self.candidate_vectors(side)
+        c = C[_V.ids("score_candidates", "ids", ids.clamp_min(0), C.shape[0], what="candidate ids")]
         return pairwise(q[:, None, :], c, self.metric)
 
     def score_positives(self, positives: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,17 @@ interleave in time, so a node's history is its runs concatenated level by level.
 Memory: per (node, event) entry 20 bytes (int32 neighbour, 8-byte time, int64 edge id) plus per-level node
 offsets (8 bytes per node per level, O(log) levels); the log keeps 32 bytes per event (src, dst, time, id).
 Undirected graphs store each event in both endpoints' lists.
+
+Concurrency: any number of threads may query a graph while one thread appends to it (appends from several
+threads are serialised by a lock). Readers never lock: the graph's state (event count, log buffers, levels)
+is one immutable snapshot replaced by a single assignment at the end of ``append``; a query reads the
+snapshot once and holds a reference to it (through :class:`TemporalView` for the compiled kernels, which run
+without the GIL) until it returns, so a level that ``append`` merges away is freed only after the last
+query reading it. A query sees the graph as it was before or after a concurrent ``append``, never between.
 """
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import torch
@@ -28,15 +36,28 @@ class _Level:
         self.ptr, self.nbr, self.time, self.eid = ptr, nbr, time, eid
 
 
+class _State(NamedTuple):
+    """One immutable state of the graph: the first ``n`` entries of the log buffers and the levels over them.
+    ``append`` writes only past ``n`` (or into new buffers) and publishes a new state in one assignment."""
+
+    n: int
+    src: torch.Tensor
+    dst: torch.Tensor
+    t: torch.Tensor
+    eid: torch.Tensor
+    levels: tuple
+
+
 class TemporalView(NamedTuple):
     """What the kernels read of a :class:`TemporalGraph` (:meth:`TemporalGraph.kernel_view`). Holding it keeps
-    the level table alive; the levels it points to belong to the graph and change on ``append``."""
+    the level table and the levels it points to alive (``owner``), even after an ``append`` replaces them."""
 
     levels: torch.Tensor  # int64 [num_levels, 4]: (ptr, nbr, time, eid) data pointers per level, on the graph's device
     num_levels: int
     num_nodes: int
     time_dtype: torch.dtype  # torch.int64 or torch.float64
     num_edge_ids: int  # 1 + the largest edge id (0 when empty): rows a per-edge feature table needs
+    owner: tuple = ()  # the _Level objects the pointers belong to
 
     def core_args(self) -> dict:
         """The keyword arguments of the compiled ``temporal_neighbors`` kernel that describe the graph:
@@ -72,6 +93,7 @@ class TemporalGraph:
         if num_nodes is None:
             num_nodes = int(max(int(src.max()), int(dst.max()))) + 1 if src.numel() else 1
         self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
+        V.alloc(op, "the node offsets of one level", (self.num_nodes + 1,), 8, src.device)
         self._check_range(op, src, dst)
         self.undirected = undirected
         self.time_dtype = t.dtype
@@ -86,10 +108,9 @@ class TemporalGraph:
         self._n = n
         self._src[:n], self._dst[:n], self._t[:n], self._eid[:n] = src[order], dst[order], t[order], eid[order]
         self._next_eid = int(eid.max()) + 1 if n else 0
-        self._levels: list[_Level] = []
-        if n:
-            self._levels.append(self._build(0, n))
+        self._lock = threading.Lock()  # serialises writers; readers use the published snapshot
         self._view = None
+        self._publish((self._build(0, n),) if n else ())
 
     # ------------------------------------------------------------------ validation / building
     @staticmethod
@@ -135,66 +156,93 @@ class TemporalGraph:
         else:
             node, nbr, tt, ee, seq = s, d, t, e, torch.arange(stop - start, device=s.device)
         # stable by node over (time, id)-sorted events
-        order = torch.argsort(node * (stop - start + 1) + seq)
+        order = _lex_order(node, seq, self.num_nodes, stop - start + 1)
         ptr = torch.zeros(self.num_nodes + 1, dtype=torch.int64, device=s.device)
         ptr[1:] = torch.cumsum(torch.bincount(node, minlength=self.num_nodes), 0)
         return _Level(start, stop, ptr, nbr[order].to(torch.int32).contiguous(), tt[order].contiguous(),
                       ee[order].contiguous())
 
+    def _publish(self, levels: tuple) -> None:
+        """Make the current log and ``levels`` the state readers see (one assignment)."""
+        self._state = _State(self._n, self._src, self._dst, self._t, self._eid, tuple(levels))
+
     # ------------------------------------------------------------------ properties
     @property
     def num_events(self) -> int:
-        return self._n
+        return self._state.n
 
     @property
     def device(self) -> torch.device:
-        return self._src.device
+        return self._state.src.device
+
+    def events(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(src, dst, t, edge_ids)`` [M] of one consistent state (safe while another thread appends)."""
+        s = self._state
+        return s.src[: s.n], s.dst[: s.n], s.t[: s.n], s.eid[: s.n]
 
     @property
     def src(self) -> torch.Tensor:
-        return self._src[: self._n]
+        return self.events()[0]
 
     @property
     def dst(self) -> torch.Tensor:
-        return self._dst[: self._n]
+        return self.events()[1]
 
     @property
     def t(self) -> torch.Tensor:
-        return self._t[: self._n]
+        return self.events()[2]
 
     @property
     def edge_ids(self) -> torch.Tensor:
-        return self._eid[: self._n]
+        return self.events()[3]
 
     @property
     def num_levels(self) -> int:
-        return len(self._levels)
+        return len(self._state.levels)
 
     @property
     def nbytes(self) -> int:
         """Bytes of the neighbour index (levels), excluding the event log."""
-        return sum(L.ptr.numel() * 8 + L.nbr.numel() * 4 + L.time.numel() * 8 + L.eid.numel() * 8 for L in self._levels)
+        return sum(L.ptr.numel() * 8 + L.nbr.numel() * 4 + L.time.numel() * 8 + L.eid.numel() * 8
+                   for L in self._state.levels)
 
     def __repr__(self):
-        return (f"TemporalGraph(events={self._n}, nodes={self.num_nodes}, levels={self.num_levels}, "
+        return (f"TemporalGraph(events={self.num_events}, nodes={self.num_nodes}, levels={self.num_levels}, "
                 f"time={self.time_dtype}, undirected={self.undirected}, device={self.device})")
 
     def to(self, device: torch.device | str) -> "TemporalGraph":
         device = torch.device(device)
-        g = TemporalGraph.__new__(TemporalGraph)
-        g.num_nodes, g.undirected, g.time_dtype = self.num_nodes, self.undirected, self.time_dtype
-        g._src, g._dst, g._t, g._eid = (x.to(device) for x in (self._src, self._dst, self._t, self._eid))
-        g._n, g._next_eid = self._n, self._next_eid
-        g._levels = [_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device), L.eid.to(device))
-                     for L in self._levels]
-        g._view = None
+        with self._lock:
+            st = self._state
+            g = TemporalGraph.__new__(TemporalGraph)
+            g.num_nodes, g.undirected, g.time_dtype = self.num_nodes, self.undirected, self.time_dtype
+            g._src, g._dst, g._t, g._eid = (x.to(device) for x in (st.src, st.dst, st.t, st.eid))
+            g._n, g._next_eid = st.n, self._next_eid
+            g._lock = threading.Lock()
+            g._view = None
+            g._publish(tuple(_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device),
+                                    L.eid.to(device)) for L in st.levels))
         return g
+
+    def __getstate__(self):
+        d = dict(self.__dict__)
+        d.pop("_lock", None)
+        d["_view"] = None
+        return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ streaming
     def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *,
                edge_ids: torch.Tensor | None = None) -> "TemporalGraph":
         """Insert a batch of events whose times are all >= the latest time so far. Amortised: the batch becomes
         a new level and levels merge like a binary counter (no full rebuild per batch). Returns self."""
+        with self._lock:
+            return self._append(src, dst, t, edge_ids)
+
+    def _append(self, src, dst, t, edge_ids):
         op = "TemporalGraph.append"
         src, dst, t, eid = self._check_events(op, src, dst, t, edge_ids, self._next_eid)
         if src.device != self.device:
@@ -215,13 +263,13 @@ class TemporalGraph:
         self._src[a:b], self._dst[a:b], self._t[a:b], self._eid[a:b] = src[order], dst[order], t[order], eid[order]
         self._n = b
         self._next_eid = max(self._next_eid, int(eid.max()) + 1)
-        self._levels.append(self._build(a, b))
-        while len(self._levels) >= 2 and (self._levels[-2].stop - self._levels[-2].start) <= 2 * (
-                self._levels[-1].stop - self._levels[-1].start):
-            hi = self._levels.pop()
-            lo = self._levels.pop()
-            self._levels.append(self._build(lo.start, hi.stop))
-        self._view = None
+        levels = list(self._state.levels)  # a new list: readers keep the old tuple
+        levels.append(self._build(a, b))
+        while len(levels) >= 2 and (levels[-2].stop - levels[-2].start) <= 2 * (levels[-1].stop - levels[-1].start):
+            hi = levels.pop()
+            lo = levels.pop()
+            levels.append(self._build(lo.start, hi.stop))
+        self._publish(levels)
         return self
 
     def _reserve(self, n):
@@ -229,7 +277,7 @@ class TemporalGraph:
         if n <= cap:
             return
         new = max(n, 2 * cap)
-        for name in ("_src", "_dst", "_t", "_eid"):
+        for name in ("_src", "_dst", "_t", "_eid"):  # new buffers: readers keep the old ones
             old = getattr(self, name)
             buf = torch.empty(new, dtype=old.dtype, device=old.device)
             buf[: self._n] = old[: self._n]
@@ -240,11 +288,14 @@ class TemporalGraph:
         offsets [V+1] int64, neighbours int32, times, edge ids int64; the layout of ``TLevel`` in
         ``csrc/temporal/temporal_neighbors.h``) with its sizes, as a :class:`TemporalView` whose ``core_args()``
         are the compiled kernel's keyword arguments. Built once per state of the graph (``append`` renews it)."""
-        if self._view is None:
-            rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in self._levels]
+        levels = self._state.levels
+        view = self._view
+        if view is None or view.owner is not levels:  # built for this state only (a concurrent append renews it)
+            rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in levels]
             table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
-            self._view = TemporalView(table, len(self._levels), self.num_nodes, self.time_dtype, self._next_eid)
-        return self._view
+            view = TemporalView(table, len(levels), self.num_nodes, self.time_dtype, self._next_eid, levels)
+            self._view = view
+        return view
 
     # ------------------------------------------------------------------ queries
     def neighbors(self, nodes: torch.Tensor, times: torch.Tensor, k: int, *, strategy: str = "recent",
@@ -287,10 +338,13 @@ class TemporalGraph:
         and historical-negative sampling. Vectorised torch on the graph's device."""
         op = "TemporalGraph.seen_destinations"
         s, tq = check_queries(op, self, src, before, what="src")
-        key_src, key_t, order = self._by_source()
+        _, log_dst, _, _ = ev = self.events()
+        key_src, key_t, order = self._by_source(ev)
         # exact int64 composite key (source, rank of time): events of a source are one run, time-sorted
         uniq = torch.unique(key_t)
         U = uniq.numel() + 1
+        V.key_space(op, "(source, time rank) keys", self.num_nodes, U)
+        V.key_space(op, "(row, destination) keys", s.numel() + 1, self.num_nodes)
         comp = key_src * U + torch.searchsorted(uniq, key_t)
         q_rank = torch.searchsorted(uniq, tq, right=bool(inclusive))  # unique times < tq (<= tq if inclusive)
         lo = torch.searchsorted(comp, s * U)
@@ -299,7 +353,7 @@ class TemporalGraph:
         rows = torch.repeat_interleave(torch.arange(s.numel(), device=s.device), cnt)
         start = torch.repeat_interleave(lo, cnt)
         offs = torch.arange(int(cnt.sum()), device=s.device) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-        dsts = self._dst[: self._n][order][start + offs]
+        dsts = log_dst[order][start + offs]
         key = torch.unique(rows * self.num_nodes + dsts)
         r = torch.div(key, self.num_nodes, rounding_mode="floor")
         indptr = torch.zeros(s.numel() + 1, dtype=torch.int64, device=s.device)
@@ -324,10 +378,11 @@ class TemporalGraph:
                           else torch.zeros_like(pick), torch.full_like(pick, -1))
         return out, valid.clone()
 
-    def _by_source(self):
-        s = self._src[: self._n]
-        t = self._t[: self._n]
-        order = torch.argsort(s * (self._n + 1) + torch.arange(self._n, device=s.device))  # stable by source
+    @staticmethod
+    def _by_source(events):
+        s, _, t, _ = events
+        n = s.numel()
+        order = torch.argsort(s, stable=True)  # stable by source
         return s[order], t[order], order
 
 
@@ -352,6 +407,15 @@ def check_queries(op: str, graph: TemporalGraph, nodes, times, *,
     elif times.dtype not in V.INDEX_DTYPES + (torch.int16, torch.int8, torch.uint8):
         raise TypeError(f"{op}: 'times' must be numeric (got {V.describe(times)})")
     return nodes.contiguous(), times.to(graph.time_dtype).contiguous()
+
+
+def _lex_order(major: torch.Tensor, minor: torch.Tensor, n_major: int, n_minor: int) -> torch.Tensor:
+    """argsort by (major, minor): one sort of the int64 key major * n_minor + minor when it cannot overflow,
+    else two stable sorts."""
+    if n_major * n_minor <= V.INT64_MAX:
+        return torch.argsort(major * n_minor + minor)
+    o = torch.argsort(minor, stable=True)
+    return o[torch.argsort(major[o], stable=True)]
 
 
 def _time_order(t, eid):

@@ -98,7 +98,7 @@ def test_times_from_lists_arrays_and_float64_tensors_agree():
     sets = [hardneg.KnownSet.from_triples(tr, 5, 2, times=t)
             for t in ([4, 2, 7], np.array([4.0, 2.0, 7.0]), torch.tensor([4.0, 2.0, 7.0], dtype=torch.float64))]
     for ks in sets:
-        assert ks.kernel_view().first_time.tolist() == [2.0, 7.0]  # first seen: the minimum per key
+        assert ks.first_time.tolist() == [2.0, 7.0]  # first seen: the minimum per key (the kernels see ranks)
         assert ks.contains(torch.tensor([[0, 0, 1], [2, 1, 3]]), before=torch.tensor([3.0, 7.0])).tolist() == [True, False]
 
 

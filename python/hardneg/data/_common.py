@@ -76,11 +76,23 @@ def not_found(task: str, name_or_path, shipped, what: str, hint: str = "") -> Va
 
 
 # --------------------------------------------------------------------------------------------- reading
+def read_text(op: str, path: str) -> str:
+    """The text of a data file: UTF-8, a leading BOM stripped; undecodable bytes raise a ValueError naming the
+    file and line (``path:line``)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{op}: {path}:{line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}: "
+                         f"{e.reason})") from None
+
+
 def read_rows(op: str, path: str):
     """Tokenise a text table: whitespace- or comma-separated, blank lines skipped, an optional header (a first
     line with a token that is not a number). Returns ``(header tokens or None, rows, line numbers)``."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    text = read_text(op, path)
     rows, lines, header = [], [], None
     for ln, line in enumerate(text.splitlines(), 1):
         toks = line.replace(",", " ").split()
@@ -92,7 +104,7 @@ def read_rows(op: str, path: str):
         rows.append(toks)
         lines.append(ln)
     if not rows:
-        raise ValueError(f"{op}: no data rows in {path!r}")
+        raise ValueError(f"{op}: no data rows in {path!r} (the file is empty)")
     return header, rows, lines
 
 

@@ -92,6 +92,10 @@ def load_temporal_csv(path_or_url: str, *, name: str | None = None, cache_dir: s
     src = column(op, path, rows, lines, ci("u", 0), "source id")
     dst = column(op, path, rows, lines, ci("i", 1), "destination id")
     t = column(op, path, rows, lines, ci("ts", 2), "timestamp", integral=False)
+    if t.dtype == np.float64 and not np.isfinite(t).all():
+        bad = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise ValueError(f"{path}:{lines[bad]}: timestamp {rows[bad][ci('ts', 2)]!r} is not finite (NaN/Inf times "
+                         f"cannot be ordered)")
     lab_col = at.get("label") if ml else 3
     has_label = lab_col is not None and all(len(r) > lab_col for r in rows)
     label = column(op, path, rows, lines, lab_col, "label", integral=False) if has_label else np.zeros(len(rows))

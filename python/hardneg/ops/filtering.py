@@ -93,9 +93,13 @@ def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor 
             raise ValueError(f"{op}: 'before' must be [B] with B={k.shape[0]} (got {V.describe(before)})")
         if before.device != K.device:
             raise ValueError(f"{op}: 'before' must be on {K.device} (got {before.device})")
-        before = before.to(torch.float64).contiguous()
-        if bool(torch.isnan(before).any()):
+        if before.is_floating_point() and bool(torch.isnan(before).any()):
             raise ValueError(f"{op}: 'before' must not contain NaN")
+        if not before.is_floating_point() and before.dtype not in V.INDEX_DTYPES + (torch.int16, torch.int8,
+                                                                                   torch.uint8):
+            raise TypeError(f"{op}: 'before' must be a numeric tensor (got {V.describe(before)})")
+        # exact: compared as ranks among the set's first-seen times (KnownSet.time_rank), never rounded
+        before, inclusive = K.time_rank(before, inclusive).contiguous(), False
     name, fn = resolve(op, backend, K.device)
     if k.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool, device=K.device)
@@ -320,6 +324,7 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
     if side_mode == "bernoulli" and known is None:
         raise ValueError(f"{op}: side='bernoulli' needs 'known' (the per-relation tph/hpt statistics come from it)")
     dom = _domain(op, domain, R, E, dev)
+    V.alloc(op, "the output (negatives, valid)", (P.shape[0], n), 8 * w + 1, dev)
     name, fn = resolve(op, backend, dev)
     B = P.shape[0]
     if B == 0:

@@ -53,6 +53,7 @@ def _prepare(op, query, candidates, metric, exclude, check_finite=True):
     if check_finite:
         V.finite(op, "query", q)
         V.finite(op, "candidates", c)
+        V.score_range(op, q, c, metric)
     ex = None
     if exclude is not None:
         ex = V.csr(op, "exclude", exclude, q.shape[0], c.shape[0], q.device)
@@ -90,6 +91,7 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
     op = "topk_mine"
     k = V.integer(op, "k", k, minimum=1)
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
+    V.alloc(op, "the output (scores, ids)", (q.shape[0], k), 12, q.device)
     name, fn = resolve(op, backend, q.device)
     B = q.shape[0]
     if B == 0:
@@ -107,8 +109,8 @@ def _topk_reference(q, c, k, metric, ex):
 
 
 def _f32_rows(x: torch.Tensor) -> torch.Tensor:
-    x = x.to(torch.float32)
-    return x if x.stride(1) == 1 else x.contiguous()
+    x = x.to(torch.float32)  # expanded (stride-0) rows are valid inputs: the kernels want stride(0) >= d
+    return x if x.stride(1) == 1 and x.stride(0) >= x.shape[1] else x.contiguous()
 
 
 def _problem(q, c, metric, ex) -> tuple[dict, tuple]:
@@ -200,6 +202,7 @@ def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: 
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
+    V.alloc(op, "the output (ids, log_prob)", (q.shape[0], n), 12, q.device)
     name, fn = resolve(op, backend, q.device)
     B = q.shape[0]
     if B == 0 or c.shape[0] == 0:
@@ -267,6 +270,7 @@ def sample_from_weights(weights: torch.Tensor, n: int, *, replacement: bool,
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
+    V.alloc(op, "the output", (w.shape[0], n), 8, w.device)
     if w.numel():
         if bool(torch.isnan(w).any()) or bool(torch.isinf(w).any()):
             raise ValueError(f"{op}: 'weights' must be finite (got NaN/Inf in {V.describe(w)})")

@@ -48,13 +48,8 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
     V.generator(op, generator)
     nodes, times = check_queries(op, graph, nodes, times)
-    if window is not None:
-        if isinstance(window, bool) or not isinstance(window, (int, float)):
-            raise TypeError(f"{op}: 'window' must be a number or None (got {V.describe(window)})")
-        if not window >= 0:
-            raise ValueError(f"{op}: 'window' must be >= 0 (got {window})")
-        if graph.time_dtype == torch.int64 and float(window) != int(window):
-            raise TypeError(f"{op}: the graph has int64 times; 'window' must be an integer (got {window})")
+    window = V.time_window(op, window, graph.time_dtype)
+    V.alloc(op, "the outputs", (nodes.numel(), k), 25, graph.device)
     name, fn = resolve(op, backend, graph.device)
     B = nodes.numel()
     dev = graph.device
@@ -71,7 +66,7 @@ def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend) -> b
     HARDNEG_DEBUG=1."""
     return not (backend not in (None, "cpu") or window is not None or strategy != "recent"
                 or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
-                or type(k) is not int or k < 1 or graph.device.type != "cpu" or graph.num_levels == 0
+                or type(k) is not int or k < 1 or k > 1 << 16 or graph.device.type != "cpu" or graph.num_levels == 0
                 or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
                 or nodes.dtype != torch.int64 or times.dtype != graph.time_dtype or nodes.dim() != 1
                 or times.dim() != 1 or nodes.numel() != times.numel() or nodes.device.type != "cpu"
@@ -100,6 +95,7 @@ def _tn_core(graph, nodes, times, k, strategy, inclusive, window, generator, che
         **view.core_args(), nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
         strategy=code(STRATEGIES, strategy), inclusive=inclusive, has_window=window is not None,
         window=float(window) if window is not None else 0.0,
+        int_window=window if window is not None and graph.time_dtype == torch.int64 else 0,
         seed=seed_from(generator) if strategy == "uniform" else 0, out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr(),
         out_time=tts.data_ptr(), out_valid=valid.data_ptr(), **device_args(dev),
         check_num_nodes=view.num_nodes if checked_in_core else 0)

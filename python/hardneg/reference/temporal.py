@@ -20,8 +20,9 @@ def neighbors(graph, nodes, times, k, strategy, inclusive, window, generator):
         v, tq = int(nodes[i]), times[i]
         inc = (src == v) | ((dst == v) if graph.undirected else torch.zeros_like(src, dtype=torch.bool))
         ok = inc & ((t <= tq) if inclusive else (t < tq))
-        if window is not None:
-            ok &= t > tq - window
+        if window is not None:  # int64: exact, and no bound where tq - window would fall below the int64 range
+            if graph.time_dtype != torch.int64 or int(tq) >= torch.iinfo(torch.int64).min + int(window):
+                ok &= t > tq - window
         idx = ok.nonzero().flatten()
         if idx.numel() == 0:
             continue

@@ -252,9 +252,7 @@ class DANSSampler(_TrainableSampler):
         self.disc_lr = V.positive_float(op, "disc_lr", disc_lr)
         self.gen_steps = V.integer(op, "gen_steps", gen_steps, minimum=0)
         self.disc_steps = V.integer(op, "disc_steps", disc_steps, minimum=0)
-        if isinstance(aux_weight, bool) or not isinstance(aux_weight, (int, float)) or aux_weight < 0:
-            raise ValueError(f"{op}: 'aux_weight' must be a number >= 0 (got {aux_weight!r})")
-        self.aux_weight = float(aux_weight)
+        self.aux_weight = V.real(op, "aux_weight", aux_weight, minimum=0.0)
         self.match_metric = None if match_metric is None else V.choice(op, "match_metric", match_metric, METRICS)
         self.match_k = V.integer(op, "match_k", match_k, minimum=1)
         self.dim = None if dim is None else V.integer(op, "dim", dim, minimum=1)
@@ -311,6 +309,7 @@ class DANSSampler(_TrainableSampler):
             q = scorer.query_vectors(anchor, side, entity_vectors=C)
         else:
             q = scorer.query_vectors(anchor, side)
+        V.finite(self._op, "scorer.query_vectors(...)", q)
         rel = _relation_table(self._op, scorer).detach()[rid].to(C.dtype)
         return {"side": side, "rows": rows, "anchor": anchor, "target": target, "C": C, "e": C[ent],
                 "q": q.detach().to(C.dtype), "rel": rel, "real": C[target]}
@@ -516,11 +515,10 @@ class KBGANSampler(_TrainableSampler):
         self.candidates = None if candidates is None else V.integer(op, "candidates", candidates, minimum=1)
         self.temperature = V.positive_float(op, "temperature", temperature)
         self.gen_lr = V.positive_float(op, "gen_lr", gen_lr)
-        if isinstance(baseline_decay, bool) or not isinstance(baseline_decay, (int, float)) or \
-                not 0.0 <= baseline_decay < 1.0:
+        self.baseline_decay = V.real(op, "baseline_decay", baseline_decay, minimum=0.0)
+        if self.baseline_decay >= 1.0:
             raise ValueError(f"{op}: 'baseline_decay' must be in [0, 1) (got {baseline_decay!r})")
-        self.baseline_decay = float(baseline_decay)
-        self.pretrain_generator = bool(pretrain_generator)
+        self.pretrain_generator = V.boolean(op, "pretrain_generator", pretrain_generator)
         self.generator_dim = V.integer(op, "generator_dim", generator_dim, minimum=1)
         if isinstance(generator_model, str):
             if self.num_entities is None or self.num_relations is None:

@@ -256,11 +256,15 @@ class Sampler:
                 raise TypeError(f"{op}: 'scorer' must implement query_vectors, candidate_vectors and metric "
                                 f"(missing {attr!r} on {type(scorer).__name__})")
         cand = scorer.candidate_vectors("tail")
+        if not isinstance(cand, torch.Tensor) or cand.dim() != 2 or not cand.is_floating_point():
+            raise TypeError(f"{op}: scorer.candidate_vectors('tail') must be a floating tensor [N, d] "
+                            f"(got {V.describe(cand)})")
         if cand.device != P.device:
             raise ValueError(f"{op}: the scorer's vectors are on {cand.device} but 'positives' is on {P.device}")
         N = cand.shape[0]
         if self.num_entities is not None and N != self.num_entities:
             raise ValueError(f"{op}: the scorer has {N} candidates but num_entities is {self.num_entities}")
+        V.finite(op, "scorer.candidate_vectors('tail')", cand.detach())  # NaN embeddings: an error, not a pick
 
     def _entities(self, scorer=None, side: str = "tail") -> int:
         """How many ids the corrupted ``side`` takes: destinations (``num_entities``) for the tail, sources

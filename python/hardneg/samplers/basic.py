@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import _validate as V
 from ..known import Domain
 from ..ops import corrupt
 from .._random import generator_device, uniform
@@ -24,7 +25,7 @@ class _CorruptSampler(Sampler):
 
     def __init__(self, *, max_tries: int = 32, **kw):
         super().__init__(**kw)
-        self.max_tries = max_tries
+        self.max_tries = V.integer(self._op, "max_tries", max_tries, minimum=1)
 
     def _domain(self, P):
         return None
@@ -75,6 +76,13 @@ class BernoulliSampler(_CorruptSampler):
 
     _forced_side_mode = "bernoulli"
 
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        # the side is what this sampler chooses: an explicit other side would be silently ignored
+        if self.side not in (None, "bernoulli"):
+            raise ValueError(f"{self._op}: 'side' is chosen per relation by Bernoulli sampling; pass side=None or "
+                             f"'bernoulli' (got {self.side!r}; for a fixed side use the 'uniform' sampler)")
+
     def _sample(self, P, scorer, generator):
         if self.known is None or self.known.kind != "triples":
             raise ValueError(f"{self._op}: Bernoulli sampling needs known=KnownSet.from_triples(train, ...) to "
@@ -113,7 +121,7 @@ class InBatchSampler(Sampler):
 
     def __init__(self, *, rounds: int = 2, **kw):
         super().__init__(**kw)
-        self.rounds = rounds
+        self.rounds = V.integer(self._op, "rounds", rounds, minimum=0)
 
     def _admissible(self, P, rows, side, cand_ent):
         anchor, target = anchors(P[rows], side)

@@ -7,6 +7,7 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
+from .._backend import BACKENDS
 from .._random import uniform
 from .base import (Negatives, Sampler, create, exclusion_with_self, register, side_groups,
                    uniform_pool_draw)
@@ -19,6 +20,8 @@ class _MiningSampler(Sampler):
 
     def __init__(self, *, backend: str | None = None, **kw):
         super().__init__(**kw)
+        if backend is not None:
+            V.choice(self._op, "backend", backend, BACKENDS)
         self.backend = backend
 
     def _queries(self, P, rows, side, scorer):
@@ -27,6 +30,7 @@ class _MiningSampler(Sampler):
         C = scorer.candidate_vectors(side).detach()
         if q.dtype != C.dtype:
             q = q.to(C.dtype)
+        V.finite(self._op, "scorer.query_vectors(...)", q)
         ex = exclusion_with_self(self.known, anchor, target, side)
         return anchor, target, q.contiguous(), C.contiguous(), ex
 
@@ -104,7 +108,7 @@ class ScoreSampler(_MiningSampler):
         super().__init__(**kw)
         self.weighting = V.choice(self._op, "weighting", weighting, ("softmax", "softplus"))
         self.temperature = V.positive_float(self._op, "temperature", temperature)
-        self.replacement = bool(replacement)
+        self.replacement = V.boolean(self._op, "replacement", replacement)
 
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
@@ -143,6 +147,7 @@ class DNSSampler(_MiningSampler):
             cand = from_corrupt(P[rows], neg, ok, side)
             anchor, _ = anchors(P[rows], side)
             sc = scorer.score_candidates(anchor, cand.ids.clamp_min(0), side).detach()
+            V.finite(self._op, "the scorer's scores", sc)
             sc = torch.where(cand.valid, sc, torch.full_like(sc, float("-inf")))
             top = sc.topk(self.num_negatives, dim=1).indices.sort(dim=1).values  # keep draw order among the kept
             ids[rows] = cand.ids.gather(1, top)
@@ -281,6 +286,7 @@ class NSCachingSampler(_MiningSampler):
             fresh = self._fresh(P, r1, side, self.num_fresh, generator, E)
             cand = torch.cat([cache[slot[first]], fresh], 1)
             sc = scorer.score_candidates(a1, cand.clamp_min(0), side).detach().double() / self.temperature
+            V.finite(self._op, "the scorer's scores", sc)  # a NaN score would be cached as the hardest
             u = uniform(cand.shape, generator, dev).clamp(1e-300, 1.0)
             gkey = sc - torch.log(-torch.log(u))  # Gumbel-top-k = sampling without replacement ∝ exp(score/T)
             srt, o = cand.sort(1)
@@ -330,10 +336,8 @@ class MixedSampler(Sampler):
         super().__init__(**kw)
         op = self._op
         self.schedule = V.choice(op, "schedule", schedule, SCHEDULES)
-        for name, v in (("start", start), ("end", end)):
-            if not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"{op}: '{name}' must be a fraction in [0, 1] (got {v!r})")
-        self.start, self.end = float(start), float(end)
+        self.start = V.real(op, "start", start, minimum=0.0, maximum=1.0)
+        self.end = V.real(op, "end", end, minimum=0.0, maximum=1.0)
         self.warmup_steps = V.integer(op, "warmup_steps", warmup_steps, minimum=0)
         common = dict(num_negatives=self.num_negatives, known=self.known, num_entities=self.num_entities,
                       num_sources=self.num_sources if self.num_entities is not None else None,

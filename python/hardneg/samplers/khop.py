@@ -29,6 +29,8 @@ def _collect_fn():
             nxt = np.empty(N, np.int64)
             for b in range(anchors.size):
                 a = anchors[b]
+                if a < 0 or a >= N:  # the callers check; the kernel never trusts them (as the C++ kernels)
+                    raise ValueError("khop_collect: anchor id out of range [0, num_nodes)")
                 stamp[a] = b
                 frontier[0] = a
                 f_n = 1
@@ -39,6 +41,8 @@ def _collect_fn():
                         u = frontier[fi]
                         for e in range(indptr[u], indptr[u + 1]):
                             v = indices[e]
+                            if v < 0 or v >= N:
+                                raise ValueError("khop_collect: CSR neighbour id out of range [0, num_nodes)")
                             if stamp[v] != b:
                                 stamp[v] = b
                                 nxt[n_n] = v
@@ -61,8 +65,15 @@ def _collect_fn():
 
 
 def undirected_csr(u: torch.Tensor, v: torch.Tensor, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric, deduplicated CSR (numpy int64) of the graph with edges u–v (self-loops dropped)."""
-    u, v = u.cpu().long(), v.cpu().long()
+    """Symmetric, deduplicated CSR (numpy int64) of the graph with edges u–v (self-loops dropped); every id
+    must be in [0, num_nodes) (ValueError)."""
+    op = "undirected_csr"
+    num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
+    u = V.ids(op, "edges", V.tensor(op, "u", u, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").cpu(), num_nodes,
+              what="node ids")
+    v = V.ids(op, "edges", V.tensor(op, "v", v, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor").cpu(), num_nodes,
+              what="node ids")
+    V.key_space(op, "edge keys", num_nodes, num_nodes)
     a = torch.cat([u, v])
     b = torch.cat([v, u])
     keep = a != b
@@ -77,7 +88,22 @@ def khop_neighborhood(indptr: np.ndarray, indices: np.ndarray, anchor_nodes, k: 
                       seed: int) -> tuple[np.ndarray, np.ndarray]:
     """-> (ids [B, cap] int64 padded with -1, counts [B]): up to ``cap`` nodes within 1..k hops of each anchor
     (a uniform reservoir sample when the neighbourhood is larger). Numba BFS over the CSR."""
-    a = np.ascontiguousarray(anchor_nodes, dtype=np.int64)
+    op = "khop_neighborhood"
+    if not (isinstance(indptr, np.ndarray) and isinstance(indices, np.ndarray) and indptr.ndim == 1
+            and indices.ndim == 1 and indptr.size >= 2 and indptr.dtype == np.int64 and indices.dtype == np.int64):
+        raise TypeError(f"{op}: 'indptr' and 'indices' must be 1-D int64 numpy arrays from undirected_csr "
+                        f"(got {V.describe(indptr)}, {V.describe(indices)})")
+    N = indptr.size - 1
+    if indptr[0] != 0 or indptr[-1] != indices.size or (np.diff(indptr) < 0).any():
+        raise ValueError(f"{op}: 'indptr' must start at 0, be non-decreasing and end at len(indices)")
+    if indices.size and (indices.min() < 0 or indices.max() >= N):
+        raise ValueError(f"{op}: 'indices' node ids must be in [0, {N}) (got min {indices.min()}, max {indices.max()})")
+    k = V.integer(op, "k", k, minimum=1)
+    cap = V.integer(op, "cap", cap, minimum=1)
+    a = np.ascontiguousarray(anchor_nodes, dtype=np.int64).reshape(-1)
+    if a.size and (a.min() < 0 or a.max() >= N):
+        raise ValueError(f"{op}: 'anchor_nodes' node ids must be in [0, {N}) (got min {a.min()}, max {a.max()})")
+    V.alloc(op, "the output", (a.size, cap), 8, "cpu")
     out = np.full((a.size, cap), -1, dtype=np.int64)
     cnt = np.zeros(a.size, dtype=np.int64)
     if a.size:
@@ -110,7 +136,8 @@ class KHopSampler(Sampler):
         """The undirected CSR; on a bipartite graph over U + I nodes (destination v is node U + v)."""
         if self._csr is None:
             if self._edges is not None:
-                e = torch.as_tensor(self._edges)
+                e = V.as_tensor(self._op, "edges", self._edges, "an integer tensor [M, 2] or [2, M]")
+                e = V.tensor(self._op, "edges", e, dtypes=V.INDEX_DTYPES, kind="integer tensor")
                 if e.dim() != 2 or 2 not in e.shape:
                     raise ValueError(f"{self._op}: 'edges' must be [M, 2] or [2, M] (got {V.describe(e)})")
                 e = e if e.shape[0] == 2 and e.shape[1] != 2 else e.T
@@ -121,8 +148,12 @@ class KHopSampler(Sampler):
             else:
                 raise ValueError(f"{self._op}: k-hop sampling needs a graph: known=KnownSet(...) or edges=...")
             if self._bipartite():
+                V.ids(self._op, "edges", u, self.num_sources, what="source ids")
+                V.ids(self._op, "edges", v, self.num_entities, what="destination ids")
                 self._csr = undirected_csr(u, v + self.num_sources, self.num_sources + self.num_entities)
             else:
+                V.ids(self._op, "edges", u, E, what="node ids")
+                V.ids(self._op, "edges", v, E, what="node ids")
                 self._csr = undirected_csr(u, v, E)
         return self._csr
 

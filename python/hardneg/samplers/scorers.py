@@ -47,6 +47,11 @@ class _KGScorer(Scorer):
         if anchor.dim() != 2 or anchor.shape[1] != 2:
             raise ValueError(f"{type(self).__name__}.query_vectors: 'anchor' must be [B, 2] ((h, r) for the tail "
                              f"side, (r, t) for the head side) (got {V.describe(anchor)})")
+        E, R = self.entity_weight.shape[0], self.relation_weight.shape[0]
+        V.tensor(f"{type(self).__name__}.query_vectors", "anchor", anchor, dtypes=V.INDEX_DTYPES,
+                 kind="integer tensor")
+        anchor = V.ids(f"{type(self).__name__}.query_vectors", "anchor", anchor, [E, R] if side == "tail" else [R, E],
+                       what=("entity ids", "relation ids") if side == "tail" else ("relation ids", "entity ids"))
         if side == "tail":
             return side, self.entity_weight[anchor[:, 0]], self.relation_weight[anchor[:, 1]]
         return side, self.entity_weight[anchor[:, 1]], self.relation_weight[anchor[:, 0]]
@@ -157,7 +162,9 @@ class EmbeddingScorer(Scorer):
         side = _side("EmbeddingScorer", side)
         if anchor.dim() == 2:
             anchor = anchor[:, 0] if side == "tail" else anchor[:, -1]
-        return (self.node_weight if side == "tail" else self.candidate_weight)[anchor]
+        table = self.node_weight if side == "tail" else self.candidate_weight
+        V.tensor("EmbeddingScorer.query_vectors", "anchor", anchor, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        return table[V.ids("EmbeddingScorer.query_vectors", "anchor", anchor, table.shape[0], what="node ids")]
 
     def candidate_vectors(self, side: str = "tail") -> torch.Tensor:
         return self.candidate_weight if _side("EmbeddingScorer", side) == "tail" else self.node_weight

@@ -28,16 +28,17 @@ class KG:
 
 
 def _read_tsv(path: str):
+    from hardneg.data._common import read_text
+
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) != 3 or not all(p.strip() for p in parts):
-                raise ValueError(f"{path}:{ln}: expected 'head<TAB>relation<TAB>tail', got {line[:120]!r}")
-            rows.append(tuple(p.strip() for p in parts))
+    for ln, line in enumerate(read_text("load_kg", path).split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise ValueError(f"{path}:{ln}: expected 'head<TAB>relation<TAB>tail', got {line[:120]!r}")
+        rows.append(tuple(p.strip() for p in parts))
     return rows
 
 
@@ -52,6 +53,8 @@ def load_kg(path: str, name: str | None = None) -> KG:
         if not os.path.exists(f):
             raise ValueError(f"load_kg: missing {split}.txt in {path!r}")
         splits[split] = _read_tsv(f)
+        if not splits[split]:
+            raise ValueError(f"load_kg: {f!r} is empty (no triples)")
     ent, rel = {}, {}
     for split in ("train", "valid", "test"):
         for h, r, t in splits[split]:

@@ -40,14 +40,20 @@ def all_scores(q: torch.Tensor, C: torch.Tensor, metric: str) -> torch.Tensor:
 @torch.no_grad()
 def ranks(scorer, triples, filter_known: KnownSet | None, *, side="tail", batch_size=256, tie="realistic"):
     """Filtered ranks (float64 [M]) of the true entity for each triple on ``side``."""
-    tie = V.choice("ranks", "tie", tie, TIES)
+    op = "ranks"
+    tie = V.choice(op, "tie", tie, TIES)
+    side = V.choice(op, "side", side, ("head", "tail"))
+    batch_size = V.integer(op, "batch_size", batch_size, minimum=1)
+    C = scorer.candidate_vectors(side)
+    triples = _check_triples(op, scorer, triples, filter_known, C.shape[0])
+    V.finite(op, f"scorer.candidate_vectors({side!r})", C)
     M = triples.shape[0]
     out = torch.empty(M, dtype=torch.float64)
-    C = scorer.candidate_vectors(side)
     for s in range(0, M, batch_size):
         tr = triples[s : s + batch_size].to(C.device)
         anchor, target = (tr[:, :2], tr[:, 2]) if side == "tail" else (tr[:, 1:], tr[:, 0])
         sc = all_scores(scorer.query_vectors(anchor, side), C, scorer.metric).float()
+        V.finite(op, "scores", sc)  # NaN scores would rank the true entity first (every comparison is False)
         true = sc.gather(1, target[:, None])
         if filter_known is not None:
             ptr, idx = filter_known.exclusion(anchor.to(filter_known.device), side=side)
@@ -61,6 +67,21 @@ def ranks(scorer, triples, filter_known: KnownSet | None, *, side="tail", batch_
         r = opt if tie == "optimistic" else pes if tie == "pessimistic" else 0.5 * (opt + pes)
         out[s : s + tr.shape[0]] = r.cpu()
     return out
+
+
+def _check_triples(op, scorer, triples, filter_known, E):
+    """int64 [M, 3] triples whose entity ids index the scorer's E candidates and whose relation ids index its
+    relations (when it says how many), and a filter set over the same entities."""
+    triples = V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor",
+                       what="of (h, r, t) [M, 3]")
+    if triples.shape[1] != 3:
+        raise ValueError(f"{op}: 'triples' must be an int64 [M, 3] tensor (got {V.describe(triples)})")
+    R = getattr(scorer, "num_relations", None)
+    R = R if isinstance(R, int) else filter_known.num_relations if filter_known is not None else None
+    if filter_known is not None and filter_known.num_entities != E:
+        raise ValueError(f"{op}: 'filter_known' has {filter_known.num_entities} entities but the scorer has {E} "
+                         f"candidates")
+    return V.ids(op, "triples", triples, [E, R, E], what=("entity ids", "relation ids", "entity ids"))
 
 
 def metrics_from_ranks(r: torch.Tensor, ks=(1, 3, 10)) -> dict:
@@ -87,8 +108,20 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     ``reciprocal=True`` (a model trained with inverse relations, ``triples`` holding the original relation ids
     < R and the model and ``filter_known`` 2R): the head query (?, r, t) is asked as the tail query
     (t, r + R, ?), as the model was trained to answer it."""
-    if not isinstance(triples, torch.Tensor) or triples.dim() != 2 or triples.shape[1] != 3:
+    op = "evaluate"
+    V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="of (h, r, t) [M, 3]")
+    if triples.shape[1] != 3:
         raise ValueError(f"evaluate: 'triples' must be an int64 [M, 3] tensor (got {V.describe(triples)})")
+    V.integer(op, "batch_size", batch_size, minimum=1)
+    V.choice(op, "tie", tie, TIES)
+    if isinstance(sides, str) or not isinstance(sides, (tuple, list)) or not sides:
+        raise TypeError(f"{op}: 'sides' must be a non-empty tuple of 'head' / 'tail' (got {V.describe(sides)})")
+    for s_ in sides:
+        V.choice(op, "sides", s_, ("head", "tail"))
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (tuple, list)):
+        raise TypeError(f"{op}: 'ks' must be a tuple of ints >= 1 (got {V.describe(ks)})")
+    for k in ks:
+        V.integer(op, "ks", k, minimum=1)
     if filter_known is not None and not isinstance(filter_known, KnownSet):
         raise TypeError(f"evaluate: 'filter_known' must be a hardneg.KnownSet or None (got {V.describe(filter_known)})")
     if not isinstance(reciprocal, bool):
@@ -104,6 +137,7 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     try:
         if reciprocal:
             R = scorer.num_relations // 2
+            V.ids(op, "triples[:, 1]", triples[:, 1], R, what="relation ids (the inverses are added here)")
             per = {s: ranks(scorer, triples if s == "tail" else inverse_triples(triples, R), filter_known,
                             side="tail", batch_size=batch_size, tie=tie) for s in sides}
         else:
