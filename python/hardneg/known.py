@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._opaque import OpaqueBase
 
 
 class KnownView(NamedTuple):
@@ -38,7 +39,7 @@ class KnownView(NamedTuple):
                     size=self.tail_keys.numel(), num_entities=self.num_entities, num_relations=self.num_relations)
 
 
-class KnownSet:
+class KnownSet(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: custom ops
     """Index of known positives. Build with :meth:`from_triples` or :meth:`from_edges`.
 
     Example:

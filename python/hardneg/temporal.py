@@ -17,6 +17,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._opaque import OpaqueBase
 from hardneg._random import uniform
 
 
@@ -43,7 +44,7 @@ class TemporalView(NamedTuple):
         return dict(levels=self.levels.data_ptr(), num_levels=self.num_levels, int_time=self.time_dtype == torch.int64)
 
 
-class TemporalGraph:
+class TemporalGraph(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: custom ops
     """Continuous-time interaction graph with exact temporal neighbour queries.
 
     Args:
