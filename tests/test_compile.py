@@ -36,42 +36,49 @@ def kg():
     return T, hardneg.KnownSet.from_triples(T, E, R)
 
 
-def uniform_step(model, known, P, seed):
-    """Filtered uniform corruption (the uniform sampler's op) → DistMult → self-adversarial loss → backward."""
-    neg, valid = H.corrupt(P, N_NEG, E, "tail", known, seed=seed)
-    pos_s, neg_s = model.forward_scores(P, Negatives(neg[..., 2], valid))
-    loss = losses.self_adversarial(pos_s, neg_s, valid=valid)
-    loss.backward()
-    return loss.detach()
+def kg_step(kind: str, num_negatives: int):
+    """One KG training step ``step(model, known, P, seed) -> loss`` through the hardneg:: ops (also timed by
+    bench/compile_step.py):
 
+    * ``"uniform"``: filtered uniform tail corruption (the uniform sampler's op) → model → self-adversarial loss;
+    * ``"topk"``: top-k mining over all entities minus the known tails (the topk sampler's ops); the mined scores
+      are the loss's negative scores directly (differentiable, no second scoring pass);
+    * ``"score"``: score-proportional sampling (the score sampler's op) with importance weights from its log_prob.
 
-def topk_step(model, known, P, seed):
-    """Top-k mining over all entities minus the known tails (the topk sampler's ops); the mined scores are the
-    negative scores of the loss directly (differentiable, no second scoring pass)."""
-    anchor = P[:, :2]
-    indptr, excluded = H.known_exclusion(known, anchor, "tail")
-    q = model.query_vectors(anchor, "tail")
-    scores, ids = H.topk_mine(q, model.candidate_vectors(), N_NEG, model.metric, indptr, excluded)
-    valid = ids >= 0
-    loss = losses.softplus(model.score_hrt(P), scores.masked_fill(~valid, 0.0), valid=valid)
-    loss.backward()
-    return loss.detach()
+    Each ends with ``loss.backward()`` and returns the detached loss."""
+    n = num_negatives
 
+    def uniform(model, known, P, seed):
+        neg, valid = H.corrupt(P, n, model.num_entities, "tail", known, seed=seed)
+        pos_s, neg_s = model.forward_scores(P, Negatives(neg[..., 2], valid))
+        loss = losses.self_adversarial(pos_s, neg_s, valid=valid)
+        loss.backward()
+        return loss.detach()
 
-def score_step(model, known, P, seed):
-    """Score-proportional sampling (the score sampler's op) with importance weights from its log_prob."""
-    anchor = P[:, :2]
-    indptr, excluded = H.known_exclusion(known, anchor, "tail")
-    with torch.no_grad():
+    def topk(model, known, P, seed):
+        anchor = P[:, :2]
+        indptr, excluded = H.known_exclusion(known, anchor, "tail")
         q = model.query_vectors(anchor, "tail")
-    ids, log_prob = H.sample_by_score(q, model.candidate_vectors().detach(), N_NEG, model.metric, "softmax", 1.0,
-                                      indptr, excluded, True, seed)
-    valid = ids >= 0
-    pos_s, neg_s = model.forward_scores(P, Negatives(ids, valid))
-    w = losses.importance_weights(log_prob, valid)
-    loss = losses.bce(pos_s, neg_s, valid=valid, weights=w)
-    loss.backward()
-    return loss.detach()
+        scores, ids = H.topk_mine(q, model.candidate_vectors(), n, model.metric, indptr, excluded)
+        valid = ids >= 0
+        loss = losses.softplus(model.score_hrt(P), scores.masked_fill(~valid, 0.0), valid=valid)
+        loss.backward()
+        return loss.detach()
+
+    def score(model, known, P, seed):
+        anchor = P[:, :2]
+        indptr, excluded = H.known_exclusion(known, anchor, "tail")
+        with torch.no_grad():
+            q = model.query_vectors(anchor, "tail")
+        ids, log_prob = H.sample_by_score(q, model.candidate_vectors().detach(), n, model.metric, "softmax", 1.0,
+                                          indptr, excluded, True, seed)
+        valid = ids >= 0
+        pos_s, neg_s = model.forward_scores(P, Negatives(ids, valid))
+        loss = losses.bce(pos_s, neg_s, valid=valid, weights=losses.importance_weights(log_prob, valid))
+        loss.backward()
+        return loss.detach()
+
+    return {"uniform": uniform, "topk": topk, "score": score}[kind]
 
 
 def _run(step, model, known, P, seed):
@@ -80,9 +87,10 @@ def _run(step, model, known, P, seed):
     return loss, [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("step", [uniform_step, topk_step, score_step], ids=["uniform", "topk", "score"])
-def test_compiled_kg_step_equals_eager(kg, step):
+@pytest.mark.parametrize("kind", ["uniform", "topk", "score"])
+def test_compiled_kg_step_equals_eager(kg, kind):
     T, K = kg
+    step = kg_step(kind, N_NEG)
     torch.manual_seed(0)
     eager_model = create_model("distmult", E, R, 8)
     compiled_model = copy.deepcopy(eager_model)
@@ -106,8 +114,9 @@ def test_inductor_kg_step_equals_eager(kg):
     P = T[:B]
     torch._dynamo.reset()
     with torch._dynamo.config.patch(trace_autograd_ops=True):
-        compiled = torch.compile(uniform_step, fullgraph=True)
-        want_loss, want_grads = _run(uniform_step, eager_model, K, P, 7)
+        step = kg_step("uniform", N_NEG)
+        compiled = torch.compile(step, fullgraph=True)
+        want_loss, want_grads = _run(step, eager_model, K, P, 7)
         got_loss, got_grads = _run(compiled, compiled_model, K, P, 7)
     torch.testing.assert_close(got_loss, want_loss, rtol=1e-6, atol=0.0)
     for a, b in zip(got_grads, want_grads):
