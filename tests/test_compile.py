@@ -49,7 +49,7 @@ def kg_step(kind: str, num_negatives: int):
     n = num_negatives
 
     def uniform(model, known, P, seed):
-        neg, valid = H.corrupt(P, n, model.num_entities, "tail", known, seed=seed)
+        neg, valid = H.corrupt(P, n, model.num_entities, "tail", known.handle, seed=seed)
         pos_s, neg_s = model.forward_scores(P, Negatives(neg[..., 2], valid))
         loss = losses.self_adversarial(pos_s, neg_s, valid=valid)
         loss.backward()
@@ -57,7 +57,7 @@ def kg_step(kind: str, num_negatives: int):
 
     def topk(model, known, P, seed):
         anchor = P[:, :2]
-        indptr, excluded = H.known_exclusion(known, anchor, "tail")
+        indptr, excluded = H.known_exclusion(known.handle, anchor, "tail")
         q = model.query_vectors(anchor, "tail")
         scores, ids = H.topk_mine(q, model.candidate_vectors(), n, model.metric, indptr, excluded)
         valid = ids >= 0
@@ -67,7 +67,7 @@ def kg_step(kind: str, num_negatives: int):
 
     def score(model, known, P, seed):
         anchor = P[:, :2]
-        indptr, excluded = H.known_exclusion(known, anchor, "tail")
+        indptr, excluded = H.known_exclusion(known.handle, anchor, "tail")
         with torch.no_grad():
             q = model.query_vectors(anchor, "tail")
         ids, log_prob = H.sample_by_score(q, model.candidate_vectors().detach(), n, model.metric, "softmax", 1.0,
@@ -137,8 +137,8 @@ def test_cuda_graph_capture_and_replay(kg):
     nodes, times = T[:B, 0].to(dev).clone(), torch.full((B,), 100, device=dev)
 
     def calls():
-        return (H.corrupt(P, N_NEG, E, "tail", Kc, seed=5) + H.topk_mine(q, C, 4, "dot")
-                + H.temporal_neighbors(g, nodes, times, 3))
+        return (H.corrupt(P, N_NEG, E, "tail", Kc.handle, seed=5) + H.topk_mine(q, C, 4, "dot")
+                + H.temporal_neighbors(g.handle, nodes, times, 3))
 
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())

@@ -91,19 +91,19 @@ def test_opcheck_sample_from_weights():
 def test_opcheck_filtering(kg):
     T, K, E, R = kg
     P = T[:6]
-    torch.library.opcheck(L.corrupt, (P, 4, E, "both", K), dict(seed=3), test_utils=OPAQUE_UTILS)
+    torch.library.opcheck(L.corrupt, (P, 4, E, "both", K.handle), dict(seed=3), test_utils=OPAQUE_UTILS)
     torch.library.opcheck(L.corrupt, (P, 2, E), dict(seed=3), test_utils=OPAQUE_UTILS + ("test_schema",))  # no known
-    torch.library.opcheck(L.known_contains, (K, T[:8]), test_utils=OPAQUE_UTILS)
+    torch.library.opcheck(L.known_contains, (K.handle, T[:8]), test_utils=OPAQUE_UTILS)
     cand = torch.randint(0, E, (6, 5), generator=_gen(2))
-    torch.library.opcheck(L.known_mask, (K, P[:, :2], cand), test_utils=OPAQUE_UTILS)
-    torch.library.opcheck(L.known_exclusion, (K, P[:, 1:], "head"), test_utils=OPAQUE_UTILS)
+    torch.library.opcheck(L.known_mask, (K.handle, P[:, :2], cand), test_utils=OPAQUE_UTILS)
+    torch.library.opcheck(L.known_exclusion, (K.handle, P[:, 1:], "head"), test_utils=OPAQUE_UTILS)
 
 
 @needs_opaque
 def test_opcheck_temporal_neighbors(tgraph):
     nodes, times = torch.tensor([0, 3, 9, 2]), torch.tensor([5, 30, 59, 0])
-    torch.library.opcheck(L.temporal_neighbors, (tgraph, nodes, times, 3), test_utils=OPAQUE_UTILS)
-    torch.library.opcheck(L.temporal_neighbors, (tgraph, nodes, times, 3, "uniform"), dict(seed=5),
+    torch.library.opcheck(L.temporal_neighbors, (tgraph.handle, nodes, times, 3), test_utils=OPAQUE_UTILS)
+    torch.library.opcheck(L.temporal_neighbors, (tgraph.handle, nodes, times, 3, "uniform"), dict(seed=5),
                           test_utils=OPAQUE_UTILS)
 
 
@@ -128,11 +128,11 @@ def test_same_results_as_public_functions(kg, tgraph):
     if "corrupt" not in L.OPS:
         return
     T, K, E, R = kg
-    _equal(H.corrupt(T[:5], 3, E, "both", K, seed=2), hardneg.ops.corrupt(T[:5], 3, E, side="both", known=K,
+    _equal(H.corrupt(T[:5], 3, E, "both", K.handle, seed=2), hardneg.ops.corrupt(T[:5], 3, E, side="both", known=K,
                                                                            generator=_gen(2)))
-    _equal(H.known_exclusion(K, T[:4, :2]), hardneg.ops.known_exclusion(K, T[:4, :2]))
+    _equal(H.known_exclusion(K.handle, T[:4, :2]), hardneg.ops.known_exclusion(K, T[:4, :2]))
     nodes, times = torch.tensor([0, 3]), torch.tensor([20, 40])
-    _equal(H.temporal_neighbors(tgraph, nodes, times, 4, "uniform", seed=1),
+    _equal(H.temporal_neighbors(tgraph.handle, nodes, times, 4, "uniform", seed=1),
            hardneg.ops.temporal_neighbors(tgraph, nodes, times, 4, strategy="uniform", generator=_gen(1)))
 
 
@@ -182,21 +182,34 @@ def test_same_errors_filtering(kg, tgraph):
     T, K, E, R = kg
     bad = T[:3].clone()
     bad[0, 2] = E + 5
-    _same_error(lambda: hardneg.ops.corrupt(bad, 2, E, known=K), lambda: H.corrupt(bad, 2, E, known=K), ValueError,
-                "entity ids")
+    _same_error(lambda: hardneg.ops.corrupt(bad, 2, E, known=K), lambda: H.corrupt(bad, 2, E, known=K.handle),
+                ValueError, "entity ids")
     _same_error(lambda: hardneg.ops.corrupt(T[:3], 2, E, side="left"), lambda: H.corrupt(T[:3], 2, E, "left"),
                 ValueError, "'side'")
-    _same_error(lambda: hardneg.ops.known_contains(K, T[:3, :2]), lambda: H.known_contains(K, T[:3, :2]),
+    _same_error(lambda: hardneg.ops.known_contains(K, T[:3, :2]), lambda: H.known_contains(K.handle, T[:3, :2]),
                 ValueError, "'keys'")
-    _same_error(lambda: hardneg.ops.known_mask(K, T[:3, :2], T[:2, :2]), lambda: H.known_mask(K, T[:3, :2], T[:2, :2]),
-                ValueError, "'candidates'")
+    _same_error(lambda: hardneg.ops.known_mask(K, T[:3, :2], T[:2, :2]),
+                lambda: H.known_mask(K.handle, T[:3, :2], T[:2, :2]), ValueError, "'candidates'")
     _same_error(lambda: hardneg.ops.known_exclusion(K, T[:3, :2].float()),
-                lambda: H.known_exclusion(K, T[:3, :2].float()), TypeError, "'anchor'")
+                lambda: H.known_exclusion(K.handle, T[:3, :2].float()), TypeError, "'anchor'")
     nodes, times = torch.tensor([0, 99]), torch.tensor([1, 2])
     _same_error(lambda: hardneg.ops.temporal_neighbors(tgraph, nodes, times, 2),
-                lambda: H.temporal_neighbors(tgraph, nodes, times, 2), ValueError, "node")
+                lambda: H.temporal_neighbors(tgraph.handle, nodes, times, 2), ValueError, "node")
     _same_error(lambda: hardneg.ops.temporal_neighbors(tgraph, nodes[:1], times[:1], 0),
-                lambda: H.temporal_neighbors(tgraph, nodes[:1], times[:1], 0), ValueError, "'k'")
+                lambda: H.temporal_neighbors(tgraph.handle, nodes[:1], times[:1], 0), ValueError, "'k'")
+
+
+@needs_opaque
+def test_objects_travel_as_handles(kg, tgraph):
+    T, K, E, R = kg
+    with pytest.raises(TypeError, match="'known' must be the .handle of a hardneg.KnownSet"):
+        H.known_contains(K, T[:2])
+    with pytest.raises(TypeError, match="'graph' must be the .handle of a hardneg.TemporalGraph"):
+        H.temporal_neighbors(K.handle, torch.tensor([0]), torch.tensor([1]), 2)
+    assert tgraph.to("cpu").handle.obj is not None and K.handle.obj is K
+    # the index objects themselves stay plain Python objects to torch.compile
+    f = torch.compile(lambda x: x + K.num_entities + tgraph.num_nodes, fullgraph=True, backend="eager")
+    assert int(f(torch.zeros(1))) == E + tgraph.num_nodes
 
 
 # ------------------------------------------------------------------------------------------------ fake shapes

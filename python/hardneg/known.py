@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
-from hardneg._opaque import OpaqueBase
+from hardneg._opaque import Handle
 
 
 class KnownView(NamedTuple):
@@ -39,7 +39,7 @@ class KnownView(NamedTuple):
                     size=self.tail_keys.numel(), num_entities=self.num_entities, num_relations=self.num_relations)
 
 
-class KnownSet(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: custom ops
+class KnownSet:
     """Index of known positives. Build with :meth:`from_triples` or :meth:`from_edges`.
 
     Example:
@@ -66,6 +66,8 @@ class KnownSet(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: custom o
         self.first_time = first_time
         self._head_prob = head_prob
         self._view = KnownView(self.kt, self.kh, first_time, self.num_entities, self.num_relations)
+        #: what the hardneg:: custom ops take in place of this object (hardneg.ops._library)
+        self.handle = Handle(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
-from hardneg._opaque import OpaqueBase
+from hardneg._opaque import Handle
 from hardneg._random import uniform
 
 
@@ -44,7 +44,7 @@ class TemporalView(NamedTuple):
         return dict(levels=self.levels.data_ptr(), num_levels=self.num_levels, int_time=self.time_dtype == torch.int64)
 
 
-class TemporalGraph(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: custom ops
+class TemporalGraph:
     """Continuous-time interaction graph with exact temporal neighbour queries.
 
     Args:
@@ -90,6 +90,8 @@ class TemporalGraph(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: cus
         if n:
             self._levels.append(self._build(0, n))
         self._view = None
+        #: what the hardneg:: custom ops take in place of this object (hardneg.ops._library)
+        self.handle = Handle(self)
 
     # ------------------------------------------------------------------ validation / building
     @staticmethod
@@ -188,6 +190,7 @@ class TemporalGraph(OpaqueBase):  # OpaqueBase: an argument of the hardneg:: cus
         g._levels = [_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device), L.eid.to(device))
                      for L in self._levels]
         g._view = None
+        g.handle = Handle(g)
         return g
 
     # ------------------------------------------------------------------ streaming

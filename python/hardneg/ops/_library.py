@@ -21,8 +21,11 @@ Randomness: the random ops take an explicit integer ``seed`` in place of a ``tor
 graph cannot hold one): ``op(..., seed=s)`` returns exactly what the public function returns with
 ``generator=torch.Generator().manual_seed(s)``.
 
-``known`` and ``graph`` are :class:`hardneg.KnownSet` / :class:`hardneg.TemporalGraph` objects, passed as
-opaque reference objects (torch >= 2.10; on older torch these four ops are not registered).
+``known`` and ``graph`` are the ``.handle`` of a :class:`hardneg.KnownSet` / :class:`hardneg.TemporalGraph`
+(:class:`hardneg._opaque.Handle`, an opaque reference object: torch >= 2.10; on older torch the five ops that take
+one are not registered)::
+
+    neg, valid = torch.ops.hardneg.corrupt(positives, 64, num_entities, "both", known.handle, seed=step)
 
 Autograd: ``scores`` of ``topk_mine`` is differentiable with respect to ``query`` and ``candidates``: the
 backward gathers the k selected candidates and differentiates the metric (:func:`hardneg.metrics.pairwise`),
@@ -38,14 +41,12 @@ from __future__ import annotations
 import torch
 from torch.library import custom_op
 
-from hardneg._opaque import HAS_OPAQUE
-from hardneg.known import KnownSet
+from hardneg._opaque import HAS_OPAQUE, Handle
 from hardneg.metrics import pairwise, score_matrix
 from hardneg.ops import filtering as _filtering
 from hardneg.ops import mining as _mining
 from hardneg.ops import temporal as _temporal
 from hardneg.reference.mining import exclusion_mask, logits
-from hardneg.temporal import TemporalGraph
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
            "known_exclusion", "temporal_neighbors", "topk_scores", "score_log_prob", "attach_grad", "OPS"]
@@ -259,7 +260,8 @@ def attach_grad(op: str, query: Tensor, candidates: Tensor, out: tuple, *, metri
 
 @custom_op("hardneg::sample_from_weights", mutates_args=())
 def sample_from_weights(weights: Tensor, n: int, replacement: bool, seed: int = 0) -> Tensor:
-    """:func:`hardneg.ops.sample_from_weights` as a custom op, with ``generator=torch.Generator().manual_seed(seed)``."""
+    """:func:`hardneg.ops.sample_from_weights` as a custom op, with
+    ``generator=torch.Generator().manual_seed(seed)``."""
     return _mining.sample_from_weights(weights, n, replacement=replacement, generator=_generator(seed))
 
 
@@ -274,23 +276,31 @@ OPS = ["topk_mine", "topk_scores", "sample_by_score", "score_log_prob", "sample_
 if HAS_OPAQUE:
     from torch._library.opaque_object import _resolve_opaque_type_info, register_opaque_type
 
-    register_opaque_type(KnownSet, typ="reference")
-    register_opaque_type(TemporalGraph, typ="reference")
+    from hardneg.known import KnownSet
+    from hardneg.temporal import TemporalGraph
 
-    def _real(obj):
-        """The object behind a fake opaque object (tracing), or ``obj`` itself."""
-        return getattr(obj, "real_obj", obj)
+    register_opaque_type(Handle, typ="reference")
 
-    _KNOWN = _resolve_opaque_type_info(KnownSet).class_name
+    def _obj(handle):
+        """The known set / graph behind a handle (or behind the fake handle tracing passes to a fake impl)."""
+        return getattr(handle, "real_obj", handle).obj
+
+    def _handle(op, name, handle, cls):
+        if not isinstance(getattr(handle, "obj", None), cls):
+            raise TypeError(f"{op}: '{name}' must be the .handle of a hardneg.{cls.__name__} "
+                            f"(got {type(handle).__name__})")
+        return handle.obj
+
+    _HANDLE = _resolve_opaque_type_info(Handle).class_name
     # written out: infer_schema takes an opaque type but not an optional one (torch 2.13)
     _CORRUPT_SCHEMA = (f"(Tensor positives, SymInt num_negatives, SymInt num_entities, str side=\"tail\", "
-                       f"{_KNOWN}? known=None, Tensor? domain_head_indptr=None, Tensor? domain_head_ids=None, "
+                       f"{_HANDLE}? known=None, Tensor? domain_head_indptr=None, Tensor? domain_head_ids=None, "
                        f"Tensor? domain_tail_indptr=None, Tensor? domain_tail_ids=None, SymInt? num_relations=None, "
                        f"SymInt seed=0, str? backend=None, SymInt max_tries=32) -> (Tensor, Tensor)")
 
     @custom_op("hardneg::corrupt", mutates_args=(), schema=_CORRUPT_SCHEMA)
     def corrupt(positives: Tensor, num_negatives: int, num_entities: int, side: str = "tail",
-                known: KnownSet | None = None, domain_head_indptr: Tensor | None = None,
+                known: Handle | None = None, domain_head_indptr: Tensor | None = None,
                 domain_head_ids: Tensor | None = None, domain_tail_indptr: Tensor | None = None,
                 domain_tail_ids: Tensor | None = None, num_relations: int | None = None, seed: int = 0,
                 backend: str | None = None, max_tries: int = 32) -> tuple[Tensor, Tensor]:
@@ -300,6 +310,7 @@ if HAS_OPAQUE:
         domain = None
         if any(p is not None for p in parts):
             domain = {"head": (parts[0], parts[1]), "tail": (parts[2], parts[3])}
+        known = None if known is None else _handle("corrupt", "known", known, KnownSet)
         return _fresh(*_filtering.corrupt(positives, num_negatives, num_entities, side=side, known=known,
                                           domain=domain, num_relations=num_relations, generator=_generator(seed),
                                           backend=backend, max_tries=max_tries))
@@ -313,30 +324,33 @@ if HAS_OPAQUE:
                 positives.new_empty((B, num_negatives), dtype=torch.bool))
 
     @custom_op("hardneg::known_contains", mutates_args=())
-    def known_contains(known: KnownSet, keys: Tensor, before: Tensor | None = None, inclusive: bool = False,
+    def known_contains(known: Handle, keys: Tensor, before: Tensor | None = None, inclusive: bool = False,
                        backend: str | None = None) -> Tensor:
         """:func:`hardneg.ops.known_contains` as a custom op."""
-        return _filtering.known_contains(known, keys, before=before, inclusive=inclusive, backend=backend)
+        K = _handle("known_contains", "known", known, KnownSet)
+        return _filtering.known_contains(K, keys, before=before, inclusive=inclusive, backend=backend)
 
     @known_contains.register_fake
     def _(known, keys, before=None, inclusive=False, backend=None):
         return keys.new_empty((keys.shape[0],), dtype=torch.bool)
 
     @custom_op("hardneg::known_mask", mutates_args=())
-    def known_mask(known: KnownSet, anchor: Tensor, candidates: Tensor, side: str = "tail",
+    def known_mask(known: Handle, anchor: Tensor, candidates: Tensor, side: str = "tail",
                    backend: str | None = None) -> Tensor:
         """:func:`hardneg.ops.known_mask` as a custom op."""
-        return _filtering.known_mask(known, anchor, candidates, side=side, backend=backend)
+        K = _handle("known_mask", "known", known, KnownSet)
+        return _filtering.known_mask(K, anchor, candidates, side=side, backend=backend)
 
     @known_mask.register_fake
     def _(known, anchor, candidates, side="tail", backend=None):
         return candidates.new_empty(candidates.shape, dtype=torch.bool)
 
     @custom_op("hardneg::known_exclusion", mutates_args=())
-    def known_exclusion(known: KnownSet, anchor: Tensor, side: str = "tail",
+    def known_exclusion(known: Handle, anchor: Tensor, side: str = "tail",
                         backend: str | None = None) -> tuple[Tensor, Tensor]:
         """:func:`hardneg.ops.known_exclusion` as a custom op (the id count is data-dependent)."""
-        return _fresh(*_filtering.known_exclusion(known, anchor, side=side, backend=backend))
+        K = _handle("known_exclusion", "known", known, KnownSet)
+        return _fresh(*_filtering.known_exclusion(K, anchor, side=side, backend=backend))
 
     @known_exclusion.register_fake
     def _(known, anchor, side="tail", backend=None):
@@ -345,19 +359,20 @@ if HAS_OPAQUE:
                 anchor.new_empty((m,), dtype=torch.int64))
 
     @custom_op("hardneg::temporal_neighbors", mutates_args=())
-    def temporal_neighbors(graph: TemporalGraph, nodes: Tensor, times: Tensor, k: int, strategy: str = "recent",
+    def temporal_neighbors(graph: Handle, nodes: Tensor, times: Tensor, k: int, strategy: str = "recent",
                            inclusive: bool = False, window: float | None = None, seed: int = 0,
                            backend: str | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """:func:`hardneg.ops.temporal_neighbors` as a custom op, with
         ``generator=torch.Generator().manual_seed(seed)``."""
-        return _fresh(*_temporal.temporal_neighbors(graph, nodes, times, k, strategy=strategy, inclusive=inclusive,
+        G = _handle("temporal_neighbors", "graph", graph, TemporalGraph)
+        return _fresh(*_temporal.temporal_neighbors(G, nodes, times, k, strategy=strategy, inclusive=inclusive,
                                                     window=window, generator=_generator(seed), backend=backend))
 
     @temporal_neighbors.register_fake
     def _(graph, nodes, times, k, strategy="recent", inclusive=False, window=None, seed=0, backend=None):
         B = nodes.numel()
         i64 = nodes.new_empty((B, k), dtype=torch.int64)
-        return (i64, torch.empty_like(i64), nodes.new_empty((B, k), dtype=_real(graph).time_dtype),
+        return (i64, torch.empty_like(i64), nodes.new_empty((B, k), dtype=_obj(graph).time_dtype),
                 nodes.new_empty((B, k), dtype=torch.bool))
 
     OPS += ["corrupt", "known_contains", "known_mask", "known_exclusion", "temporal_neighbors"]
