@@ -113,6 +113,9 @@ def test_compiled_kg_step_equals_eager(kg, kind, backend):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.xfail(reason="not yet run on a GPU: the eager id-range / NaN checks of the public entries synchronise "
+                          "(hardneg._validate), which stream capture forbids; capture needs the in-kernel check "
+                          "path (issue 19, part 3)", strict=False)
 def test_cuda_graph_capture_and_replay(kg):
     """corrupt, topk_mine and temporal_neighbors at fixed shapes: captured once, replayed with new inputs copied
     into the static buffers, equal to eager calls."""
