@@ -73,10 +73,9 @@ def _fresh(*outs):
     seen: set[int] = set()
     res = []
     for o in outs:
-        key = o.untyped_storage().data_ptr() if o.numel() else None
-        res.append(o.clone() if key is not None and key in seen else o)
-        if key is not None:
-            seen.add(key)
+        key = o.untyped_storage().data_ptr()
+        res.append(o.clone() if key in seen else o)
+        seen.add(key)
     return tuple(res) if len(res) > 1 else res[0]
 
 
