@@ -69,7 +69,7 @@ def _exclude_args(exclude) -> tuple[Tensor | None, Tensor | None]:
 
 
 def _fresh(*outs):
-    """Custom-op outputs never alias an input or each other (the public functions' empty fast paths may)."""
+    """Custom-op outputs never share storage with each other (the public functions' empty fast paths may)."""
     seen: set[int] = set()
     res = []
     for o in outs:
