@@ -2,8 +2,9 @@
 
 Each custom op is a thin layer over its public function in :mod:`hardneg.ops`: the implementation calls that
 function (validation and backend choice stay there, in one place, so the errors are the same), and a fake
-implementation gives the exact output shapes and dtypes for tracing. Call them as ``torch.ops.hardneg.<op>``
-(or through the names here):
+implementation gives the exact output shapes and dtypes for tracing. (Only an argument the op's schema
+cannot take at all, a list where a tensor goes, is rejected before that, by torch's dispatcher, with torch's
+message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
 
 * ``topk_mine(query, candidates, k, metric, exclude_indptr, exclude_indices, backend) -> (scores, ids)``
 * ``sample_by_score(query, candidates, num_samples, metric, weighting, temperature, exclude_indptr,
