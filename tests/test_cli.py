@@ -144,3 +144,19 @@ def test_help_does_not_import_torch():
     code = "import sys; from hardneg import cli; cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(monkeypatch, capsys):
+    from hardneg import cli
+
+    def boom(args):
+        raise ModuleNotFoundError("No module named 'torch_geometric'", name="torch_geometric")
+
+    monkeypatch.setattr(cli, "cmd_datasets", boom)
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["datasets"].set_defaults(func=boom)
+    assert cli.main(["datasets"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "hardneg datasets: error: No module named 'torch_geometric' (pip install 'hardneg[pyg]')"
+    assert "\n" not in err

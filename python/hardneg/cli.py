@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
 
@@ -294,13 +295,21 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def _summary(doc: str | None, width: int = 130) -> str:
+    """The first sentence of a docstring's first paragraph, on one line of at most ``width`` characters."""
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    ends = [m for m in re.finditer(r"\.(\s+[A-Z(]|$)", para)
+            if not re.search(r"(\bal|e\.g|i\.e|\bcf|\bvs|\bet)$", para[:m.start()])]
+    first = para[:ends[0].start() + 1] if ends else para
+    return first if len(first) <= width else first[:width - 1].rstrip() + "…"
+
+
 def cmd_samplers(args) -> int:
     from hardneg import samplers
 
     for name in samplers.available():
         cls = samplers.get_class(name)
-        doc = (cls.__doc__ or "").strip().split("\n")[0]
-        print(f"{name:<12} {doc}")
+        print(f"{name:<12} {_summary(cls.__doc__)}")
         opts = samplers.options(name)
         if opts:
             print(" " * 13 + "options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
@@ -435,6 +444,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+#: optional dependency (top-level module) -> the extra that installs it
+EXTRAS = {"torch_geometric": "pyg", "scipy": "pyg", "pykeen": "pykeen", "matplotlib": "plot", "numba": "numba",
+          "triton": "triton"}
+
+
+def _missing_dependency(e: ImportError) -> str:
+    """One line for an ImportError, naming the extra that installs the missing module."""
+    msg = str(getattr(e, "msg", None) or e).splitlines()[0]
+    root = (getattr(e, "name", None) or "").split(".")[0]
+    if root in EXTRAS and "pip install" not in msg:
+        msg += f" (pip install 'hardneg[{EXTRAS[root]}]')"
+    return msg
+
+
 def main(argv=None) -> int:
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen when redirected
@@ -448,7 +471,7 @@ def main(argv=None) -> int:
         print(f"hardneg {args.cmd}: error: {msg}", file=sys.stderr)
         return 2
     except ImportError as e:
-        print(f"hardneg {args.cmd}: error: {e.msg if hasattr(e, 'msg') else e}", file=sys.stderr)
+        print(f"hardneg {args.cmd}: error: {_missing_dependency(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hardneg {args.cmd}: interrupted", file=sys.stderr)
