@@ -22,6 +22,7 @@ import torch
 
 from hardneg import _validate as V
 from hardneg._constants import SIDES
+from hardneg._opaque import Handle
 
 
 class KnownView(NamedTuple):
@@ -81,6 +82,8 @@ class KnownSet:
             self._time_values = torch.unique(first_time)
             rank = torch.searchsorted(self._time_values, first_time).to(torch.float64)
         self._view = KnownView(self.kt, self.kh, rank, self.num_entities, self.num_relations)
+        #: what the hardneg:: custom ops take in place of this object (hardneg.ops._library)
+        self.handle = Handle(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod

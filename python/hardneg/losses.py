@@ -49,7 +49,9 @@ def _prep(op, pos, neg, valid, weights):
         if not isinstance(weights, torch.Tensor) or weights.shape != neg.shape:
             raise ValueError(f"{op}: 'weights' must be a tensor shaped like 'neg' {list(neg.shape)} (got {V.describe(weights)})")
         weights = weights.detach().to(neg.dtype)
-        if bool((weights[valid] < 0).any()) or not bool(torch.isfinite(weights[valid]).all()):
+        # a data-dependent check: eager only (under torch.compile it would break the graph)
+        if not torch.compiler.is_compiling() and (
+                bool((weights[valid] < 0).any()) or not bool(torch.isfinite(weights[valid]).all())):
             raise ValueError(f"{op}: 'weights' must be finite and >= 0 on valid negatives")
     return valid, weights
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._opaque import Handle
 from hardneg._random import uniform
 
 
@@ -111,6 +112,8 @@ class TemporalGraph:
         self._lock = threading.Lock()  # serialises writers; readers use the published snapshot
         self._view = None
         self._publish((self._build(0, n),) if n else ())
+        #: what the hardneg:: custom ops take in place of this object (hardneg.ops._library)
+        self.handle = Handle(self)
 
     # ------------------------------------------------------------------ validation / building
     @staticmethod
@@ -220,6 +223,7 @@ class TemporalGraph:
             g._n, g._next_eid = st.n, self._next_eid
             g._lock = threading.Lock()
             g._view = None
+            g.handle = Handle(g)
             g._publish(tuple(_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device),
                                     L.eid.to(device)) for L in st.levels))
         return g
@@ -227,12 +231,14 @@ class TemporalGraph:
     def __getstate__(self):
         d = dict(self.__dict__)
         d.pop("_lock", None)
+        d.pop("handle", None)
         d["_view"] = None
         return d
 
     def __setstate__(self, d):
         self.__dict__.update(d)
         self._lock = threading.Lock()
+        self.handle = Handle(self)
 
     # ------------------------------------------------------------------ streaming
     def append(self, src: torch.Tensor, dst: torch.Tensor, t: torch.Tensor, *,

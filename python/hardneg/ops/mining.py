@@ -34,6 +34,13 @@ __all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]
 CSR = tuple[torch.Tensor, torch.Tensor]  # (indptr int64 [B+1], indices int64)
 
 
+def _library():
+    """:mod:`hardneg.ops._library` (the custom ops and their backward passes; imported late: it imports us)."""
+    from hardneg.ops import _library as lib
+
+    return lib
+
+
 def _prepare(op, query, candidates, metric, exclude, check_finite=True):
     q = V.floating(op, "query", query, 2, "[B, d]")
     c = V.floating(op, "candidates", candidates, 2, "[N, d]")
@@ -100,7 +107,7 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
     if c.shape[0] == 0:
         return (torch.full((B, k), float("-inf"), dtype=torch.float32, device=q.device),
                 torch.full((B, k), -1, dtype=torch.int64, device=q.device))
-    return fn(q, c, k, metric, ex)
+    return _library().attach_grad(op, q, c, fn(q, c, k, metric, ex), metric=metric)
 
 
 @register("topk_mine", "reference")
@@ -208,7 +215,8 @@ def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: 
     if B == 0 or c.shape[0] == 0:
         return (torch.full((B, n), -1, dtype=torch.int64, device=q.device),
                 torch.full((B, n), float("-inf"), dtype=torch.float32, device=q.device))
-    return fn(q, c, n, metric, weighting, temperature, ex, replacement, generator)
+    return _library().attach_grad(op, q, c, fn(q, c, n, metric, weighting, temperature, ex, replacement, generator),
+                                  metric=metric, exclude=ex, weighting=weighting, temperature=temperature)
 
 
 @register("sample_by_score", "reference")

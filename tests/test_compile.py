@@ -1,0 +1,148 @@
+"""torch.compile(fullgraph=True) through the hardneg:: custom ops: full KG training steps (sampler op → model →
+loss → backward) compile without a graph break and give the eager loss and gradients for the same seed; and a
+CUDA-graph capture/replay of the fixed-shape sampling ops (skipped without a GPU).
+
+``loss.backward()`` inside the compiled function needs ``torch._dynamo.config.trace_autograd_ops`` (torch 2.13).
+The aot_eager backend runs dynamo, the fake implementations and AOTAutograd's forward and backward graphs, the
+parts the custom ops must get right; one step also runs under inductor (which compiles C++ on this box: ~10 s
+with a warm FX-graph cache, ~50 s cold on a loaded 2-core machine).
+"""
+import copy
+
+import pytest
+import torch
+
+import hardneg
+from hardneg import losses
+from hardneg.ops import _library as L
+from hardneg.samplers import Negatives
+from hardneg.tasks.kg.models import create_model
+
+H = torch.ops.hardneg
+E, R, B, N_NEG = 40, 3, 12, 6
+pytestmark = pytest.mark.skipif("corrupt" not in L.OPS, reason="torch without opaque objects (< 2.10)")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch):
+    monkeypatch.setenv("HARDNEG_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def kg():
+    g = torch.Generator().manual_seed(0)
+    T = torch.stack([torch.randint(0, E, (150,), generator=g), torch.randint(0, R, (150,), generator=g),
+                     torch.randint(0, E, (150,), generator=g)], 1)
+    return T, hardneg.KnownSet.from_triples(T, E, R)
+
+
+def kg_step(kind: str, num_negatives: int):
+    """One KG training step ``step(model, known, P, seed) -> loss`` through the hardneg:: ops (also timed by
+    bench/compile_step.py):
+
+    * ``"uniform"``: filtered uniform tail corruption (the uniform sampler's op) → model → self-adversarial loss;
+    * ``"topk"``: top-k mining over all entities minus the known tails (the topk sampler's ops); the mined scores
+      are the loss's negative scores directly (differentiable, no second scoring pass);
+    * ``"score"``: score-proportional sampling (the score sampler's op) with importance weights from its log_prob.
+
+    Each ends with ``loss.backward()`` and returns the detached loss."""
+    n = num_negatives
+
+    def uniform(model, known, P, seed):
+        neg, valid = H.corrupt(P, n, model.num_entities, "tail", known.handle, seed=seed)
+        pos_s, neg_s = model.forward_scores(P, Negatives(neg[..., 2], valid))
+        loss = losses.self_adversarial(pos_s, neg_s, valid=valid)
+        loss.backward()
+        return loss.detach()
+
+    def topk(model, known, P, seed):
+        anchor = P[:, :2]
+        indptr, excluded = H.known_exclusion(known.handle, anchor, "tail")
+        q = model.query_vectors(anchor, "tail")
+        scores, ids = H.topk_mine(q, model.candidate_vectors(), n, model.metric, indptr, excluded)
+        valid = ids >= 0
+        loss = losses.softplus(model.score_hrt(P), scores.masked_fill(~valid, 0.0), valid=valid)
+        loss.backward()
+        return loss.detach()
+
+    def score(model, known, P, seed):
+        anchor = P[:, :2]
+        indptr, excluded = H.known_exclusion(known.handle, anchor, "tail")
+        with torch.no_grad():
+            q = model.query_vectors(anchor, "tail")
+        ids, log_prob = H.sample_by_score(q, model.candidate_vectors().detach(), n, model.metric, "softmax", 1.0,
+                                          indptr, excluded, True, seed)
+        valid = ids >= 0
+        pos_s, neg_s = model.forward_scores(P, Negatives(ids, valid))
+        loss = losses.bce(pos_s, neg_s, valid=valid, weights=losses.importance_weights(log_prob, valid))
+        loss.backward()
+        return loss.detach()
+
+    return {"uniform": uniform, "topk": topk, "score": score}[kind]
+
+
+def _run(step, model, known, P, seed):
+    model.zero_grad()
+    loss = step(model, known, P, seed)
+    return loss, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("kind,backend", [("uniform", "aot_eager"), ("topk", "aot_eager"), ("score", "aot_eager"),
+                                          ("uniform", "inductor")])
+def test_compiled_kg_step_equals_eager(kg, kind, backend):
+    T, K = kg
+    step = kg_step(kind, N_NEG)
+    torch.manual_seed(0)
+    eager_model = create_model("distmult", E, R, 8)
+    compiled_model = copy.deepcopy(eager_model)
+    P = T[:B]
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(trace_autograd_ops=True):
+        compiled = torch.compile(step, fullgraph=True, backend=backend)
+        # a second seed reuses the graph or recompiles once, never breaks it (inductor: one seed, compile time)
+        for seed in (3, 4) if backend == "aot_eager" else (3,):
+            want_loss, want_grads = _run(step, eager_model, K, P, seed)
+            got_loss, got_grads = _run(compiled, compiled_model, K, P, seed)
+            if backend == "aot_eager":  # the eager kernels, in the same order
+                assert torch.equal(got_loss, want_loss)
+            else:  # inductor fuses and reorders float arithmetic
+                torch.testing.assert_close(got_loss, want_loss, rtol=1e-6, atol=0.0)
+            for a, b in zip(got_grads, want_grads):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.xfail(reason="not yet run on a GPU: the eager id-range / NaN checks of the public entries synchronise "
+                          "(hardneg._validate), which stream capture forbids; capture needs the in-kernel check "
+                          "path (issue 19, part 3)", strict=False)
+def test_cuda_graph_capture_and_replay(kg):
+    """corrupt, topk_mine and temporal_neighbors at fixed shapes: captured once, replayed with new inputs copied
+    into the static buffers, equal to eager calls."""
+    T, K = kg
+    dev = torch.device("cuda")
+    Kc = K.to(dev)
+    P = T[:B].to(dev).clone()
+    q, C = torch.randn(B, 16, device=dev), torch.randn(E, 16, device=dev)
+    g = hardneg.TemporalGraph(T[:, 0], T[:, 2], torch.arange(T.shape[0])).to(dev)
+    nodes, times = T[:B, 0].to(dev).clone(), torch.full((B,), 100, device=dev)
+
+    def calls():
+        return (H.corrupt(P, N_NEG, E, "tail", Kc.handle, seed=5) + H.topk_mine(q, C, 4, "dot")
+                + H.temporal_neighbors(g.handle, nodes, times, 3))
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):  # warm-up outside the capture (allocations, Triton compilation)
+        calls()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static = calls()
+    P.copy_(T[B : 2 * B].to(dev))
+    q.copy_(torch.randn(B, 16, device=dev))
+    nodes.copy_(T[B : 2 * B, 0].to(dev))
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip(static, calls()):
+        assert torch.equal(got, want)
