@@ -1,8 +1,11 @@
 """Worker functions for the 2-process gloo tests (spawned processes import them from here by name)."""
 from __future__ import annotations
 
+import datetime
 import os
 import tempfile
+import traceback
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -10,10 +13,13 @@ import torch.multiprocessing as mp
 
 import hardneg
 from hardneg.distributed import ShardedCandidates
+from hardneg.training import Task, TrainConfig, Trainer, register_task
+from hardneg.training.config import opt
 
 
 def _entry(rank, world, init_file, fn, args):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=120))
     torch.set_num_threads(1)
     try:
         fn(rank, world, *args)
@@ -170,3 +176,140 @@ def bad_inputs(rank, world):
         hardneg.ops.topk_mine(torch.randn(2, 4), sharded, 3)
     with pytest.raises(RuntimeError, match="no torch.distributed process group"):
         hardneg.ops.sample_by_score(torch.randn(2, 4), sharded, 3)
+
+
+# ------------------------------------------------------------------------------------------ training
+@dataclass
+class LstsqConfig(TrainConfig):
+    task: str = opt("dist_lstsq", "a deterministic least-squares task")
+    dataset: str = opt("synthetic", "synthetic")
+    model: str = opt("linear", "a linear model")
+    batch_size: int = opt(16, "rows per step")
+    rows: int = opt(31, "training rows")
+    lr: float = opt(0.05, "learning rate")
+    eval_every: int = opt(0, "no validation: the final parameters stay")
+
+
+@register_task("dist_lstsq")
+class LstsqTask(Task):
+    """Least squares with no randomness in the step: data-parallel steps must equal one process's."""
+
+    Config = LstsqConfig
+    primary_metric = "mse"
+    higher_is_better = False
+
+    def __init__(self, cfg, *, data=None, device):
+        super().__init__(cfg, data=data, device=device)
+        g = torch.Generator().manual_seed(5)
+        self.x = torch.randn(cfg.rows + 20, 6, generator=g)
+        self.y = self.x @ torch.randn(6, generator=g) + 0.1 * torch.randn(cfg.rows + 20, generator=g)
+        self.model = torch.nn.Linear(6, 1)
+        self.seen = 0
+
+    def batches(self, generator):
+        perm = torch.randperm(self.cfg.rows, generator=generator)
+        for s in range(0, self.cfg.rows, self.cfg.batch_size):
+            yield perm[s : s + self.cfg.batch_size]
+
+    def step(self, idx, generator):
+        self.seen += idx.numel()
+        return (self.model(self.x[idx]).squeeze(1) - self.y[idx]).pow(2).mean()
+
+    def evaluate(self, split):
+        x, y = self.x[self.cfg.rows :], self.y[self.cfg.rows :]
+        return {"mse": float((self.model(x).squeeze(1) - y).pow(2).mean())}
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def ddp_training(rank, world, out_dir, overrides):
+    """Train under the process group; rank 0 saves the final parameters and the result."""
+    cfg = TrainConfig.from_dict({"task": "dist_lstsq", **overrides})
+    tr = Trainer(cfg, progress=False, log=None)
+    assert tr.dp is not None and tr.dp.world_size == world and tr.is_main == (rank == 0)
+    res = tr.run(output=os.path.join(out_dir, "run"))
+    if rank == 0:
+        torch.save({"state": tr.model.state_dict(), "loss": res["history"][-1]["loss"], "seen": tr.task.seen,
+                    "valid": res["valid"]}, os.path.join(out_dir, "rank0.pt"))
+
+
+def ddp_resume(rank, world, out_dir, overrides):
+    """A run stopped after 1 epoch (checkpointed) and resumed to 2 equals an uninterrupted 2-epoch run."""
+    ck = os.path.join(out_dir, "ck")
+    base = {"task": "dist_lstsq", "checkpoint_dir": ck, "checkpoint_every": 1, **overrides}
+    Trainer(TrainConfig.from_dict({**base, "epochs": 1}), progress=False, log=None).run()
+    dist.barrier()
+    tr = Trainer(TrainConfig.from_dict({**base, "epochs": 2}), progress=False, log=None)
+    tr.run(resume=True)
+    full = Trainer(TrainConfig.from_dict({**base, "epochs": 2, "checkpoint_dir": os.path.join(out_dir, "ck2")}),
+                   progress=False, log=None)
+    full.run()
+    for a, b in zip(tr.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert tr.task.seen == full.task.seen
+
+
+def kg_sharded_evaluation(rank, world, kg):
+    """The KG task's sharded evaluation equals its single-process evaluation; a hard sampler trains."""
+    cfg = TrainConfig.from_dict({"task": "kg", "dataset": "tiny", "model": "distmult", "sampler": "topk",
+                                 "dim": 8, "epochs": 1, "batch_size": 64, "eval_every": 1})
+    tr = Trainer(cfg, data=kg, progress=False, log=None)
+    res = tr.run()
+    whole = tr.task.evaluate("test")
+    sharded = tr.evaluate("test")
+    assert sharded == whole, (sharded, whole)
+    assert res["world_size"] == world
+
+
+def all_cases(out_dir: str) -> list:
+    """(name, fn, args) of every case, run in order by :func:`run_cases` (one spawn for the whole suite: each
+    spawn costs seconds of imports)."""
+    from kg.test_training import tiny_kg
+
+    def sub(name):
+        path = os.path.join(out_dir, name)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    return [
+        ("topk", topk_matches_single_process, ()),
+        ("sample", sample_matches_distribution, (sub("sample"),)),
+        ("ddp16", ddp_training, (sub("ddp16"), {"epochs": 1, "batch_size": 16, "rows": 31})),
+        ("ddp15", ddp_training, (sub("ddp15"), {"epochs": 1, "batch_size": 15, "rows": 30})),
+        ("skip", ddp_training, (sub("skip"), {"epochs": 1, "batch_size": 15, "rows": 31})),
+        ("resume", ddp_resume, (sub("resume"), {"batch_size": 8, "rows": 24})),
+        ("ckpt", ddp_training, (sub("ckpt"), {"epochs": 1, "checkpoint_dir": os.path.join(out_dir, "ckpt", "ck"),
+                                              "checkpoint_every": 1})),
+        ("kg", kg_sharded_evaluation, (tiny_kg(),)),
+        ("bad", bad_inputs, ()),  # last: it destroys the process group
+    ]
+
+
+def _run_all(rank, world, out_dir):
+    for name, fn, args in all_cases(out_dir):
+        try:
+            fn(rank, world, *args)
+            status = "ok"
+        except Exception:  # noqa: BLE001  (reported to the test that owns the case)
+            status = traceback.format_exc()
+        with open(os.path.join(out_dir, f"{name}.rank{rank}.status"), "w") as f:
+            f.write(status)
+        if dist.is_initialized():
+            dist.barrier()
+
+
+def run_cases(out_dir: str) -> dict:
+    """Run every case in 2 spawned gloo processes; ``{name: "ok" or the failing rank's traceback}``."""
+    run_world(_run_all, out_dir)
+    out = {}
+    for name, _, _ in all_cases(out_dir):
+        texts = []
+        for r in range(2):
+            path = os.path.join(out_dir, f"{name}.rank{r}.status")
+            texts.append(open(path).read() if os.path.exists(path) else "did not run")
+        out[name] = next((t for t in texts if t != "ok"), "ok")
+    return out

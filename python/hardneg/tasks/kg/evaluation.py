@@ -87,6 +87,16 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     ``reciprocal=True`` (a model trained with inverse relations, ``triples`` holding the original relation ids
     < R and the model and ``filter_known`` 2R): the head query (?, r, t) is asked as the tail query
     (t, r + R, ?), as the model was trained to answer it."""
+    per = side_ranks(scorer, triples, filter_known, batch_size=batch_size, tie=tie, sides=sides,
+                     reciprocal=reciprocal)
+    return summarize(per, tie, ks)
+
+
+@torch.no_grad()
+def side_ranks(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, tie="realistic",
+               sides=("head", "tail"), reciprocal: bool = False) -> dict:
+    """``{side: float64 [M] filtered ranks}`` for :func:`evaluate` (arguments as there); the ranks of a split's
+    slices, concatenated in order, are the ranks of the whole split (sharded evaluation)."""
     if not isinstance(triples, torch.Tensor) or triples.dim() != 2 or triples.shape[1] != 3:
         raise ValueError(f"evaluate: 'triples' must be an int64 [M, 3] tensor (got {V.describe(triples)})")
     if filter_known is not None and not isinstance(filter_known, KnownSet):
@@ -111,6 +121,11 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     finally:
         if was:
             scorer.train()
+    return per
+
+
+def summarize(per: dict, tie: str, ks=(1, 3, 10)) -> dict:
+    """:func:`evaluate`'s dict from the per-side ranks of :func:`side_ranks`."""
     out = metrics_from_ranks(torch.cat(list(per.values())), ks)
     out["tie"] = tie
     for s, r in per.items():
