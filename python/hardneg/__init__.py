@@ -14,7 +14,7 @@ import importlib.util
 __version__ = "0.1.0"
 
 _SUBMODULES = ("ops", "reference", "samplers", "losses", "training", "tasks", "data", "models", "evaluation",
-               "integrations", "testing", "metrics", "known", "temporal", "graph")
+               "integrations", "testing", "metrics", "known", "temporal", "graph", "distributed")
 _ATTRS = {"KnownSet": ("hardneg.known", "KnownSet"), "Domain": ("hardneg.known", "Domain"),
           "TemporalGraph": ("hardneg.temporal", "TemporalGraph"),
           "CSRGraph": ("hardneg.graph", "CSRGraph"), "show_config": ("hardneg._config", "show_config"),

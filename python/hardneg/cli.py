@@ -219,7 +219,12 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_dict(d)
     output = args.output or default_output(cfg.to_dict())
     tr = Trainer(cfg, progress=False if args.no_progress else None)
-    r = tr.run(resume=args.resume, output=output)
+    try:
+        r = tr.run(resume=args.resume, output=output)
+    finally:
+        tr.close()
+    if not tr.is_main:  # torchrun: rank 0 prints and writes
+        return 0
     task = get_task(cfg.task)
     _print_result([(cfg.sampler, [r])], task, r["primary_metric"],
                   title=f"{cfg.model} on {r['dataset'].get('name', cfg.dataset)}: {hyperparameters(r['config'])}")

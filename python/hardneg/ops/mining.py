@@ -21,6 +21,8 @@ device synchronisation (:mod:`hardneg._validate`).
 """
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from hardneg import _validate as V
@@ -39,6 +41,12 @@ def _library():
     from hardneg.ops import _library as lib
 
     return lib
+
+
+def _sharded(candidates) -> bool:
+    """A :class:`hardneg.distributed.ShardedCandidates` (none can exist before that module is imported)."""
+    mod = sys.modules.get("hardneg.distributed")
+    return mod is not None and isinstance(candidates, mod.ShardedCandidates)
 
 
 def _prepare(op, query, candidates, metric, exclude, check_finite=True):
@@ -73,7 +81,9 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
 
     Args:
         query: [B, d] float32 (float16/bfloat16 too; accumulated in float32; upcast on CPU).
-        candidates: [N, d], same dtype and device as ``query``.
+        candidates: [N, d], same dtype and device as ``query``; or a
+            :class:`hardneg.distributed.ShardedCandidates` (rows split across ranks; a collective call returning
+            global ids, bit-identical to this op on the concatenated table; communication O(B·k·world_size)).
         k: results per query, >= 1; k > N is allowed (padding).
         metric: one of ``"dot"``, ``"cos"``, ``"l2"``, ``"l1"``, ``"rotate"`` (module docstring).
         exclude: optional CSR ``(indptr [B+1], indices)`` of ids to skip per query.
@@ -96,6 +106,10 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
         (torch.Size([4, 5]), torch.Size([4, 5]))
     """
     op = "topk_mine"
+    if _sharded(candidates):
+        from hardneg import distributed
+
+        return distributed.topk_mine(query, candidates, k, metric=metric, exclude=exclude, backend=backend)
     k = V.integer(op, "k", k, minimum=1)
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
     V.alloc(op, "the output (scores, ids)", (q.shape[0], k), 12, q.device)
@@ -177,7 +191,8 @@ def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: 
     Philox Gumbel per (row, candidate)); both sample the same distribution exactly.
 
     Args:
-        query, candidates, metric, exclude: as :func:`topk_mine`.
+        query, candidates, metric, exclude: as :func:`topk_mine` (a ``ShardedCandidates`` too: an exact draw from
+            the same distribution, not the same draw; :func:`hardneg.distributed.sample_by_score`).
         num_samples: n >= 1. Without replacement, rows with fewer admissible candidates than n are padded.
         weighting: ``"softmax"`` or ``"softplus"``.
         temperature: T > 0, finite.
@@ -202,6 +217,12 @@ def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: 
         (torch.Size([2, 4]), torch.Size([2, 4]))
     """
     op = "sample_by_score"
+    if _sharded(candidates):
+        from hardneg import distributed
+
+        return distributed.sample_by_score(query, candidates, num_samples, metric=metric, weighting=weighting,
+                                           temperature=temperature, exclude=exclude, replacement=replacement,
+                                           generator=generator, backend=backend)
     n = V.integer(op, "num_samples", num_samples, minimum=1)
     weighting = V.choice(op, "weighting", weighting, WEIGHTINGS)
     temperature = V.positive_float(op, "temperature", temperature)

@@ -11,6 +11,7 @@ import torch
 from .. import _validate as V
 from .._constants import METRICS, SIDES
 from ..metrics import Scorer, complex_mul, pairwise
+from ..ops.mining import _sharded
 
 __all__ = ["Scorer", "pairwise", "DistMultScorer", "ComplExScorer", "TransEScorer", "RotatEScorer",
            "EmbeddingScorer"]
@@ -24,8 +25,11 @@ def _side(op, side):
 
 
 def _weight(op, name, w, ndim=2):
-    w = V.floating(op, name, w, ndim, "")
-    return w
+    """A floating weight table, or a :class:`hardneg.distributed.ShardedCandidates` (rows split across ranks:
+    mining over it is sharded, and rows gathered by id are assembled with one all-reduce)."""
+    if _sharded(w):
+        return w
+    return V.floating(op, name, w, ndim, "")
 
 
 def _as_table(w):

@@ -6,7 +6,8 @@
 
 The engine owns seeding, the device, the optimiser, early stopping on the task's primary validation metric
 (the best model is restored before the final evaluation), checkpoints that resume bit-identically, progress,
-timings, the results dict and its files. A :class:`hardneg.training.Task` owns everything else.
+timings, the results dict and its files. A :class:`hardneg.training.Task` owns everything else. Under
+``torchrun --nproc_per_node W`` the same loop runs data-parallel (:mod:`hardneg.training.parallel`).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from contextlib import contextmanager
 
 import torch
 
-from .checkpoint import CheckpointStore
+from .checkpoint import CheckpointError, CheckpointStore
 from .config import TrainConfig
 from .export import save_embeddings
+from .parallel import DataParallel
 from .progress import Progress
 from .results import check_output, output_paths, write_results
 from .task import get_task
@@ -107,8 +109,13 @@ class Trainer:
     def __init__(self, config: TrainConfig | dict, *, data=None, kg=None, progress: bool | None = None, log=print):
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         self.cfg = cfg.validate()
-        self.log = log or (lambda *a, **k: None)
         self.device = resolve_device(cfg.device)
+        self.dp = DataParallel(self.device) if DataParallel.wanted() else None  # torchrun: data-parallel
+        if self.dp is not None:
+            self.device = self.dp.device
+            if not self.dp.is_main:
+                log, progress = None, False
+        self.log = log or (lambda *a, **k: None)
         self.store = CheckpointStore(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         seed_everything(cfg.seed)
         task_cls = get_task(cfg.task)
@@ -116,6 +123,12 @@ class Trainer:
         self.model = self.task.model
         self.opt = build_optimizer(cfg, self.task.param_groups())
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step_gen, self.ddp = self.gen, None  # data-parallel: the batches stay shared, the negatives per rank
+        if self.dp is not None:
+            self.step_gen = torch.Generator().manual_seed(cfg.seed + 1 + 7919 * self.dp.rank)
+            if self.dp.rank:
+                torch.manual_seed(cfg.seed + 1_000_003 * self.dp.rank)  # dropout masks differ across ranks
+            self.ddp = self.dp.wrap(self.task)
         self.progress = progress
         self.epoch = 0
         self.history: list[dict] = []
@@ -124,24 +137,49 @@ class Trainer:
         self.timings = {"train_s": 0.0, "eval_s": 0.0, "epochs": 0}
 
     @property
+    def is_main(self) -> bool:
+        """True in a single-process run and on rank 0 of a data-parallel one (the rank that writes files)."""
+        return self.dp is None or self.dp.is_main
+
+    def close(self) -> None:
+        """Destroy the process group this trainer created (data-parallel runs); a no-op otherwise."""
+        if self.dp is not None:
+            self.dp.close()
+
+    @property
     def data(self):
         return getattr(self.task, "data", None)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> str:
+    def _rank_state(self) -> dict:
+        return {"generator": self.step_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "task": self.task.state_dict()}
+
+    def save_checkpoint(self) -> str | None:
+        """Write a checkpoint (collective in a data-parallel run: every rank's generators and task state are
+        gathered and rank 0 writes; the other ranks return None)."""
         if self.store is None:
             raise ValueError("save_checkpoint: no checkpoint_dir configured")
+        ranks = self.dp.gather(self._rank_state()) if self.dp is not None else None
+        if not self.is_main:
+            return None
         state = {"fingerprint": self.cfg.fingerprint(), "epoch": self.epoch, "model": self.model.state_dict(),
                  "optimizer": self.opt.state_dict(), "task": self.task.state_dict(),
                  "generator": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                  "history": self.history, "best": self.best, "wait": self.wait, "timings": self.timings,
                  "clock": dict(self.task.clock.totals)}
+        if ranks is not None:
+            state.update(world_size=self.dp.world_size, ranks=ranks)
         return self.store.save(state)
 
     def load_checkpoint(self) -> None:
         if self.store is None:
             raise ValueError("resume: no checkpoint_dir configured (set checkpoint_dir / --checkpoint-dir)")
         state, path = self.store.load(self.cfg.fingerprint(), map_location=self.device, log=self.log)
+        world = self.dp.world_size if self.dp is not None else 1
+        if state.get("world_size", 1) != world:
+            raise CheckpointError(f"resume: checkpoint {path!r} was written by {state.get('world_size', 1)} "
+                                  f"process(es); this run has {world} (resume with the same number of ranks)")
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.task.load_state_dict(state["task"])
@@ -150,6 +188,11 @@ class Trainer:
         self.epoch, self.history, self.best, self.wait = state["epoch"], state["history"], state["best"], state["wait"]
         self.timings = state["timings"]
         self.task.clock.totals = dict(state["clock"])
+        if self.dp is not None:
+            mine = state["ranks"][self.dp.rank]
+            self.step_gen.set_state(mine["generator"])
+            torch.set_rng_state(mine["torch_rng"])
+            self.task.load_state_dict(mine["task"])
         self.log(f"[train] resumed from {path} at epoch {self.epoch}")
 
     # ------------------------------------------------------------------ training
@@ -162,9 +205,17 @@ class Trainer:
         t0 = time.perf_counter()
         with deterministic(cfg.deterministic, self.device):
             for batch in task.batches(self.gen):
-                loss = task.step(batch, self.gen)
+                if self.dp is None:
+                    loss = scaled = task.step(batch, self.gen)
+                else:  # this rank's slice; DDP averages W·(n_r/n)·grad_r into the global batch's gradient
+                    part = self.dp.shard(task, batch, batch_size_of)
+                    if part is None:
+                        continue
+                    batch, scale = part
+                    loss = self.ddp(batch, self.step_gen)
+                    scaled = loss * scale
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                scaled.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 opt.step()
@@ -173,6 +224,8 @@ class Trainer:
                 total += float(loss.detach()) * n
                 count += n
             task.on_epoch_end(self.epoch + 1)
+        if self.dp is not None:
+            total, count = self.dp.sum(total, count)
         self.timings["train_s"] += time.perf_counter() - t0
         self.timings["epochs"] += 1
         return total / max(1, count)
@@ -183,7 +236,7 @@ class Trainer:
         self.model.eval()
         try:
             with torch.no_grad():
-                out = self.task.evaluate(split)
+                out = self.task.evaluate(split) if self.dp is None else self.dp.evaluate(self.task, split)
         finally:
             self.model.train(was)
         self.timings["eval_s"] += time.perf_counter() - t
@@ -199,9 +252,9 @@ class Trainer:
 
     def run(self, resume: bool = False, output: str | None = None) -> dict:
         cfg, task = self.cfg, self.task
-        if output:
+        if output and self.is_main:
             check_output(output)  # fail before training, never after
-        if self.store is not None:
+        if self.store is not None and self.is_main:
             self.store.check_writable()
         t_start = time.perf_counter()
         if resume:
@@ -252,9 +305,10 @@ class Trainer:
                         "sampler_share": clock["sampler"] / max(1e-12, self.timings["train_s"]),
                         "eval_s": self.timings["eval_s"]},
             "versions": versions(),
+            "world_size": self.dp.world_size if self.dp is not None else 1,
             "history": self.history,
         }
-        if output:
+        if output and self.is_main:
             folder = os.path.dirname(os.path.abspath(output_paths(output)[0]))
             emb = save_embeddings(task.export(), folder)
             result["files"] = write_results(result, output, extra={"embeddings": emb} if emb else None)
@@ -274,4 +328,8 @@ def batch_size_of(batch) -> int:
 def train(config: TrainConfig | dict, *, resume: bool = False, output: str | None = None, data=None, kg=None,
           progress: bool | None = None, log=print) -> dict:
     """Build a :class:`Trainer` and run it; returns the results dict."""
-    return Trainer(config, data=data, kg=kg, progress=progress, log=log).run(resume=resume, output=output)
+    tr = Trainer(config, data=data, kg=kg, progress=progress, log=log)
+    try:
+        return tr.run(resume=resume, output=output)
+    finally:
+        tr.close()

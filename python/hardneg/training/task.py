@@ -131,9 +131,29 @@ class Task:
     def on_epoch_end(self, epoch: int) -> None:
         """Called after each training epoch."""
 
+    def shard_batch(self, batch, rank: int, world_size: int):
+        """This rank's part of a global training batch under data-parallel training (contiguous slices of a
+        tensor's first dimension by default); override for batches that are not tensors."""
+        import torch
+
+        if isinstance(batch, torch.Tensor):
+            return batch.tensor_split(world_size)[rank]
+        raise NotImplementedError(f"task {self.name!r} yields {type(batch).__name__} batches; define "
+                                  f"shard_batch(batch, rank, world_size) to train it data-parallel")
+
     # ------------------------------------------------------------------ evaluation and reporting
     def evaluate(self, split: str) -> dict:
         """Metrics on ``split`` (``"valid"`` or ``"test"``), including ``primary_metric``."""
+        raise NotImplementedError
+
+    def evaluate_shard(self, split: str, rank: int, world_size: int):
+        """This rank's part of a sharded evaluation (any picklable object), or None (the default: rank 0
+        evaluates the whole split and broadcasts). :meth:`merge_shards` turns the parts into :meth:`evaluate`'s
+        dict."""
+        return None
+
+    def merge_shards(self, split: str, parts: list) -> dict:
+        """The metrics of ``split`` from every rank's :meth:`evaluate_shard` part, in rank order."""
         raise NotImplementedError
 
     def describe(self) -> dict:

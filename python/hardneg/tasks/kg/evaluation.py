@@ -108,6 +108,20 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     ``reciprocal=True`` (a model trained with inverse relations, ``triples`` holding the original relation ids
     < R and the model and ``filter_known`` 2R): the head query (?, r, t) is asked as the tail query
     (t, r + R, ?), as the model was trained to answer it."""
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (tuple, list)):
+        raise TypeError(f"evaluate: 'ks' must be a tuple of ints >= 1 (got {V.describe(ks)})")
+    for k in ks:
+        V.integer("evaluate", "ks", k, minimum=1)
+    per = side_ranks(scorer, triples, filter_known, batch_size=batch_size, tie=tie, sides=sides,
+                     reciprocal=reciprocal)
+    return summarize(per, tie, ks)
+
+
+@torch.no_grad()
+def side_ranks(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, tie="realistic",
+               sides=("head", "tail"), reciprocal: bool = False) -> dict:
+    """``{side: float64 [M] filtered ranks}`` for :func:`evaluate` (arguments as there); the ranks of a split's
+    slices, concatenated in order, are the ranks of the whole split (sharded evaluation)."""
     op = "evaluate"
     V.tensor(op, "triples", triples, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="of (h, r, t) [M, 3]")
     if triples.shape[1] != 3:
@@ -118,10 +132,6 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
         raise TypeError(f"{op}: 'sides' must be a non-empty tuple of 'head' / 'tail' (got {V.describe(sides)})")
     for s_ in sides:
         V.choice(op, "sides", s_, ("head", "tail"))
-    if isinstance(ks, (str, bytes)) or not isinstance(ks, (tuple, list)):
-        raise TypeError(f"{op}: 'ks' must be a tuple of ints >= 1 (got {V.describe(ks)})")
-    for k in ks:
-        V.integer(op, "ks", k, minimum=1)
     if filter_known is not None and not isinstance(filter_known, KnownSet):
         raise TypeError(f"evaluate: 'filter_known' must be a hardneg.KnownSet or None (got {V.describe(filter_known)})")
     if not isinstance(reciprocal, bool):
@@ -145,6 +155,11 @@ def evaluate(scorer, triples, filter_known: KnownSet | None, *, batch_size=256, 
     finally:
         if was:
             scorer.train()
+    return per
+
+
+def summarize(per: dict, tie: str, ks=(1, 3, 10)) -> dict:
+    """:func:`evaluate`'s dict from the per-side ranks of :func:`side_ranks`."""
     out = metrics_from_ranks(torch.cat(list(per.values())), ks)
     out["tie"] = tie
     for s, r in per.items():

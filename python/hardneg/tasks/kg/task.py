@@ -10,7 +10,7 @@ from ...known import KnownSet
 from ...training.task import Task, register_task
 from .data import load_dataset, unseen_mask
 from .config import KGConfig
-from .evaluation import evaluate, inverse_triples
+from .evaluation import evaluate, inverse_triples, side_ranks, summarize
 from .models import RGCN, create_model
 
 
@@ -134,6 +134,16 @@ class KGTask(Task):
     def evaluate(self, split):
         return evaluate(self.model, self.splits[split], self.all_known, batch_size=self.cfg.eval_batch_size,
                         tie=self.cfg.tie, reciprocal=self.cfg.reciprocal)
+
+    def evaluate_shard(self, split, rank, world_size):
+        """The filtered ranks of this rank's contiguous slice of the split (data-parallel evaluation)."""
+        part = self.splits[split].tensor_split(world_size)[rank]
+        return side_ranks(self.model, part, self.all_known, batch_size=self.cfg.eval_batch_size, tie=self.cfg.tie,
+                          reciprocal=self.cfg.reciprocal)
+
+    def merge_shards(self, split, parts):
+        """The metrics of the concatenated ranks: equal to :meth:`evaluate` on one process."""
+        return summarize({s: torch.cat([p[s] for p in parts]) for s in parts[0]}, self.cfg.tie)
 
     def export(self):
         """Entity vectors (after the encoder, if any) and relation vectors, with their names. ComplEx / RotatE
