@@ -58,10 +58,10 @@ def test_shipped_recipes_are_valid():
 
 def test_compare_prints_one_table(capsys):
     rc = cli.main(["compare", "--dataset", "nations", "--epochs", "1", "--dim", "8", "--eval-every", "0",
-                   "--samplers", "uniform,bernoulli,nscaching", "--no-progress"])
+                   "--samplers", "uniform,topk,nscaching", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0
-    for name in ("uniform", "bernoulli", "nscaching"):
+    for name in ("uniform", "topk", "nscaching"):
         assert f"\n{name}" in out
 
 
@@ -160,3 +160,19 @@ def test_a_missing_optional_dependency_is_one_line_naming_the_extra(monkeypatch,
     err = capsys.readouterr().err.strip()
     assert err == "hardneg datasets: error: No module named 'torch_geometric' (pip install 'hardneg[pyg]')"
     assert "\n" not in err
+
+
+def test_another_sampler_drops_the_recipes_sampler_options():
+    from hardneg import cli
+
+    parser = cli.build_parser()
+    said = []
+    args = parser.parse_args(["train", "--config", "umls", "--sampler", "score"])
+    d, _ = cli.config_from_args(args, log=said.append)
+    assert d["sampler"] == "score" and "sampler_options" not in d
+    assert "pool_size" in said[-1] and "dropped" in said[-1]
+    args = parser.parse_args(["train", "--config", "umls", "--sampler", "nmiss", "--sampler-options", "{pool_size: 8}"])
+    d, _ = cli.config_from_args(args, log=said.append)
+    assert d["sampler_options"] == {"pool_size": 8}
+    d, _ = cli.config_from_args(parser.parse_args(["train", "--config", "umls"]), log=said.append)
+    assert d["sampler_options"] == {"pool_size": 64}

@@ -46,7 +46,7 @@ def _qc(B=5, N=40, d=8, seed=0):
 
 
 def test_every_public_op_has_a_custom_op():
-    public = set(hardneg.ops.__all__)
+    public = {n for n in hardneg.ops.__all__ if not isinstance(getattr(hardneg.ops, n), type)}  # not Subgraphs
     assert public <= set(L.OPS) or "corrupt" not in L.OPS
     for name in L.OPS:
         assert hasattr(H, name)
@@ -106,6 +106,26 @@ def test_opcheck_temporal_neighbors(tgraph):
     torch.library.opcheck(L.temporal_neighbors, (tgraph.handle, nodes, times, 3, "uniform"), dict(seed=5),
                           test_utils=OPAQUE_UTILS)
 
+    torch.library.opcheck(L.temporal_assemble, (tgraph.handle, nodes, times, 3), test_utils=OPAQUE_UTILS)
+    feats = torch.randn(tgraph.kernel_view().num_edge_ids, 2, generator=_gen(4))
+    torch.library.opcheck(L.temporal_assemble, (tgraph.handle, nodes, times, 3, times + 1, feats, "uniform"),
+                          dict(seed=5), test_utils=OPAQUE_UTILS)
+
+
+def _csr_graph():
+    edges = torch.randint(0, 30, (80, 2), generator=_gen(11))
+    return hardneg.graph.CSRGraph.from_edges(edges, 30)
+
+
+def test_opcheck_enclosing_subgraphs():
+    g = _csr_graph()
+    pairs = torch.tensor([[0, 1], [2, 7], [5, 29]])
+    torch.library.opcheck(L.enclosing_subgraphs, (g.indptr, g.indices, 30, pairs, 2))
+    torch.library.opcheck(L.enclosing_subgraphs, (g.indptr, g.indices, 30, pairs, 2, 3), dict(seed=4))
+    got = H.enclosing_subgraphs(g.indptr, g.indices, 30, pairs, 2, 3, seed=4)
+    want = hardneg.ops.enclosing_subgraphs(g, pairs, 2, max_nodes_per_hop=3, generator=_gen(4))
+    _equal(got, (want.nodes, want.node_ptr, want.edge_index, want.edge_ptr, want.labels))
+
 
 # ------------------------------------------------------------------------------------------------ same results
 def _equal(a, b):
@@ -134,6 +154,10 @@ def test_same_results_as_public_functions(kg, tgraph):
     nodes, times = torch.tensor([0, 3]), torch.tensor([20, 40])
     _equal(H.temporal_neighbors(tgraph.handle, nodes, times, 4, "uniform", seed=1),
            hardneg.ops.temporal_neighbors(tgraph, nodes, times, 4, strategy="uniform", generator=_gen(1)))
+    got = H.temporal_assemble(tgraph.handle, nodes, times, 4, None, None, "uniform", seed=1)
+    want = hardneg.ops.temporal_assemble(tgraph, nodes, times, 4, strategy="uniform", generator=_gen(1))
+    _equal(got[:4], want[:4])
+    assert want[4] is None and got[4].shape == (2, 4, 0)
 
 
 def test_random_ops_reproducible_by_seed():

@@ -170,6 +170,12 @@ def config_from_args(args, *, log=print) -> tuple[dict, dict]:
         d["task"] = args.task
     if args.dataset is not None:
         d["dataset"] = args.dataset
+    new_sampler = getattr(args, "sampler", None)
+    if (new_sampler is not None and new_sampler != d.get("sampler") and d.get("sampler_options")
+            and getattr(args, "sampler_options", None) is None):
+        log(f"[hardneg] --sampler {new_sampler}: the recipe's sampler_options {d['sampler_options']} are for "
+            f"{d.get('sampler')!r} and are dropped (--sampler-options to set {new_sampler!r}'s)")
+        d.pop("sampler_options")
     for key in option_table():
         v = getattr(args, key, None)
         if v is not None:

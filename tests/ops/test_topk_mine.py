@@ -186,9 +186,12 @@ def test_non_finite_rejected(where, bad):
 
 def test_device_mismatch_rejected():
     q, c = _ok()
-    meta = torch.randn(10, 4, device="meta")
-    with pytest.raises(ValueError, match="same device"):
+    meta = torch.randn(10, 4, device="meta")  # the only second device a CPU machine has
+    with pytest.raises(ValueError, match="'candidates' is on the meta device"):
         hardneg.ops.topk_mine(q, meta, 2)
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="same device"):
+            hardneg.ops.topk_mine(q, torch.randn(10, 4, device="cuda"), 2)
 
 
 def test_core_rejects_bad_values_directly():

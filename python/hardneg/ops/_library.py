@@ -17,6 +17,10 @@ message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
 * ``known_exclusion(known, anchor, side, backend) -> (indptr [B+1], indices [m])`` (m is data-dependent)
 * ``temporal_neighbors(graph, nodes, times, k, strategy, inclusive, window, seed, backend)
   -> (nbrs, eids, times, valid)``
+* ``temporal_assemble(graph, nodes, times, k, event_times, features, strategy, seed, backend)
+  -> (nbrs, eids, dt, valid, feats)`` (``feats`` [B, k, 0] without features)
+* ``enclosing_subgraphs(indptr, indices, num_nodes, pairs, num_hops, max_nodes_per_hop, seed, backend)
+  -> (nodes, node_ptr, edge_index, edge_ptr, labels)`` (sizes data-dependent)
 
 Randomness: the random ops take an explicit integer ``seed`` in place of a ``torch.Generator`` (a compiled
 graph cannot hold one): ``op(..., seed=s)`` returns exactly what the public function returns with
@@ -45,12 +49,15 @@ from torch.library import custom_op
 from hardneg._opaque import HAS_OPAQUE, Handle
 from hardneg.metrics import pairwise, score_matrix
 from hardneg.ops import filtering as _filtering
+from hardneg.graph import CSRGraph
 from hardneg.ops import mining as _mining
+from hardneg.ops import subgraph as _subgraph
 from hardneg.ops import temporal as _temporal
 from hardneg.reference.mining import exclusion_mask, logits
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
-           "known_exclusion", "temporal_neighbors", "topk_scores", "score_log_prob", "attach_grad", "OPS"]
+           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "topk_scores",
+           "score_log_prob", "attach_grad", "OPS"]
 
 Tensor = torch.Tensor
 
@@ -273,6 +280,31 @@ def _(weights, n, replacement, seed=0):
 # ------------------------------------------------------------------------------------------------ filtering
 OPS = ["topk_mine", "topk_scores", "sample_by_score", "score_log_prob", "sample_from_weights"]
 
+
+@custom_op("hardneg::enclosing_subgraphs", mutates_args=())
+def enclosing_subgraphs(indptr: Tensor, indices: Tensor, num_nodes: int, pairs: Tensor, num_hops: int = 2,
+                        max_nodes_per_hop: int = 0, seed: int = 0, backend: str | None = None
+                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """:func:`hardneg.ops.enclosing_subgraphs` on the CSR graph ``(indptr, indices)`` as a custom op, with
+    ``generator=torch.Generator().manual_seed(seed)``: ``(nodes, node_ptr, edge_index, edge_ptr, labels)``."""
+    g = CSRGraph(indptr, indices, num_nodes, undirected=True)
+    out = _subgraph.enclosing_subgraphs(g, pairs, num_hops, max_nodes_per_hop=max_nodes_per_hop,
+                                        generator=_generator(seed), backend=backend)
+    return _fresh(out.nodes, out.node_ptr, out.edge_index, out.edge_ptr, out.labels)
+
+
+@enclosing_subgraphs.register_fake
+def _(indptr, indices, num_nodes, pairs, num_hops=2, max_nodes_per_hop=0, seed=0, backend=None):
+    ctx = torch.library.get_ctx()
+    t, e = ctx.new_dynamic_size(), ctx.new_dynamic_size()  # nodes and entries depend on the graph
+    P = pairs.shape[0] if pairs.dim() == 2 and pairs.shape[1] == 2 else pairs.shape[-1]
+    i64 = dict(dtype=torch.int64)
+    return (pairs.new_empty((t,), **i64), pairs.new_empty((P + 1,), **i64), pairs.new_empty((2, e), **i64),
+            pairs.new_empty((P + 1,), **i64), pairs.new_empty((t,), **i64))
+
+
+OPS.append("enclosing_subgraphs")
+
 if HAS_OPAQUE:
     from torch._library.opaque_object import _resolve_opaque_type_info, register_opaque_type
 
@@ -375,4 +407,27 @@ if HAS_OPAQUE:
         return (i64, torch.empty_like(i64), nodes.new_empty((B, k), dtype=_obj(graph).time_dtype),
                 nodes.new_empty((B, k), dtype=torch.bool))
 
-    OPS += ["corrupt", "known_contains", "known_mask", "known_exclusion", "temporal_neighbors"]
+    @custom_op("hardneg::temporal_assemble", mutates_args=())
+    def temporal_assemble(graph: Handle, nodes: Tensor, times: Tensor, k: int, event_times: Tensor | None = None,
+                          features: Tensor | None = None, strategy: str = "recent", seed: int = 0,
+                          backend: str | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """:func:`hardneg.ops.temporal_assemble` as a custom op, with
+        ``generator=torch.Generator().manual_seed(seed)``; edge ids are always returned and, without
+        ``features``, ``feats`` is an empty [B, k, 0] tensor."""
+        G = _handle("temporal_assemble", "graph", graph, TemporalGraph)
+        nbrs, eids, dt, valid, feats = _temporal.temporal_assemble(
+            G, nodes, times, k, event_times=event_times, features=features, strategy=strategy,
+            generator=_generator(seed), backend=backend)
+        if feats is None:
+            feats = dt.new_zeros((*dt.shape, 0))
+        return _fresh(nbrs, eids, dt, valid, feats)
+
+    @temporal_assemble.register_fake
+    def _(graph, nodes, times, k, event_times=None, features=None, strategy="recent", seed=0, backend=None):
+        B = nodes.numel()
+        i64 = nodes.new_empty((B, k), dtype=torch.int64)
+        F = 0 if features is None else features.shape[1]
+        return (i64, torch.empty_like(i64), nodes.new_empty((B, k), dtype=torch.float32),
+                nodes.new_empty((B, k), dtype=torch.bool), nodes.new_empty((B, k, F), dtype=torch.float32))
+
+    OPS += ["corrupt", "known_contains", "known_mask", "known_exclusion", "temporal_neighbors", "temporal_assemble"]

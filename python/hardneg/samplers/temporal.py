@@ -47,7 +47,8 @@ class TemporalSampler(Sampler):
     """
 
     def __init__(self, *, low: int | None = None, high: int | None = None, **kw):
-        kw.setdefault("side", "tail")
+        if kw.get("side") is None:  # the default: events replace their destination
+            kw["side"] = "tail"
         super().__init__(**kw)
         op = self._op
         if self.side != "tail":
@@ -58,8 +59,8 @@ class TemporalSampler(Sampler):
         self.high = None if high is None else V.integer(op, "high", high, minimum=self.low)
         if self.high is not None and self.num_entities is not None and self.high >= self.num_entities:
             raise ValueError(f"{op}: 'high' ({self.high}) must be < num_entities ({self.num_entities})")
-        if self.known is not None and (self.low != 0 or self.high != self.known.num_entities - 1):
-            raise ValueError(f"{op}: filtering by 'known' needs the full id range 0..{self.known.num_entities - 1} "
+        if self.known is not None and (self.low != 0 or self.high != self.known.num_destinations - 1):
+            raise ValueError(f"{op}: filtering by 'known' needs the full id range 0..{self.known.num_destinations - 1} "
                              f"(got low={self.low}, high={self.high})")
         self._times = None
 
@@ -120,7 +121,7 @@ class TemporalSampler(Sampler):
         ``known`` when given (exactly uniform over the admissible ids, :func:`hardneg.ops.corrupt`)."""
         B, dev = P.shape[0], P.device
         if self.known is not None:
-            neg, ok = corrupt(P, n, self.known.num_entities, side="tail", known=self.known, generator=generator)
+            neg, ok = corrupt(P, n, self.known.num_destinations, side="tail", known=self.known, generator=generator)
             out = from_corrupt(P, neg, ok, "tail")
             return out.ids, out.valid
         N = self.num_candidates
