@@ -67,6 +67,9 @@ def test_wheel_in_a_clean_venv_with_only_the_base_dependencies(tmp_path):
     subprocess.run([str(py), "-m", "pip", "check"], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HARDNEG_SHARED")}
     env["HARDNEG_RUNS"] = str(tmp_path / "runs")
+    for var in ("HARDNEG_DATA", "HARDNEG_DATASETS"):  # a user's machine: no benchmark folder, an empty cache
+        (tmp_path / var).mkdir()
+        env[var] = str(tmp_path / var)
     hn = str(venv / "bin" / "hardneg")
     out = subprocess.run([hn, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert out.returncode == 0 and "train" in out.stdout, out.stderr
