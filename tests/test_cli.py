@@ -176,3 +176,21 @@ def test_another_sampler_drops_the_recipes_sampler_options():
     assert d["sampler_options"] == {"pool_size": 8}
     d, _ = cli.config_from_args(parser.parse_args(["train", "--config", "umls"]), log=said.append)
     assert d["sampler_options"] == {"pool_size": 64}
+
+
+def test_compare_takes_samplers_only(capsys):
+    from hardneg import cli
+
+    assert cli.main(["compare", "--sampler", "score"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--samplers a,b" in err and "--sampler score" in err and "\n" not in err
+
+
+def test_bare_compare_uses_the_main_job_recipe(monkeypatch, capsys):
+    from hardneg import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_compare", lambda d, names, seeds, *a: seen.update(d=d, names=names, seeds=seeds))
+    assert cli.main(["compare", "--no-progress"]) == 0
+    assert seen["d"]["dataset"] == "umls" and seen["d"]["model"] == "complex" and seen["names"] == ["uniform", "topk"]
+    assert "main job's recipe 'umls'" in capsys.readouterr().out

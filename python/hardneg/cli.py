@@ -289,6 +289,12 @@ def main_job(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    if getattr(args, "sampler", None) is not None:
+        raise UserError(f"compare runs every sampler of --samplers a,b (got --sampler {args.sampler}; "
+                        f"'hardneg train --sampler {args.sampler}' runs one)")
+    if args.config is None and args.dataset is None and args.task is None:
+        args.config = MAIN_JOB  # as 'hardneg train' with no dataset: the main job's recipe
+        print(f"[hardneg] no --config or --dataset: comparing on the main job's recipe {MAIN_JOB!r}", flush=True)
     d, extras = config_from_args(args)
     if extras.get("grid") and not args.samplers:
         return _grid(d, extras, args)
