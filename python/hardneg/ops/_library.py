@@ -297,7 +297,7 @@ def enclosing_subgraphs(indptr: Tensor, indices: Tensor, num_nodes: int, pairs: 
 def _(indptr, indices, num_nodes, pairs, num_hops=2, max_nodes_per_hop=0, seed=0, backend=None):
     ctx = torch.library.get_ctx()
     t, e = ctx.new_dynamic_size(), ctx.new_dynamic_size()  # nodes and entries depend on the graph
-    P = pairs.shape[0] if pairs.dim() == 2 and pairs.shape[1] == 2 else pairs.shape[-1]
+    P = pairs.shape[0]  # pairs are [P, 2] (the public function rejects anything else)
     i64 = dict(dtype=torch.int64)
     return (pairs.new_empty((t,), **i64), pairs.new_empty((P + 1,), **i64), pairs.new_empty((2, e), **i64),
             pairs.new_empty((P + 1,), **i64), pairs.new_empty((t,), **i64))

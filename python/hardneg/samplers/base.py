@@ -257,21 +257,15 @@ class Sampler:
                 raise TypeError(f"{op}: 'scorer' must implement query_vectors, candidate_vectors and metric "
                                 f"(missing {attr!r} on {type(scorer).__name__})")
         cand = scorer.candidate_vectors("tail")
-        if _sharded(cand):  # a row-sharded table (hardneg.distributed): check this rank's rows
-            if self.num_entities is not None and cand.num_rows != self.num_entities:
-                raise ValueError(f"{op}: the scorer has {cand.num_rows} candidates but num_entities is "
-                                 f"{self.num_entities}")
-            cand = cand.local
-            if cand.device != P.device:
-                raise ValueError(f"{op}: the scorer's vectors are on {cand.device} but 'positives' is on {P.device}")
-            V.finite(op, "scorer.candidate_vectors('tail')", cand.detach())
-            return
+        N = None
+        if _sharded(cand):  # a row-sharded table (hardneg.distributed): its size, and this rank's rows to check
+            N, cand = cand.num_rows, cand.local
         if not isinstance(cand, torch.Tensor) or cand.dim() != 2 or not cand.is_floating_point():
             raise TypeError(f"{op}: scorer.candidate_vectors('tail') must be a floating tensor [N, d] "
                             f"(got {V.describe(cand)})")
         if cand.device != P.device:
             raise ValueError(f"{op}: the scorer's vectors are on {cand.device} but 'positives' is on {P.device}")
-        N = cand.shape[0]
+        N = cand.shape[0] if N is None else N
         if self.num_entities is not None and N != self.num_entities:
             raise ValueError(f"{op}: the scorer has {N} candidates but num_entities is {self.num_entities}")
         V.finite(op, "scorer.candidate_vectors('tail')", cand.detach())  # NaN embeddings: an error, not a pick
