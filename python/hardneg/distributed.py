@@ -12,8 +12,10 @@ queries: every rank mines its own shard for all B queries). These are collective
 group must make them, in the same order. Communication per call is O(B·k·W) (one all-gather of each rank's
 [B, k] result); nothing of size N or B·N ever crosses the network.
 
-This is the *row-sharded table* for mining. Data-parallel training with a replicated model is in
-:mod:`hardneg.training` (``torchrun --nproc_per_node W -m hardneg train ...``).
+:class:`ShardedEmbedding` is the trainable form: a row-sharded ``nn.Module`` table whose lookups, gradients and
+mining work with per-rank batches (data-parallel training, ``entity_layout: sharded`` in the KG task). The
+replicated layout (DDP over a whole model) is in :mod:`hardneg.training.parallel` (``torchrun --nproc_per_node W
+-m hardneg train ...``).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from hardneg._random import seed_from
 from hardneg.metrics import pairwise
 from hardneg.ops import mining as _mining
 
-__all__ = ["ShardedCandidates", "topk_mine", "sample_by_score", "require_group"]
+__all__ = ["ShardedCandidates", "ShardedEmbedding", "topk_mine", "sample_by_score", "require_group",
+           "sharded_embeddings"]
 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: a large odd 63-bit constant; rank r samples its shard with seed (s + r·_MIX) mod 2^63
@@ -88,6 +91,10 @@ class ShardedCandidates:
         if hi - lo != c.shape[0]:
             raise ValueError(f"{op}: 'local_rows' must have hi - lo = {hi - lo} rows (got {V.describe(c)})")
         self.local, self.lo, self.hi, self.num_rows, self.group = c, lo, hi, num_rows, group
+        #: False: the queries are the same on every rank (the ops' contract). True: each rank brings its own
+        #: queries (data-parallel training over a :class:`ShardedEmbedding`); they are all-gathered and mined
+        #: together, and each rank gets the results of its own.
+        self.per_rank_queries = False
         self.rank, self.world_size = dist.get_rank(group), dist.get_world_size(group)
         mine = torch.tensor([lo, hi, num_rows, c.shape[1], _DTYPES.index(c.dtype)], dtype=torch.int64)
         info = _all_gather(mine.to(self._comm_device()), group).cpu().tolist()
@@ -183,15 +190,189 @@ class ShardedCandidates:
         dist.all_reduce(out, group=self.group)
         return out
 
+    def all_reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """The sum of ``x`` over the ranks (collective; a new tensor on ``x``'s device)."""
+        buf = x.to(self._comm_device(), copy=True)
+        dist.all_reduce(buf, group=self.group)
+        return buf.to(x.device)
+
     def __repr__(self) -> str:
         return (f"ShardedCandidates(N={self.num_rows}, d={self.local.shape[1]}, rank {self.rank}/{self.world_size} "
                 f"holds [{self.lo}, {self.hi}), dtype={self.dtype}, device={self.device})")
+
+
+# ------------------------------------------------------------------------------------- the trainable layout
+
+
+class ShardedRows(ShardedCandidates):
+    """The candidate-table view of a :class:`ShardedEmbedding` (its ``weight``): mining sees this rank's rows
+    (detached), queries are per rank, and ``rows[ids]`` is the embedding's differentiable lookup."""
+
+    def __getitem__(self, ids) -> torch.Tensor:
+        return self.owner.lookup(ids)
+
+
+class ShardedEmbedding(torch.nn.Module):
+    """A trainable [N, d] embedding table split by rows across the ranks of a process group (row-sharded layout).
+
+    Rank r of W holds rows [⌊rN/W⌋, ⌊(r+1)N/W⌋) as the parameter ``local``; nothing of size N·d exists on any
+    rank. Made for data-parallel training where each rank has its own batch:
+
+    * ``lookup(ids)`` (also ``emb(ids)`` and ``emb.weight[ids]``) is collective: the ranks all-gather the ids
+      they need, every rank fills the rows it owns of the union U, one all-reduce assembles them, and each rank
+      gets its own rows, differentiable. O(|U|·d) bytes per lookup, |U| ≤ Σ_r |ids_r|.
+    * ``weight`` is a :class:`ShardedCandidates` view (``per_rank_queries``): the hard samplers mine over it with
+      the sharded :func:`hardneg.ops.topk_mine` / :func:`hardneg.ops.sample_by_score`.
+    * after ``backward``, :meth:`reduce_gradients` (collective; the training engine calls it) all-reduces the
+      gradient of each lookup's rows, divides by W (DistributedDataParallel's averaging) and stores on ``local``
+      only the rows this rank owns: a sparse gradient (``sparse_grad=True``, for SGD / Adagrad / SparseAdam,
+      O(touched rows)) or a dense one of this rank's rows (Adam and the rest).
+
+    With a dense gradient, or with SGD / Adagrad without weight decay, training equals one process with the
+    whole table and the combined batch, within float tolerance (the sparse updates of rows a step did not touch
+    are exactly the dense ones: zero).
+
+    Limits (kept simple on purpose): every rank must make the same sequence of lookups (true of one training
+    step run by all ranks); the table is split evenly by id, not by load; each lookup is one all-gather of ids
+    plus one all-reduce of |U|·d values (no caching, no overlap with compute); rows are fetched in full
+    precision; gradient clipping over the sharded rows is not supported (each rank sees only its rows' norm).
+
+    Args:
+        num_rows: N. dim: d.
+        group: the process group (None: the default group).
+        sparse_grad: store sparse gradients on ``local`` (default True).
+        dtype, device: of ``local``.
+
+    Raises:
+        RuntimeError: no initialised process group.
+        ValueError / TypeError: a bad ``num_rows`` / ``dim``; ids out of [0, N) (:meth:`lookup`, on every rank).
+
+    Example (every rank, under ``torchrun``)::
+
+        emb = hardneg.distributed.ShardedEmbedding(10_000_000, 64)   # each rank allocates only its rows
+        torch.nn.init.normal_(emb.local, std=0.1)
+        loss = (emb(my_ids) * targets).sum(); loss.backward(); emb.reduce_gradients(); opt.step()
+    """
+
+    def __init__(self, num_rows: int, dim: int, *, group=None, sparse_grad: bool = True,
+                 dtype: torch.dtype = torch.float32, device=None):
+        super().__init__()
+        op = "ShardedEmbedding"
+        require_group(op, group)
+        num_rows = V.integer(op, "num_rows", num_rows, minimum=1)
+        dim = V.integer(op, "dim", dim, minimum=1)
+        if not isinstance(sparse_grad, bool):
+            raise TypeError(f"{op}: 'sparse_grad' must be a bool (got {V.describe(sparse_grad)})")
+        W, r = dist.get_world_size(group), dist.get_rank(group)
+        lo, hi = r * num_rows // W, (r + 1) * num_rows // W
+        self.local = torch.nn.Parameter(torch.zeros(hi - lo, dim, dtype=dtype, device=device))
+        self.num_rows, self.dim, self.lo, self.hi, self.group = num_rows, dim, lo, hi, group
+        self.sparse_grad = sparse_grad
+        self._table = ShardedCandidates(self.local.detach(), lo, hi, num_rows, group=group)  # checks d, dtype
+        self._pending: list = []
+
+    @classmethod
+    def from_full(cls, weight: torch.Tensor, *, group=None, sparse_grad: bool = True) -> "ShardedEmbedding":
+        """This rank's rows of a full [N, d] table that every rank holds identically (e.g. after a seeded
+        init): the sharded model then starts exactly where the single-process one does."""
+        w = V.floating("ShardedEmbedding.from_full", "weight", weight, 2, "[N, d]")
+        out = cls(w.shape[0], w.shape[1], group=group, sparse_grad=sparse_grad, dtype=w.dtype, device=w.device)
+        with torch.no_grad():
+            out.local.copy_(w[out.lo : out.hi])
+        return out
+
+    # ------------------------------------------------------------------ views
+    @property
+    def world_size(self) -> int:
+        return dist.get_world_size(self.group)
+
+    @property
+    def weight(self) -> ShardedRows:
+        """The table as a :class:`ShardedCandidates` (this rank's rows, detached; no communication)."""
+        out = object.__new__(ShardedRows)
+        out.__dict__.update(self._table.__dict__)
+        out.local, out.per_rank_queries, out.owner = self.local.detach(), True, self
+        return out
+
+    def _comm(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(self._table._comm_device())
+
+    # ------------------------------------------------------------------ lookup and gradients
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """Rows at global ``ids`` (any shape, per rank), [*ids.shape, d]. Collective (see the class)."""
+        op = "ShardedEmbedding.lookup"
+        require_group(op, self.group)
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in V.INDEX_DTYPES:
+            raise TypeError(f"{op}: 'ids' must be an integer tensor of global row ids (got {V.describe(ids)})")
+        dev, W = self.local.device, self.world_size
+        flat = ids.to(device=dev, dtype=torch.int64).reshape(-1).contiguous()
+        mine = torch.unique(flat)
+        counts = _all_gather(self._comm(torch.tensor([mine.numel()], dtype=torch.int64)), self.group).flatten()
+        counts = counts.cpu().tolist()
+        buf = torch.zeros(max(1, max(counts)), dtype=torch.int64, device=dev)
+        buf[: mine.numel()] = mine
+        every = _all_gather(self._comm(buf), self.group).to(dev)
+        union = torch.cat([every[r, : counts[r]] for r in range(W)])
+        if union.numel():  # the same check on every rank, so a bad id raises everywhere instead of a hang
+            lo_id, hi_id = torch.stack(torch.aminmax(union)).tolist()
+            if lo_id < 0 or hi_id >= self.num_rows:
+                bad = [r for r in range(W) if counts[r] and (int(every[r, : counts[r]].min()) < 0
+                                                              or int(every[r, : counts[r]].max()) >= self.num_rows)]
+                raise ValueError(f"{op}: 'ids' must be row ids in [0, {self.num_rows}) (got min {lo_id}, max {hi_id}; "
+                                 f"from rank(s) {bad})")
+        U = torch.unique(union)
+        with torch.no_grad():
+            rows = ShardedCandidates.__getitem__(self.weight, U)  # [|U|, d]: owners fill, one all-reduce
+        if torch.is_grad_enabled() and self.local.requires_grad:
+            rows.requires_grad_(True)
+            self._pending.append((U, rows))
+        return rows[torch.searchsorted(U, flat)].reshape(*ids.shape, self.dim)
+
+    forward = lookup
+
+    def reduce_gradients(self) -> None:
+        """Collective, after ``backward``: the summed gradient of every lookup since the last call, averaged over
+        the W ranks, lands on ``local`` (sparse or dense, added to what is there). A no-op without lookups."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        W, idx, val = self.world_size, [], []
+        for U, rows in pending:
+            g = rows.grad if rows.grad is not None else torch.zeros_like(rows)
+            g = self._table.all_reduce(g.detach()) / W
+            own = (U >= self.lo) & (U < self.hi)
+            idx.append(U[own] - self.lo)
+            val.append(g[own])
+        grad = torch.sparse_coo_tensor(torch.cat(idx)[None], torch.cat(val), self.local.shape,
+                                       check_invariants=False).coalesce()  # ids in range by construction
+        if not self.sparse_grad:
+            grad = grad.to_dense()
+        if self.local.grad is not None:
+            grad = self.local.grad + grad
+            grad = grad.coalesce() if grad.is_sparse else grad
+        self.local.grad = grad
+
+    def full(self) -> torch.Tensor:
+        """The whole [N, d] table on every rank (collective; O(N·d) memory and bytes: for export and tests)."""
+        with torch.no_grad():
+            return ShardedCandidates.__getitem__(self.weight, torch.arange(self.num_rows, device=self.local.device))
+
+    def extra_repr(self) -> str:
+        return f"N={self.num_rows}, d={self.dim}, rows [{self.lo}, {self.hi}) of {self.world_size} ranks"
+
+
+def sharded_embeddings(module: torch.nn.Module) -> list:
+    """``[(name, ShardedEmbedding)]`` inside ``module`` (the engine reduces their gradients after each backward
+    and keeps them out of DistributedDataParallel)."""
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, ShardedEmbedding)]
 
 
 # ----------------------------------------------------------------------------------------------------- ops
 
 
 def _prepare(op, query, sharded: ShardedCandidates, exclude):
+    """(queries, this rank's slice of the exclusions as local ids, rows): ``rows`` is None for replicated queries,
+    or the slice of this rank's own queries in the stack of every rank's (a table with ``per_rank_queries``)."""
     require_group(op, sharded.group)
     q = V.floating(op, "query", query, 2, "[B, d]")
     V.same_device(op, ("query", "candidates"), q, sharded.local)
@@ -203,7 +384,43 @@ def _prepare(op, query, sharded: ShardedCandidates, exclude):
     ex = None
     if exclude is not None:  # global ids, checked against the global N
         ex = V.csr(op, "exclude", exclude, q.shape[0], sharded.num_rows, q.device)
-    return q, _local_exclusion(ex, sharded.lo, sharded.hi)
+    rows = None
+    if sharded.per_rank_queries:
+        q, ex, rows = _stack_ranks(op, q, ex, sharded)
+    return q, _local_exclusion(ex, sharded.lo, sharded.hi), rows
+
+
+def _stack_ranks(op, q, ex, sc: ShardedCandidates):
+    """Every rank's queries (and exclusion rows) stacked in rank order, and the slice of this rank's own rows.
+
+    Data-parallel training mines with per-rank queries (each rank its own positives): the queries and their
+    exclusions are all-gathered (O(B·(d + excluded)·W) bytes), mined as one replicated batch, and each rank
+    keeps its rows."""
+    B, d = q.shape
+    nnz = int(ex[1].numel()) if ex is not None else 0
+    meta = _gather(torch.tensor([B, nnz, int(ex is not None)], dtype=torch.int64, device=q.device), sc).cpu()
+    if int(meta[:, 2].min()) != int(meta[:, 2].max()):
+        raise ValueError(f"{op}: 'exclude' must be given on every rank or on none (per-rank queries; got "
+                         f"{['given' if h else 'None' for h in meta[:, 2].tolist()]} by rank)")
+    sizes, counts = meta[:, 0].tolist(), meta[:, 1].tolist()
+    off = sum(sizes[: sc.rank])
+    pad = q.new_zeros(max(1, max(sizes)), d)
+    pad[:B] = q
+    allq = _gather(pad, sc)
+    Q = torch.cat([allq[r, : sizes[r]] for r in range(sc.world_size)])
+    EX = None
+    if ex is not None:
+        ptr, idx = ex
+        lens = torch.zeros(pad.shape[0], dtype=torch.int64, device=q.device)
+        lens[:B] = ptr.diff()
+        ids = torch.zeros(max(1, max(counts)), dtype=torch.int64, device=q.device)
+        ids[:nnz] = idx
+        L, I = _gather(lens, sc), _gather(ids, sc)
+        lens = torch.cat([L[r, : sizes[r]] for r in range(sc.world_size)])
+        new_ptr = torch.zeros(lens.numel() + 1, dtype=torch.int64, device=q.device)
+        new_ptr[1:] = lens.cumsum(0)
+        EX = (new_ptr, torch.cat([I[r, : counts[r]] for r in range(sc.world_size)]))
+    return Q, EX, slice(off, off + B)
 
 
 def _local_exclusion(ex, lo: int, hi: int):
@@ -241,7 +458,8 @@ def topk_mine(query: torch.Tensor, candidates: ShardedCandidates, k: int, *, met
     global-id order among equal scores).
 
     Communication: one all-gather of W × B·k (float32 score + int64 id) = 12·B·k·W bytes received per rank,
-    i.e. O(B·k·W). Collective: every rank calls it with the same query, k, metric and exclude.
+    i.e. O(B·k·W). Collective: every rank calls it with the same query, k, metric and exclude (or, on a table
+    with ``per_rank_queries``, each rank its own queries, all-gathered first: O(B·(d + k)·W)).
 
     Raises:
         RuntimeError: no initialised process group.
@@ -249,17 +467,21 @@ def topk_mine(query: torch.Tensor, candidates: ShardedCandidates, k: int, *, met
     """
     op = "topk_mine"
     k = V.integer(op, "k", k, minimum=1)
-    q, ex = _prepare(op, query, candidates, exclude)
+    q, ex, rows = _prepare(op, query, candidates, exclude)
     s, i = _mining.topk_mine(q, candidates.local, k, metric=metric, exclude=ex, backend=backend)
     S = _gather(s, candidates)                                   # [W, B, k]
     I = _gather(_to_global(i, candidates.lo), candidates)
     B = q.shape[0]
-    S = S.permute(1, 0, 2).reshape(B, -1)                        # rank order = global-id order among ties
-    I = I.permute(1, 0, 2).reshape(B, -1)
+    width = S.shape[0] * S.shape[2]
+    S = S.permute(1, 0, 2).reshape(B, width)                     # rank order = global-id order among ties
+    I = I.permute(1, 0, 2).reshape(B, width)
     S, order = torch.sort(S, dim=1, descending=True, stable=True)
     I = I.gather(1, order)
     pad, order = torch.sort((I < 0).to(torch.int8), dim=1, stable=True)  # padding last, keeping the rest
-    return S.gather(1, order)[:, :k].contiguous(), I.gather(1, order)[:, :k].contiguous()
+    S, I = S.gather(1, order)[:, :k], I.gather(1, order)[:, :k]
+    if rows is not None:
+        S, I = S[rows], I[rows]
+    return S.contiguous(), I.contiguous()
 
 
 def _log_weight(scores: torch.Tensor, weighting: str, temperature: float) -> torch.Tensor:
@@ -293,7 +515,8 @@ def sample_by_score(query: torch.Tensor, candidates: ShardedCandidates, num_samp
     same result on every rank and in every run.
 
     Communication: one all-gather of W × (16·B·n + 8·B + 8) bytes, O(B·n·W). Collective: every rank calls
-    it with the same query, n, options and exclude.
+    it with the same query, n, options and exclude (or, with ``per_rank_queries``, each rank its own queries:
+    they are all-gathered first, and each rank gets the draws of its own rows).
 
     Raises:
         RuntimeError: no initialised process group.
@@ -307,7 +530,7 @@ def sample_by_score(query: torch.Tensor, candidates: ShardedCandidates, num_samp
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
-    q, ex = _prepare(op, query, candidates, exclude)
+    q, ex, rows = _prepare(op, query, candidates, exclude)
     sc, W, B = candidates, candidates.world_size, q.shape[0]
     seed = seed_from(generator)
     local_gen = torch.Generator().manual_seed((seed + sc.rank * _MIX) % 2**63)
@@ -326,7 +549,10 @@ def sample_by_score(query: torch.Tensor, candidates: ShardedCandidates, num_samp
     LP = allp[:, B * n : 2 * B * n].to(torch.int32).view(torch.float32).view(W, B, n)
     LZ = allp[:, 2 * B * n : 2 * B * n + B].contiguous().view(torch.float64)  # [W, B]
     merge_gen = torch.Generator().manual_seed(int(allp[0, -1]))
-    return _merge_samples(I, LP, LZ, replacement, merge_gen)
+    out_ids, out_lp = _merge_samples(I, LP, LZ, replacement, merge_gen)
+    if rows is not None:
+        return out_ids[rows].contiguous(), out_lp[rows].contiguous()
+    return out_ids, out_lp
 
 
 def _pick(mass: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

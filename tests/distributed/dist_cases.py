@@ -265,6 +265,94 @@ def kg_sharded_evaluation(rank, world, kg):
     assert res["world_size"] == world
 
 
+# ----------------------------------------------------------------------------- the row-sharded layout
+def sharded_embedding(rank, world):
+    """ShardedEmbedding: per-rank lookups, the reduced gradient, per-rank mining, and its bad inputs."""
+    import pytest
+
+    from hardneg.distributed import ShardedEmbedding
+
+    g = torch.Generator().manual_seed(7)
+    full = torch.randn(11, 5, generator=g)            # 11 rows: rank 0 holds [0, 5), rank 1 [5, 11)
+    ids = [torch.tensor([[0, 10, 4], [4, 4, 6]]), torch.tensor([5, 1, 1])]  # each rank its own, crossing shards
+    w = [torch.randn(*i.shape, 5, generator=g) for i in ids]
+    for sparse in (True, False):
+        emb = ShardedEmbedding.from_full(full, sparse_grad=sparse)
+        assert (emb.lo, emb.hi) == ((0, 5), (5, 11))[rank] and emb.local.shape == (emb.hi - emb.lo, 5)
+        out = emb(ids[rank])
+        assert torch.equal(out, full[ids[rank]])
+        (out * w[rank]).sum().backward()
+        emb.reduce_gradients()
+        ref = full.clone().requires_grad_(True)       # one process: the mean over ranks of each rank's loss
+        (sum((ref[i] * x).sum() for i, x in zip(ids, w)) / world).backward()
+        got = emb.local.grad
+        assert got.is_sparse == sparse
+        torch.testing.assert_close(got.to_dense(), ref.grad[emb.lo : emb.hi])
+        assert torch.equal(emb.full(), full) and torch.equal(emb.weight[torch.tensor([10, 0])], full[[10, 0]])
+    emb.reduce_gradients()                             # (the weight[...] lookup above was recorded: grad on)
+    assert emb._pending == []
+    with torch.no_grad():                              # lookups without grad leave nothing to reduce
+        emb(torch.tensor([3]))
+    assert emb._pending == []
+    empty = emb(torch.zeros(0, dtype=torch.int64))     # a rank with nothing to look up still takes part
+    assert empty.shape == (0, 5)
+    emb.reduce_gradients()
+    # per-rank queries: each rank mines its own queries over the sharded table
+    q = torch.randn(3 + rank, 5, generator=torch.Generator().manual_seed(rank))
+    ex = (torch.tensor([0, 2, 2, 3] + [3] * rank), torch.tensor([10, 0, 6]))
+    for e in (None, ex):
+        want = hardneg.ops.topk_mine(q, full, 4, exclude=e)
+        got = hardneg.ops.topk_mine(q, emb.weight, 4, exclude=e)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        ids_, lp = hardneg.ops.sample_by_score(q, emb.weight, 3, exclude=e, generator=torch.Generator().manual_seed(1))
+        assert ids_.shape == (q.shape[0], 3) and bool((ids_ >= 0).all()) and bool(torch.isfinite(lp).all())
+        if e is not None:
+            assert not bool((ids_[0] == 10).any() | (ids_[0] == 0).any())
+    with pytest.raises(ValueError, match=r"'ids' must be row ids in \[0, 11\) \(got min -1, max 10; from rank\(s\) \[1\]\)"):
+        emb(torch.tensor([10]) if rank == 0 else torch.tensor([-1]))  # raised on every rank, not a hang
+    with pytest.raises(TypeError, match="'ids' must be an integer tensor"):
+        emb(torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="'exclude' must be given on every rank or on none"):
+        hardneg.ops.topk_mine(q, emb.weight, 2, exclude=ex if rank else None)
+
+
+SHARDED_KG = {"task": "kg", "dataset": "tiny", "model": "distmult", "dim": 6, "epochs": 1, "batch_size": 8,
+              "sampler": "topk", "num_negatives": 4, "sampler_options": {"pool_size": 4, "side": "tail"}, "eval_every": 1,
+              "regularizer": "n3", "reg_weight": 0.01, "seed": 3, "lr": 0.05}
+
+
+def kg_sharded_training(rank, world, out_dir, kg, overrides):
+    """KG training with the row-sharded entity table; rank 0 saves the whole trained table and the results
+    (compared in the test with one process holding the whole table). One epoch: a single process draws its
+    negatives from the batch generator, so later epochs' batch orders differ from a data-parallel run's."""
+    cfg = TrainConfig.from_dict({**SHARDED_KG, "entity_layout": "sharded", **overrides})
+    tr = Trainer(cfg, data=kg, progress=False, log=None)
+    assert tr.model.sharded and tr.model.entity.local.shape[0] == (15, 15)[rank]
+    res = tr.run(output=os.path.join(out_dir, "run"))
+    table = tr.model.entity.full()
+    if rank == 0:
+        torch.save({"entity": table, "relation": tr.model.relation.weight.detach().clone(),
+                    "history": [h["loss"] for h in res["history"]], "valid": res["valid"], "test": res["test"]},
+                   os.path.join(out_dir, "rank0.pt"))
+
+
+def kg_sharded_resume(rank, world, out_dir, kg):
+    """A sharded run checkpointed after 1 epoch and resumed to 2 equals an uninterrupted 2-epoch sharded run."""
+    base = {**SHARDED_KG, "entity_layout": "sharded", "optimizer": "adagrad", "checkpoint_every": 1, "epochs": 2,
+            "sampler": "score", "sampler_options": {}}
+    ck = os.path.join(out_dir, "ck")
+    Trainer(TrainConfig.from_dict({**base, "epochs": 1, "checkpoint_dir": ck}), data=kg, progress=False,
+            log=None).run()
+    dist.barrier()
+    tr = Trainer(TrainConfig.from_dict({**base, "checkpoint_dir": ck}), data=kg, progress=False, log=None)
+    tr.run(resume=True)
+    full = Trainer(TrainConfig.from_dict({**base, "checkpoint_dir": os.path.join(out_dir, "ck2")}), data=kg,
+                   progress=False, log=None)
+    full.run()
+    for a, b in zip(tr.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 def all_cases(out_dir: str) -> list:
     """(name, fn, args) of every case, run in order by :func:`run_cases` (one spawn for the whole suite: each
     spawn costs seconds of imports)."""
@@ -285,6 +373,11 @@ def all_cases(out_dir: str) -> list:
         ("ckpt", ddp_training, (sub("ckpt"), {"epochs": 1, "checkpoint_dir": os.path.join(out_dir, "ckpt", "ck"),
                                               "checkpoint_every": 1})),
         ("kg", kg_sharded_evaluation, (tiny_kg(),)),
+        ("embedding", sharded_embedding, ()),
+        ("kg_sharded_adagrad", kg_sharded_training, (sub("kg_sharded_adagrad"), tiny_kg(), {"optimizer": "adagrad"})),
+        ("kg_sharded_adam", kg_sharded_training, (sub("kg_sharded_adam"), tiny_kg(),
+                                                  {"optimizer": "adam", "model": "transe", "lr": 0.01})),
+        ("kg_sharded_resume", kg_sharded_resume, (sub("kg_sharded_resume"), tiny_kg())),
         ("bad", bad_inputs, ()),  # last: it destroys the process group
     ]
 

@@ -93,3 +93,55 @@ def test_kg_sharded_evaluation_equals_single_process(case):
 def test_non_tensor_batches_need_shard_batch():
     with pytest.raises(NotImplementedError, match="define shard_batch"):
         Task(None, device=torch.device("cpu")).shard_batch([1, 2], 0, 2)
+
+
+# ----------------------------------------------------------------------------- the row-sharded layout
+def test_sharded_embedding_lookups_gradients_and_per_rank_mining(case):
+    case("embedding")  # also: bad ids raise on every rank, a rank with no ids takes part, exclude on one rank
+
+
+@pytest.mark.parametrize("name,over", [("kg_sharded_adagrad", {"optimizer": "adagrad"}),
+                                       ("kg_sharded_adam", {"optimizer": "adam", "model": "transe", "lr": 0.01})])
+def test_sharded_kg_training_equals_one_process_with_the_whole_table(case, name, over):
+    """2 ranks × their rows of the entity table (sparse Adagrad / dense Adam on the owning rank, hard negatives
+    mined over the shards, n3 regularisation, collective evaluation) = one process, whole table, same batches."""
+    from kg.test_training import tiny_kg
+
+    got = torch.load(case(name) / "rank0.pt")
+    cfg = TrainConfig.from_dict({**dist_cases.SHARDED_KG, **over})
+    one = Trainer(cfg, data=tiny_kg(), progress=False, log=None)
+    res = one.run()
+    torch.testing.assert_close(got["entity"], one.model.entity.weight.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got["relation"], one.model.relation.weight.detach(), rtol=1e-4, atol=1e-5)
+    assert got["history"] == pytest.approx([h["loss"] for h in res["history"]], rel=1e-4)
+    for split in ("valid", "test"):
+        assert got[split]["mrr"] == pytest.approx(res[split]["mrr"], rel=1e-6)
+        assert got[split]["count"] == res[split]["count"]
+    from hardneg.training.export import FILE
+
+    saved = torch.load(case(name) / "run" / FILE)  # rank 0 wrote the whole table, gathered from both ranks
+    torch.testing.assert_close(saved["entity"]["weight"], got["entity"])
+
+
+def test_sharded_kg_resume_continues_exactly(case):
+    case("kg_sharded_resume")
+
+
+def test_sharded_layout_errors():
+    from kg.test_training import tiny_kg
+
+    base = {**dist_cases.SHARDED_KG, "entity_layout": "sharded"}
+    with pytest.raises(ValueError, match="needs a data-parallel run"):
+        Trainer(TrainConfig.from_dict(base), data=tiny_kg(), progress=False, log=None)
+    for over, why in (({"training_mode": "1vsall"}, "training_mode must be 'slcwa'"),
+                      ({"encoder": "rgcn"}, "an encoder needs the whole entity table"),
+                      ({"grad_clip": 1.0}, "grad_clip"),
+                      ({"sampler": "kbgan", "sampler_options": {}}, "the trainable sampler 'kbgan'")):
+        with pytest.raises(ValueError, match=f"entity_layout='sharded' does not work here: {why}"):
+            TrainConfig.from_dict({**base, **over}).validate()
+    with pytest.raises(ValueError, match="'entity_layout' must be one of"):
+        TrainConfig.from_dict({**base, "entity_layout": "rows"}).validate()
+    from hardneg.distributed import ShardedEmbedding
+
+    with pytest.raises(RuntimeError, match="no torch.distributed process group is initialised"):
+        ShardedEmbedding(10, 4)

@@ -347,8 +347,16 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
     return ids, valid
 
 
-def side_groups(P: torch.Tensor, row_side: torch.Tensor | None) -> list[tuple[str, int, torch.Tensor]]:
-    """[(side name, column, row indices)] for the rows of each side."""
+def per_rank_table(scorer) -> bool:
+    """True when the scorer's candidates are a row-sharded training table with per-rank queries (its mining
+    calls are collective, so each rank makes them for every side, even with no rows)."""
+    return scorer is not None and bool(getattr(scorer.candidate_vectors("tail"), "per_rank_queries", False))
+
+
+def side_groups(P: torch.Tensor, row_side: torch.Tensor | None, *,
+                collective: bool = False) -> list[tuple[str, int, torch.Tensor]]:
+    """[(side name, column, row indices)] for the rows of each side; ``collective``: keep a side with no rows
+    (every rank of a sharded table must make the same mining calls)."""
     B, dev = P.shape[0], P.device
     tailc = P.shape[1] - 1
     if row_side is None:
@@ -356,6 +364,6 @@ def side_groups(P: torch.Tensor, row_side: torch.Tensor | None) -> list[tuple[st
     out = []
     for side, col in (("tail", tailc), ("head", 0)):
         rows = (row_side == col).nonzero().flatten()
-        if rows.numel():
+        if rows.numel() or collective:
             out.append((side, col, rows))
     return out

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 import torch
 
 from .checkpoint import CheckpointError, CheckpointStore
+from ..distributed import sharded_embeddings
 from .config import TrainConfig
 from .export import save_embeddings
 from .parallel import DataParallel
@@ -121,6 +122,8 @@ class Trainer:
         task_cls = get_task(cfg.task)
         self.task = task_cls(cfg, data=data if data is not None else kg, device=self.device)
         self.model = self.task.model
+        #: row-sharded tables (hardneg.distributed.ShardedEmbedding): their gradients are reduced after backward
+        self.sharded = [m for _, m in sharded_embeddings(self.model)]
         self.opt = build_optimizer(cfg, self.task.param_groups())
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.step_gen, self.ddp = self.gen, None  # data-parallel: the batches stay shared, the negatives per rank
@@ -152,8 +155,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _rank_state(self) -> dict:
-        return {"generator": self.step_gen.get_state(), "torch_rng": torch.get_rng_state(),
-                "task": self.task.state_dict()}
+        out = {"generator": self.step_gen.get_state(), "torch_rng": torch.get_rng_state(),
+               "task": self.task.state_dict()}
+        if self.sharded:  # each rank's rows of the model (and of its best state) are its own
+            out.update(model=self.model.state_dict(), optimizer=self.opt.state_dict(), best_state=self.best["state"])
+        return out
 
     def save_checkpoint(self) -> str | None:
         """Write a checkpoint (collective in a data-parallel run: every rank's generators and task state are
@@ -180,6 +186,10 @@ class Trainer:
         if state.get("world_size", 1) != world:
             raise CheckpointError(f"resume: checkpoint {path!r} was written by {state.get('world_size', 1)} "
                                   f"process(es); this run has {world} (resume with the same number of ranks)")
+        if self.sharded and self.dp is not None:  # the model and optimiser state of this rank's rows
+            mine = state["ranks"][self.dp.rank]
+            state["model"], state["best"]["state"] = mine["model"], mine["best_state"]
+            state["optimizer"] = mine["optimizer"]
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.task.load_state_dict(state["task"])
@@ -216,6 +226,8 @@ class Trainer:
                     scaled = loss * scale
                 opt.zero_grad(set_to_none=True)
                 scaled.backward()
+                for table in self.sharded:  # collective: each rank keeps the averaged gradient of its own rows
+                    table.reduce_gradients()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 opt.step()
@@ -308,9 +320,10 @@ class Trainer:
             "world_size": self.dp.world_size if self.dp is not None else 1,
             "history": self.history,
         }
+        exported = task.export() if output and (self.is_main or self.sharded) else None  # sharded: collective
         if output and self.is_main:
             folder = os.path.dirname(os.path.abspath(output_paths(output)[0]))
-            emb = save_embeddings(task.export(), folder)
+            emb = save_embeddings(exported, folder)
             result["files"] = write_results(result, output, extra={"embeddings": emb} if emb else None)
         return result
 

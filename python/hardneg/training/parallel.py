@@ -15,8 +15,12 @@ on every rank); otherwise rank 0 evaluates and broadcasts the metrics. Only rank
 and results; a checkpoint holds every rank's generators and task state, and a resumed run must use the same
 number of ranks.
 
-Limits: the table is replicated (each rank holds the whole model; for mining over a table too large for one
-device see :mod:`hardneg.distributed`). State a task keeps outside the model (sampler caches, a trainable
+The KG task's ``entity_layout: sharded`` is the second layout: each rank keeps only its rows of the entity table
+(:class:`hardneg.distributed.ShardedEmbedding`, kept out of DDP), looks rows up collectively, mines over the
+sharded table, reduces the table's gradients itself after ``backward`` (sparse on the owning rank) and evaluates
+the whole split together with the other ranks; its limits are in ``ShardedEmbedding``'s docstring.
+
+Limits: in the replicated layout each rank holds the whole model. State a task keeps outside the model (sampler caches, a trainable
 sampler's own parameters) is per rank and not synchronised.
 """
 from __future__ import annotations
@@ -25,6 +29,8 @@ import os
 
 import torch
 import torch.distributed as dist
+
+from ..distributed import sharded_embeddings
 
 WORLD_ENV = "WORLD_SIZE"
 
@@ -62,6 +68,9 @@ class DataParallel:
         directly; the DDP forward is the step)."""
         step = _Step(task)
         ids = [self.device.index] if self.device.type == "cuda" else None
+        sharded = [f"model.{n}.local" for n, _ in sharded_embeddings(task.model)]
+        if sharded:  # row-sharded tables are not replicas: DDP must neither broadcast nor all-reduce them
+            torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step, sharded)
         return torch.nn.parallel.DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)
 
     def shard(self, task, batch, size_of):
@@ -79,6 +88,8 @@ class DataParallel:
 
     # ------------------------------------------------------------------ evaluation and state
     def evaluate(self, task, split: str) -> dict:
+        if task.collective_evaluation:
+            return task.evaluate(split)
         part = task.evaluate_shard(split, self.rank, self.world_size)
         if part is not None:
             parts = [None] * self.world_size

@@ -146,6 +146,10 @@ class Task:
         """Metrics on ``split`` (``"valid"`` or ``"test"``), including ``primary_metric``."""
         raise NotImplementedError
 
+    #: True when :meth:`evaluate` is itself collective (a row-sharded table): every rank of a data-parallel run
+    #: calls it on the whole split and gets the same dict.
+    collective_evaluation = False
+
     def evaluate_shard(self, split: str, rank: int, world_size: int):
         """This rank's part of a sharded evaluation (any picklable object), or None (the default: rank 0
         evaluates the whole split and broadcasts). :meth:`merge_shards` turns the parts into :meth:`evaluate`'s

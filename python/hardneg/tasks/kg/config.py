@@ -9,6 +9,7 @@ UNSEEN = ("keep", "drop")
 ENCODERS = (None, "rgcn")
 ENCODER_OPTIONS = ("num_layers", "num_bases", "dropout")
 MODES = ("slcwa", "1vsall", "kvsall")
+LAYOUTS = ("replicated", "sharded")
 
 
 @dataclass
@@ -31,6 +32,9 @@ class KGConfig(TrainConfig):
                                       "entities; kvsall: BCE over all entities per (h, r) (full-scoring reference "
                                       "points, no sampler)")
     label_smoothing: float = opt(0.0, "label smoothing of the 1vsall / kvsall losses")
+    entity_layout: str = opt("replicated", "replicated: every rank holds the whole entity table (DDP); sharded: "
+                                           "each rank of a torchrun run holds a slice of its rows (sLCWA, no "
+                                           "encoder, no grad_clip; hardneg.distributed.ShardedEmbedding)")
 
     def validate(self) -> "KGConfig":
         super().validate()
@@ -70,6 +74,16 @@ class KGConfig(TrainConfig):
         if self.reciprocal and side not in (None, "tail"):
             raise ValueError(f"{op}: with reciprocal relations only tails are corrupted (head queries are tail "
                              f"queries of the inverse); sampler_options side={side!r} cannot take effect")
+        V.choice(op, "entity_layout", self.entity_layout, LAYOUTS)
+        if self.entity_layout == "sharded":
+            why = ("training_mode must be 'slcwa' (1vsall / kvsall score every entity in one matrix)"
+                   if self.training_mode != "slcwa" else
+                   "an encoder needs the whole entity table" if self.encoder is not None else
+                   "grad_clip would clip each rank's rows by their own norm" if self.grad_clip else
+                   f"the trainable sampler {self.sampler!r} keeps its own tables" if self.sampler in ("dans", "kbgan")
+                   else None)
+            if why:
+                raise ValueError(f"{op}: entity_layout='sharded' does not work here: {why}")
         if not isinstance(self.filtered_sampling, bool):
             raise TypeError(f"{op}: 'filtered_sampling' must be a bool (got {V.describe(self.filtered_sampling)})")
         return self

@@ -15,6 +15,7 @@ import torch
 
 from ... import _validate as V
 from ...known import KnownSet
+from ...ops.mining import _sharded
 from ...samplers.scorers import pairwise
 
 TIES = ("optimistic", "pessimistic", "realistic")
@@ -46,22 +47,31 @@ def ranks(scorer, triples, filter_known: KnownSet | None, *, side="tail", batch_
     batch_size = V.integer(op, "batch_size", batch_size, minimum=1)
     C = scorer.candidate_vectors(side)
     triples = _check_triples(op, scorer, triples, filter_known, C.shape[0])
-    V.finite(op, f"scorer.candidate_vectors({side!r})", C)
+    sharded = _sharded(C)  # a row-sharded table: every rank ranks the same triples against its own rows
+    rows, lo = (C.local, C.lo) if sharded else (C, 0)
+    V.finite(op, f"scorer.candidate_vectors({side!r})", rows)
     M = triples.shape[0]
     out = torch.empty(M, dtype=torch.float64)
     for s in range(0, M, batch_size):
-        tr = triples[s : s + batch_size].to(C.device)
+        tr = triples[s : s + batch_size].to(rows.device)
         anchor, target = (tr[:, :2], tr[:, 2]) if side == "tail" else (tr[:, 1:], tr[:, 0])
-        sc = all_scores(scorer.query_vectors(anchor, side), C, scorer.metric).float()
+        sc = all_scores(scorer.query_vectors(anchor, side), rows, scorer.metric).float()
         V.finite(op, "scores", sc)  # NaN scores would rank the true entity first (every comparison is False)
-        true = sc.gather(1, target[:, None])
+        here = (target >= lo) & (target < lo + sc.shape[1])  # the true entity is one of these columns
+        col = (target - lo).clamp(0, max(0, sc.shape[1] - 1))[:, None]
+        true = torch.where(here[:, None], sc.gather(1, col) if sc.shape[1] else sc.new_zeros(col.shape), 0.0)
+        if sharded:
+            true = C.all_reduce(true)  # exactly one rank holds it
         if filter_known is not None:
             ptr, idx = filter_known.exclusion(anchor.to(filter_known.device), side=side)
             row = torch.repeat_interleave(torch.arange(tr.shape[0], device=ptr.device), ptr.diff())
-            sc[row.to(sc.device), idx.to(sc.device)] = float("-inf")
-        sc.scatter_(1, target[:, None], float("-inf"))  # t itself never counts against itself
+            keep = (idx >= lo) & (idx < lo + sc.shape[1])
+            sc[row[keep].to(sc.device), (idx[keep] - lo).to(sc.device)] = float("-inf")
+        sc[here.nonzero()[:, 0], col[here, 0]] = float("-inf")  # t itself never counts against itself
         better = (sc > true).sum(1).double()
         equal = (sc == true).sum(1).double()
+        if sharded:
+            better, equal = C.all_reduce(torch.stack([better, equal])).unbind(0)
         opt = 1.0 + better
         pes = 1.0 + better + equal
         r = opt if tie == "optimistic" else pes if tie == "pessimistic" else 0.5 * (opt + pes)

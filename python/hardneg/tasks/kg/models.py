@@ -61,6 +61,29 @@ class KGModel(nn.Module, Scorer):
         nn.init.normal_(self.entity.weight, std=s)
         nn.init.normal_(self.relation.weight, std=s)
 
+    # ---------------------------------------------------------------- layout
+    def shard_entities(self, *, group=None, sparse_grad: bool = True) -> "KGModel":
+        """Switch to the row-sharded layout: keep only this rank's rows of the entity table
+        (:class:`hardneg.distributed.ShardedEmbedding`; collective, needs an initialised process group). Every
+        score, sampler and evaluation then works on the sharded table; an encoder cannot be used with it."""
+        from ...distributed import ShardedEmbedding
+
+        if self.encoder is not None:
+            raise ValueError(f"{type(self).__name__}.shard_entities: an encoder needs the whole entity table; the "
+                             f"row-sharded layout takes decoders only")
+        if not self.sharded:
+            self.entity = ShardedEmbedding.from_full(self.entity.weight.detach(), group=group, sparse_grad=sparse_grad)
+        return self
+
+    @property
+    def sharded(self) -> bool:
+        """True when the entity table is row-sharded across ranks (:meth:`shard_entities`)."""
+        return not isinstance(self.entity, nn.Embedding)
+
+    def owned_entity_rows(self) -> torch.Tensor:
+        """The entity rows this process stores (the whole table, or this rank's shard): for in-place constraints."""
+        return self.entity.local if self.sharded else self.entity.weight
+
     # ---------------------------------------------------------------- scorer protocol
     def entity_vectors(self) -> torch.Tensor:
         return self.entity.weight if self.encoder is None else self.encoder(self.entity.weight)
@@ -106,7 +129,7 @@ class KGModel(nn.Module, Scorer):
             qh = self.query_dropout(self.query_vectors(positives[:, 1:], "head", ent))
             is_tail = (negatives.side if negatives.side.dim() == 2 else negatives.side[:, None].expand_as(ids)) == 2
         vm = negatives.vector_mask
-        if ent.shape[0] <= 8 * ids.shape[1] and vm is None:
+        if ent.shape[0] <= 8 * ids.shape[1] and vm is None and not self.sharded:
             neg = score_matrix(qt, ent, self.metric).gather(1, ids)
             if qh is not None:
                 neg = torch.where(is_tail, neg, score_matrix(qh, ent, self.metric).gather(1, ids))
@@ -192,7 +215,7 @@ class TransE(KGModel):
     @torch.no_grad()
     def post_step(self):
         if self.normalize_entities:
-            w = self.entity.weight
+            w = self.owned_entity_rows()
             w.div_(w.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 

@@ -48,6 +48,13 @@ class KGTask(Task):
         if cfg.encoder == "rgcn":
             self.model.encoder = RGCN(kg.train, E, R, self.model.entity.weight.shape[1], **cfg.encoder_options)
         self.model.to(device)
+        if cfg.entity_layout == "sharded":
+            if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+                raise ValueError("TrainConfig: entity_layout='sharded' needs a data-parallel run (launch with "
+                                 "torchrun --nproc_per_node N -m hardneg train ...)")
+            # sparse row gradients where the optimiser takes them and they equal the dense update
+            sparse = cfg.optimizer in ("sgd", "adagrad") and not cfg.weight_decay
+            self.model.shard_entities(sparse_grad=sparse)
         opts = dict(cfg.sampler_options)
         if cfg.reciprocal:
             opts.setdefault("side", "tail")
@@ -131,6 +138,11 @@ class KGTask(Task):
     def on_epoch_start(self, epoch):
         self.sampler.on_epoch_start(epoch)
 
+    @property
+    def collective_evaluation(self) -> bool:
+        """With a row-sharded table every rank evaluates the whole split together (each scores its rows)."""
+        return self.model.sharded
+
     def evaluate(self, split):
         return evaluate(self.model, self.splits[split], self.all_known, batch_size=self.cfg.eval_batch_size,
                         tie=self.cfg.tie, reciprocal=self.cfg.reciprocal)
@@ -149,7 +161,7 @@ class KGTask(Task):
         """Entity vectors (after the encoder, if any) and relation vectors, with their names. ComplEx / RotatE
         rows are [real | imaginary]; RotatE relations are phases."""
         with torch.no_grad():
-            ent = self.model.entity_vectors().detach()
+            ent = self.model.entity.full() if self.model.sharded else self.model.entity_vectors().detach()
         rels = list(self.data.relations)
         if self.cfg.reciprocal:
             rels = rels + [f"{r}^-1" for r in rels]
