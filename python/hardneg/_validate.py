@@ -62,7 +62,7 @@ def finite(op: str, name: str, x: torch.Tensor) -> None:
     """Raise if x has NaN/Inf. One streaming reduction (any NaN/Inf makes the sum non-finite), no B×d
     temporaries; only when the sum itself is non-finite (NaN/Inf, or overflow) is x checked exactly, in chunks.
     (``torch.isfinite(x).all()`` on a 1M x 64 float tensor peaks at ~430 MiB of temporaries.)"""
-    if not x.numel():
+    if torch.compiler.is_compiling() or not x.numel():  # compiled: the ops' eager implementations check
         return
     if bool(torch.isfinite(x.sum())):  # (a dtype= argument would materialise an upcast copy)
         return
@@ -86,7 +86,7 @@ def ids(op: str, name: str, x: torch.Tensor, n, *, device: torch.device | None =
     if device is not None and x.device != device:
         raise ValueError(f"{op}: '{name}' must be on {device} like the other inputs (got {x.device})")
     x = x.to(torch.int64)
-    if not x.numel():
+    if torch.compiler.is_compiling() or not x.numel():  # compiled: the ops' eager implementations check
         return x
     if isinstance(n, (list, tuple)):
         lo, hi = torch.stack([x.amin(0), x.amax(0)]).tolist()
@@ -149,7 +149,9 @@ def choice(op: str, name: str, v, options) -> str:
 
 
 def generator(op: str, g) -> None:
-    if g is not None and not isinstance(g, torch.Generator):
+    from hardneg._random import SeedStream
+
+    if g is not None and not isinstance(g, (torch.Generator, SeedStream)):
         raise TypeError(f"{op}: 'generator' must be a torch.Generator or None (got {describe(g)})")
 
 

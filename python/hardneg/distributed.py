@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from hardneg import _validate as V
 from hardneg._constants import METRICS, WEIGHTINGS
-from hardneg._random import seed_from
+from hardneg._random import as_generator, seed_from
 from hardneg.metrics import pairwise
 from hardneg.ops import mining as _mining
 
@@ -530,6 +530,7 @@ def sample_by_score(query: torch.Tensor, candidates: ShardedCandidates, num_samp
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     q, ex, rows = _prepare(op, query, candidates, exclude)
     sc, W, B = candidates, candidates.world_size, q.shape[0]
     seed = seed_from(generator)

@@ -36,10 +36,11 @@ def _scorer(kind, dev, d=8):
     return samplers.EmbeddingScorer(torch.randn(E, d, generator=g).to(dev))
 
 
+@pytest.mark.parametrize("rng", ["generator", "seed"])
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("kind", ["triples", "pairs"])
 @pytest.mark.parametrize("name", samplers.available())
-def test_contract(name, kind, device):
+def test_contract(name, kind, device, rng):
     if name == "bernoulli" and kind == "pairs":
         pytest.skip("Bernoulli needs relations (tph/hpt)")
     if name == "typed" and kind == "pairs":
@@ -59,7 +60,10 @@ def test_contract(name, kind, device):
         s = samplers.create(name, num_negatives=n, known=known)
         out = None
         for i in range(steps):
-            out = s.sample(batch, scorer=sc, generator=torch.Generator(device).manual_seed(seed + i))
+            if rng == "seed":  # the explicit-seed form (torch.compile's) meets the same contract
+                out = s.sample(batch, scorer=sc, seed=seed + i)
+            else:
+                out = s.sample(batch, scorer=sc, generator=torch.Generator(device).manual_seed(seed + i))
         return out
 
     neg = run(0)
@@ -90,11 +94,13 @@ def test_contract(name, kind, device):
         assert not torch.equal(neg.ids, other.ids)
 
 
+@pytest.mark.parametrize("rng", ["generator", "seed"])
 @pytest.mark.parametrize("name", samplers.available())
-def test_empty_batch(name):
+def test_empty_batch(name, rng):
     pos, known = _graph(_kind(name))
     s = samplers.create(name, num_negatives=3, known=known)
-    neg = s.sample(pos[:0], scorer=_scorer(_kind(name), "cpu"), generator=torch.Generator().manual_seed(0))
+    how = {"seed": 0} if rng == "seed" else {"generator": torch.Generator().manual_seed(0)}
+    neg = s.sample(pos[:0], scorer=_scorer(_kind(name), "cpu"), **how)
     assert neg.ids.shape == (0, 3) and neg.valid.shape == (0, 3)
 
 

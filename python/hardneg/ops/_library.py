@@ -72,10 +72,6 @@ def _csr(indptr: Tensor | None, indices: Tensor | None):
     return (indptr, indices)
 
 
-def _exclude_args(exclude) -> tuple[Tensor | None, Tensor | None]:
-    return (None, None) if exclude is None else (exclude[0], exclude[1])
-
-
 def _fresh(*outs):
     """Custom-op outputs never share storage with each other (the public functions' empty fast paths may)."""
     seen: set[int] = set()
@@ -257,7 +253,7 @@ def attach_grad(op: str, query: Tensor, candidates: Tensor, out: tuple, *, metri
     ``candidates`` requires grad (``topk_mine``: scores; ``sample_by_score``: log_prob); else ``out``."""
     if not (torch.is_grad_enabled() and (query.requires_grad or candidates.requires_grad)):
         return out
-    indptr, indices = _exclude_args(exclude)
+    indptr, indices = _mining.csr_args(exclude)
     if op == "topk_mine":
         scores, ids = out
         return topk_scores(query, candidates, ids, scores, metric), ids

@@ -11,7 +11,7 @@ import torch
 from hardneg import _validate as V
 from hardneg._backend import core, device_args, register, resolve
 from hardneg._constants import SIDE_MODES, SIDES, code
-from hardneg._random import seed_from
+from hardneg._random import as_generator, compile_seed, seed_from
 from hardneg.known import Domain, KnownSet
 from hardneg.reference import filtering as _ref
 
@@ -73,6 +73,10 @@ def known_contains(known: KnownSet, keys: torch.Tensor, *, before: torch.Tensor 
         [True, False]
     """
     op = "known_contains"
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        from hardneg.ops import _library
+
+        return _library.known_contains(known.handle, keys, before, inclusive, backend)
     K = _known(op, known)
     k = V.tensor(op, "keys", keys, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor")
     width = 3 if K.kind == "triples" else 2
@@ -141,6 +145,10 @@ def known_mask(known: KnownSet, anchor: torch.Tensor, candidates: torch.Tensor, 
         [[True, False, True]]
     """
     op = "known_mask"
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        from hardneg.ops import _library
+
+        return _library.known_mask(known.handle, anchor, candidates, side, backend)
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
     C = V.tensor(op, "candidates", candidates, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[B, n]")
@@ -186,6 +194,10 @@ def known_exclusion(known: KnownSet, anchor: torch.Tensor, *, side: str = "tail"
         ([0, 2, 2], [1, 2])
     """
     op = "known_exclusion"
+    if torch.compiler.is_compiling():
+        from hardneg.ops import _library
+
+        return _library.known_exclusion(known.handle, anchor, side, backend)
     K = _known(op, known)
     A, s = _anchor(op, K, anchor, side)
     name, fn = resolve(op, backend, K.device)
@@ -285,6 +297,15 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
         (torch.Size([2, 4, 3]), True)
     """
     op = "corrupt"
+    if torch.compiler.is_compiling():
+        from hardneg.ops import _library
+
+        parts = (None,) * 4
+        if domain is not None:
+            head, tail = (domain["head"], domain["tail"]) if isinstance(domain, dict) else (domain.head, domain.tail)
+            parts = (*head, *tail)
+        return _library.corrupt(positives, num_negatives, num_entities, side, None if known is None else known.handle,
+                                *parts, num_relations, compile_seed(op, generator), backend, max_tries)
     P = V.tensor(op, "positives", positives, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor", what="[B, 3] or [B, 2]")
     if P.shape[1] not in (2, 3):
         raise ValueError(f"{op}: 'positives' must be [B, 3] or [B, 2] (got {V.describe(P)})")
@@ -293,6 +314,7 @@ def corrupt(positives: torch.Tensor, num_negatives: int, num_entities: int, *, s
     side_mode = V.choice(op, "side", side, SIDE_MODES)
     max_tries = V.integer(op, "max_tries", max_tries, minimum=1)
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     dev = P.device
     P = P.to(torch.int64).contiguous()
     w = P.shape[1]

@@ -29,11 +29,16 @@ from hardneg import _validate as V
 from hardneg import reference as _ref
 from hardneg._backend import core, num_threads, register, resolve
 from hardneg._constants import METRICS, WEIGHTINGS, code
-from hardneg._random import seed_from
+from hardneg._random import as_generator, compile_seed, seed_from
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]
 
 CSR = tuple[torch.Tensor, torch.Tensor]  # (indptr int64 [B+1], indices int64)
+
+
+def csr_args(exclude):
+    """(indptr, indices) of an ``exclude`` CSR pair, or (None, None): the custom ops' two optional tensors."""
+    return (None, None) if exclude is None else (exclude[0], exclude[1])
 
 
 def _library():
@@ -110,6 +115,8 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
         from hardneg import distributed
 
         return distributed.topk_mine(query, candidates, k, metric=metric, exclude=exclude, backend=backend)
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        return _library().topk_mine(query, candidates, k, metric, *csr_args(exclude), backend)
     k = V.integer(op, "k", k, minimum=1)
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
     V.alloc(op, "the output (scores, ids)", (q.shape[0], k), 12, q.device)
@@ -223,12 +230,16 @@ def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: 
         return distributed.sample_by_score(query, candidates, num_samples, metric=metric, weighting=weighting,
                                            temperature=temperature, exclude=exclude, replacement=replacement,
                                            generator=generator, backend=backend)
+    if torch.compiler.is_compiling():
+        return _library().sample_by_score(query, candidates, num_samples, metric, weighting, temperature,
+                                          *csr_args(exclude), replacement, compile_seed(op, generator), backend)
     n = V.integer(op, "num_samples", num_samples, minimum=1)
     weighting = V.choice(op, "weighting", weighting, WEIGHTINGS)
     temperature = V.positive_float(op, "temperature", temperature)
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
     V.alloc(op, "the output (ids, log_prob)", (q.shape[0], n), 12, q.device)
     name, fn = resolve(op, backend, q.device)
@@ -294,11 +305,14 @@ def sample_from_weights(weights: torch.Tensor, n: int, *, replacement: bool,
         torch.Size([2, 3])
     """
     op = "sample_from_weights"
+    if torch.compiler.is_compiling():
+        return _library().sample_from_weights(weights, n, replacement, compile_seed(op, generator))
     w = V.floating(op, "weights", weights, 2, "[B, M]")
     n = V.integer(op, "n", n, minimum=1)
     if not isinstance(replacement, bool):
         raise TypeError(f"{op}: 'replacement' must be a bool (got {V.describe(replacement)})")
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     V.alloc(op, "the output", (w.shape[0], n), 8, w.device)
     if w.numel():
         if bool(torch.isnan(w).any()) or bool(torch.isinf(w).any()):

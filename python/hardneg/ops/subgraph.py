@@ -28,7 +28,7 @@ import torch
 from hardneg import _validate as V
 from hardneg._backend import core, num_threads, register, resolve
 from hardneg.graph import CSRGraph
-from hardneg._random import seed_from
+from hardneg._random import as_generator, seed_from
 from hardneg.reference import subgraph as _ref
 
 __all__ = ["enclosing_subgraphs", "Subgraphs"]
@@ -103,6 +103,7 @@ def enclosing_subgraphs(graph, pairs, num_hops: int = 2, *, max_nodes_per_hop: i
     hops = V.integer(op, "num_hops", num_hops, minimum=1)
     cap = V.integer(op, "max_nodes_per_hop", max_nodes_per_hop, minimum=0)
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     if p.shape[0] >= 2**31 - 1:
         raise ValueError(f"{op}: at most 2^31 - 2 pairs per call (got {p.shape[0]}); split the batch")
     p = V.ids(op, "pairs", p, graph.num_nodes, what="node ids").contiguous()

@@ -9,7 +9,7 @@ import torch
 from hardneg import _validate as V
 from hardneg._backend import core, debug_checks, device_args, register, resolve
 from hardneg._constants import STRATEGIES, code
-from hardneg._random import seed_from
+from hardneg._random import as_generator, compile_seed, seed_from
 from hardneg.reference import temporal as _ref
 from hardneg.temporal import TemporalGraph, check_queries
 
@@ -39,6 +39,11 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
         ([[1, 0]], [[3, 2]])
     """
     op = "temporal_neighbors"
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        from hardneg.ops import _library
+
+        seed = compile_seed(op, generator) if generator is not None or strategy == "uniform" else 0
+        return _library.temporal_neighbors(graph.handle, nodes, times, k, strategy, inclusive, window, seed, backend)
     if not isinstance(graph, TemporalGraph):
         raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph (got {V.describe(graph)})")
     if _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
@@ -47,6 +52,7 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     nodes, times = check_queries(op, graph, nodes, times)
     window = V.time_window(op, window, graph.time_dtype)
     V.alloc(op, "the outputs", (nodes.numel(), k), 25, graph.device)
@@ -148,6 +154,13 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
         ([[2, 1], [0, -1]], [[1.0, 2.0], [1.0, 0.0]])
     """
     op = "temporal_assemble"
+    if torch.compiler.is_compiling():
+        from hardneg.ops import _library
+
+        seed = compile_seed(op, generator) if generator is not None or strategy == "uniform" else 0
+        nbrs, eids, dt, valid, feats = _library.temporal_assemble(graph.handle, nodes, times, k, event_times, features,
+                                                                  strategy, seed, backend)
+        return nbrs, eids if edge_ids else None, dt, valid, feats if features is not None else None
     if not isinstance(graph, TemporalGraph):
         raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph (got {V.describe(graph)})")
     if not isinstance(edge_ids, bool):
@@ -159,6 +172,7 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
     V.generator(op, generator)
+    generator = as_generator(generator)  # a SeedStream: the generator of its next sub-seed
     nodes, times = check_queries(op, graph, nodes, times)
     if event_times is not None:
         event_times = V.tensor(op, "event_times", event_times, ndim=1)

@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import _validate as V
 from .._constants import METRICS
+from .._random import normal
 from ..ops import corrupt, sample_by_score, sample_from_weights, topk_mine
 from ..metrics import anchors
 from .base import Negatives, Sampler, exclusion_with_self, register, side_groups, uniform_pool_draw
@@ -319,8 +320,7 @@ class DANSSampler(_TrainableSampler):
         b, d = mean.shape
         if k == 0 or b == 0:
             return mean.new_zeros(0, d)
-        gdev = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn((b, k, d), generator=generator, device=gdev, dtype=mean.dtype).to(mean.device)
+        eps = normal((b, k, d), generator, mean.device, mean.dtype)
         rms = mean.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
         z = (mean[:, None, :] + self.sigma * rms[:, None, :] * eps).reshape(b * k, d)
         c = cond[:, None, :].expand(b, k, cond.shape[1]).reshape(b * k, -1)

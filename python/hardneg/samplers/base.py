@@ -7,7 +7,7 @@ import torch
 
 from .. import _validate as V
 from .._constants import SIDE_MODES
-from .._random import uniform
+from .._random import SeedStream, generator_device, uniform
 from ..known import KnownSet
 from ..ops.mining import _sharded
 
@@ -183,8 +183,22 @@ class Sampler:
         self.step = 0  # number of sample() calls so far (schedules, caches)
 
     # ------------------------------------------------------------------ public
-    def sample(self, positives: torch.Tensor, *, scorer=None, generator: torch.Generator | None = None) -> Negatives:
-        """Negatives for ``positives`` ([B, 3] (h, r, t) triples or [B, 2] (u, v) pairs, int64)."""
+    def sample(self, positives: torch.Tensor, *, scorer=None, generator: torch.Generator | None = None,
+               seed: int | None = None) -> Negatives:
+        """Negatives for ``positives`` ([B, 3] (h, r, t) triples or [B, 2] (u, v) pairs, int64).
+
+        Randomness comes from ``generator``, or from an explicit integer ``seed`` (a
+        :class:`hardneg._random.SeedStream`): the form ``torch.compile(fullgraph=True)`` traces, where a
+        ``torch.Generator`` cannot go. The same seed gives the same negatives eagerly and compiled. Compiled, the
+        value checks (id ranges, NaN) run inside the ops when they execute; mining samplers whose rows corrupt
+        different sides (``side="both"`` / ``"bernoulli"``) need
+        ``torch._dynamo.config.capture_dynamic_output_shape_ops = True`` (the rows of each side are a
+        data-dependent subset), and so do the event samplers that read histories. ``khop`` (a numba BFS) and
+        ``nscaching`` (caches that grow) are not traced (``torch.compiler.disable``: a graph break, so not
+        under ``fullgraph=True``); the trainable samplers (``dans``, ``kbgan``) build their networks on their
+        first call, which must run eagerly. With a seed, samplers that stop early when they can (rejection
+        rounds) do their fixed number of rounds instead, so eager and compiled runs draw the same."""
+        generator = self._randomness(generator, seed)
         P = self._check_positives(positives)
         V.generator(self._op, generator)
         if self.requires_scorer:
@@ -224,6 +238,16 @@ class Sampler:
         return f"{type(self).__name__}(num_negatives={self.num_negatives}, side={self.side!r})"
 
     # ------------------------------------------------------------------ helpers
+    def _randomness(self, generator, seed):
+        """The generator, or a :class:`SeedStream` for an explicit ``seed`` (not both)."""
+        if seed is None:
+            return generator
+        if generator is not None:
+            raise ValueError(f"{self._op}: pass 'generator' or 'seed', not both")
+        if not torch.compiler.is_compiling():
+            seed = V.integer(self._op, "seed", seed, minimum=0)
+        return SeedStream(seed)
+
     def _check_positives(self, positives) -> torch.Tensor:
         op = self._op
         P = V.tensor(op, "positives", positives, dtypes=V.INDEX_DTYPES, kind="integer tensor",
@@ -315,15 +339,11 @@ def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: to
         ptr, idx = known.exclusion(anchor, side=side)
     else:
         ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
-    counts = ptr.diff() + 1
-    nptr = torch.zeros(B + 1, dtype=torch.int64, device=dev)
-    nptr[1:] = counts.cumsum(0)
-    out = torch.empty(int(nptr[-1]), dtype=torch.int64, device=dev)
-    row = torch.repeat_interleave(torch.arange(B, device=dev), ptr.diff())
-    pos_in_row = torch.arange(idx.numel(), device=dev) - ptr[row]
-    out[nptr[row] + pos_in_row] = idx
-    out[nptr[1:] - 1] = target
-    return nptr, out
+    # each row's known ids, then its target: a stable sort of (known ids, targets) by row (no host sync, so it
+    # traces under torch.compile with the data-dependent number of known ids)
+    row = torch.searchsorted(ptr[1:], torch.arange(idx.shape[0], device=dev), right=True)
+    order = torch.sort(torch.cat([row, torch.arange(B, device=dev)]), stable=True).indices
+    return ptr + torch.arange(B + 1, device=dev), torch.cat([idx, target.to(torch.int64)])[order]
 
 
 def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
@@ -332,7 +352,7 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
     valid entries (distinct), cycled when a row has fewer than n. -> (ids [B, n], valid [B, n])."""
     B, K = pool_ids.shape
     dev = pool_ids.device
-    if B == 0 or K == 0:
+    if K == 0:  # (B == 0 goes through the general path: no branch on a data-dependent batch size)
         return (torch.full((B, n), -1, dtype=torch.int64, device=dev), torch.zeros(B, n, dtype=torch.bool, device=dev))
     keys = uniform((B, K), generator, dev)
     ok = pool_ids >= 0
@@ -345,6 +365,18 @@ def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
     valid = (cnt > 0).expand(B, n).clone()
     ids = torch.where(valid, ids, torch.full_like(ids, -1))
     return ids, valid
+
+
+def draw_with_replacement(weights: torch.Tensor, n: int, generator) -> torch.Tensor:
+    """[B, n] column indices drawn i.i.d. ∝ ``weights`` [B, M] (rows with positive mass; on the weights' device):
+    ``torch.multinomial`` from a ``torch.Generator``, :func:`hardneg.ops.sample_from_weights` from a
+    :class:`SeedStream` (traceable)."""
+    if isinstance(generator, SeedStream):
+        from ..ops import sample_from_weights
+
+        return sample_from_weights(weights, n, replacement=True, generator=generator)
+    return torch.multinomial(weights.to(generator_device(generator)), n, replacement=True,
+                             generator=generator).to(weights.device)
 
 
 def per_rank_table(scorer) -> bool:
@@ -364,6 +396,6 @@ def side_groups(P: torch.Tensor, row_side: torch.Tensor | None, *,
     out = []
     for side, col in (("tail", tailc), ("head", 0)):
         rows = (row_side == col).nonzero().flatten()
-        if rows.numel() or collective:
+        if torch.compiler.is_compiling() or collective or rows.numel():  # compiled: no branch on the data
             out.append((side, col, rows))
     return out

@@ -15,9 +15,9 @@ import torch
 from .. import _validate as V
 from ..known import Domain
 from ..ops import corrupt
-from .._random import generator_device, uniform
+from .._random import SeedStream, generator_device, uniform
 from ..metrics import anchors
-from .base import Negatives, Sampler, register, side_groups
+from .base import Negatives, Sampler, draw_with_replacement, register, side_groups
 
 
 class _CorruptSampler(Sampler):
@@ -138,6 +138,7 @@ class InBatchSampler(Sampler):
         valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
         if B < 2:
             return Negatives(ids, valid, None, row_side)
+        fixed = isinstance(generator, SeedStream)
         for side, col, rows in side_groups(P, row_side):
             pool = P[:, col]
             got_ids = torch.full((rows.numel(), n), -1, dtype=torch.int64, device=dev)
@@ -154,23 +155,23 @@ class InBatchSampler(Sampler):
                 r_idx = torch.arange(rows.numel(), device=dev)[:, None].expand_as(keep)
                 got_ids[r_idx[keep], rank[keep]] = ent[keep]
                 got = (got + keep.sum(1)).clamp_max(n)
-                if bool((got >= n).all()):
+                if not fixed and bool((got >= n).all()):
                     break
-            short = (got < n).nonzero().flatten()
-            if short.numel():  # exact fallback: enumerate the batch for these rows
+            # an explicit seed (torch.compile) does fixed work: every round, and the fallback for every row
+            short = torch.arange(rows.numel(), device=dev) if fixed else (got < n).nonzero().flatten()
+            if fixed or short.numel():  # exact fallback: enumerate the batch for these rows
                 cand = pool[None, :].expand(short.numel(), B)
                 ok = self._admissible(P, rows[short], side, cand)
                 ok[torch.arange(short.numel(), device=dev), rows[short]] = False
                 has = ok.any(1)
                 w = ok.double()
                 w[~has] = 1.0
-                draw = torch.multinomial(w.to(generator_device(generator)), n, replacement=True,
-                                         generator=generator).to(dev)
+                draw = draw_with_replacement(w, n, generator)
                 fill = pool[draw]
                 pos = torch.arange(n, device=dev)[None, :] >= got[short][:, None]
                 cur = got_ids[short]
                 cur = torch.where(pos, fill, cur)
-                cur[~has] = torch.where(pos[~has], -1, cur[~has])
+                cur = torch.where(~has[:, None] & pos, -1, cur)
                 got_ids[short] = cur
                 got[short] = torch.where(has, n, got[short])
             ids[rows] = got_ids

@@ -235,6 +235,7 @@ class NSCachingSampler(_MiningSampler):
                           generator=generator)
         return from_corrupt(P[rows], neg, ok, side).ids
 
+    @torch.compiler.disable(reason="NSCaching's caches grow with each new anchor (data-dependent shapes)")
     def _sample(self, P, scorer, generator):
         if P.shape[1] == 3 and self.num_relations is None:
             raise ValueError(f"{self._op}: the caches are keyed by (h, r) and (r, t), so triples need "

@@ -157,6 +157,7 @@ class KHopSampler(Sampler):
                 self._csr = undirected_csr(u, v, E)
         return self._csr
 
+    @torch.compiler.disable(reason="the k-hop walk is a numba BFS over numpy arrays")
     def _sample(self, P, scorer, generator):
         E = self._entities(scorer)
         indptr, indices = self._graph(E)

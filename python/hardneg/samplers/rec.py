@@ -8,10 +8,10 @@ import torch
 
 from .. import _validate as V
 from .._constants import METRICS
-from .._random import generator_device
+from .._random import SeedStream, generator_device
 from ..metrics import anchors
-from ..ops import corrupt, topk_mine
-from .base import Negatives, Sampler, exclusion_with_self, register, side_groups
+from ..ops import corrupt, sample_from_weights, topk_mine
+from .base import Negatives, Sampler, draw_with_replacement, exclusion_with_self, register, side_groups
 from .basic import from_corrupt
 from .hard import _MiningSampler
 
@@ -75,6 +75,7 @@ class PopularitySampler(Sampler):
         logp = torch.full((B, n), float("-inf"), dtype=torch.float32, device=dev)
         row_side = self._row_sides(P, generator)
         gdev = generator_device(generator)
+        fixed = isinstance(generator, SeedStream)
         for side, col, rows in side_groups(P, row_side):
             E = self._entities(scorer, side)
             w = self._side_weights(side, E, dev)
@@ -83,9 +84,17 @@ class PopularitySampler(Sampler):
             key = torch.unique(torch.repeat_interleave(torch.arange(rows.numel(), device=dev), ptr.diff()) * E + ex)
             r, ex = key // E, key % E  # each excluded (row, entity) once: the positive may also be known
             mass = w.sum() - torch.zeros(rows.numel(), dtype=torch.float64, device=dev).index_add_(0, r, w[ex])
-            ok_row = mass > 1e-12 * max(float(w.sum()), 1e-300)
+            ok_row = mass > 1e-12 * w.sum().clamp_min(1e-300)
             got = torch.full((rows.numel(), n), -1, dtype=torch.int64, device=dev)
-            if float(w.sum()) > 0:
+            if fixed:  # an explicit seed (torch.compile): every round draws every slot, the open ones take it
+                for _ in range(self.max_tries):
+                    draw = sample_from_weights(w[None, :], rows.numel() * n, replacement=True,
+                                               generator=generator).view(rows.numel(), n)
+                    bad = (draw < 0) | (draw == target[:, None])
+                    if self.known is not None:
+                        bad |= self.known.mask(anchor, draw.clamp_min(0), side=side)
+                    got = torch.where((got < 0) & ok_row[:, None] & ~bad, draw, got)
+            elif float(w.sum()) > 0:
                 for _ in range(self.max_tries):
                     todo = (got < 0) & ok_row[:, None]
                     m = int(todo.sum())
@@ -98,12 +107,12 @@ class PopularitySampler(Sampler):
                         bad |= self.known.mask(anchor[tr[:, 0]], draw[:, None], side=side).squeeze(1)
                     got[tr[:, 0], tr[:, 1]] = torch.where(bad, -1, draw)
             short = ((got < 0).any(1) & ok_row).nonzero().flatten()
-            if short.numel():  # exact: the admissible entities of these rows, enumerated
+            if fixed or short.numel():  # exact: the admissible entities of these rows, enumerated
                 wr = w[None, :].repeat(short.numel(), 1)
                 sel = torch.isin(r, short)
                 loc = torch.searchsorted(short, r[sel])
                 wr[loc, ex[sel]] = 0.0
-                fill = torch.multinomial(wr.to(gdev), n, replacement=True, generator=generator).to(dev)
+                fill = draw_with_replacement(wr, n, generator)
                 g = got[short]
                 got[short] = torch.where(g < 0, fill, g)
             valid = got >= 0

@@ -65,8 +65,10 @@ class TemporalSampler(Sampler):
         self._times = None
 
     # ------------------------------------------------------------------ public
-    def sample(self, positives, *, scorer=None, generator=None, times=None) -> Negatives:
-        """Negatives for events ``positives`` [B, 2] (src, dst) at ``times`` [B] (optional)."""
+    def sample(self, positives, *, scorer=None, generator=None, times=None, seed=None) -> Negatives:
+        """Negatives for events ``positives`` [B, 2] (src, dst) at ``times`` [B] (optional); randomness from
+        ``generator`` or an explicit ``seed`` (as :meth:`hardneg.samplers.Sampler.sample`)."""
+        generator = self._randomness(generator, seed)
         P = self._check_positives(positives)
         if P.shape[1] != 2:
             raise ValueError(f"{self._op}: temporal samplers take (src, dst) events [B, 2] (got {V.describe(P)})")
@@ -74,7 +76,7 @@ class TemporalSampler(Sampler):
             if scorer is None:
                 raise ValueError(f"{self._op}: give num_entities or high (the destination range), or a scorer")
             self.high = self.low + scorer.candidate_vectors("tail").shape[0] - 1
-        if P.numel():
+        if P.numel() and not torch.compiler.is_compiling():  # compiled: the ops check ids when they run
             lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
             if lo < self.low or hi > self.high:
                 raise ValueError(f"{self._op}: destination ids must be in [{self.low}, {self.high}] "
@@ -139,7 +141,7 @@ class TemporalSampler(Sampler):
         B, dev = P.shape[0], P.device
         row = torch.repeat_interleave(torch.arange(B, device=dev), ptr.diff())
         keep = ids != P[row, 1]
-        if self.known is not None and keep.any():
+        if self.known is not None and (torch.compiler.is_compiling() or keep.any()):
             keep &= ~self.known.contains(torch.stack([P[row, 0], ids], 1))
         row, ids = row[keep], ids[keep]
         cnt = torch.bincount(row, minlength=B)
@@ -147,8 +149,8 @@ class TemporalSampler(Sampler):
         u = uniform((B, n), generator, dev)
         pick = (u * cnt[:, None]).long().clamp_max((cnt - 1).clamp_min(0)[:, None])
         has = cnt > 0
-        out = ids[(start[:, None] + pick).clamp_max(max(ids.numel() - 1, 0))] if ids.numel() else \
-            torch.zeros(B, n, dtype=torch.int64, device=dev)
+        padded = torch.cat([ids, ids.new_zeros(1)])  # one spare entry: no branch on whether any id is left
+        out = padded[(start[:, None] + pick).clamp_max(ids.shape[0])]
         rnd, rvalid = self._random(P, n, generator)
         return (torch.where(has[:, None], out, rnd), torch.where(has[:, None], torch.ones_like(rvalid), rvalid),
                 ~has)
@@ -351,7 +353,7 @@ class ENSSampler(TemporalSampler):
         their shared pool excludes all of their true destinations (each is a positive of that query)."""
         q, C, (ptr, ex) = self._query(P, scorer, rows)
         uq, inv = torch.unique(q, dim=0, return_inverse=True)
-        if uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order (unique sorts them)
+        if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
         else:
             N = C.shape[0]
@@ -371,7 +373,7 @@ class ENSSampler(TemporalSampler):
         ids, valid = self._random(P, n, generator)
         lp = torch.full((B, n), -math.log(max(1, self.num_candidates - 1)), device=dev) if self._scored else None
         rows = torch.nonzero(k > 0).flatten()
-        if rows.numel():  # only the events with a hard column are mined
+        if torch.compiler.is_compiling() or rows.numel():  # only the events with a hard column are mined
             hard, hvalid, hlp = self._hard(P, rows, scorer, generator, n)
             is_hard = torch.arange(n, device=dev)[None, :] < k[rows, None]
             ids[rows] = torch.where(is_hard, hard, ids[rows])
