@@ -88,6 +88,18 @@ def test_opcheck_sample_from_weights():
 
 
 @needs_opaque
+def test_opcheck_draw():
+    """hardneg::draw, the traceable uniform / normal of a SeedStream: opcheck, and torch.rand / torch.randn of the
+    generator seeded with the same seed."""
+    from hardneg._random import _draw
+
+    for normal in (False, True):
+        torch.library.opcheck(_draw, ([3, 4], 9, torch.float64, normal))
+        g = torch.Generator().manual_seed(9)
+        want = torch.randn(3, 4, generator=g) if normal else torch.rand(3, 4, generator=g)
+        assert torch.equal(torch.ops.hardneg.draw([3, 4], 9, torch.float32, normal), want)
+
+
 def test_opcheck_filtering(kg):
     T, K, E, R = kg
     P = T[:6]
