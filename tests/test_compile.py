@@ -151,7 +151,7 @@ def test_cuda_graph_capture_and_replay(kg):
 # ------------------------------------------------------------------------ every registered sampler, seeded
 EVENTS = {n for n in hardneg.samplers.available()
           if issubclass(hardneg.samplers.get_class(n), hardneg.samplers.TemporalSampler)}
-NOT_TRACED = {"khop": "numba BFS", "nscaching": "caches grow with each new anchor"}  # torch.compiler.disable
+NOT_TRACED = {"nscaching": "caches grow with each new anchor"}  # torch.compiler.disable
 SIDES = {"bernoulli": None, "dans": "tail", "kbgan": "tail"}  # DANS' generator nets: one fixed side per call
 
 
@@ -235,8 +235,8 @@ def test_every_event_sampler_compiles_with_a_seed(name):
 
 @pytest.mark.parametrize("name", sorted(NOT_TRACED))
 def test_untraced_samplers_run_eagerly_inside_a_compiled_step(kg, name):
-    """khop and nscaching are excluded from tracing (torch.compiler.disable): a compiled step still runs them
-    (a graph break, so not under fullgraph=True) and draws what the eager call draws for the seed."""
+    """nscaching is excluded from tracing (torch.compiler.disable): a compiled step still runs it (a graph break,
+    so not under fullgraph=True) and draws what the eager call draws for the seed."""
     T, K = kg
     P = T[:B]
     s1, s2 = _sampler(name, K, "tail"), _sampler(name, K, "tail")

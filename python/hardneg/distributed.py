@@ -19,6 +19,8 @@ replicated layout (DDP over a whole model) is in :mod:`hardneg.training.parallel
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.distributed as dist
 
@@ -270,6 +272,7 @@ class ShardedEmbedding(torch.nn.Module):
         self.sparse_grad = sparse_grad
         self._table = ShardedCandidates(self.local.detach(), lo, hi, num_rows, group=group)  # checks d, dtype
         self._pending: list = []
+        self._block = None  # (sorted ids, their rows) inside prefetch()
 
     @classmethod
     def from_full(cls, weight: torch.Tensor, *, group=None, sparse_grad: bool = True) -> "ShardedEmbedding":
@@ -306,6 +309,13 @@ class ShardedEmbedding(torch.nn.Module):
             raise TypeError(f"{op}: 'ids' must be an integer tensor of global row ids (got {V.describe(ids)})")
         dev, W = self.local.device, self.world_size
         flat = ids.to(device=dev, dtype=torch.int64).reshape(-1).contiguous()
+        if self._block is not None:  # inside prefetch(): a local gather from the block's rows
+            U, rows = self._block
+            pos = torch.searchsorted(U, flat).clamp_max(max(0, U.numel() - 1))
+            if flat.numel() and (not U.numel() or not bool((U[pos] == flat).all())):
+                raise ValueError(f"{op}: inside prefetch(ids), every lookup must be of prefetched ids (got "
+                                 f"{int((~torch.isin(flat, U)).sum())} others)")
+            return rows[pos].reshape(*ids.shape, self.dim)
         mine = torch.unique(flat)
         counts = _all_gather(self._comm(torch.tensor([mine.numel()], dtype=torch.int64)), self.group).flatten()
         counts = counts.cpu().tolist()
@@ -329,6 +339,25 @@ class ShardedEmbedding(torch.nn.Module):
         return rows[torch.searchsorted(U, flat)].reshape(*ids.shape, self.dim)
 
     forward = lookup
+
+    @contextlib.contextmanager
+    def prefetch(self, ids: torch.Tensor):
+        """Look up the rows of ``ids`` once (collective) and serve every lookup inside the block from them, with no
+        communication: one step's positives, negatives and regulariser then cost one all-gather pair and one
+        all-reduce, and one gradient all-reduce. A lookup of an id outside ``ids`` raises ValueError (it cannot
+        fall back to a collective lookup, which the other ranks would not join)."""
+        if self._block is not None:
+            raise RuntimeError("ShardedEmbedding.prefetch: blocks do not nest")
+        rows = self.lookup(ids.reshape(-1))
+        flat = ids.to(device=self.local.device, dtype=torch.int64).reshape(-1)
+        U, first = torch.unique(flat, return_inverse=True)
+        where = torch.zeros(U.numel(), dtype=torch.int64, device=flat.device).scatter_(
+            0, first, torch.arange(flat.numel(), device=flat.device))
+        self._block = (U, rows[where])
+        try:
+            yield self
+        finally:
+            self._block = None
 
     def reduce_gradients(self) -> None:
         """Collective, after ``backward``: the summed gradient of every lookup since the last call, averaged over

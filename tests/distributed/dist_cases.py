@@ -294,6 +294,17 @@ def sharded_embedding(rank, world):
     with torch.no_grad():                              # lookups without grad leave nothing to reduce
         emb(torch.tensor([3]))
     assert emb._pending == []
+    # prefetch: one collective lookup, then local gathers (and one gradient all-reduce) for the block
+    with emb.prefetch(ids[rank].flatten()):
+        a, b = emb(ids[rank]), emb(ids[rank][..., :1])
+        assert torch.equal(a, full[ids[rank]]) and torch.equal(b, full[ids[rank][..., :1]])
+        (a * w[rank]).sum().backward()
+        with pytest.raises(ValueError, match="every lookup must be of prefetched ids"):
+            emb(torch.tensor([2, 3]))  # (2, 3 are in neither rank's block)
+    emb.local.grad = None
+    emb.reduce_gradients()
+    assert len(emb._pending) == 0 and emb.local.grad is not None
+    torch.testing.assert_close(emb.local.grad.to_dense(), ref.grad[emb.lo : emb.hi])
     empty = emb(torch.zeros(0, dtype=torch.int64))     # a rank with nothing to look up still takes part
     assert empty.shape == (0, 5)
     emb.reduce_gradients()

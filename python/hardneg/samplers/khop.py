@@ -6,7 +6,7 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt
-from .._random import seed_from, uniform
+from .._random import SeedStream, seed_from, uniform
 from ..metrics import anchors
 from .base import Negatives, Sampler, register, side_groups
 from .basic import from_corrupt
@@ -111,6 +111,22 @@ def khop_neighborhood(indptr: np.ndarray, indices: np.ndarray, anchor_nodes, k: 
     return out, cnt
 
 
+@torch.library.custom_op("hardneg::khop_pool", mutates_args=())
+def _khop_pool(indptr: torch.Tensor, indices: torch.Tensor, anchors: torch.Tensor, hops: int, cap: int,
+               seed: int) -> torch.Tensor:
+    """:func:`khop_neighborhood` over torch tensors (CPU int64), as a custom op so a compiled sampler step traces
+    through the numba BFS: ids [B, cap] (−1 padded). ``seed`` is the sub-seed of the caller's stream; the walk's
+    own seed is drawn from ``torch.Generator().manual_seed(seed)``."""
+    walk_seed = seed_from(torch.Generator().manual_seed(seed), high=2**62)
+    out, _ = khop_neighborhood(indptr.numpy(), indices.numpy(), anchors.cpu().numpy(), hops, cap, walk_seed)
+    return torch.from_numpy(out)
+
+
+@_khop_pool.register_fake
+def _(indptr, indices, anchors, hops, cap, seed):
+    return anchors.new_empty((anchors.shape[0], cap), dtype=torch.int64, device="cpu")
+
+
 @register("khop")
 class KHopSampler(Sampler):
     """Structural negatives: for tail corruption of (h, r, t), entities within ``hops`` hops of h in the
@@ -131,6 +147,8 @@ class KHopSampler(Sampler):
         self.max_candidates = V.integer(self._op, "max_candidates", max_candidates, minimum=1)
         self._edges = edges
         self._csr = None
+        if self.num_entities is not None and (edges is not None or self.known is not None):
+            self._graph(self.num_entities)  # now, not inside a compiled region's first call
 
     def _graph(self, E):
         """The undirected CSR; on a bipartite graph over U + I nodes (destination v is node U + v)."""
@@ -155,17 +173,19 @@ class KHopSampler(Sampler):
                 V.ids(self._op, "edges", u, E, what="node ids")
                 V.ids(self._op, "edges", v, E, what="node ids")
                 self._csr = undirected_csr(u, v, E)
+            self._csr_t = tuple(torch.from_numpy(a) for a in self._csr)  # the same arrays, for the custom op
         return self._csr
 
-    @torch.compiler.disable(reason="the k-hop walk is a numba BFS over numpy arrays")
     def _sample(self, P, scorer, generator):
         E = self._entities(scorer)
         indptr, indices = self._graph(E)
         B, n, dev = P.shape[0], self.num_negatives, P.device
         row_side = self._row_sides(P, generator)
         tailc = P.shape[1] - 1
-        # uniform filtered top-up candidates for every slot, in the same side layout
-        seed = seed_from(generator, high=2**62)
+        # an explicit seed (torch.compile): the walk runs behind the hardneg::khop_pool custom op, and the
+        # filtered uniform top-up is drawn for every row (fixed work), so eager and compiled runs agree
+        fixed = isinstance(generator, SeedStream)
+        seed = generator.next() if fixed else seed_from(generator, high=2**62)
         ids = torch.full((B, n), -1, dtype=torch.int64, device=dev)
         valid = torch.zeros(B, n, dtype=torch.bool, device=dev)
         for side, col, rows in side_groups(P, row_side):
@@ -174,9 +194,13 @@ class KHopSampler(Sampler):
             U = self.num_sources if self._bipartite() else 0  # bipartite: destinations are nodes U..U+I-1
             if side == "head":
                 centre = centre + U
-            pool, _ = khop_neighborhood(indptr, indices, centre.cpu().numpy(), self.hops, self.max_candidates,
-                                        seed + col)
-            pool = torch.from_numpy(pool).to(dev)
+            if fixed:
+                pool = _khop_pool(self._csr_t[0], self._csr_t[1], centre, self.hops, self.max_candidates,
+                                  (seed + col) % 2**63).to(dev)
+            else:
+                pool, _ = khop_neighborhood(indptr, indices, centre.cpu().numpy(), self.hops, self.max_candidates,
+                                            seed + col)
+                pool = torch.from_numpy(pool).to(dev)
             if U:  # keep the nodes of the corrupted side's id space
                 keep = (pool >= U) if side == "tail" else ((pool >= 0) & (pool < U))
                 pool = torch.where(keep, pool - (U if side == "tail" else 0), torch.full_like(pool, -1))
@@ -192,7 +216,7 @@ class KHopSampler(Sampler):
             if picked.shape[1] < n:
                 picked = torch.cat([picked, picked.new_full((picked.shape[0], n - picked.shape[1]), -1)], 1)
             need = picked < 0
-            if bool(need.any()):
+            if fixed or bool(need.any()):
                 neg, v = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known,
                                  num_relations=self.num_relations, generator=generator)
                 top = from_corrupt(P[rows], neg, v, side).ids

@@ -1,6 +1,8 @@
 """Knowledge-graph completion as a training task: sLCWA with any sampler and loss, filtered evaluation."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -94,11 +96,16 @@ class KGTask(Task):
             neg = self.sampler.sample(P, scorer=model, generator=generator)
         if self.sampler.trainable:
             self._pending = (P, neg, generator)
-        pos_s, neg_s = model.forward_scores(P, neg)
+        rows = contextlib.nullcontext()
+        if model.sharded:  # every entity row of this step in one collective lookup
+            rows = model.entity.prefetch(torch.cat([P[:, 0], P[:, 2], neg.ids.clamp_min(0).reshape(-1)]))
+        with rows:
+            pos_s, neg_s = model.forward_scores(P, neg)
+            reg = model.regularization(P)
         w = None
         if self.cfg.importance_weighting and neg.log_prob is not None:
             w = _losses.importance_weights(neg.log_prob, neg.valid)
-        return self.loss(pos_s, neg_s, valid=neg.valid, weights=w) + model.regularization(P)
+        return self.loss(pos_s, neg_s, valid=neg.valid, weights=w) + reg
 
     def _one_vs_all(self, P):
         """Cross-entropy of the true tail (and head, without reciprocal relations) against all entities."""
