@@ -100,6 +100,19 @@ def test_opcheck_draw():
         assert torch.equal(torch.ops.hardneg.draw([3, 4], 9, torch.float32, normal), want)
 
 
+def test_opcheck_khop_pool():
+    """hardneg::khop_pool, the khop sampler's numba walk as a custom op: opcheck, and the walk itself."""
+    from hardneg.samplers.khop import _khop_pool, khop_neighborhood, undirected_csr
+
+    indptr, indices = undirected_csr(torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4]), 6)
+    args = (torch.from_numpy(indptr), torch.from_numpy(indices), torch.tensor([0, 2, 5]), 2, 4, 7)
+    torch.library.opcheck(_khop_pool, args)
+    from hardneg._random import seed_from
+
+    want, _ = khop_neighborhood(indptr, indices, [0, 2, 5], 2, 4, seed_from(torch.Generator().manual_seed(7), 2**62))
+    assert torch.equal(_khop_pool(*args), torch.from_numpy(want))
+
+
 def test_opcheck_filtering(kg):
     T, K, E, R = kg
     P = T[:6]
