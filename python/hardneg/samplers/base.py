@@ -193,9 +193,9 @@ class Sampler:
         value checks (id ranges, NaN) run inside the ops when they execute; mining samplers whose rows corrupt
         different sides (``side="both"`` / ``"bernoulli"``) need
         ``torch._dynamo.config.capture_dynamic_output_shape_ops = True`` (the rows of each side are a
-        data-dependent subset), and so do the event samplers that read histories. ``khop``'s numba walk runs
-        behind the ``hardneg::khop_pool`` custom op; ``nscaching`` (caches that grow with each new anchor) is
-        not traced (``torch.compiler.disable``: a graph break, so not under ``fullgraph=True``); the trainable
+        data-dependent subset), and so do the event samplers that read histories and ``nscaching`` (the
+        distinct anchors of a batch; its caches grow between calls, so a compiled step recompiles once for
+        dynamic sizes). ``khop``'s numba walk runs behind the ``hardneg::khop_pool`` custom op; the trainable
         samplers (``dans``, ``kbgan``) build their networks on their
         first call, which must run eagerly. With a seed, samplers that stop early when they can (rejection
         rounds) do their fixed number of rounds instead, so eager and compiled runs draw the same."""

@@ -8,7 +8,7 @@ import torch
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
 from .._backend import BACKENDS
-from .._random import uniform
+from .._random import SeedStream, uniform
 from .base import (Negatives, Sampler, create, exclusion_with_self, per_rank_table, register, side_groups,
                    uniform_pool_draw)
 from ..metrics import anchors, pairwise
@@ -235,7 +235,6 @@ class NSCachingSampler(_MiningSampler):
                           generator=generator)
         return from_corrupt(P[rows], neg, ok, side).ids
 
-    @torch.compiler.disable(reason="NSCaching's caches grow with each new anchor (data-dependent shapes)")
     def _sample(self, P, scorer, generator):
         if P.shape[1] == 3 and self.num_relations is None:
             raise ValueError(f"{self._op}: the caches are keyed by (h, r) and (r, t), so triples need "
@@ -261,7 +260,8 @@ class NSCachingSampler(_MiningSampler):
                 else torch.zeros_like(ukey, dtype=torch.bool)
             first = torch.full((ukey.numel(),), rows.numel(), dtype=torch.int64, device=dev)
             first.scatter_reduce_(0, inv, torch.arange(rows.numel(), device=dev), "amin")  # first row per anchor
-            if not bool(found.all()):  # new anchors: a filtered uniform cache
+            fixed = isinstance(generator, SeedStream)  # an explicit seed (torch.compile): no data-dependent branch
+            if fixed or not bool(found.all()):  # new anchors: a filtered uniform cache
                 new = (~found).nonzero().flatten()
                 init = self._fresh(P, rows[first[new]], side, self.cache_size, generator, E)
                 keys = torch.cat([keys, ukey[new]])
@@ -277,7 +277,7 @@ class NSCachingSampler(_MiningSampler):
             j = (uniform((rows.numel(), self.num_negatives), generator, dev) * self.cache_size).long()
             j = j.clamp_max(self.cache_size - 1)
             picked = c_rows_ok.gather(1, j)
-            if bool((picked < 0).any()):  # rare: the row's own entity sits in the cache -> redraw from the rest
+            if fixed or bool((picked < 0).any()):  # rare: the row's own entity is cached -> redraw from the rest
                 alt, ok = uniform_pool_draw(c_rows_ok, self.num_negatives, generator)
                 picked = torch.where(picked < 0, alt, picked)
             ids[rows], valid[rows] = picked, picked >= 0
