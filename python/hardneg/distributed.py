@@ -235,9 +235,10 @@ class ShardedEmbedding(torch.nn.Module):
     are exactly the dense ones: zero).
 
     Limits (kept simple on purpose): every rank must make the same sequence of lookups (true of one training
-    step run by all ranks); the table is split evenly by id, not by load; each lookup is one all-gather of ids
-    plus one all-reduce of |U|·d values (no caching, no overlap with compute); rows are fetched in full
-    precision; gradient clipping over the sharded rows is not supported (each rank sees only its rows' norm).
+    step run by all ranks); the table is split evenly by id, not by load; each lookup is two all-gathers (id
+    counts, ids) plus one all-reduce of |U|·d values (``prefetch`` makes a step's lookups one; nothing overlaps
+    with compute); rows are fetched in full precision; gradient clipping over the sharded rows is not supported
+    (each rank sees only its rows' norm).
 
     Args:
         num_rows: N. dim: d.
@@ -297,9 +298,6 @@ class ShardedEmbedding(torch.nn.Module):
         out.local, out.per_rank_queries, out.owner = self.local.detach(), True, self
         return out
 
-    def _comm(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(self._table._comm_device())
-
     # ------------------------------------------------------------------ lookup and gradients
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """Rows at global ``ids`` (any shape, per rank), [*ids.shape, d]. Collective (see the class)."""
@@ -307,27 +305,31 @@ class ShardedEmbedding(torch.nn.Module):
         require_group(op, self.group)
         if not isinstance(ids, torch.Tensor) or ids.dtype not in V.INDEX_DTYPES:
             raise TypeError(f"{op}: 'ids' must be an integer tensor of global row ids (got {V.describe(ids)})")
-        dev, W = self.local.device, self.world_size
-        flat = ids.to(device=dev, dtype=torch.int64).reshape(-1).contiguous()
-        if self._block is not None:  # inside prefetch(): a local gather from the block's rows
-            U, rows = self._block
-            pos = torch.searchsorted(U, flat).clamp_max(max(0, U.numel() - 1))
-            if flat.numel() and (not U.numel() or not bool((U[pos] == flat).all())):
-                raise ValueError(f"{op}: inside prefetch(ids), every lookup must be of prefetched ids (got "
-                                 f"{int((~torch.isin(flat, U)).sum())} others)")
-            return rows[pos].reshape(*ids.shape, self.dim)
+        flat = ids.to(device=self.local.device, dtype=torch.int64).reshape(-1).contiguous()
+        if self._block is None:
+            U, rows = self._fetch(op, flat)
+            return rows[torch.searchsorted(U, flat)].reshape(*ids.shape, self.dim)
+        U, rows = self._block  # inside prefetch(): a local gather from the block's rows
+        pos = torch.searchsorted(U, flat).clamp_max(max(0, U.numel() - 1))
+        if flat.numel() and (not U.numel() or not bool((U[pos] == flat).all())):
+            raise ValueError(f"{op}: inside prefetch(ids), every lookup must be of prefetched ids (got "
+                             f"{int((~torch.isin(flat, U)).sum())} others)")
+        return rows[pos].reshape(*ids.shape, self.dim)
+
+    forward = lookup
+
+    def _fetch(self, op: str, flat: torch.Tensor):
+        """(U, rows [|U|, d]): the sorted union of every rank's ``flat`` ids and their rows (collective; ``rows`` is
+        a leaf recorded for :meth:`reduce_gradients` when gradients are on)."""
         mine = torch.unique(flat)
-        counts = _all_gather(self._comm(torch.tensor([mine.numel()], dtype=torch.int64)), self.group).flatten()
-        counts = counts.cpu().tolist()
-        buf = torch.zeros(max(1, max(counts)), dtype=torch.int64, device=dev)
-        buf[: mine.numel()] = mine
-        every = _all_gather(self._comm(buf), self.group).to(dev)
-        union = torch.cat([every[r, : counts[r]] for r in range(W)])
+        counts = _gather(torch.tensor([mine.numel()], device=flat.device), self._table).flatten().cpu().tolist()
+        union = _cat_ranks(mine, counts, self._table)
         if union.numel():  # the same check on every rank, so a bad id raises everywhere instead of a hang
             lo_id, hi_id = torch.stack(torch.aminmax(union)).tolist()
             if lo_id < 0 or hi_id >= self.num_rows:
-                bad = [r for r in range(W) if counts[r] and (int(every[r, : counts[r]].min()) < 0
-                                                              or int(every[r, : counts[r]].max()) >= self.num_rows)]
+                edges = [0] + torch.tensor(counts).cumsum(0).tolist()
+                bad = [r for r in range(len(counts)) if counts[r] and not bool(
+                    ((union[edges[r] : edges[r + 1]] >= 0) & (union[edges[r] : edges[r + 1]] < self.num_rows)).all())]
                 raise ValueError(f"{op}: 'ids' must be row ids in [0, {self.num_rows}) (got min {lo_id}, max {hi_id}; "
                                  f"from rank(s) {bad})")
         U = torch.unique(union)
@@ -336,9 +338,7 @@ class ShardedEmbedding(torch.nn.Module):
         if torch.is_grad_enabled() and self.local.requires_grad:
             rows.requires_grad_(True)
             self._pending.append((U, rows))
-        return rows[torch.searchsorted(U, flat)].reshape(*ids.shape, self.dim)
-
-    forward = lookup
+        return U, rows
 
     @contextlib.contextmanager
     def prefetch(self, ids: torch.Tensor):
@@ -346,14 +346,13 @@ class ShardedEmbedding(torch.nn.Module):
         communication: one step's positives, negatives and regulariser then cost one all-gather pair and one
         all-reduce, and one gradient all-reduce. A lookup of an id outside ``ids`` raises ValueError (it cannot
         fall back to a collective lookup, which the other ranks would not join)."""
+        op = "ShardedEmbedding.prefetch"
         if self._block is not None:
-            raise RuntimeError("ShardedEmbedding.prefetch: blocks do not nest")
-        rows = self.lookup(ids.reshape(-1))
-        flat = ids.to(device=self.local.device, dtype=torch.int64).reshape(-1)
-        U, first = torch.unique(flat, return_inverse=True)
-        where = torch.zeros(U.numel(), dtype=torch.int64, device=flat.device).scatter_(
-            0, first, torch.arange(flat.numel(), device=flat.device))
-        self._block = (U, rows[where])
+            raise RuntimeError(f"{op}: blocks do not nest")
+        require_group(op, self.group)
+        if not isinstance(ids, torch.Tensor) or ids.dtype not in V.INDEX_DTYPES:
+            raise TypeError(f"{op}: 'ids' must be an integer tensor of global row ids (got {V.describe(ids)})")
+        self._block = self._fetch(op, ids.to(device=self.local.device, dtype=torch.int64).reshape(-1).contiguous())
         try:
             yield self
         finally:
@@ -433,22 +432,14 @@ def _stack_ranks(op, q, ex, sc: ShardedCandidates):
                          f"{['given' if h else 'None' for h in meta[:, 2].tolist()]} by rank)")
     sizes, counts = meta[:, 0].tolist(), meta[:, 1].tolist()
     off = sum(sizes[: sc.rank])
-    pad = q.new_zeros(max(1, max(sizes)), d)
-    pad[:B] = q
-    allq = _gather(pad, sc)
-    Q = torch.cat([allq[r, : sizes[r]] for r in range(sc.world_size)])
+    Q = _cat_ranks(q, sizes, sc)
     EX = None
     if ex is not None:
         ptr, idx = ex
-        lens = torch.zeros(pad.shape[0], dtype=torch.int64, device=q.device)
-        lens[:B] = ptr.diff()
-        ids = torch.zeros(max(1, max(counts)), dtype=torch.int64, device=q.device)
-        ids[:nnz] = idx
-        L, I = _gather(lens, sc), _gather(ids, sc)
-        lens = torch.cat([L[r, : sizes[r]] for r in range(sc.world_size)])
+        lens = _cat_ranks(ptr.diff(), sizes, sc)
         new_ptr = torch.zeros(lens.numel() + 1, dtype=torch.int64, device=q.device)
         new_ptr[1:] = lens.cumsum(0)
-        EX = (new_ptr, torch.cat([I[r, : counts[r]] for r in range(sc.world_size)]))
+        EX = (new_ptr, _cat_ranks(idx, counts, sc))
     return Q, EX, slice(off, off + B)
 
 
@@ -472,6 +463,15 @@ def _to_global(ids: torch.Tensor, lo: int) -> torch.Tensor:
 def _gather(x: torch.Tensor, sharded: ShardedCandidates) -> torch.Tensor:
     dev = sharded._comm_device()
     return _all_gather(x.to(dev), sharded.group).to(x.device)
+
+
+def _cat_ranks(x: torch.Tensor, sizes: list, sharded: ShardedCandidates) -> torch.Tensor:
+    """Every rank's ``x`` (``sizes[r]`` rows on rank r, the rest of its shape equal) concatenated in rank order:
+    padded to the largest, one all-gather, the padding dropped."""
+    pad = x.new_zeros(max(1, max(sizes)), *x.shape[1:])
+    pad[: x.shape[0]] = x
+    every = _gather(pad, sharded)
+    return torch.cat([every[r, : sizes[r]] for r in range(len(sizes))])
 
 
 def topk_mine(query: torch.Tensor, candidates: ShardedCandidates, k: int, *, metric: str = "dot",

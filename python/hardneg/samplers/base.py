@@ -149,6 +149,8 @@ class Sampler:
     requires_scorer = False
     #: learns from the model being trained through :meth:`update`
     trainable = False
+    #: the last checked scorer's table is row-sharded with per-rank queries (set by ``_check_scorer``)
+    _per_rank = False
     #: corrupts (h, r, t) triples only (needs relations); the generic tests skip pairs for these
     triples_only = False
 
@@ -282,6 +284,9 @@ class Sampler:
                 raise TypeError(f"{op}: 'scorer' must implement query_vectors, candidate_vectors and metric "
                                 f"(missing {attr!r} on {type(scorer).__name__})")
         cand = scorer.candidate_vectors("tail")
+        # a row-sharded training table with per-rank queries: its mining calls are collective, so each rank
+        # makes them for every side, even with no rows there (side_groups(..., collective=self._per_rank))
+        self._per_rank = bool(getattr(cand, "per_rank_queries", False))
         N = None
         if _sharded(cand):  # a row-sharded table (hardneg.distributed): its size, and this rank's rows to check
             N, cand = cand.num_rows, cand.local
@@ -378,12 +383,6 @@ def draw_with_replacement(weights: torch.Tensor, n: int, generator) -> torch.Ten
         return sample_from_weights(weights, n, replacement=True, generator=generator)
     return torch.multinomial(weights.to(generator_device(generator)), n, replacement=True,
                              generator=generator).to(weights.device)
-
-
-def per_rank_table(scorer) -> bool:
-    """True when the scorer's candidates are a row-sharded training table with per-rank queries (its mining
-    calls are collective, so each rank makes them for every side, even with no rows)."""
-    return scorer is not None and bool(getattr(scorer.candidate_vectors("tail"), "per_rank_queries", False))
 
 
 def side_groups(P: torch.Tensor, row_side: torch.Tensor | None, *,

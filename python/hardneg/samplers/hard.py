@@ -9,7 +9,7 @@ from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
 from .._backend import BACKENDS
 from .._random import SeedStream, uniform
-from .base import (Negatives, Sampler, create, exclusion_with_self, per_rank_table, register, side_groups,
+from .base import (Negatives, Sampler, create, exclusion_with_self, register, side_groups,
                    uniform_pool_draw)
 from ..metrics import anchors, pairwise
 from .basic import from_corrupt
@@ -88,7 +88,7 @@ class TopKSampler(_MiningSampler):
         K = self._pool(self._entities(scorer))
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in side_groups(P, row_side, collective=per_rank_table(scorer)):
+        for side, col, rows in side_groups(P, row_side, collective=self._per_rank):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             _, pool = topk_mine(q, C, K, metric=scorer.metric, exclude=ex, backend=self.backend)
             i, v = uniform_pool_draw(pool, self.num_negatives, generator)
@@ -114,7 +114,7 @@ class ScoreSampler(_MiningSampler):
         ids, valid = self._alloc(P)
         logp = torch.full(ids.shape, float("-inf"), dtype=torch.float32, device=P.device)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in side_groups(P, row_side, collective=per_rank_table(scorer)):
+        for side, col, rows in side_groups(P, row_side, collective=self._per_rank):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
             i, lp = sample_by_score(q, C, self.num_negatives, metric=scorer.metric, weighting=self.weighting,
                                     temperature=self.temperature, exclude=ex, replacement=self.replacement,
@@ -141,7 +141,7 @@ class DNSSampler(_MiningSampler):
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in side_groups(P, row_side, collective=per_rank_table(scorer)):
+        for side, col, rows in side_groups(P, row_side, collective=self._per_rank):
             neg, ok = corrupt(P[rows], self.num_candidates, self._entities(scorer, side), side=side, known=self.known,
                               num_relations=self.num_relations, generator=generator)
             cand = from_corrupt(P[rows], neg, ok, side)
@@ -174,7 +174,7 @@ class NMissSampler(_MiningSampler):
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
         row_side = self._row_sides(P, generator)
-        for side, col, rows in side_groups(P, row_side, collective=per_rank_table(scorer)):
+        for side, col, rows in side_groups(P, row_side, collective=self._per_rank):
             E = self._entities(scorer, side)
             anchor, target, q, C, ex = self._queries(P, rows, side, scorer)
             s, pool = topk_mine(q, C, self.pool_size, metric=scorer.metric, exclude=ex, backend=self.backend)
@@ -245,7 +245,7 @@ class NSCachingSampler(_MiningSampler):
             self.num_entities = self._entities(scorer)
             self.num_sources = self._entities(scorer, "head") if scorer is not None else self.num_entities
         dev = P.device
-        for side, col, rows in side_groups(P, row_side, collective=per_rank_table(scorer)):
+        for side, col, rows in side_groups(P, row_side, collective=self._per_rank):
             E = self._entities(scorer, side)
             key = self._anchor_key(P, rows, side)
             ukey, inv = torch.unique(key, return_inverse=True)
