@@ -194,3 +194,25 @@ def test_bare_compare_uses_the_main_job_recipe(monkeypatch, capsys):
     assert cli.main(["compare", "--no-progress"]) == 0
     assert seen["d"]["dataset"] == "umls" and seen["d"]["model"] == "complex" and seen["names"] == ["uniform", "topk"]
     assert "main job's recipe 'umls'" in capsys.readouterr().out
+
+
+def test_compare_sampler_options_go_to_the_one_sampler_compared(monkeypatch, capsys):
+    """An explicit --sampler-options is never silently dropped: it belongs to the recipe's sampler when that is
+    compared, else to the single sampler of --samplers (over the recipe's per_sampler options), else an error."""
+    from hardneg import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_compare", lambda d, names, seeds, out, progress, per=None: seen.update(
+        d=d, names=names, per=per))
+    # citeseer-gcn: the recipe's sampler is mebns, and per_sampler gives dns num_candidates 8
+    assert cli.main(["compare", "--config", "citeseer-gcn", "--samplers", "dns",
+                     "--sampler-options", "{num_candidates: 16}", "--no-progress"]) == 0
+    assert seen["d"]["sampler"] == "dns" and seen["d"]["sampler_options"] == {"num_candidates": 16}
+    assert "sampler_options" not in (seen["per"] or {}).get("dns", {})
+    assert cli.main(["compare", "--config", "citeseer-gcn", "--samplers", "uniform,mebns",
+                     "--sampler-options", "{num_candidates: 8}", "--no-progress"]) == 0
+    assert seen["d"]["sampler"] == "mebns" and "apply to 'mebns'" in capsys.readouterr().out
+    assert cli.main(["compare", "--config", "citeseer-gcn", "--samplers", "uniform,dns",
+                     "--sampler-options", "{num_candidates: 16}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--sampler-options" in err and "the options of which sampler?" in err

@@ -300,10 +300,35 @@ def cmd_compare(args) -> int:
         return _grid(d, extras, args)
     names = [s.strip() for s in args.samplers.split(",") if s.strip()] if args.samplers else \
         extras.get("compare") or ["uniform", "topk"]
+    if getattr(args, "sampler_options", None) is not None:
+        _own_sampler_options(d, extras, names)
     seeds = _seeds(args.seeds, extras.get("seeds", [d.get("seed", 0)]))
     output = args.output or default_output(dict(d, model=str(d.get("model", "")) + "-compare"))
     _compare(d, names, seeds, output, False if args.no_progress else None, extras.get("per_sampler"))
     return 0
+
+
+def _own_sampler_options(d: dict, extras: dict, names: list[str]) -> None:
+    """Whose options an explicit ``--sampler-options`` of ``compare`` are: the recipe's sampler's when it is
+    compared (the others keep their defaults or the recipe's ``per_sampler`` options), else the one sampler of
+    ``--samplers`` (replacing the recipe's ``per_sampler`` options for it). Several samplers, none of them the
+    recipe's, leave the options without an owner: a UserError rather than options silently not applied."""
+    own = d.get("sampler")
+    if own in names:
+        others = [n for n in names if n != own]
+        if others:
+            print(f"[compare] --sampler-options apply to {own!r} (the recipe's sampler); {', '.join(others)} run "
+                  f"with their defaults or the recipe's per-sampler options", flush=True)
+        return
+    if len(names) != 1:
+        raise UserError(f"--sampler-options {d.get('sampler_options')}: the options of which sampler? --samplers "
+                        f"{','.join(names)} does not include the recipe's sampler {own!r}; compare one sampler "
+                        f"at a time with its options, or write them into a recipe's per_sampler")
+    d["sampler"] = names[0]
+    per = dict(extras.get("per_sampler") or {})
+    if "sampler_options" in per.get(names[0], {}):
+        per[names[0]] = {k: v for k, v in per[names[0]].items() if k != "sampler_options"}
+        extras["per_sampler"] = per
 
 
 def _grid(d: dict, extras: dict, args) -> int:
