@@ -2,10 +2,19 @@
 import pytest
 import torch
 
+from hardneg.integrations import pyg as pyg_adapter
 from hardneg.integrations.pyg import negative_sampling
 from hardneg.testing import assert_chi2
 
 pyg_utils = pytest.importorskip("torch_geometric.utils", reason="PyTorch Geometric is not installed (extra hardneg[pyg])")
+
+
+@pytest.fixture(params=["dense bits", "KnownSet"], autouse=True)
+def membership(request, monkeypatch):
+    """Every test runs with both membership structures: a bit per pair (small graphs) and the KnownSet index."""
+    if request.param == "KnownSet":
+        monkeypatch.setattr(pyg_adapter, "_DENSE_MAX", 0)
+    return request.param
 
 
 def graph(n=60, m=500, seed=0):
@@ -32,6 +41,24 @@ def test_pyg_invariants_and_exact_count(force_undirected):
     # the same call through PyG runs and satisfies the same contract (with at most as many samples)
     theirs = pyg_utils.negative_sampling(ei, N, 700, force_undirected=force_undirected)
     assert theirs.shape[1] <= 700
+
+
+def test_force_undirected_excludes_both_directions_of_a_one_way_edge(membership):
+    ei = graph(n=40, m=300, seed=2)  # not symmetric: (u, v) may be an edge while (v, u) is not
+    out = negative_sampling(ei, 40, 400, force_undirected=True, generator=torch.Generator().manual_seed(0))
+    pos = set(map(tuple, ei.T.tolist()))
+    assert not any((u, v) in pos or (v, u) in pos for u, v in out.T.tolist())
+
+
+@pytest.mark.parametrize("force_undirected", [False, True])
+def test_both_membership_structures_draw_the_same_negatives(monkeypatch, force_undirected):
+    ei = graph(n=200, m=3000, seed=3)
+    out = {}
+    for limit in (1 << 20, 0):  # 200 x 200 pairs: the bit per pair, then the KnownSet index
+        monkeypatch.setattr(pyg_adapter, "_DENSE_MAX", limit)
+        out[limit] = negative_sampling(ei, 200, 900, force_undirected=force_undirected,
+                                       generator=torch.Generator().manual_seed(4))
+    assert torch.equal(out[1 << 20], out[0])
 
 
 def test_signature_defaults_ratio_and_bipartite():

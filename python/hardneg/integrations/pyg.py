@@ -21,6 +21,9 @@ from ..known import KnownSet
 __all__ = ["negative_sampling"]
 
 _ENUMERATE_MAX = 1 << 24
+# Up to this many ordered pairs, membership is a dense bit per pair (1 MiB at most) instead of a KnownSet: on
+# small graphs building the hash index cost more than the whole of PyG's call (e.g. 0.8 of 1.9 ms at 100 nodes).
+_DENSE_MAX = 1 << 20
 
 
 def negative_sampling(edge_index, num_nodes=None, num_neg_samples=None, method="sparse", force_undirected=False,
@@ -75,11 +78,19 @@ def negative_sampling(edge_index, num_nodes=None, num_neg_samples=None, method="
     population = Ns * Nd if bipartite else (Ns * (Ns - 1) // 2 if force_undirected else Ns * (Ns - 1))
     if want == 0 or population == 0:
         return torch.empty(2, 0, dtype=torch.int64, device=dev)
-    N = max(Ns, Nd)
-    known = KnownSet.from_edges(ei.T.contiguous(), N, directed=not force_undirected)
+    if Ns * Nd <= _DENSE_MAX:
+        edge = torch.zeros(Ns * Nd, dtype=torch.bool, device=dev)
+        edge[ei[0] * Nd + ei[1]] = True
+        if force_undirected:
+            edge[ei[1] * Nd + ei[0]] = True
 
-    def admissible(u, v):
-        return ~known.contains(torch.stack([u, v], 1))
+        def admissible(u, v):
+            return ~edge[u * Nd + v]
+    else:
+        known = KnownSet.from_edges(ei.T.contiguous(), max(Ns, Nd), directed=not force_undirected)
+
+        def admissible(u, v):
+            return ~known.contains(torch.stack([u, v], 1))
 
     gdev = generator_device(generator)
 
