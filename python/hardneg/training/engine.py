@@ -120,7 +120,8 @@ class Trainer:
         self.store = CheckpointStore(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         seed_everything(cfg.seed)
         task_cls = get_task(cfg.task)
-        self.task = task_cls(cfg, data=data if data is not None else kg, device=self.device)
+        with deterministic(cfg.deterministic, self.device):  # a task may train in its set-up (MeBNS's teacher)
+            self.task = task_cls(cfg, data=data if data is not None else kg, device=self.device)
         self.model = self.task.model
         #: row-sharded tables (hardneg.distributed.ShardedEmbedding): their gradients are reduced after backward
         self.sharded = [m for _, m in sharded_embeddings(self.model)]

@@ -68,6 +68,24 @@ def test_mlp_decoder_and_featureless_graphs():
         run(graph(), decoder="mlp", sampler="topk")
 
 
+def test_mebns_teacher_trains_under_deterministic_algorithms(monkeypatch):
+    """The teacher trains in the task's set-up: with ``deterministic`` that must use deterministic kernels too
+    (CPU index_put_ with accumulation otherwise sums in a thread-dependent order: two 2-thread runs differed)."""
+    from hardneg.tasks.linkpred import mebns
+
+    seen, real = [], mebns.train_teacher
+
+    def spy(*a, **k):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return real(*a, **k)
+
+    monkeypatch.setattr(mebns, "train_teacher", spy)
+    before = torch.are_deterministic_algorithms_enabled()
+    run(graph(), sampler="mebns", epochs=1)
+    run(graph(), sampler="mebns", epochs=1, deterministic=False)
+    assert seen == [True, before] and torch.are_deterministic_algorithms_enabled() == before
+
+
 def test_mebns_resumes_bit_identically(tmp_path):
     ds = graph()
     with warnings.catch_warnings():
