@@ -43,7 +43,7 @@ def test_pyg_invariants_and_exact_count(force_undirected):
     assert theirs.shape[1] <= 700
 
 
-def test_force_undirected_excludes_both_directions_of_a_one_way_edge(membership):
+def test_force_undirected_excludes_both_directions_of_a_one_way_edge():
     ei = graph(n=40, m=300, seed=2)  # not symmetric: (u, v) may be an edge while (v, u) is not
     out = negative_sampling(ei, 40, 400, force_undirected=True, generator=torch.Generator().manual_seed(0))
     pos = set(map(tuple, ei.T.tolist()))

@@ -201,9 +201,9 @@ class DANSSampler(_TrainableSampler):
       ``known`` CSR via ``KnownSet.exclusion``) and the true entity, one of them drawn uniformly. So a
       negative is never a known triple. ``match_k`` > 1 keeps the negatives diverse when the generators
       narrow onto a few embeddings: on UMLS (135 entities) validation MRR rose from 0.876 (``match_k=1``, the
-      nearest entity) to 0.911 (10) and 0.920 (30); the ``umls-dans`` recipe uses 30 (bench/RESULTS.md). ``mode="embedding"``: the generated embeddings are the negatives
-      themselves (``Negatives.vectors``, ids −1; the models' ``forward_scores`` score them), as the released
-      code does.
+      nearest entity) to 0.911 (10) and 0.920 (30); the ``umls-dans`` recipe uses 30 (bench/RESULTS.md).
+      ``mode="embedding"``: the generated embeddings are the negatives themselves (``Negatives.vectors``,
+      ids −1; the models' ``forward_scores`` score them), as the released code does.
     * **Training.** Per base-model step (the loop calls :meth:`update` after the model's optimiser step):
       ``disc_steps`` discriminator steps on the true tails vs. the fakes this batch was given, then
       ``gen_steps`` generator steps on freshly drawn fakes (default 1:1:1 for discriminator : generator : base
