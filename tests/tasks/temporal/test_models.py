@@ -56,6 +56,59 @@ def test_neighbours_strictly_before_the_query_time(name):
     assert not torch.allclose(a, c)
 
 
+def test_tgn_neighbor_time_encodings():
+    """``last_update``: the neighbour's last update minus the event time (0 when the event was the neighbour's
+    latest), independent of the query time; ``query`` and ``both`` (the default) depend on it."""
+    src, dst, t = stream()
+    cut = 120
+    past = hardneg.TemporalGraph(src[:cut], dst[:cut], t[:cut], num_nodes=N)
+    nodes = torch.tensor([0, 3, 12, 19])
+    t_last = int(t[cut - 1])
+    out = {}
+    for mode in ("query", "last_update", "both"):
+        m = model("tgn", neighbor_time=mode)
+        assert m.neighbor_time == mode
+        m.observe(src[:cut], dst[:cut], t[:cut], torch.arange(cut))
+        seen = []
+        edge_input = m._edge_input
+        m._edge_input = lambda dt, feats: seen.append(dt) or edge_input(dt, feats)
+        out[mode] = (m.embed(nodes, None, past, t_last + 1), m.embed(nodes, None, past, t_last + 500))
+        if mode != "query":
+            dt = seen[0] if mode == "last_update" else seen[0][..., 1]
+            nb, _, nt, valid = past.neighbors(nodes, torch.full((4,), t_last + 1), m.num_neighbors)
+            last = torch.full((N,), -1)  # each node's latest event time
+            last.scatter_reduce_(0, torch.cat([src[:cut], dst[:cut]]), t[:cut].repeat(2), "amax")
+            want = torch.where(valid, last[nb.clamp_min(0)] - nt, torch.zeros_like(nt)).float()
+            assert torch.equal(dt, want) and bool((dt[valid] >= 0).all()) and bool((dt[valid] == 0).any())
+    assert torch.allclose(*out["last_update"])
+    assert not torch.allclose(*out["query"]) and not torch.allclose(*out["both"])
+    assert create_model("tgn", N).neighbor_time == "both"
+    with pytest.raises(ValueError, match="'neighbor_time' must be one of \\['query'\\]"):
+        create_model("tgat", N, neighbor_time="last_update")
+    with pytest.raises(ValueError, match="'neighbor_time' must be one of"):
+        create_model("tgn", N, neighbor_time="now")
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_per_event_neighbor_cutoff(name):
+    """A per-node query time (DyGLib's convention) is the scalar query, row by row: each event sees the
+    events strictly before its own time, a batch's earlier events included."""
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model(name)
+    if name == "tgn":
+        m.observe(src[:100], dst[:100], t[:100], torch.arange(100))
+    nodes, times = torch.cat([src[100:130], dst[100:130]]), torch.cat([t[100:130], t[100:130]])
+    z = m.embed(nodes, times, g, times)
+    rows = torch.cat([m.embed(nodes[i:i + 1], times[i:i + 1], g, int(times[i])) for i in range(nodes.numel())])
+    assert torch.allclose(z, rows, atol=1e-6)
+    batch = m.embed(nodes, times, g, int(times[0]))
+    assert not torch.allclose(z, batch)  # later events of the batch see its earlier ones
+    assert torch.allclose(z[:1], batch[:1], atol=1e-6)  # the first event sees what the batch sees
+    with pytest.raises(ValueError, match="a per-node 'query_time' must have one entry per node \\(got 3 for 60"):
+        m.embed(nodes, times, g, times[:3])
+
+
 def test_tgn_memory_is_updated_lazily_through_the_gru():
     src, dst, t = stream()
     g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)

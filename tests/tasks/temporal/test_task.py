@@ -54,6 +54,14 @@ def test_train_and_evaluate_every_view(model, sampler):
     assert r["plot_metrics"] == ["ap_historical", "ap_inductive", "mrr"]
 
 
+def test_per_event_neighbor_cutoff_trains_and_differs_from_the_batch_cutoff():
+    a = run(rank_eval="none", neighbor_cutoff="event", sampler="ens")
+    again = run(rank_eval="none", neighbor_cutoff="event", sampler="ens")  # deterministic
+    assert a["test"] == again["test"] and a["history"][0]["loss"] == again["history"][0]["loss"]
+    b = run(rank_eval="none", sampler="ens")
+    assert a["config"]["neighbor_cutoff"] == "event" and a["test"]["ap"] != b["test"]["ap"]
+
+
 def test_inductive_setting_reports_new_node_events_apart():
     r = run(inductive=True, rank_eval="all", eval_every=1)
     assert r["dataset"]["split"]["inductive"] and r["dataset"]["split"]["new_test_nodes"] == 5
@@ -138,6 +146,8 @@ def test_config_errors():
         TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="uniform"))
     with pytest.raises(ValueError, match="'model' must be one of \\['tgn', 'tgat'\\]"):
         TrainConfig.from_dict(dict(TINY, dataset="toy", model="jodie"))
+    with pytest.raises(ValueError, match="'neighbor_cutoff' must be one of \\['batch', 'event'\\]"):
+        TrainConfig.from_dict(dict(TINY, dataset="toy", neighbor_cutoff="now"))
     with pytest.raises(ValueError, match="neighbor_strategy='recent'"):
         TrainConfig.from_dict(dict(TINY, dataset="toy", neighbor_strategy="uniform"))
     with pytest.raises(ValueError, match="'num_heads' \\(3\\) must divide"):

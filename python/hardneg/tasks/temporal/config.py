@@ -7,6 +7,7 @@ from ...training.config import TrainConfig, number, opt
 
 MODELS = ("tgn", "tgat")
 NEIGHBOR_STRATEGIES = ("recent", "uniform")
+NEIGHBOR_CUTOFFS = ("batch", "event")
 RANK_EVAL = ("test", "all", "none")
 #: the samplers the temporal task can train with (event samplers: destinations of (src, dst) events)
 SAMPLERS = ("random", "historical", "inductive", "ens", "ens_score")
@@ -33,6 +34,10 @@ class TemporalConfig(TrainConfig):
     dropout: float = opt(0.1, "dropout in the attention layers")
     event_times: bool = opt(False, "time encodings relative to each event's own time (DyGLib) instead of the "
                                    "batch's first time (every node of a batch embedded once, as of the batch)")
+    neighbor_cutoff: str = opt("batch", "batch | event: neighbours strictly before the batch's first time (the "
+                                        "events of a batch never see each other, as in PyG's examples/tgn.py) or "
+                                        "before each event's own time (TGN/TGAT reference code and DyGLib: a "
+                                        "batch's later events see its earlier ones; implies event_times)")
     sampler: str = opt("random", "random | historical | inductive | ens | ens_score")
     num_negatives: int = opt(1, "negative destinations per event")
     loss: str = opt("bce", "margin | softplus | bce | sans | infonce | bpr")
@@ -59,6 +64,7 @@ class TemporalConfig(TrainConfig):
             raise ValueError(f"{op}: the temporal task trains with event samplers {list(SAMPLERS)} "
                              f"(got {self.sampler!r})")
         V.choice(op, "neighbor_strategy", self.neighbor_strategy, NEIGHBOR_STRATEGIES)
+        V.choice(op, "neighbor_cutoff", self.neighbor_cutoff, NEIGHBOR_CUTOFFS)
         V.choice(op, "rank_eval", self.rank_eval, RANK_EVAL)
         for name in ("time_dim", "num_heads", "mrr_negatives"):
             V.integer(op, name, getattr(self, name), minimum=1)

@@ -2,7 +2,8 @@
 
 Training streams the training events chronologically in batches of ``batch_size``. For each batch: the
 sources, destinations and negatives are embedded at their event times with neighbours strictly before the
-batch's first time (so the events of a batch never see each other); the sampler draws the negatives (ENS mines
+batch's first time (so the events of a batch never see each other; ``neighbor_cutoff="event"``: strictly before
+each event's own time, as the TGN / TGAT reference code and DyGLib do); the sampler draws the negatives (ENS mines
 with the fresh source embeddings against its cached destination table); the loss is BCE on the MLP decoder's
 logits; after the optimiser step the batch is observed (TGN: memory update). Each epoch starts from an empty
 memory; the neighbour graph of training holds the training events only (in the inductive setting the held-out
@@ -125,6 +126,14 @@ class TemporalTask(Task):
         cand = ds.dst_nodes
         return cand[first[cand] > self.split.val_time]
 
+    def embed(self, nodes, times, graph, t0, generator):
+        """Embeddings of ``nodes`` at their events' ``times`` [M] (the graph's dtype), with the configured
+        neighbour cut-off (``neighbor_cutoff``: the batch's first time ``t0``, or each event's own time) and
+        time reference (``event_times``)."""
+        if self.cfg.neighbor_cutoff == "event":
+            return self.model.embed(nodes, times, graph, times, generator=generator)
+        return self.model.embed(nodes, times if self.cfg.event_times else None, graph, t0, generator=generator)
+
     def destination_table(self, graph, t0) -> torch.Tensor:
         """Embeddings [N_dst, d] of every destination at time ``t0`` (neighbours strictly before it)."""
         return self.model.embed(self.data.dst_nodes.to(self.device), None, graph, t0)
@@ -146,24 +155,22 @@ class TemporalTask(Task):
     def step(self, batch, generator):
         m, i = self.model, batch.idx
         src, dst, t = self.src[i], self.dst[i], self.t[i]
-        B, t0, tf = i.numel(), t[0].item(), t.double()
+        B, t0 = i.numel(), t[0].item()
         g, P = self.train_graph, torch.stack([src, dst], 1)
-        ev = self.cfg.event_times
         if self.sampler.requires_scorer:  # ENS mines with the fresh source embeddings: embed them first
-            z = m.embed(torch.cat([src, dst]), tf.repeat(2) if ev else None, g, t0, generator=generator)
+            z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
             with self.clock.measure("sampler"):
                 neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t)
             n = neg.ids.shape[1]
-            z_neg = m.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), tf.repeat_interleave(n) if ev else None,
-                            g, t0, generator=generator)
+            z_neg = self.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), t.repeat_interleave(n), g, t0,
+                               generator)
             z = torch.cat([z, z_neg])
         else:  # one embedding pass for sources, destinations and negatives
             with self.clock.measure("sampler"):
                 neg = self.sampler.sample(P, generator=generator, times=t)
             n = neg.ids.shape[1]
             nodes = torch.cat([src, dst, neg.ids.clamp_min(self.data.dst_min).flatten()])
-            z = m.embed(nodes, torch.cat([tf, tf, tf.repeat_interleave(n)]) if ev else None, g, t0,
-                        generator=generator)
+            z = self.embed(nodes, torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
         a = m.decoder.source(z[:B])
         pos = m.decoder.combine(a, m.decoder.destination(z[B:2 * B]))
         negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z[2 * B:]).view(B, n, -1))
@@ -242,12 +249,11 @@ class TemporalTask(Task):
             b = idx[lo:lo + bs]
             B = b.numel()
             src, dst, t = self.src[b], self.dst[b], self.t[b]
-            t0, tf = t[0].item(), t.double()
+            t0 = t[0].item()
             parts = [src, dst, negs["random"][1][lo:lo + B]]
             for s in ("historical", "inductive"):
                 parts += [negs[s][0][lo:lo + B], negs[s][1][lo:lo + B]]
-            z = m.embed(torch.cat(parts), tf.repeat(len(parts)) if cfg.event_times else None, g, t0,
-                        generator=gen).view(len(parts), B, -1)
+            z = self.embed(torch.cat(parts), t.repeat(len(parts)), g, t0, gen).view(len(parts), B, -1)
             sc = lambda u, v: m.score(z[u], z[v])  # noqa: E731
             pos = sc(0, 1)
             acc["random"].add(pos, sc(0, 2))
