@@ -295,14 +295,14 @@ class TemporalModel(nn.Module):
                              f"{times.numel()})")
         return self._embed(nodes, times.double(), qt, graph, generator)
 
-    def _neighbourhood(self, graph, nodes, times, qt, generator, recurse):
+    def _neighbourhood(self, graph, nodes, times, qt, generator, with_times):
         """The k neighbours of ``nodes`` strictly before ``qt``, the deltas ``t − t_j`` from each query's time
         (float32, 0 on padding) and the neighbour events' features (None without them):
-        ``(nbrs, nbr_times or None, valid, dt, feats)``. Without ``recurse`` (no neighbour times needed): one
+        ``(nbrs, nbr_times or None, valid, dt, feats)``. Without ``with_times`` (no neighbour times needed): one
         :meth:`TemporalGraph.assemble` call (lookup, deltas and feature gather in C++); otherwise the times
         come from :meth:`TemporalGraph.neighbors`."""
         k, feats = self.num_neighbors, None
-        if not recurse:
+        if not with_times:
             nb, _, dt, valid, feats = graph.assemble(nodes, qt, k, event_times=times.to(graph.time_dtype),
                                                      features=self.edge_features, edge_ids=False,
                                                      strategy=self.strategy, generator=generator)
@@ -459,7 +459,8 @@ class TGN(TemporalModel):
             mem, _ = self.mem.updated(self, S)
             return mem[inv]
         own = layer == 1 and self.neighbor_time != "query"  # encodings from the neighbours' last updates
-        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1 or own)
+        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator,
+                                                       with_times=layer > 1 or own)
         if layer == 1:  # one memory read for the nodes and their neighbours
             S, inv = torch.unique(torch.cat([nodes, nb.clamp_min(0).flatten()]), return_inverse=True)
             table, last = self.mem.updated(self, S)
@@ -500,7 +501,7 @@ class TGAT(TemporalModel):
         M, k = nodes.numel(), self.num_neighbors
         if layer == 0:
             return torch.zeros(M, 0, device=nodes.device)
-        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator, recurse=layer > 1)
+        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator, with_times=layer > 1)
         edge_in = self._edge_input(dt, feats)
         if layer == 1:
             table = h = torch.zeros(M, 0, device=nodes.device)
