@@ -238,3 +238,43 @@ def test_ens_events_sharing_a_query_share_one_pool_without_any_of_their_positive
     s = create("ens", n=2, pool_size=2, hard_fraction=1.0)
     neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0))
     assert {tuple(sorted(r)) for r in neg.ids.tolist()} == {(12, 13)}  # 10 and 11 are positives of the query
+
+
+# ------------------------------------------------------------------------------------------------ ens draft
+@pytest.mark.parametrize("name, n, f", [("ens", 1, 0.25), ("ens", 4, 0.6), ("ens", 3, 1.0), ("ens", 2, 0.0),
+                                        ("ens_score", 2, 0.5)])
+def test_ens_draft_then_sample_equals_one_sample_call(name, n, f):
+    P, sc = events(40), scorer(40)
+    one, two = create(name, n=n, pool_size=5, hard_fraction=f), create(name, n=n, pool_size=5, hard_fraction=f)
+    g1, g2 = G(7), G(7)
+    for _ in range(3):  # across calls: the step counter and the cached table advance alike
+        a = one.sample(P, scorer=sc, generator=g1)
+        d = two.draft(P, generator=g2)
+        before = d.ids.clone()
+        b = two.sample(P, scorer=sc, generator=g2, draft=d)
+        assert torch.equal(a.ids, b.ids) and torch.equal(a.valid, b.valid)
+        assert (a.log_prob is None) == (b.log_prob is None)
+        if a.log_prob is not None:
+            assert torch.equal(a.log_prob, b.log_prob)
+        assert torch.equal(d.ids, before)  # the draft is not modified
+        # the draft's easy columns are final; its hard columns are the first k of each row
+        assert torch.equal(b.ids[~d.hard], d.ids[~d.hard])
+        k = d.hard.sum(1)
+        assert torch.equal(d.hard, torch.arange(n)[None, :] < k[:, None])
+    assert one.step == two.step == 3
+
+
+def test_ens_draft_errors():
+    P, sc = events(8), scorer(8)
+    s = create("ens", n=1, pool_size=2, hard_fraction=1.0)
+    d = s.draft(P, generator=G(0))
+    with pytest.raises(ValueError, match="'draft' was made for other positives"):
+        s.sample(events(8, seed=3), scorer=sc, generator=G(0), draft=d)
+    s.sample(P, scorer=sc, generator=G(0), draft=d)
+    with pytest.raises(ValueError, match=r"'draft' was made for other positives or at another step \(draft step 0, "
+                                         r"sampler step 1\)"):
+        s.sample(P, scorer=sc, generator=G(0), draft=d)  # stale: a call in between
+    with pytest.raises(TypeError, match="'draft' must come from ENSSampler.draft\\(\\)"):
+        s.sample(P, scorer=sc, generator=G(0), draft="mine")
+    with pytest.raises(ValueError, match="needs a scorer"):
+        s.sample(P, generator=G(0), draft=s.draft(P, generator=G(0)))

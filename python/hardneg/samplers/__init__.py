@@ -25,7 +25,7 @@ from .khop import KHopSampler
 from .hard import DNSSampler, MixedSampler, NMissSampler, NSCachingSampler, ScoreSampler, TopKSampler
 from .adversarial import DANSSampler, KBGANSampler, KGEGenerator
 from .rec import HardGNNSampler, PopularitySampler
-from .temporal import (ENSSampler, ENSScoreSampler, HistoricalSampler, InductiveSampler, RandomSampler,
+from .temporal import (ENSDraft, ENSSampler, ENSScoreSampler, HistoricalSampler, InductiveSampler, RandomSampler,
                        TemporalSampler)
 from .linkpred import MeBNSSampler, MetaReweighter, collect_meta_set
 
@@ -34,5 +34,5 @@ __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options"
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
            "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
            "KGEGenerator", "PopularitySampler", "HardGNNSampler", "TemporalSampler", "RandomSampler",
-           "HistoricalSampler", "InductiveSampler", "ENSSampler", "ENSScoreSampler", "MeBNSSampler", "MetaReweighter",
+           "HistoricalSampler", "InductiveSampler", "ENSDraft", "ENSSampler", "ENSScoreSampler", "MeBNSSampler", "MetaReweighter",
            "collect_meta_set"]

@@ -27,6 +27,7 @@ torch.Size([2, 4])
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -69,6 +70,24 @@ class TemporalSampler(Sampler):
         """Negatives for events ``positives`` [B, 2] (src, dst) at ``times`` [B] (optional); randomness from
         ``generator`` or an explicit ``seed`` (as :meth:`hardneg.samplers.Sampler.sample`)."""
         generator = self._randomness(generator, seed)
+        P, times = self._check_call(positives, scorer, times)
+        V.generator(self._op, generator)
+        if self.requires_scorer and self._needs_scorer():
+            self._check_scorer(scorer, P)
+        return self._run(P, scorer, generator, times, self._sample)
+
+    def _run(self, P, scorer, generator, times, fn):
+        self._times = times
+        try:
+            with torch.no_grad():
+                out = fn(P, scorer, generator)
+        finally:
+            self._times = None
+        self.step += 1
+        return out
+
+    def _check_call(self, positives, scorer, times):
+        """The checked events [B, 2] and times (None or [B]); sets ``high`` from the scorer when unset."""
         P = self._check_positives(positives)
         if P.shape[1] != 2:
             raise ValueError(f"{self._op}: temporal samplers take (src, dst) events [B, 2] (got {V.describe(P)})")
@@ -86,17 +105,7 @@ class TemporalSampler(Sampler):
             if times.numel() != P.shape[0]:
                 raise ValueError(f"{self._op}: 'times' must have one entry per event ({P.shape[0]}; "
                                  f"got {times.numel()})")
-        V.generator(self._op, generator)
-        if self.requires_scorer and self._needs_scorer():
-            self._check_scorer(scorer, P)
-        self._times = times
-        try:
-            with torch.no_grad():
-                out = self._sample(P, scorer, generator)
-        finally:
-            self._times = None
-        self.step += 1
-        return out
+        return P, times
 
     __call__ = sample
 
@@ -326,6 +335,50 @@ class ENSSampler(TemporalSampler):
         self._cache = None if c is None else c.clone()
         self._cache_step, self.refreshes = int(state.get("cache_step", -1)), int(state.get("refreshes", 0))
 
+    # ------------------------------------------------------------------ two-phase calls
+    def draft(self, positives, *, generator=None, times=None, seed=None) -> "ENSDraft":
+        """The part of a call that needs no model: which columns of each row will be hard, and the random
+        draws of the others. ``sample(positives, scorer=..., generator=..., draft=d)`` then mines only the hard
+        columns, and the two calls together return exactly what one ``sample`` call returns from the same
+        generator state.
+
+        A training loop uses this to embed the random negatives in the same pass as the events (they do not
+        depend on the fresh source embeddings, the hard ones do) and to embed only the hard ones after mining:
+        the TGN step then embeds ``f·n`` negatives per event in a second pass instead of ``n``.
+        """
+        generator = self._randomness(generator, seed)
+        P, times = self._check_call(positives, None, times)
+        V.generator(self._op, generator)
+        with torch.no_grad():
+            k, ids, valid, lp = self._easy(P, generator)
+        hard = torch.arange(self.num_negatives, device=P.device)[None, :] < k[:, None]
+        return ENSDraft(P, ids, valid, lp, hard, k, self.step)
+
+    def sample(self, positives, *, scorer=None, generator=None, times=None, seed=None,
+               draft: "ENSDraft | None" = None) -> Negatives:
+        """As :meth:`TemporalSampler.sample`; with ``draft`` (from :meth:`draft` on the same positives, right
+        before this call), only the hard columns are drawn now.
+
+        Raises:
+            ValueError: a ``draft`` made for other positives or at another step (a call in between).
+        """
+        if draft is None:
+            return super().sample(positives, scorer=scorer, generator=generator, times=times, seed=seed)
+        if not isinstance(draft, ENSDraft):
+            raise TypeError(f"{self._op}: 'draft' must come from {type(self).__name__}.draft() (got "
+                            f"{V.describe(draft)})")
+        generator = self._randomness(generator, seed)
+        P, times = self._check_call(positives, scorer, times)
+        V.generator(self._op, generator)
+        if draft.step != self.step or draft.positives.shape != P.shape or not torch.equal(draft.positives, P):
+            raise ValueError(f"{self._op}: 'draft' was made for other positives or at another step (draft step "
+                             f"{draft.step}, sampler step {self.step}); call draft() right before sample()")
+        if self._needs_scorer():
+            self._check_scorer(scorer, P)
+        return self._run(P, scorer, generator, times, lambda P, sc, g: self._finish(P, sc, g, draft.easy()))
+
+    __call__ = sample
+
     # ------------------------------------------------------------------ sampling
     def _split(self, B, generator, dev):
         """Per row, the number of hard columns (expected share exactly f)."""
@@ -368,11 +421,21 @@ class ENSSampler(TemporalSampler):
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
 
-    def _sample(self, P, scorer, generator):
+    def _easy(self, P, generator):
+        """The scorer-free draws of a call: hard counts k [B], random ids and valid [B, n], log-probs or None."""
         B, n, dev = P.shape[0], self.num_negatives, P.device
         k = self._split(B, generator, dev)
         ids, valid = self._random(P, n, generator)
         lp = torch.full((B, n), -math.log(max(1, self.num_candidates - 1)), device=dev) if self._scored else None
+        return k, ids, valid, lp
+
+    def _sample(self, P, scorer, generator):
+        return self._finish(P, scorer, generator, self._easy(P, generator))
+
+    def _finish(self, P, scorer, generator, easy):
+        """The hard columns over the draws ``easy`` (as :meth:`_easy` returns them; modified in place)."""
+        k, ids, valid, lp = easy
+        n, dev = self.num_negatives, P.device
         rows = torch.nonzero(k > 0).flatten()
         if torch.compiler.is_compiling() or rows.numel():  # only the events with a hard column are mined
             hard, hvalid, hlp = self._hard(P, rows, scorer, generator, n)
@@ -411,3 +474,23 @@ class ENSScoreSampler(ENSSampler):
                                   exclude=ex, replacement=True, generator=generator)
         valid = ids >= 0
         return torch.where(valid, ids + self.low, ids), valid, lp.float()
+
+
+@dataclasses.dataclass(frozen=True)
+class ENSDraft:
+    """What :meth:`ENSSampler.draft` drew for a batch before any model output: ``hard`` [B, n] bool marks the
+    columns that the next ``sample(..., draft=...)`` call mines (the first k of each row); ``ids`` / ``valid``
+    hold the random draws of the other columns (and, until then, of the hard ones: they are replaced)."""
+
+    positives: torch.Tensor
+    ids: torch.Tensor
+    valid: torch.Tensor
+    log_prob: torch.Tensor | None
+    hard: torch.Tensor
+    counts: torch.Tensor
+    step: int
+
+    def easy(self):
+        """Copies of the draws for :meth:`ENSSampler._finish` (the draft itself stays unchanged)."""
+        lp = None if self.log_prob is None else self.log_prob.clone()
+        return self.counts, self.ids.clone(), self.valid.clone(), lp

@@ -157,7 +157,9 @@ class TemporalTask(Task):
         src, dst, t = self.src[i], self.dst[i], self.t[i]
         B, t0 = i.numel(), t[0].item()
         g, P = self.train_graph, torch.stack([src, dst], 1)
-        if self.sampler.requires_scorer:  # ENS mines with the fresh source embeddings: embed them first
+        if isinstance(self.sampler, _samplers.ENSSampler):
+            z, neg, n = self._ens_embed(P, t, g, t0, generator)
+        elif self.sampler.requires_scorer:  # mines with the fresh source embeddings: embed them first
             z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
             with self.clock.measure("sampler"):
                 neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t)
@@ -178,6 +180,30 @@ class TemporalTask(Task):
         if self.cfg.importance_weighting and neg.log_prob is not None:
             w = _losses.importance_weights(neg.log_prob, neg.valid)
         return self.loss(pos, negs, valid=neg.valid, weights=w)
+
+    def _ens_embed(self, P, t, g, t0, generator):
+        """ENS's two passes: the events and the random negatives first (they do not depend on the model), then,
+        after mining with the fresh source embeddings, only the hard negatives (``ENSSampler.draft``). Returns
+        ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
+        B, lo = P.shape[0], self.data.dst_min
+        with self.clock.measure("sampler"):
+            draft = self.sampler.draft(P, generator=generator, times=t)
+        n = draft.ids.shape[1]
+        hard = draft.hard.flatten()
+        easy_at, hard_at = torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten()
+        t_neg = t.repeat_interleave(n)
+        z = self.embed(torch.cat([P[:, 0], P[:, 1], draft.ids.flatten()[easy_at].clamp_min(lo)]),
+                       torch.cat([t, t, t_neg[easy_at]]), g, t0, generator)
+        with self.clock.measure("sampler"):
+            neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t,
+                                      draft=draft)
+        if hard_at.numel():
+            z_hard = self.embed(neg.ids.flatten()[hard_at].clamp_min(lo), t_neg[hard_at], g, t0, generator)
+            order = torch.cat([easy_at, hard_at])
+            back = torch.empty_like(order)
+            back[order] = torch.arange(order.numel(), device=order.device)
+            z = torch.cat([z[:2 * B], torch.cat([z[2 * B:], z_hard])[back]])
+        return z, neg, n
 
     def after_step(self, batch):
         i = batch.idx
