@@ -56,6 +56,23 @@ def test_resume_equals_uninterrupted(tmp_path, cfg):
     assert ra["test"] == rb["test"]
 
 
+@pytest.mark.parametrize("sampler", ["dans", "topk"])
+def test_an_encoder_step_encodes_once_for_the_sampler_without_dropout_and_once_for_the_loss(sampler):
+    tr = Trainer(TrainConfig(**dict(DANS, sampler=sampler, epochs=1)), kg=tiny_kg(), progress=False, log=None)
+    enc, seen = tr.model.encoder, []
+    enc.register_forward_hook(lambda mod, args, out: seen.append((mod.training, torch.is_grad_enabled())))
+    P = next(iter(tr.task.batches(torch.Generator().manual_seed(0))))
+    tr.model.train()
+    tr.task.step(P, torch.Generator().manual_seed(1))
+    assert seen == [(False, False), (True, True)]  # the sampler's view (eval, no grad), then the loss's encoding
+    view = tr.model.sampling_view()
+    tr.model.eval()
+    assert torch.equal(view.candidate_vectors("tail"), tr.model.entity_vectors().detach())
+    q = view.query_vectors(P[:, :2], "tail")
+    assert not q.requires_grad and torch.allclose(q, tr.model.query_vectors(P[:, :2], "tail").detach())
+    assert view.relation is tr.model.relation and view.metric == tr.model.metric
+
+
 def test_rgcn_layer_is_pygs_rgcnconv():
     pyg = pytest.importorskip("torch_geometric.nn", reason="PyTorch Geometric not installed (extra hardneg[pyg])")
     from hardneg.models import RGCN

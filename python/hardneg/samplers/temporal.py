@@ -255,6 +255,11 @@ class ENSSampler(TemporalSampler):
     memories), for 1/R of that cost. ``bench/temporal_train.py --refresh`` measures the trade-off.
     The query (``scorer.query_vectors``) is always the event's freshly computed source embedding.
 
+    Two-phase calls: :meth:`draft` draws everything that needs no model (which columns are hard, the random
+    draws), ``sample(..., draft=d)`` mines the rest; together they return exactly what one ``sample`` call
+    returns. A training loop can then embed the random negatives together with the events, and only the hard ones
+    after mining (the temporal task does: bench/RESULTS.md, "ENS epoch cost").
+
     Args:
         pool_size: K >= n (default 20; the hard pool).
         hard_fraction: f in [0, 1] (default 0.25: a hybrid, the kind of setting the paper finds best; chosen

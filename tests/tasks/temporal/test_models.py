@@ -1,4 +1,6 @@
 """TGN / TGAT: shapes, leak-free neighbourhoods, the streaming memory and its errors."""
+import contextlib
+
 import pytest
 import torch
 
@@ -127,6 +129,38 @@ def test_tgn_memory_is_updated_lazily_through_the_gru():
     z = m.embed(src[100:110], t[100:110], g, int(t[100]))
     z.sum().backward()
     assert m.mem.gru.weight_ih.grad is not None and float(m.mem.gru.weight_ih.grad.abs().sum()) > 0
+
+
+def test_tgn_shared_reads_compute_each_memory_update_once_with_the_same_values_and_gradients():
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model("tgn")
+    m.reset_state()
+    for lo in (0, 50):
+        m.observe(src[lo:lo + 50], dst[lo:lo + 50], t[lo:lo + 50], torch.arange(lo, lo + 50))
+    rows = []
+    m.mem.gru.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    a, b = torch.cat([src[100:110], dst[100:110]]), dst[110:116]  # two passes, sharing nodes and neighbours
+    t0 = int(t[100])
+
+    def loss(shared):
+        m.zero_grad()
+        rows.clear()
+        with m.shared_reads() if shared else contextlib.nullcontext():
+            out = m.embed(a, None, g, t0).pow(2).sum() + 3 * m.embed(b, None, g, t0).sum()
+        out.backward()
+        return out.detach(), [p.grad.clone() for p in m.mem.gru.parameters()], list(rows)
+
+    plain, plain_grads, plain_rows = loss(False)
+    shared, shared_grads, shared_rows = loss(True)
+    assert torch.allclose(plain, shared, atol=1e-5)
+    for x, y in zip(plain_grads, shared_grads):
+        assert torch.allclose(x, y, atol=1e-5)
+    assert len(plain_rows) == 2 and sum(shared_rows) < sum(plain_rows)  # the second pass reuses the first's rows
+    assert m.mem.shared is None  # the scope is closed
+    with torch.no_grad(), m.shared_reads():  # nothing is kept without gradients
+        m.embed(a, None, g, t0)
+        assert m.mem.shared == []
 
 
 @pytest.mark.parametrize("name", ["tgn", "tgat"])

@@ -104,6 +104,13 @@ class KGModel(nn.Module, Scorer):
     def _query(self, e, r, side):
         raise NotImplementedError
 
+    def sampling_view(self):
+        """What a sampler mines with in one training step: the model itself without an encoder; with one (R-GCN),
+        a view whose entity vectors are encoded once, without gradients and without the encoder's dropout,
+        and shared by every call of the step (the samplers detach what they read, and the loss encodes again
+        with gradients). Without it a DANS step encoded the graph four times, each with other dropout masks."""
+        return self if self.encoder is None else _EncodedView(self)
+
     # ---------------------------------------------------------------- training
     def score_hrt(self, triples: torch.Tensor) -> torch.Tensor:
         """Scores of triples [..., 3] (shape [...])."""
@@ -343,3 +350,31 @@ def create_model(name: str, num_entities: int, num_relations: int, dim: int = 20
     if not isinstance(name, str) or name.lower() not in MODELS:
         raise ValueError(f"unknown model {name!r}; known models: {list(MODELS)}")
     return MODELS[name.lower()](num_entities, num_relations, dim, **options)
+
+
+class _EncodedView:
+    """A KG model as the samplers see it in one step (:meth:`KGModel.sampling_view`): the entity encoding frozen
+    for the step, every other attribute the model's."""
+
+    def __init__(self, model: KGModel):
+        self._model = model
+        was = model.encoder.training
+        model.encoder.eval()
+        try:
+            with torch.no_grad():
+                self._entities = model.entity_vectors()
+        finally:
+            model.encoder.train(was)
+
+    def entity_vectors(self) -> torch.Tensor:
+        return self._entities
+
+    def candidate_vectors(self, side="tail"):
+        return self._entities
+
+    def query_vectors(self, anchor, side="tail", entity_vectors=None):
+        with torch.no_grad():
+            return self._model.query_vectors(anchor, side, self._entities if entity_vectors is None else entity_vectors)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)

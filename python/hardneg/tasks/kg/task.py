@@ -93,7 +93,8 @@ class KGTask(Task):
             return self._k_vs_all(P)
         model = self.model
         with self.clock.measure("sampler"):
-            neg = self.sampler.sample(P, scorer=model, generator=generator)
+            scorer = model.sampling_view() if self.sampler.requires_scorer else model
+            neg = self.sampler.sample(P, scorer=scorer, generator=generator)
         if self.sampler.trainable:
             self._pending = (P, neg, generator)
         rows = contextlib.nullcontext()

@@ -28,6 +28,7 @@ scatter of the latest event per node).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -256,6 +257,12 @@ class TemporalModel(nn.Module):
     def _observe(self, src, dst, t, eid):
         pass
 
+    def shared_reads(self):
+        """A context in which the model's differentiable state reads are computed once and shared by every
+        embedding pass (a training step that embeds twice, e.g. ENS: events first, hard negatives after
+        mining). TGN shares its memory updates; models without state need nothing (this no-op)."""
+        return contextlib.nullcontext()
+
     def _ids(self, op, name, x):
         x = V.tensor(op, name, x, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor")
         return V.ids(op, name, x, self.num_nodes, what="node ids")
@@ -343,10 +350,31 @@ class _Memory(nn.Module):
         self.gru = nn.GRUCell(self.msg.out_channels, dim)
         self.time_enc = [time_enc]  # shared with the model (a list: not registered twice)
         self.memo = []  # (S, memory, last_update) computed with gradients since the last observe()
+        self.shared = None  # inside TGN.shared_reads(): the first differentiable read, reused by later ones
 
     def updated(self, model, S):
         """(memory [|S|, d], last_update [|S|]) of nodes ``S`` (sorted, distinct) after their pending message
-        (differentiable)."""
+        (differentiable). Inside :meth:`TGN.shared_reads`, rows that the first differentiable read of the
+        scope computed are taken from it (with its autograd graph) and only the others are computed."""
+        if self.shared is not None and torch.is_grad_enabled():
+            if self.shared:
+                S0, mem0, last0 = self.shared[0]
+                pos = torch.searchsorted(S0, S).clamp_max(S0.numel() - 1)
+                miss = torch.nonzero(S0[pos] != S).flatten()
+                mem, last = mem0[pos], last0[pos]
+                if miss.numel():
+                    m_mem, m_last = self._fresh(model, S[miss])
+                    mem, last = mem.index_put((miss,), m_mem), last.index_put((miss,), m_last)
+            else:
+                mem, last = self._fresh(model, S)
+                self.shared.append((S, mem, last))
+        else:
+            mem, last = self._fresh(model, S)
+        if torch.is_grad_enabled():
+            self.memo.append((S, mem.detach(), last))
+        return mem, last
+
+    def _fresh(self, model, S):
         other = model.pend_other[S]
         has = other >= 0
         mem = model.memory[S]
@@ -362,8 +390,6 @@ class _Memory(nn.Module):
             m = self.msg(model.memory[r], model.memory[o], raw, self.time_enc[0](dt))
             mem = mem.index_put((hi,), self.gru(m, model.memory[r]))
             last = last.index_put((hi,), model.pend_t[r])
-        if torch.is_grad_enabled():
-            self.memo.append((S, mem.detach(), last))
         return mem, last
 
     def persisted(self, model, U):
@@ -429,6 +455,20 @@ class TGN(TemporalModel):
     def load_state(self, name):
         super().load_state(name)
         self.mem.memo = []
+
+    @contextlib.contextmanager
+    def shared_reads(self):
+        """Within one training step (no optimiser step or ``observe`` inside): memory updates computed once,
+        by the first differentiable embedding pass, and reused with their graph by the later passes, so a node
+        in two passes costs one GRU update and one backward through it (the gradients are the same sums)."""
+        if self.mem.shared is not None:  # nested: the outer scope shares
+            yield
+            return
+        self.mem.shared = []
+        try:
+            yield
+        finally:
+            self.mem.shared = None
 
     def _observe(self, src, dst, t, eid):
         U = torch.unique(torch.cat([src, dst]))

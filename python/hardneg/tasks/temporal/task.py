@@ -158,14 +158,17 @@ class TemporalTask(Task):
         B, t0 = i.numel(), t[0].item()
         g, P = self.train_graph, torch.stack([src, dst], 1)
         if isinstance(self.sampler, _samplers.ENSSampler):
-            z, neg, n = self._ens_embed(P, t, g, t0, generator)
+            with m.shared_reads():
+                z, neg, n = self._ens_embed(P, t, g, t0, generator)
         elif self.sampler.requires_scorer:  # mines with the fresh source embeddings: embed them first
-            z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
-            with self.clock.measure("sampler"):
-                neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t)
-            n = neg.ids.shape[1]
-            z_neg = self.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), t.repeat_interleave(n), g, t0,
-                               generator)
+            with m.shared_reads():
+                z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
+                with self.clock.measure("sampler"):
+                    neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator,
+                                              times=t)
+                n = neg.ids.shape[1]
+                z_neg = self.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), t.repeat_interleave(n), g, t0,
+                                   generator)
             z = torch.cat([z, z_neg])
         else:  # one embedding pass for sources, destinations and negatives
             with self.clock.measure("sampler"):
