@@ -11,7 +11,14 @@ number of epochs by (a) ``hardneg``'s engine with random negatives and (b) the t
 ``--refresh 1,10,50``: ENS epochs with each candidate-refresh period R (wall time per epoch, validation AP),
 against a random-negative epoch in the same run.
 
+``--interleave``: the ENS epoch cost against random negatives, measured in lockstep: one trainer per sampler
+(ENS with the ``uci-tgn`` recipe's options, and random), each training its own model as usual, one training step
+of each in turn (the order rotating every step), timing each step (forward, sampling, backward, optimiser,
+memory update). On a shared virtual machine whose speed drifts by tens of percent between minutes, separate runs
+cannot resolve a ratio near 1.3; steps taken side by side see the same machine.
+
     python bench/temporal_train.py --dataset uci --epochs 3 [--threads 2] [--refresh 1,10,50] [--no-peer]
+    python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave
 """
 from __future__ import annotations
 
@@ -38,6 +45,41 @@ def ours(ds, epochs, seed, sampler="random", **over):
     r = Trainer(cfg, data=ds, progress=False, log=None).run()
     return {"epoch_s": r["timings"]["epoch_s"], "test_ap": r["test"]["ap"], "valid_ap": r["valid"]["ap"],
             "sampler_share": r["timings"]["sampler_share"]}
+
+
+def interleaved(ds, epochs, seed, warmup=1):
+    """Per-epoch step-time sums of ENS (recipe options) and random trained in lockstep (module docstring)."""
+    from hardneg.cli import load_recipe
+
+    ens_opts = load_recipe("uci-tgn")["sampler_options"]
+    tr = {}
+    for name, opts in (("ens", ens_opts), ("random", {})):
+        cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler=name, epochs=1,
+                                         eval_every=0, rank_eval="none", seed=seed, sampler_options=opts))
+        tr[name] = Trainer(cfg, data=ds, progress=False, log=None)
+    names, out = list(tr), []
+    for ep in range(warmup + epochs):
+        for T in tr.values():
+            T.model.train()
+            T.task.on_epoch_start(ep + 1)
+        its = {k: iter(T.task.batches(T.gen)) for k, T in tr.items()}
+        spent, i = dict.fromkeys(names, 0.0), 0
+        for batches in zip(*its.values()):
+            for k in names[i % 2:] + names[:i % 2]:
+                T, b = tr[k], batches[names.index(k)]
+                t = time.perf_counter()
+                loss = T.task.step(b, T.gen)
+                T.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                T.opt.step()
+                T.task.after_step(b)
+                spent[k] += time.perf_counter() - t
+            i += 1
+        for T in tr.values():
+            T.task.on_epoch_end(ep + 1)
+        if ep >= warmup:
+            out.append(spent)
+    return out
 
 
 def pyg_example(ds, epochs, seed, lr=1e-4):
@@ -139,6 +181,7 @@ def main():
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--refresh", default=None, help="comma-separated ENS refresh periods R to time")
     p.add_argument("--no-peer", action="store_true", help="skip the PyG comparison")
+    p.add_argument("--interleave", action="store_true", help="ENS vs random epoch cost, steps in lockstep")
     p.add_argument("--csv", default=os.path.join(RESULTS_DIR, "temporal_train.csv"))
     a = p.parse_args()
     if a.threads:
@@ -164,6 +207,15 @@ def main():
             rows.append(dict(provider=f"hardneg TGN, ens R={R}", **r))
             print(f"{'ens R=' + str(R):<34} epoch {r['epoch_s']:7.2f} s ({r['epoch_s'] / base['epoch_s']:.2f}x random)"
                   f"   valid AP {r['valid_ap']:.4f}   sampler share {r['sampler_share']:.1%}", flush=True)
+    if a.interleave:
+        eps = interleaved(ds, a.epochs, a.seed)
+        for i, e in enumerate(eps, 1):
+            print(f"lockstep epoch {i}: ens {e['ens']:6.2f} s   random {e['random']:6.2f} s   "
+                  f"ratio {e['ens'] / e['random']:.3f}", flush=True)
+        ens, rnd = sum(e["ens"] for e in eps), sum(e["random"] for e in eps)
+        print(f"ENS / random epoch cost over {len(eps)} epochs, steps in lockstep: {ens / rnd:.3f}")
+        rows.append(dict(provider="hardneg TGN, random (lockstep)", epoch_s=rnd / len(eps)))
+        rows.append(dict(provider="hardneg TGN, ens recipe (lockstep)", epoch_s=ens / len(eps)))
     os.makedirs(os.path.dirname(os.path.abspath(a.csv)), exist_ok=True)
     new = not os.path.exists(a.csv)
     with open(a.csv, "a", newline="") as f:
