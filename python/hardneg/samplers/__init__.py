@@ -34,5 +34,5 @@ __all__ = ["Negatives", "Sampler", "available", "create", "get_class", "options"
            "BernoulliSampler", "TypedSampler", "InBatchSampler", "KHopSampler", "TopKSampler", "ScoreSampler",
            "NMissSampler", "NSCachingSampler", "MixedSampler", "DNSSampler", "DANSSampler", "KBGANSampler",
            "KGEGenerator", "PopularitySampler", "HardGNNSampler", "TemporalSampler", "RandomSampler",
-           "HistoricalSampler", "InductiveSampler", "ENSDraft", "ENSSampler", "ENSScoreSampler", "MeBNSSampler", "MetaReweighter",
-           "collect_meta_set"]
+           "HistoricalSampler", "InductiveSampler", "ENSDraft", "ENSSampler", "ENSScoreSampler", "MeBNSSampler",
+           "MetaReweighter", "collect_meta_set"]
