@@ -205,8 +205,8 @@ def _print_result(rows, task_cls, primary, *, title, baseline=None, summary=None
     from hardneg.training.results import format_table
 
     print(f"\n{title}")
-    print(format_table(rows, task_cls.table_columns, primary=primary, baseline=baseline))
     first = rows[0][1][0]
+    print(format_table(rows, task_cls.result_columns(first), primary=primary, baseline=baseline))
     if first.get("protocol"):
         print(f"(test split; {first['protocol']})")
     if summary:

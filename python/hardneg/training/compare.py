@@ -48,7 +48,7 @@ def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None =
     task = get_task(first["task"])
     key = first["primary_metric"]
     baseline = "uniform" if "uniform" in runs else ("random" if "random" in runs else None)
-    table = format_table(list(runs.items()), task.table_columns, primary=key, baseline=baseline)
+    table = format_table(list(runs.items()), task.result_columns(first), primary=key, baseline=baseline)
     summary = winner_line(runs, key, task.higher_is_better, baseline)
     return _finish(runs, table, summary, key, output)
 
@@ -111,7 +111,7 @@ def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), ou
     task = get_task(first["task"])
     key = first["primary_metric"]
     ref = "baseline" if baseline is not None else None
-    table = format_table(list(runs.items()), task.table_columns, primary=key, baseline=ref)
+    table = format_table(list(runs.items()), task.result_columns(first), primary=key, baseline=ref)
     summary = winner_line(runs, key, task.higher_is_better, ref)
     if ref is not None:
         sign = 1.0 if task.higher_is_better else -1.0

@@ -103,6 +103,12 @@ class Task:
     #: metrics the per-epoch plot draws for the validation split (default: the primary metric)
     plot_metrics: tuple[str, ...] = ()
 
+    @classmethod
+    def result_columns(cls, result: dict) -> list[tuple[str, str, str]]:
+        """The one-screen table's columns for runs like ``result`` (one run's results dict): ``table_columns``,
+        unless a task's columns depend on the run's settings."""
+        return cls.table_columns
+
     def __init__(self, cfg, *, data=None, device: "torch.device"):
         self.cfg = cfg
         self.device = device

@@ -182,6 +182,21 @@ def test_sequence_models_train_with_hard_samplers(model, loss):
         _trains(ds, model=model, loss=loss, sampler=sampler)
 
 
+def test_result_table_shows_the_sampled_protocols_the_run_evaluated():
+    from hardneg.tasks.rec.task import RecTask
+    from hardneg.training.results import format_table
+
+    res = Trainer(small(model="lightgcn", loss="bpr", epochs=1), data=synthetic(30, 25), progress=False,
+                  log=None).run()
+    cols = RecTask.result_columns(res)
+    heads = [h for h, _, _ in cols]
+    assert "HR@10 1+5" in heads and "N@10 1+10" in heads and "HR@10 1+100" not in heads
+    assert heads[:4] == ["R@20", "N@20", "R@10", "N@10"] and heads[-1] == "neg. time"
+    table = format_table([("uniform", [res])], cols)
+    assert f"{res['test']['hr@10_1+5']:.4f}" in table.splitlines()[1]
+    assert RecTask.result_columns({"test": {"recall@20": 0.1}}) == RecTask.table_columns
+
+
 def test_same_seed_same_model_and_lightgcn_learns_on_the_given_split(tmp_path):
     lightgcn_dir(tmp_path, 12, 20)
     cfg = small(dataset=str(tmp_path), protocol=None, model="lightgcn", epochs=10, eval_every=5, lr=0.05,

@@ -70,6 +70,20 @@ class RecTask(Task):
                      ("epochs", "epochs_trained", "{:.0f}"), ("s/epoch", "timings.epoch_s", "{:.1f}"),
                      ("neg. time", "timings.sampler_share", "{:.1%}")]
 
+    @classmethod
+    def result_columns(cls, result: dict) -> list[tuple[str, str, str]]:
+        """``table_columns`` with one HR@10 / NDCG@10 pair per sampled protocol the run evaluated (its
+        ``sampled_negatives``, e.g. 1 + 99 and 1 + 999), in place of the default 1 + 100 and 1 + 999."""
+        test = result.get("test") or {}
+        sizes = sorted({int(k[len("hr@10_1+"):]) for k in test if k.startswith("hr@10_1+")
+                        and k[len("hr@10_1+"):].isdigit()})
+        if not sizes:
+            return cls.table_columns
+        sampled = [c for n in sizes for c in ((f"HR@10 1+{n}", f"test.hr@10_1+{n}", "{:.4f}"),
+                                              (f"N@10 1+{n}", f"test.ndcg@10_1+{n}", "{:.4f}"))]
+        full = [c for c in cls.table_columns if "_1+" not in c[1]]
+        return full[:4] + sampled + full[4:]
+
     def __init__(self, cfg: RecConfig, *, data=None, device: torch.device):
         super().__init__(cfg, data=data, device=device)
         ds = data if data is not None else load_dataset(cfg.dataset)
