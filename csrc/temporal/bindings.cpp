@@ -23,9 +23,83 @@ void check_queries(const char* op, const int64_t* nodes, const void* times, int6
     if (tm[i] != tm[i]) throw std::invalid_argument(std::string(op) + ": 'times' must not contain NaN");
 }
 
+// A CPU graph state as the streaming lookup reads it (TemporalLevels(**TemporalGraph.kernel_view().core_args(),
+// num_nodes=...)): raw pointers, so the view that owns the levels must outlive it.
+struct TemporalLevels {
+  const void* levels = nullptr;
+  int nl = 0;
+  bool int_time = true;
+  int64_t num_nodes = 0;
+};
+
 }  // namespace
 
 void register_temporal(py::module_& m) {
+  py::class_<TemporalLevels>(m, "TemporalLevels",
+                             "A CPU hardneg.TemporalGraph state for the streaming lookup: TemporalLevels(**TemporalGraph"
+                             ".kernel_view().core_args(), num_nodes=...). Holds raw pointers: the view must outlive it.")
+      .def(py::init([](std::uintptr_t levels, int num_levels, bool int_time, int64_t num_nodes) {
+             HN_CHECK(num_levels >= 1 && num_levels <= kMaxLevels, "TemporalLevels: num_levels must be in [1, 64]");
+             HN_CHECK(levels != 0 && num_nodes >= 1, "TemporalLevels: needs a level table and num_nodes >= 1");
+             return TemporalLevels{ptr<const void>(levels), num_levels, int_time, num_nodes};
+           }),
+           py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("num_nodes"))
+      // temporal_neighbors' CPU streaming entry ("recent", no window): one call per batch with 7 arguments
+      // instead of 21, ids and NaN checked here, outputs [3, B, k] 8-byte words (neighbour, edge id, time in the
+      // graph's time type) plus valid [B, k]. Small calls keep the GIL (its release costs more than the work).
+      .def(
+          "recent",
+          [](const TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, int64_t num_queries, int64_t k,
+             bool inclusive, std::uintptr_t out, std::uintptr_t out_valid) {
+            HN_CHECK(k >= 1 && num_queries >= 0, "temporal_neighbors: needs k >= 1 and num_queries >= 0");
+            TQueryArgs A;
+            A.levels = g.levels;
+            A.nl = g.nl;
+            A.nodes = ptr<const int64_t>(nodes);
+            A.times = ptr<const void>(times);
+            A.B = num_queries;
+            A.k = k;
+            A.inclusive = inclusive;
+            int64_t* o = ptr<int64_t>(out);
+            A.out_nbr = o;
+            A.out_eid = o + num_queries * k;
+            A.out_time = o + 2 * num_queries * k;
+            A.out_valid = ptr<uint8_t>(out_valid);
+            check_queries("temporal_neighbors", A.nodes, A.times, A.B, g.int_time, g.num_nodes);
+            // the Python side sends only calls below 4,096 queries here: one thread, GIL kept
+            run_on_device("temporal_neighbors", false, [&] { temporal_neighbors_cpu(A, g.int_time, 1); },
+                          [&] { return 0; }, false);
+          },
+          py::arg("nodes"), py::arg("times"), py::arg("num_queries"), py::arg("k"), py::arg("inclusive"),
+          py::arg("out"), py::arg("out_valid"))
+      // temporal_assemble's CPU streaming entry ("recent", no features): int64 times only (the Python side
+      // sends float-time graphs through the checked path); out_eid 0 skips the edge ids.
+      .def(
+          "assemble_recent",
+          [](const TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, std::uintptr_t event_times,
+             int64_t num_queries, int64_t k, std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_dt,
+             std::uintptr_t out_valid) {
+            HN_CHECK(k >= 1 && num_queries >= 0, "temporal_assemble: needs k >= 1 and num_queries >= 0");
+            HN_CHECK(g.int_time, "temporal_assemble: the streaming entry takes int64-time graphs only");
+            TAssembleArgs A;
+            A.q.levels = g.levels;
+            A.q.nl = g.nl;
+            A.q.nodes = ptr<const int64_t>(nodes);
+            A.q.times = ptr<const void>(times);
+            A.q.B = num_queries;
+            A.q.k = k;
+            A.q.out_nbr = ptr<int64_t>(out_nbr);
+            A.q.out_eid = ptr<int64_t>(out_eid);
+            A.q.out_valid = ptr<uint8_t>(out_valid);
+            A.event_times = ptr<const void>(event_times);
+            A.out_dt = ptr<float>(out_dt);
+            check_queries("temporal_assemble", A.q.nodes, A.q.times, A.q.B, true, g.num_nodes);
+            run_on_device("temporal_assemble", false, [&] { temporal_assemble_cpu(A, true, 1); },
+                          [&] { return 0; }, false);
+          },
+          py::arg("nodes"), py::arg("times"), py::arg("event_times"), py::arg("num_queries"), py::arg("k"),
+          py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_dt"), py::arg("out_valid"));
+
   m.def(
       "temporal_neighbors",
       [](std::uintptr_t levels, int num_levels, bool int_time, std::uintptr_t nodes, std::uintptr_t times,

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 
 from hardneg import _validate as V
+from hardneg._backend import core
 from hardneg._opaque import Handle
 from hardneg._random import uniform
 
@@ -59,6 +60,7 @@ class TemporalView(NamedTuple):
     time_dtype: torch.dtype  # torch.int64 or torch.float64
     num_edge_ids: int  # 1 + the largest edge id (0 when empty): rows a per-edge feature table needs
     owner: tuple = ()  # the _Level objects the pointers belong to
+    streaming: object = None  # CPU graphs with the core built: its TemporalLevels (the streaming lookup's entry)
 
     def core_args(self) -> dict:
         """The keyword arguments of the compiled ``temporal_neighbors`` kernel that describe the graph:
@@ -300,6 +302,9 @@ class TemporalGraph:
             rows = [[L.ptr.data_ptr(), L.nbr.data_ptr(), L.time.data_ptr(), L.eid.data_ptr()] for L in levels]
             table = torch.tensor(rows, dtype=torch.int64).reshape(-1, 4).to(self.device)
             view = TemporalView(table, len(levels), self.num_nodes, self.time_dtype, self._next_eid, levels)
+            c = core()
+            if c is not None and levels and self.device.type == "cpu":  # owned by the view: lives as long
+                view = view._replace(streaming=c.TemporalLevels(**view.core_args(), num_nodes=self.num_nodes))
             self._view = view
         return view
 

@@ -57,6 +57,41 @@ def test_recent_matches_reference(backend, device, float_time, with_features, ev
     assert bool((got[2][~valid] == 0).all()) and bool((got[2][valid] > 0).all())  # strictly before the query
 
 
+@pytest.mark.skipif(not hardneg._backend.available("temporal_assemble", "cpu"), reason="needs the compiled core")
+@pytest.mark.parametrize("edge_ids", [False, True])
+def test_streaming_and_bulk_cpu_entries_agree(edge_ids):
+    """Below 4,096 queries a featureless "recent" CPU call goes through the core's streaming entry
+    (TemporalLevels.assemble_recent), above it through the threaded kernel: both equal the reference on a
+    multi-level graph, with and without event times, for k = 1 and k above every degree."""
+    from hardneg.ops.temporal import _STREAMING
+
+    gen = torch.Generator().manual_seed(4)
+    M = 2000
+    src, dst = torch.randint(0, 30, (M,), generator=gen), torch.randint(0, 30, (M,), generator=gen)
+    t = torch.sort(torch.randint(0, 400, (M,), generator=gen)).values * 1000 + 10**12
+    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=30)
+    for a in range(100, M, 170):
+        g.append(src[a:a + 170], dst[a:a + 170], t[a:a + 170])
+    assert g.num_levels > 1
+    B = _STREAMING + 300
+    nodes = torch.randint(0, 30, (B,), generator=gen)
+    times = t[torch.randint(0, M, (B,), generator=gen)] + 500
+    later = times + torch.randint(0, 5000, (B,), generator=gen)
+    for k in (1, 6, 400):
+        for et in (None, later):
+            bulk = g.assemble(nodes, times, k, event_times=et, edge_ids=edge_ids)
+            parts = [g.assemble(nodes[a:a + 400], times[a:a + 400], k, edge_ids=edge_ids,
+                                event_times=None if et is None else et[a:a + 400]) for a in range(0, B, 400)]
+            want = g.assemble(nodes[:150], times[:150], k, event_times=None if et is None else et[:150],
+                              edge_ids=edge_ids, backend="reference")
+            for i in range(5):
+                if bulk[i] is None:
+                    assert want[i] is None and all(p[i] is None for p in parts)
+                    continue
+                stream = torch.cat([p[i] for p in parts])
+                assert torch.equal(bulk[i], stream) and torch.equal(want[i], stream[:150])
+
+
 @pytest.mark.parametrize("backend,device", [p for p in BACKENDS if p.values[0] != "reference"])
 def test_uniform_draws_are_temporal_neighbors_draws(backend, device):
     graph = random_graph(4)

@@ -117,6 +117,38 @@ def test_append_matches_fresh_build(backend, device):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+@pytest.mark.skipif(not hardneg._backend.available("temporal_neighbors", "cpu"), reason="needs the compiled core")
+@pytest.mark.parametrize("float_time", [False, True])
+def test_streaming_and_bulk_cpu_entries_agree(float_time):
+    """Below 4,096 queries a CPU call goes through the core's streaming entry (TemporalLevels.recent), above it
+    through the threaded kernel: both equal the reference on a multi-level graph, for k = 1, k above every
+    degree, inclusive bounds and an empty batch."""
+    from hardneg.ops.temporal import _STREAMING
+
+    _, (src, dst, t) = random_graph(9, V=40, M=3000, T=400, float_time=float_time)
+    order = torch.argsort(t, stable=True)
+    src, dst, t = src[order], dst[order], t[order]
+    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=40)
+    for a in range(100, 3000, 130):
+        g.append(src[a:a + 130], dst[a:a + 130], t[a:a + 130])
+    assert g.num_levels > 1
+    gq = torch.Generator().manual_seed(10)
+    B = _STREAMING + 500
+    nodes = torch.randint(0, 40, (B,), generator=gq)
+    times = torch.randint(-1, 402, (B,), generator=gq)
+    times = times.double() * 0.5 if float_time else times
+    for k in (1, 7, 300):
+        for inclusive in (False, True):
+            bulk = g.neighbors(nodes, times, k, inclusive=inclusive)
+            parts = [g.neighbors(nodes[a:a + 400], times[a:a + 400], k, inclusive=inclusive) for a in range(0, B, 400)]
+            stream = tuple(torch.cat(x) for x in zip(*parts))
+            want = g.neighbors(nodes[:150], times[:150], k, inclusive=inclusive, backend="reference")  # per-query loop
+            for w, b, s in zip(want, bulk, stream):
+                assert torch.equal(b, s) and torch.equal(w, s[:150])
+    empty = g.neighbors(nodes[:0], times[:0], 3)
+    assert [tuple(x.shape) for x in empty] == [(0, 3)] * 4 and empty[2].dtype == g.time_dtype
+
+
 def test_append_going_back_in_time_and_other_bad_input():
     g = hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([5, 7]), num_nodes=4)
     with pytest.raises(ValueError, match="go back in time"):

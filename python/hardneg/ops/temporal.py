@@ -47,7 +47,9 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     if not isinstance(graph, TemporalGraph):
         raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph (got {V.describe(graph)})")
     if _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
-        # streaming-size CPU calls: ~10 us of Python instead of ~150 us; ids and NaN are checked in C++
+        # the common CPU call: a few us of Python instead of ~150 us; ids and NaN are checked in C++
+        if nodes.numel() < _STREAMING:
+            return _tn_stream(graph, nodes, times, k, bool(inclusive))
         return _tn_core(graph, nodes, times, k, strategy, bool(inclusive), None, None, checked_in_core=True)
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
@@ -66,18 +68,32 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     return fn(graph, nodes, times, k, strategy, bool(inclusive), window, generator)
 
 
+_STREAMING = 4096  # below this many queries a CPU call runs on one thread through the streaming entry
+
+
 def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend) -> bool:
-    """The common streaming call (CPU, int64 nodes, times already in the graph's dtype, recent, no window):
-    only cheap attribute checks here; node range and NaN are checked by the C++ kernel. Off under
-    HARDNEG_DEBUG=1."""
-    return not (backend not in (None, "cpu") or window is not None or strategy != "recent"
+    """The common call (a CPU graph with the core built, int64 nodes, times already in the graph's dtype,
+    recent, no window): only cheap attribute checks here; node range and NaN are checked by the C++ kernel.
+    Off under HARDNEG_DEBUG=1."""
+    return not (strategy != "recent" or window is not None or backend not in (None, "cpu")
                 or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
-                or type(k) is not int or k < 1 or k > 1 << 16 or graph.device.type != "cpu" or graph.num_levels == 0
+                or type(k) is not int or not 0 < k <= 1 << 16
                 or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
+                or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
                 or nodes.dtype != torch.int64 or times.dtype != graph.time_dtype or nodes.dim() != 1
-                or times.dim() != 1 or nodes.numel() != times.numel() or nodes.device.type != "cpu"
-                or times.device.type != "cpu" or not nodes.is_contiguous() or not times.is_contiguous()
-                or core() is None or debug_checks())
+                or times.dim() != 1 or nodes.numel() != times.numel() or nodes.is_cuda or times.is_cuda
+                or not nodes.is_contiguous() or not times.is_contiguous() or debug_checks())
+
+
+def _tn_stream(graph, nodes, times, k, inclusive):
+    """A streaming-size CPU call through the core's ``TemporalLevels.recent`` (7 arguments, one output block)."""
+    B = nodes.numel()
+    buf = torch.empty(3, B, k, dtype=torch.int64)
+    valid = torch.empty(B, k, dtype=torch.bool)
+    graph.kernel_view().streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
+                                         inclusive=inclusive, out=buf.data_ptr(), out_valid=valid.data_ptr())
+    tts = buf[2] if graph.time_dtype == torch.int64 else buf[2].view(torch.float64)
+    return buf[0], buf[1], tts, valid
 
 
 @register("temporal_neighbors", "reference")
@@ -167,6 +183,8 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
         raise TypeError(f"{op}: 'edge_ids' must be a bool (got {V.describe(edge_ids)})")
     want_ids = edge_ids or features is not None or strategy == "uniform"
     if _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
+        if nodes.numel() < _STREAMING:
+            return _ta_stream(graph, nodes, times, k, event_times, edge_ids)
         out = _ta_core(graph, nodes, times, k, event_times, features, strategy, None, want_ids, checked_in_core=True)
         return out if edge_ids else (out[0], None, *out[2:])
     k = V.integer(op, "k", k, minimum=1)
@@ -213,19 +231,33 @@ def _check_features(op, graph, features):
 def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
     """The streaming call (CPU, int64 nodes, int64 times, recent): cheap attribute checks only; node ids are
     checked by the C++ kernel (float-time graphs take the checked path for NaN). Off under HARDNEG_DEBUG=1."""
-    return not (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or k < 1
-                or not (generator is None or isinstance(generator, torch.Generator))
-                or graph.device.type != "cpu" or graph.num_levels == 0 or graph.time_dtype != torch.int64
+    return not (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or not 0 < k <= 1 << 16
+                or not (generator is None or isinstance(generator, torch.Generator)) or features is not None
                 or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
+                or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
+                or graph.time_dtype != torch.int64
                 or nodes.dtype != torch.int64 or times.dtype != torch.int64 or nodes.dim() != 1 or times.dim() != 1
-                or nodes.numel() != times.numel() or nodes.device.type != "cpu" or times.device.type != "cpu"
-                or not nodes.is_contiguous() or not times.is_contiguous() or features is not None
+                or nodes.numel() != times.numel() or nodes.is_cuda or times.is_cuda
+                or not nodes.is_contiguous() or not times.is_contiguous()
                 or (event_times is not None and not (isinstance(event_times, torch.Tensor)
                                                     and event_times.dtype == torch.int64 and event_times.dim() == 1
                                                     and event_times.numel() == nodes.numel()
-                                                    and event_times.device.type == "cpu"
+                                                    and not event_times.is_cuda
                                                     and event_times.is_contiguous()))
-                or core() is None or debug_checks())
+                or debug_checks())
+
+
+def _ta_stream(graph, nodes, times, k, event_times, edge_ids):
+    """A streaming-size CPU call through the core's ``TemporalLevels.assemble_recent`` (no features)."""
+    B = nodes.numel()
+    ids = torch.empty(1 + edge_ids, B, k, dtype=torch.int64)
+    dt = torch.empty(B, k, dtype=torch.float32)
+    valid = torch.empty(B, k, dtype=torch.bool)
+    graph.kernel_view().streaming.assemble_recent(
+        nodes=nodes.data_ptr(), times=times.data_ptr(), event_times=0 if event_times is None else event_times.data_ptr(),
+        num_queries=B, k=k, out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0,
+        out_dt=dt.data_ptr(), out_valid=valid.data_ptr())
+    return ids[0], ids[1] if edge_ids else None, dt, valid, None
 
 
 @register("temporal_assemble", "reference")
