@@ -23,6 +23,25 @@ void check_queries(const char* op, const int64_t* nodes, const void* times, int6
     if (tm[i] != tm[i]) throw std::invalid_argument(std::string(op) + ": 'times' must not contain NaN");
 }
 
+// temporal_assemble's arguments shared by its two entries (the rest default to "recent", no features).
+TAssembleArgs assemble_args(const void* levels, int num_levels, std::uintptr_t nodes, std::uintptr_t times,
+                            std::uintptr_t event_times, int64_t num_queries, int64_t k, std::uintptr_t out_nbr,
+                            std::uintptr_t out_eid, std::uintptr_t out_dt, std::uintptr_t out_valid) {
+  TAssembleArgs A;
+  A.q.levels = levels;
+  A.q.nl = num_levels;
+  A.q.nodes = ptr<const int64_t>(nodes);
+  A.q.times = ptr<const void>(times);
+  A.q.B = num_queries;
+  A.q.k = k;
+  A.q.out_nbr = ptr<int64_t>(out_nbr);
+  A.q.out_eid = ptr<int64_t>(out_eid);
+  A.q.out_valid = ptr<uint8_t>(out_valid);
+  A.event_times = ptr<const void>(event_times);
+  A.out_dt = ptr<float>(out_dt);
+  return A;
+}
+
 // A CPU graph state as the streaming lookup reads it (TemporalLevels(**TemporalGraph.kernel_view().core_args(),
 // num_nodes=...)): raw pointers, so the view that owns the levels must outlive it.
 struct TemporalLevels {
@@ -81,18 +100,8 @@ void register_temporal(py::module_& m) {
              std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_assemble: needs k >= 1 and num_queries >= 0");
             HN_CHECK(g.int_time, "temporal_assemble: the streaming entry takes int64-time graphs only");
-            TAssembleArgs A;
-            A.q.levels = g.levels;
-            A.q.nl = g.nl;
-            A.q.nodes = ptr<const int64_t>(nodes);
-            A.q.times = ptr<const void>(times);
-            A.q.B = num_queries;
-            A.q.k = k;
-            A.q.out_nbr = ptr<int64_t>(out_nbr);
-            A.q.out_eid = ptr<int64_t>(out_eid);
-            A.q.out_valid = ptr<uint8_t>(out_valid);
-            A.event_times = ptr<const void>(event_times);
-            A.out_dt = ptr<float>(out_dt);
+            const TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, out_nbr,
+                                                  out_eid, out_dt, out_valid);
             check_queries("temporal_assemble", A.q.nodes, A.q.times, A.q.B, true, g.num_nodes);
             run_on_device("temporal_assemble", false, [&] { temporal_assemble_cpu(A, true, 1); },
                           [&] { return 0; }, false);
@@ -157,22 +166,12 @@ void register_temporal(py::module_& m) {
         HN_CHECK(!on_cuda || check_num_nodes == 0, "temporal_assemble: check_num_nodes is for CPU inputs only");
         HN_CHECK(out_eid != 0 || (strategy == 0 && features == 0),
                  "temporal_assemble: out_eid is required with features or the uniform strategy");
-        TAssembleArgs A;
-        A.q.levels = ptr<const void>(levels);
-        A.q.nl = num_levels;
-        A.q.nodes = ptr<const int64_t>(nodes);
-        A.q.times = ptr<const void>(times);
-        A.q.B = num_queries;
-        A.q.k = k;
+        TAssembleArgs A = assemble_args(ptr<const void>(levels), num_levels, nodes, times, event_times, num_queries,
+                                        k, out_nbr, out_eid, out_dt, out_valid);
         A.q.strategy = strategy;
         A.q.seed = seed;
-        A.q.out_nbr = ptr<int64_t>(out_nbr);
-        A.q.out_eid = ptr<int64_t>(out_eid);
-        A.q.out_valid = ptr<uint8_t>(out_valid);
-        A.event_times = ptr<const void>(event_times);
         A.features = ptr<const float>(features);
         A.F = num_features;
-        A.out_dt = ptr<float>(out_dt);
         A.out_feat = ptr<float>(out_feat);
         if (check_num_nodes > 0) check_queries(op, A.q.nodes, A.q.times, A.q.B, int_time, check_num_nodes);
         run_on_device(op, on_cuda, [&] { temporal_assemble_cpu(A, int_time, num_threads); },

@@ -7,12 +7,11 @@
 
 namespace hardneg {
 
-// "recent" without features on the CPU (what TGN / TGAT read every batch): per level (newest first) the run's
-// last entries in reverse, one plain loop per output, then validity and padding in bulk. Same outputs as ta_slots.
+// "recent" without features on the CPU (what TGN / TGAT read every batch): recent_runs, then validity and
+// padding in bulk; the outputs of ta_slots.
 template <class T>
 static void recent_slots(const TAssembleArgs& A, int64_t i, const int64_t* lo, const int64_t* hi) {
   const TQueryArgs& Q = A.q;
-  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(Q.levels);
   const int64_t k = Q.k;
   int64_t* __restrict__ on = Q.out_nbr + i * k;
   int64_t* __restrict__ oe = Q.out_eid ? Q.out_eid + i * k : nullptr;
@@ -20,21 +19,14 @@ static void recent_slots(const TAssembleArgs& A, int64_t i, const int64_t* lo, c
   uint8_t* __restrict__ ov = Q.out_valid + i * k;
   const T* et = static_cast<const T*>(A.event_times ? A.event_times : Q.times);
   const double te = static_cast<double>(et[i]);
-  int64_t j = 0;
-  for (int l = Q.nl - 1; l >= 0 && j < k; --l) {
-    const int64_t m = std::min<int64_t>(k - j, std::max<int64_t>(hi[l] - lo[l], 0));
-    if (m == 0) continue;
-    const int64_t top = hi[l] - 1;
-    const int32_t* __restrict__ nb = Ls[l].nbr + top;
-    const T* __restrict__ tb = Ls[l].time + top;
-    for (int64_t q = 0; q < m; ++q) on[j + q] = nb[-q];
-    for (int64_t q = 0; q < m; ++q) od[j + q] = static_cast<float>(te - static_cast<double>(tb[-q]));
-    if (oe) {
-      const int64_t* __restrict__ eb = Ls[l].eid + top;
-      for (int64_t q = 0; q < m; ++q) oe[j + q] = eb[-q];
-    }
-    j += m;
-  }
+  const int64_t j = recent_runs<T>(Q, lo, hi, [&](int64_t j0, const TLevel<T>& L, int64_t top, int64_t m) {
+    const int32_t* __restrict__ nb = L.nbr + top;
+    const T* __restrict__ tb = L.time + top;
+    for (int64_t q = 0; q < m; ++q) on[j0 + q] = nb[-q];
+    for (int64_t q = 0; q < m; ++q) od[j0 + q] = static_cast<float>(te - static_cast<double>(tb[-q]));
+    if (oe)
+      for (int64_t q = 0; q < m; ++q) oe[j0 + q] = L.eid[top - q];
+  });
   std::memset(ov, 1, static_cast<size_t>(j));
   std::memset(ov + j, 0, static_cast<size_t>(k - j));
   for (int64_t q = j; q < k; ++q) {

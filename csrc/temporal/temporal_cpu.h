@@ -63,6 +63,23 @@ inline void tn_locate_group(const TQueryArgs& A, int64_t i0, int gn, int64_t (*l
   }
 }
 
+// The CPU "recent" walk over query i's located ranges: per level (newest first) the run's last entries, ending
+// at index `top`, fill output slots j .. j+m-1; copy(j, level, top, m) writes them, most recent first, with one
+// plain loop per output array (the compiler vectorises each; the shared per-entry emit of tn_slots does not).
+// Returns the number of slots filled (the rest are padding).
+template <class T, class Copy>
+inline int64_t recent_runs(const TQueryArgs& A, const int64_t* lo, const int64_t* hi, Copy&& copy) {
+  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
+  int64_t j = 0;
+  for (int l = A.nl - 1; l >= 0 && j < A.k; --l) {
+    const int64_t m = std::min<int64_t>(A.k - j, std::max<int64_t>(hi[l] - lo[l], 0));
+    if (m == 0) continue;
+    copy(j, Ls[l], hi[l] - 1, m);
+    j += m;
+  }
+  return j;
+}
+
 // slots(i, lo, hi, total) writes query i's outputs from its located ranges.
 template <class T, class Slots>
 void tn_cpu_run(const TQueryArgs& A, int threads, Slots&& slots) {

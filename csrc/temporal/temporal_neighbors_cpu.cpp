@@ -7,30 +7,22 @@
 
 namespace hardneg {
 
-// "recent" slots on the CPU: per level (newest first) the run's last entries are copied in reverse, one plain
-// loop per output array (the compiler vectorises each), then validity and padding in bulk. Same outputs as
-// tn_query_slots; 2-3x fewer instructions per entry than the shared per-entry emit.
+// "recent" slots on the CPU (recent_runs, then validity and padding in bulk): the outputs of tn_query_slots.
 template <class T>
 static void recent_slots(const TQueryArgs& A, int64_t i, const int64_t* lo, const int64_t* hi, T pad) {
-  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
   const int64_t k = A.k;
   int64_t* __restrict__ on = A.out_nbr + i * k;
   int64_t* __restrict__ oe = A.out_eid + i * k;
   T* __restrict__ ot = static_cast<T*>(A.out_time) + i * k;
   uint8_t* __restrict__ ov = A.out_valid + i * k;
-  int64_t j = 0;
-  for (int l = A.nl - 1; l >= 0 && j < k; --l) {
-    const int64_t m = std::min<int64_t>(k - j, std::max<int64_t>(hi[l] - lo[l], 0));
-    if (m == 0) continue;
-    const int64_t top = hi[l] - 1;
-    const int32_t* __restrict__ nb = Ls[l].nbr + top;
-    const int64_t* __restrict__ eb = Ls[l].eid + top;
-    const T* __restrict__ tb = Ls[l].time + top;
-    for (int64_t q = 0; q < m; ++q) on[j + q] = nb[-q];
-    for (int64_t q = 0; q < m; ++q) oe[j + q] = eb[-q];
-    for (int64_t q = 0; q < m; ++q) ot[j + q] = tb[-q];
-    j += m;
-  }
+  const int64_t j = recent_runs<T>(A, lo, hi, [&](int64_t j0, const TLevel<T>& L, int64_t top, int64_t m) {
+    const int32_t* __restrict__ nb = L.nbr + top;
+    const int64_t* __restrict__ eb = L.eid + top;
+    const T* __restrict__ tb = L.time + top;
+    for (int64_t q = 0; q < m; ++q) on[j0 + q] = nb[-q];
+    for (int64_t q = 0; q < m; ++q) oe[j0 + q] = eb[-q];
+    for (int64_t q = 0; q < m; ++q) ot[j0 + q] = tb[-q];
+  });
   std::memset(ov, 1, static_cast<size_t>(j));
   std::memset(ov + j, 0, static_cast<size_t>(k - j));
   for (int64_t q = j; q < k; ++q) {

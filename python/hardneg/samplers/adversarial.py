@@ -35,10 +35,10 @@ from .. import _validate as V
 from .._constants import METRICS
 from .._random import normal
 from ..ops import corrupt, sample_by_score, sample_from_weights, topk_mine
-from ..metrics import anchors
+from ..metrics import anchors, score_matrix
 from .base import Negatives, Sampler, exclusion_with_self, register, side_groups, uniform_pool_draw
 from .basic import UniformSampler, from_corrupt
-from .scorers import ComplExScorer, DistMultScorer, pairwise
+from .scorers import ComplExScorer, DistMultScorer
 
 MODES = ("entity", "embedding")
 PATHWAYS = ("entity", "relation")
@@ -655,7 +655,7 @@ class KBGANSampler(_TrainableSampler):
 
     def _full_scores(self, G, anchor, side, ex):
         q, C = G.query_vectors(anchor, side), G.candidate_vectors(side)
-        s = pairwise(q[:, None, :], C[None], G.metric) / self.temperature
+        s = score_matrix(q, C, G.metric) / self.temperature  # [b, E] (matmul / cdist forms, differentiable)
         ptr, idx = ex
         row = torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())
         mask = torch.zeros_like(s, dtype=torch.bool)
