@@ -56,6 +56,8 @@ CASES = [
     ("expanded queries", "same(g.neighbors(n1.expand(3), t9.expand(3), 2), g.neighbors(n1.repeat(3), t9.repeat(3), 2))",
      None, None),
     ("meta queries", "g.neighbors(n1.to('meta'), t9.to('meta'), 2)", "ValueError", "meta device"),
+    ("meta queries, assemble", "g.assemble(n1.to('meta'), t9.to('meta'), 2)", "ValueError", "meta device"),
+    ("meta event times, assemble", "g.assemble(n1, t9, 2, event_times=t9.to('meta'))", "ValueError", "meta device"),
     ("append goes back in time", "g.append(torch.tensor([0]), torch.tensor([1]), torch.tensor([0]))", "ValueError",
      "back in time"),
     ("append out of range", "g.append(torch.tensor([0]), torch.tensor([4]), torch.tensor([5]))", "ValueError",

@@ -81,7 +81,8 @@ def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend) -> b
                 or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
                 or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
                 or nodes.dtype != torch.int64 or times.dtype != graph.time_dtype or nodes.dim() != 1
-                or times.dim() != 1 or nodes.numel() != times.numel() or nodes.is_cuda or times.is_cuda
+                or times.dim() != 1 or nodes.numel() != times.numel()
+                or nodes.device.type != "cpu" or times.device.type != "cpu"  # not is_cuda: meta tensors too
                 or not nodes.is_contiguous() or not times.is_contiguous() or debug_checks())
 
 
@@ -237,12 +238,12 @@ def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, gene
                 or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
                 or graph.time_dtype != torch.int64
                 or nodes.dtype != torch.int64 or times.dtype != torch.int64 or nodes.dim() != 1 or times.dim() != 1
-                or nodes.numel() != times.numel() or nodes.is_cuda or times.is_cuda
+                or nodes.numel() != times.numel() or nodes.device.type != "cpu" or times.device.type != "cpu"
                 or not nodes.is_contiguous() or not times.is_contiguous()
                 or (event_times is not None and not (isinstance(event_times, torch.Tensor)
                                                     and event_times.dtype == torch.int64 and event_times.dim() == 1
                                                     and event_times.numel() == nodes.numel()
-                                                    and not event_times.is_cuda
+                                                    and event_times.device.type == "cpu"
                                                     and event_times.is_contiguous()))
                 or debug_checks())
 
@@ -254,8 +255,8 @@ def _ta_stream(graph, nodes, times, k, event_times, edge_ids):
     dt = torch.empty(B, k, dtype=torch.float32)
     valid = torch.empty(B, k, dtype=torch.bool)
     graph.kernel_view().streaming.assemble_recent(
-        nodes=nodes.data_ptr(), times=times.data_ptr(), event_times=0 if event_times is None else event_times.data_ptr(),
-        num_queries=B, k=k, out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0,
+        nodes=nodes.data_ptr(), times=times.data_ptr(),
+        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k, out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0,
         out_dt=dt.data_ptr(), out_valid=valid.data_ptr())
     return ids[0], ids[1] if edge_ids else None, dt, valid, None
 
