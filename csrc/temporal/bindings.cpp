@@ -55,8 +55,9 @@ struct TemporalLevels {
 
 void register_temporal(py::module_& m) {
   py::class_<TemporalLevels>(m, "TemporalLevels",
-                             "A CPU hardneg.TemporalGraph state for the streaming lookup: TemporalLevels(**TemporalGraph"
-                             ".kernel_view().core_args(), num_nodes=...). Holds raw pointers: the view must outlive it.")
+                             "A CPU hardneg.TemporalGraph state for the streaming lookup: "
+                             "TemporalLevels(**TemporalGraph.kernel_view().core_args(), num_nodes=...). "
+                             "Holds raw pointers: the view must outlive it.")
       .def(py::init([](std::uintptr_t levels, int num_levels, bool int_time, int64_t num_nodes) {
              HN_CHECK(num_levels >= 1 && num_levels <= kMaxLevels, "TemporalLevels: num_levels must be in [1, 64]");
              HN_CHECK(levels != 0 && num_nodes >= 1, "TemporalLevels: needs a level table and num_nodes >= 1");

@@ -256,8 +256,9 @@ def _ta_stream(graph, nodes, times, k, event_times, edge_ids):
     valid = torch.empty(B, k, dtype=torch.bool)
     graph.kernel_view().streaming.assemble_recent(
         nodes=nodes.data_ptr(), times=times.data_ptr(),
-        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k, out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0,
-        out_dt=dt.data_ptr(), out_valid=valid.data_ptr())
+        event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
+        out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0, out_dt=dt.data_ptr(),
+        out_valid=valid.data_ptr())
     return ids[0], ids[1] if edge_ids else None, dt, valid, None
 
 
