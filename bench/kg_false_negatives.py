@@ -20,9 +20,10 @@ import sys
 
 import torch
 
-from hardneg import cli
+from hardneg import KnownSet, cli
 from hardneg.samplers.base import Sampler
 from hardneg.tasks.kg.data import load_dataset
+from hardneg.tasks.kg.evaluation import inverse_triples
 
 
 def main(argv: list[str]) -> int:
@@ -30,12 +31,8 @@ def main(argv: list[str]) -> int:
     kg = load_dataset(cfg.get("dataset") or "umls")
     E, R = kg.num_entities, kg.num_relations
     held = torch.cat([kg.valid, kg.test])
-    held = torch.cat([held, torch.stack([held[:, 2], held[:, 1] + R, held[:, 0]], 1)])
+    held = KnownSet.from_triples(torch.cat([held, inverse_triples(held, R)]), E, 2 * R)  # valid + test, both ways
 
-    def key(h, r, t):
-        return (h * (2 * R) + r) * E + t
-
-    held_keys = torch.unique(key(held[:, 0], held[:, 1], held[:, 2]))
     # epoch -> [generated hits, generated total, other hits, other total]; epoch -> generated entity counts
     stats = collections.defaultdict(lambda: [0, 0, 0, 0])
     hits_of = collections.defaultdict(lambda: torch.zeros(E))
@@ -47,11 +44,11 @@ def main(argv: list[str]) -> int:
             return out
         k = getattr(self, "entity_negatives", 0) + getattr(self, "relation_negatives", 0)
         P, ids, valid = positives, out.ids, out.valid
-        hit = torch.isin(key(P[:, :1], P[:, 1:2], ids.clamp_min(0)), held_keys) & valid
+        cand = ids.clamp_min(0)
+        hit = held.mask(P[:, :2], cand, "tail") & valid
         if out.side is not None:  # rows (or slots) whose head was replaced: (h', r, t)
             head = out.side.reshape(ids.shape[0], -1) == 0
-            hit_head = torch.isin(key(ids.clamp_min(0), P[:, 1:2], P[:, 2:3]), held_keys) & valid
-            hit = torch.where(head, hit_head, hit)
+            hit = torch.where(head, held.mask(P[:, 1:], cand, "head") & valid, hit)
         s = stats[getattr(self, "epoch", 0)]
         s[0] += int(hit[:, :k].sum()); s[1] += int(valid[:, :k].sum())
         s[2] += int(hit[:, k:].sum()); s[3] += int(valid[:, k:].sum())
