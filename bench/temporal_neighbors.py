@@ -4,7 +4,9 @@ calls) and bulk (all 314,948 endpoint queries in one call; the graph build is ti
 
 Baselines: a vectorised numpy ``searchsorted`` lookup over the same T-CSR (recent: exact; uniform: with
 replacement, which is cheaper than what we do), and PyG's LastNeighborLoader when installed (not time-exact:
-it returns the last neighbours *inserted*, whatever the query time; say so when reading its numbers).
+it returns the last neighbours *inserted*, whatever the query time; say so when reading its numbers). The
+streaming entry starts each search at a per-node cursor; ``hardneg cpu (no cursor)`` times it with plain binary
+searches.
 
 ``"temporal_assemble"`` (the batch assembly a TGN / TGAT layer reads: lookup + float32 time deltas, one C++
 call) is timed against the numpy lookup plus the same deltas (``numpy searchsorted + dt``).
@@ -94,11 +96,13 @@ class NumpyTCSR:
         return np.where(valid, self.nbr[idx], -1), np.where(valid, self.eid[idx], -1), self.t[idx], valid
 
 
-def _ours(p, device, call):
+def _ours(p, device, call, setup=None):
     """A provider timing ``call(graph, nodes, times, k, strategy, generator)``: streaming (one call per batch)
-    or bulk (one call)."""
+    or bulk (one call); ``setup(graph)`` runs once first."""
     ev = events(p["quick"])
     g = ev.graph().to(device)
+    if setup is not None:
+        setup(g)
     gen = torch.Generator().manual_seed(0)
     if p["mode"] == "stream":
         bs = [(n.to(device), t.to(device)) for n, t in batches(ev)]
@@ -114,6 +118,13 @@ def _ours(p, device, call):
 
 def ours(p, device):
     return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen))
+
+
+def ours_no_cursor(p, device):
+    """The streaming entry with plain binary searches (no per-node cursor): what the cursor saves."""
+    def off(g):
+        g.kernel_view().streaming.use_cursor = False
+    return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen), setup=off)
 
 
 def ours_assemble(p, device):
@@ -214,6 +225,8 @@ NOT_BUILD = lambda p, d: "n/a" if p["mode"] == "build" else None  # noqa: E731
 
 PROVIDERS = [
     Provider("hardneg cpu", lambda p, d: build(p, d) if p["mode"] == "build" else ours(p, d), devices=("cpu",)),
+    Provider("hardneg cpu (no cursor)", ours_no_cursor, devices=("cpu",),
+             skip=lambda p, d: None if p["mode"] == "stream" and p["strategy"] == "recent" else "recent/stream only"),
     Provider("hardneg assemble cpu", ours_assemble, devices=("cpu",), skip=NOT_BUILD),
     Provider("hardneg assemble cuda", ours_assemble, devices=("cuda",), skip=NOT_BUILD),
     Provider("numpy searchsorted + dt", numpy_assemble, devices=("cpu",), skip=NOT_BUILD),

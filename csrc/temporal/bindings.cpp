@@ -2,6 +2,7 @@
 // arrives as hardneg.TemporalGraph.kernel_view().core_args(): levels (a [num_levels, 4] table of
 // (ptr, nbr, time, eid) data pointers on the graph's device), num_levels, int_time.
 #include <string>
+#include <vector>
 
 #include "bindings.h"
 #include "temporal/temporal_assemble.h"
@@ -43,12 +44,27 @@ TAssembleArgs assemble_args(const void* levels, int num_levels, std::uintptr_t n
 }
 
 // A CPU graph state as the streaming lookup reads it (TemporalLevels(**TemporalGraph.kernel_view().core_args(),
-// num_nodes=...)): raw pointers, so the view that owns the levels must outlive it.
+// num_nodes=...)): raw pointers, so the view that owns the levels must outlive it. It also owns the streaming
+// cursor (TQueryArgs::cursor), allocated on the first call: 4 bytes per (level, node), up to kMaxCursor entries
+// (larger graphs search without one). The graph state never changes under it (an append builds a new view), and
+// the streaming calls run on one thread with the GIL held, so the cursor needs no lock.
+constexpr int64_t kMaxCursor = int64_t{1} << 24;
+
 struct TemporalLevels {
   const void* levels = nullptr;
   int nl = 0;
   bool int_time = true;
   int64_t num_nodes = 0;
+  bool use_cursor = true;  // false: plain binary searches (for benchmarks)
+  std::vector<int32_t> cursor;
+
+  // Points A at the cursor (allocating it on first use) when the graph is small enough to have one.
+  void attach_cursor(TQueryArgs& A) {
+    if (!use_cursor || nl * num_nodes > kMaxCursor) return;
+    if (cursor.empty()) cursor.assign(static_cast<size_t>(nl * num_nodes), 0);
+    A.cursor = cursor.data();
+    A.num_nodes = num_nodes;
+  }
 };
 
 }  // namespace
@@ -61,15 +77,22 @@ void register_temporal(py::module_& m) {
       .def(py::init([](std::uintptr_t levels, int num_levels, bool int_time, int64_t num_nodes) {
              HN_CHECK(num_levels >= 1 && num_levels <= kMaxLevels, "TemporalLevels: num_levels must be in [1, 64]");
              HN_CHECK(levels != 0 && num_nodes >= 1, "TemporalLevels: needs a level table and num_nodes >= 1");
-             return TemporalLevels{ptr<const void>(levels), num_levels, int_time, num_nodes};
+             TemporalLevels g;
+             g.levels = ptr<const void>(levels);
+             g.nl = num_levels;
+             g.int_time = int_time;
+             g.num_nodes = num_nodes;
+             return g;
            }),
            py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("num_nodes"))
+      .def_readwrite("use_cursor", &TemporalLevels::use_cursor,
+                     "Start each search at the node's streaming cursor (default); False: plain binary searches.")
       // temporal_neighbors' CPU streaming entry ("recent", no window): one call per batch with 7 arguments
       // instead of 21, ids and NaN checked here, outputs [3, B, k] 8-byte words (neighbour, edge id, time in the
       // graph's time type) plus valid [B, k]. Small calls keep the GIL (its release costs more than the work).
       .def(
           "recent",
-          [](const TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, int64_t num_queries, int64_t k,
+          [](TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, int64_t num_queries, int64_t k,
              bool inclusive, std::uintptr_t out, std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_neighbors: needs k >= 1 and num_queries >= 0");
             TQueryArgs A;
@@ -86,6 +109,7 @@ void register_temporal(py::module_& m) {
             A.out_time = o + 2 * num_queries * k;
             A.out_valid = ptr<uint8_t>(out_valid);
             check_queries("temporal_neighbors", A.nodes, A.times, A.B, g.int_time, g.num_nodes);
+            g.attach_cursor(A);
             // the Python side sends only calls below 4,096 queries here: one thread, GIL kept
             run_on_device("temporal_neighbors", false, [&] { temporal_neighbors_cpu(A, g.int_time, 1); },
                           [&] { return 0; }, false);
@@ -96,14 +120,15 @@ void register_temporal(py::module_& m) {
       // sends float-time graphs through the checked path); out_eid 0 skips the edge ids.
       .def(
           "assemble_recent",
-          [](const TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, std::uintptr_t event_times,
+          [](TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, std::uintptr_t event_times,
              int64_t num_queries, int64_t k, std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_dt,
              std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_assemble: needs k >= 1 and num_queries >= 0");
             HN_CHECK(g.int_time, "temporal_assemble: the streaming entry takes int64-time graphs only");
-            const TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, out_nbr,
-                                                  out_eid, out_dt, out_valid);
+            TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, out_nbr,
+                                            out_eid, out_dt, out_valid);
             check_queries("temporal_assemble", A.q.nodes, A.q.times, A.q.B, true, g.num_nodes);
+            g.attach_cursor(A.q);
             run_on_device("temporal_assemble", false, [&] { temporal_assemble_cpu(A, true, 1); },
                           [&] { return 0; }, false);
           },

@@ -40,6 +40,11 @@ struct TQueryArgs {
   int64_t* out_eid = nullptr;
   void* out_time = nullptr;      // T[B, k]
   uint8_t* out_valid = nullptr;
+  // CPU streaming entry only (one thread, no window): per (level, node) the offset in the node's run where its
+  // last search ended, [nl * num_nodes]. A search starts there and gallops, so a stream of queries moving forward
+  // in time touches one or two entries per level instead of a binary search's log2(degree) cache lines.
+  int32_t* cursor = nullptr;
+  int64_t num_nodes = 0;
 };
 
 template <class T>

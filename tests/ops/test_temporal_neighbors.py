@@ -149,6 +149,47 @@ def test_streaming_and_bulk_cpu_entries_agree(float_time):
     assert [tuple(x.shape) for x in empty] == [(0, 3)] * 4 and empty[2].dtype == g.time_dtype
 
 
+@pytest.mark.skipif(not hardneg._backend.available("temporal_neighbors", "cpu"), reason="needs the compiled core")
+@pytest.mark.parametrize("float_time", [False, True])
+@pytest.mark.parametrize("order", ["forward", "backward", "random"])
+def test_streaming_cursor_gives_the_binary_search_answer_in_any_query_order(float_time, order):
+    """The streaming entry starts each search where the node's last one ended (a per-(level, node) cursor that
+    the graph state keeps between calls). Whatever order the calls come in (a forward replay, a backward one,
+    random jumps, repeated times, times before and after every event), each answer equals the threaded
+    kernel's plain binary search and the reference on a multi-level graph, for both bounds."""
+    _, (src, dst, t) = random_graph(21, V=30, M=2500, T=300, float_time=float_time)
+    order_ = torch.argsort(t, stable=True)
+    src, dst, t = src[order_], dst[order_], t[order_]
+    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=30)
+    for a in range(100, 2500, 170):
+        g.append(src[a:a + 170], dst[a:a + 170], t[a:a + 170])
+    assert g.num_levels > 1
+    gq = torch.Generator().manual_seed(22)
+    B = 6000
+    nodes = torch.randint(0, 30, (B,), generator=gq)
+    times = torch.randint(-2, 303, (B,), generator=gq)
+    if order != "random":
+        times = times.sort(descending=order == "backward").values
+    times = times.double() * 0.5 if float_time else times
+    for k in (1, 5, 200):
+        for inclusive in (False, True):
+            bulk = g.neighbors(nodes, times, k, inclusive=inclusive)  # threaded kernel: no cursor
+            parts = [g.neighbors(nodes[a:a + 37], times[a:a + 37], k, inclusive=inclusive) for a in range(0, B, 37)]
+            for b, s in zip(bulk, (torch.cat(x) for x in zip(*parts))):
+                assert torch.equal(b, s)
+            # the assemble entry moves the same cursor
+            ta = g.assemble(nodes[:300], times[:300], k, edge_ids=inclusive)
+            want = g.assemble(nodes[:300], times[:300], k, edge_ids=inclusive, backend="reference")
+            for w, s in zip(want, ta):
+                assert (w is None and s is None) or torch.equal(w, s)
+    want = g.neighbors(nodes[:200], times[:200], 4, backend="reference")
+    for w, s in zip(want, g.neighbors(nodes[:200], times[:200], 4)):
+        assert torch.equal(w, s)
+    g.kernel_view().streaming.use_cursor = False  # the benchmarks' switch: plain binary searches, same answers
+    for w, s in zip(want, g.neighbors(nodes[:200], times[:200], 4)):
+        assert torch.equal(w, s)
+
+
 def test_append_going_back_in_time_and_other_bad_input():
     g = hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([5, 7]), num_nodes=4)
     with pytest.raises(ValueError, match="go back in time"):

@@ -26,6 +26,12 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     streaming path (int64 nodes, times in the graph's dtype, ``"recent"``, no window) inside the C++ kernel,
     with the same exception types and messages; ``HARDNEG_DEBUG=1`` checks them here instead.
 
+    The CPU streaming path (below 4,096 queries) keeps a cursor per (level, node) with the graph state: each
+    search starts where that node's previous one ended and gallops from there, so a replay in time order (a
+    TGN / TGAT training loop) reads one or two entries per level instead of binary-searching the node's whole
+    history. Any query order gives the same answers; graphs with more than 2^24 (level, node) pairs search
+    without a cursor (it costs 4 bytes per pair).
+
     Raises:
         TypeError: not a TemporalGraph, non-integer nodes, float times for an int64-time graph, bad generator.
         ValueError: node ids out of range, NaN times, k <= 0, mismatched lengths, negative or NaN window,
@@ -93,8 +99,8 @@ def _tn_stream(graph, nodes, times, k, inclusive):
     valid = torch.empty(B, k, dtype=torch.bool)
     graph.kernel_view().streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
                                          inclusive=inclusive, out=buf.data_ptr(), out_valid=valid.data_ptr())
-    tts = buf[2] if graph.time_dtype == torch.int64 else buf[2].view(torch.float64)
-    return buf[0], buf[1], tts, valid
+    nbrs, eids, tts = buf.unbind(0)
+    return nbrs, eids, tts if graph.time_dtype == torch.int64 else tts.view(torch.float64), valid
 
 
 @register("temporal_neighbors", "reference")
