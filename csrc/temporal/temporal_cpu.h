@@ -16,67 +16,10 @@ constexpr int kLockstep = 16;
 // tn_locate for the queries i0 .. i0+gn-1 at once. A binary search is a chain of dependent cache misses; here
 // the 16 searches of a level advance together with branchless steps, so each step's 16 loads overlap (the same
 // idea as known_contains). Results are identical to tn_locate's.
-// The end of the admissible run [b, e) for key t (the first index whose time is >= t, or > t when inclusive)
-// found from a hint h0 in [b, e]: gallop away from the hint (1, 2, 4, ... entries), then binary-search the last
-// bracket. Equal to the plain binary search for any hint; O(log distance) entries read.
-template <class T>
-inline int64_t tn_gallop(const T* time, int64_t b, int64_t e, int64_t h0, T t, bool inclusive) {
-  auto before = [&](int64_t idx) { return inclusive ? time[idx] <= t : time[idx] < t; };
-  int64_t a, z;  // the answer is in [a, z]
-  if (h0 < e && before(h0)) {  // forward: [h0, a) are all before t
-    a = h0 + 1;
-    int64_t step = 1;
-    while (a + step <= e && before(a + step - 1)) {
-      a += step;
-      step <<= 1;
-    }
-    z = std::min(a + step - 1, e);
-  } else if (h0 > b && !before(h0 - 1)) {  // backward: [z, h0) are all at or after t
-    z = h0 - 1;
-    int64_t step = 1;
-    while (z - step >= b && !before(z - step)) {
-      z -= step;
-      step <<= 1;
-    }
-    a = std::max(z - step + 1, b);
-  } else {
-    return h0;
-  }
-  while (a < z) {  // first index in [a, z) that is not before t; z if none
-    const int64_t mid = a + ((z - a) >> 1);
-    if (before(mid)) a = mid + 1; else z = mid;
-  }
-  return a;
-}
-
-// tn_locate for one query through the cursor (the streaming entry: no window).
-template <class T>
-inline int64_t tn_locate_cursor(const TQueryArgs& A, int64_t i, int64_t* lo, int64_t* hi) {
-  const TLevel<T>* Ls = static_cast<const TLevel<T>*>(A.levels);
-  const int64_t v = A.nodes[i];
-  const T t = static_cast<const T*>(A.times)[i];
-  int64_t total = 0;
-  for (int l = 0; l < A.nl; ++l) {
-    const TLevel<T>& L = Ls[l];
-    const int64_t b = L.ptr[v], e = L.ptr[v + 1];
-    int32_t& c = A.cursor[l * A.num_nodes + v];
-    const int64_t h = tn_gallop<T>(L.time, b, e, std::min<int64_t>(b + c, e), t, A.inclusive);
-    c = h - b <= INT32_MAX ? static_cast<int32_t>(h - b) : 0;
-    lo[l] = b;
-    hi[l] = h;
-    total += h - b;
-  }
-  return total;
-}
-
 template <class T>
 inline void tn_locate_group(const TQueryArgs& A, int64_t i0, int gn, int64_t (*lo)[kMaxLevels],
                             int64_t (*hi)[kMaxLevels], int64_t* total) {
-  if (A.cursor) {  // the streaming entry (no window)
-    for (int g = 0; g < gn; ++g) total[g] = tn_locate_cursor<T>(A, i0 + g, lo[g], hi[g]);
-    return;
-  }
-  if (A.has_window) {  // rare: the scalar path (a second search per level)
+  if (A.cursor || A.has_window) {  // the streaming entry's cursor, or a window (a second search per level)
     for (int g = 0; g < gn; ++g) total[g] = tn_locate<T>(A, i0 + g, lo[g], hi[g]);
     return;
   }

@@ -20,6 +20,19 @@ def random_graph(seed, V=12, M=300, T=20, float_time=False, undirected=True):
     return hardneg.TemporalGraph(src, dst, t, num_nodes=V, undirected=undirected), (src, dst, t)
 
 
+def appended_graph(seed, V, M, T, chunk, float_time=False):
+    """A multi-level graph: random_graph's events in time order, the first 100 built, the rest appended in
+    chunks."""
+    _, (src, dst, t) = random_graph(seed, V=V, M=M, T=T, float_time=float_time)
+    order = torch.argsort(t, stable=True)
+    src, dst, t = src[order], dst[order], t[order]
+    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=V)
+    for a in range(100, M, chunk):
+        g.append(src[a:a + chunk], dst[a:a + chunk], t[a:a + chunk])
+    assert g.num_levels > 1
+    return g
+
+
 def queries(seed, V, B=80, T=22, float_time=False):
     g = torch.Generator().manual_seed(seed + 100)
     nodes = torch.randint(0, V, (B,), generator=g)
@@ -125,13 +138,7 @@ def test_streaming_and_bulk_cpu_entries_agree(float_time):
     degree, inclusive bounds and an empty batch."""
     from hardneg.ops.temporal import _STREAMING
 
-    _, (src, dst, t) = random_graph(9, V=40, M=3000, T=400, float_time=float_time)
-    order = torch.argsort(t, stable=True)
-    src, dst, t = src[order], dst[order], t[order]
-    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=40)
-    for a in range(100, 3000, 130):
-        g.append(src[a:a + 130], dst[a:a + 130], t[a:a + 130])
-    assert g.num_levels > 1
+    g = appended_graph(9, V=40, M=3000, T=400, chunk=130, float_time=float_time)
     gq = torch.Generator().manual_seed(10)
     B = _STREAMING + 500
     nodes = torch.randint(0, 40, (B,), generator=gq)
@@ -157,13 +164,7 @@ def test_streaming_cursor_gives_the_binary_search_answer_in_any_query_order(floa
     the graph state keeps between calls). Whatever order the calls come in (a forward replay, a backward one,
     random jumps, repeated times, times before and after every event), each answer equals the threaded
     kernel's plain binary search and the reference on a multi-level graph, for both bounds."""
-    _, (src, dst, t) = random_graph(21, V=30, M=2500, T=300, float_time=float_time)
-    order_ = torch.argsort(t, stable=True)
-    src, dst, t = src[order_], dst[order_], t[order_]
-    g = hardneg.TemporalGraph(src[:100], dst[:100], t[:100], num_nodes=30)
-    for a in range(100, 2500, 170):
-        g.append(src[a:a + 170], dst[a:a + 170], t[a:a + 170])
-    assert g.num_levels > 1
+    g = appended_graph(21, V=30, M=2500, T=300, chunk=170, float_time=float_time)
     gq = torch.Generator().manual_seed(22)
     B = 6000
     nodes = torch.randint(0, 30, (B,), generator=gq)
