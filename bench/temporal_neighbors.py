@@ -116,15 +116,19 @@ def _ours(p, device, call, setup=None):
     return lambda: call(g, nodes, times, p["k"], p["strategy"], gen)
 
 
+def _neighbors(g, n, t, k, s, gen):
+    return g.neighbors(n, t, k, strategy=s, generator=gen)
+
+
 def ours(p, device):
-    return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen))
+    return _ours(p, device, _neighbors)
 
 
 def ours_no_cursor(p, device):
     """The streaming entry with plain binary searches (no per-node cursor): what the cursor saves."""
     def off(g):
         g.kernel_view().streaming.use_cursor = False
-    return _ours(p, device, lambda g, n, t, k, s, gen: g.neighbors(n, t, k, strategy=s, generator=gen), setup=off)
+    return _ours(p, device, _neighbors, setup=off)
 
 
 def ours_assemble(p, device):

@@ -102,11 +102,12 @@ void tn_cpu_run(const TQueryArgs& A, int threads, Slots&& slots) {
           }
         for (int64_t q = s + kLockstep; q < std::min(i1, s + 2 * kLockstep); ++q)
           for (int l = 0; l < A.nl; ++l) {
-            const int64_t at = Ls[l].ptr[A.nodes[q]] + A.cursor[l * A.num_nodes + A.nodes[q]];
+            const int64_t b = Ls[l].ptr[A.nodes[q]], at = b + A.cursor[l * A.num_nodes + A.nodes[q]];
+            const int64_t newest = at > b ? at - 1 : at;  // never before the run (nor the array) starts
             __builtin_prefetch(Ls[l].time + at);
             __builtin_prefetch(Ls[l].nbr + at);
-            __builtin_prefetch(Ls[l].time + at - 1);
-            __builtin_prefetch(Ls[l].nbr + at - 1);
+            __builtin_prefetch(Ls[l].time + newest);
+            __builtin_prefetch(Ls[l].nbr + newest);
           }
       }
       tn_locate_group<T>(A, s, gn, lo, hi, total);

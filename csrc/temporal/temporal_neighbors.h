@@ -66,27 +66,24 @@ HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index
 
 constexpr int kMaxLevels = 64;  // levels of one graph (a binary counter over its appends)
 
+// Whether a[i] is admissible for key x: before it (strictly, or at it when inclusive).
+template <class T>
+HN_HD bool t_before(const T* a, int64_t i, T x, bool inclusive) {
+  return inclusive ? a[i] <= x : a[i] < x;
+}
+
 // The end of the admissible run [b, e) for key x (t_upper when inclusive, else t_lower) found from a hint h0 in
 // [b, e]: gallop away from the hint (1, 2, 4, ... entries), then binary-search the last bracket. Equal to the
 // plain search for any hint; O(log distance) entries read. The streaming cursor's search (TQueryArgs::cursor).
 template <class T>
 HN_HD int64_t t_gallop(const T* a, int64_t b, int64_t e, int64_t h0, T x, bool inclusive) {
   int64_t lo, hi;  // the answer is in [lo, hi]
-  if (h0 < e && (inclusive ? a[h0] <= x : a[h0] < x)) {  // forward: [h0, lo) are all admissible
-    lo = h0 + 1;
-    int64_t step = 1;
-    while (lo + step <= e && (inclusive ? a[lo + step - 1] <= x : a[lo + step - 1] < x)) {
-      lo += step;
-      step <<= 1;
-    }
+  int64_t step = 1;
+  if (h0 < e && t_before(a, h0, x, inclusive)) {  // forward: [h0, lo) are all admissible
+    for (lo = h0 + 1; lo + step <= e && t_before(a, lo + step - 1, x, inclusive); step <<= 1) lo += step;
     hi = lo + step - 1 < e ? lo + step - 1 : e;
-  } else if (h0 > b && !(inclusive ? a[h0 - 1] <= x : a[h0 - 1] < x)) {  // backward: [hi, h0) are all not
-    hi = h0 - 1;
-    int64_t step = 1;
-    while (hi - step >= b && !(inclusive ? a[hi - step] <= x : a[hi - step] < x)) {
-      hi -= step;
-      step <<= 1;
-    }
+  } else if (h0 > b && !t_before(a, h0 - 1, x, inclusive)) {  // backward: [hi, h0) are all not
+    for (hi = h0 - 1; hi - step >= b && !t_before(a, hi - step, x, inclusive); step <<= 1) hi -= step;
     lo = hi - step + 1 > b ? hi - step + 1 : b;
   } else {
     return h0;

@@ -178,7 +178,7 @@ def test_streaming_cursor_gives_the_binary_search_answer_in_any_query_order(floa
             parts = [g.neighbors(nodes[a:a + 37], times[a:a + 37], k, inclusive=inclusive) for a in range(0, B, 37)]
             for b, s in zip(bulk, (torch.cat(x) for x in zip(*parts))):
                 assert torch.equal(b, s)
-            # the assemble entry moves the same cursor
+            # the assemble entry moves the same cursor (int64 times; float times take its checked path)
             ta = g.assemble(nodes[:300], times[:300], k, edge_ids=inclusive)
             want = g.assemble(nodes[:300], times[:300], k, edge_ids=inclusive, backend="reference")
             for w, s in zip(want, ta):
