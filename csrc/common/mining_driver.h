@@ -76,11 +76,20 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
   const TileKernels& K = tile_kernels();
   const int d = P.d;
   const int NC = tile_rows(d);
-  const int64_t kQBlock = query_block();
-  const int64_t nqb = (P.B + kQBlock - 1) / kQBlock;
   const int64_t ncc = P.num_chunks();
+  const int64_t want = resolve_threads(P.num_threads);
+  int64_t kQBlock = query_block();
+  if (((P.B + kQBlock - 1) / kQBlock) * ncc < want) {
+    // fewer items than threads (a small batch against a small table): smaller query blocks, a multiple of kMR,
+    // so that every thread gets rows; each block packs the tiles once more (N·d copies against its rows' N·d
+    // multiply-adds per row). Rows, not candidates, are split, so the (row, chunk) streams do not change.
+    const int64_t per_chunk = (want + ncc - 1) / ncc;
+    const int64_t rows = (P.B + per_chunk - 1) / per_chunk;
+    kQBlock = std::max<int64_t>(kMR, (rows + kMR - 1) / kMR * kMR);
+  }
+  const int64_t nqb = (P.B + kQBlock - 1) / kQBlock;
   const int64_t items = nqb * ncc;
-  const int threads = static_cast<int>(std::min<int64_t>(resolve_threads(P.num_threads), items));
+  const int threads = static_cast<int>(std::min<int64_t>(want, items));
 
   std::vector<float> qaux_all(P.B);
   for (int64_t i = 0; i < P.B; ++i) qaux_all[i] = query_aux(P.q + i * P.ldq, d, P.metric);

@@ -124,13 +124,16 @@ def test_deterministic_per_seed(backend, device):
         assert not torch.equal(a[0], d[0])
 
 
-def test_cpu_result_independent_of_thread_count(monkeypatch):
-    q, c = _problem(seed=5, N=150_000, d=4, R=5)
+@pytest.mark.parametrize("N,R", [(150_000, 5), (2_000, 50)])
+def test_cpu_result_independent_of_thread_count(monkeypatch, N, R):
+    """Two candidate chunks; or one chunk and a batch that small query blocks split across the threads."""
+    q, c = _problem(seed=5, N=N, d=4, R=R)
+    q = q + 0.1 * torch.randn(q.shape, generator=torch.Generator().manual_seed(1))
     out = []
-    for t in ("1", "2"):
+    for t in ("1", "2", "3", "5"):
         monkeypatch.setenv("HARDNEG_NUM_THREADS", t)
         out.append(hardneg.ops.sample_by_score(q, c, 16, generator=torch.Generator().manual_seed(3), backend="cpu"))
-    assert torch.equal(out[0][0], out[1][0])
+    assert all(torch.equal(out[0][0], o[0]) and torch.equal(out[0][1], o[1]) for o in out[1:])
 
 
 def test_cpu_large_n_log_prob_and_temperature():

@@ -113,6 +113,20 @@ def test_large_n_crosses_chunks():
     assert_topk_matches(q, c, 20, "dot", ex, s, i, strict_ties=True)
 
 
+@pytest.mark.parametrize("B", [1, 11, 50, 300])
+def test_cpu_result_independent_of_thread_count(monkeypatch, B):
+    """Small batches against a small table are split into query blocks across the threads: same answer."""
+    gen = torch.Generator().manual_seed(B)
+    q, c = torch.randn(B, 16, generator=gen), torch.randint(-3, 3, (700, 16), generator=gen).float()
+    ex = random_csr(B, 700, 5, gen)
+    out = []
+    for t in ("1", "2", "3", "7"):
+        monkeypatch.setenv("HARDNEG_NUM_THREADS", t)
+        out.append(hardneg.ops.topk_mine(q, c, 20, exclude=ex, backend="cpu"))
+    assert_topk_matches(q, c, 20, "dot", ex, *out[0], strict_ties=True)
+    assert all(torch.equal(out[0][0], o[0]) and torch.equal(out[0][1], o[1]) for o in out[1:])
+
+
 def test_fp16_bf16_accepted_on_cpu():
     q, c = torch.randn(4, 8), torch.randn(30, 8)
     for dt in (torch.float16, torch.bfloat16):

@@ -73,7 +73,7 @@ def test_tgn_neighbor_time_encodings():
         m.observe(src[:cut], dst[:cut], t[:cut], torch.arange(cut))
         seen = []
         edge_input = m._edge_input
-        m._edge_input = lambda dt, feats: seen.append(dt) or edge_input(dt, feats)
+        m._edge_input = lambda dt, feats, *a: seen.append(dt) or edge_input(dt, feats, *a)
         out[mode] = (m.embed(nodes, None, past, t_last + 1), m.embed(nodes, None, past, t_last + 500))
         if mode != "query":
             dt = seen[0] if mode == "last_update" else seen[0][..., 1]
@@ -237,6 +237,56 @@ def test_decoder_decomposition_and_attention_without_neighbours():
     valid = torch.zeros(3, 5, dtype=torch.bool)
     out = att(h, torch.randn(7, 4), torch.zeros(3, 5, dtype=torch.long), torch.randn(3, 5, 4), valid)
     assert bool(torch.isfinite(out).all())  # no valid neighbour: a zero attention output, no NaN
+
+
+def _dense_attention(att, h, table, index, edge_in, valid):
+    """TemporalAttention's formula over every slot, padding included (masked in the softmax): the reference."""
+    import math
+    M, k = valid.shape
+    H, D = att.heads, att.heads * att.head_dim
+    K = V = att.we(edge_in)
+    q = att.bq.expand(M, -1)
+    if att.node_dim:
+        q = q + att.wq(h)
+        KV = att.wkv(table)[index]
+        K, V = K + KV[..., :D], V + KV[..., D:]
+    a = (q[:, None, :] * K).view(M, k, H, -1).sum(-1) / math.sqrt(att.head_dim)
+    has = valid.any(1)
+    a = torch.where(has[:, None, None], a.masked_fill(~valid[:, :, None], float("-inf")), torch.zeros_like(a))
+    out = (torch.softmax(a, 1)[..., None] * V.view(M, k, H, -1)).sum(1).reshape(M, D) * has[:, None]
+    if att.output == "skip":
+        return out + att.skip(h) if att.node_dim else out
+    return att.merge(torch.cat([att.norm(att.wo(out) + q), h], -1))
+
+
+@pytest.mark.parametrize("node_dim,output", [(6, "merge"), (0, "merge"), (6, "skip")])
+@pytest.mark.parametrize("fill", [0.0, 0.3, 1.0])
+def test_attention_projects_only_valid_neighbours(node_dim, output, fill):
+    """Only valid (row, neighbour) slots are projected and scored, given densely or as ``slots``; values and
+    gradients equal the dense formula over all slots with padding masked, rows without neighbours included."""
+    g = torch.Generator().manual_seed(int(fill * 10) + node_dim)
+    M, k, F = 7, 5, 4
+    torch.manual_seed(1)
+    att = TemporalAttention(node_dim, 2, F - 2, 8, heads=2, dropout=0.0, output=output)
+    h = torch.randn(M, node_dim, generator=g)
+    table = torch.randn(9, node_dim, generator=g)
+    index = torch.randint(0, 9, (M, k), generator=g)
+    edge_in = torch.randn(M, k, F, generator=g, requires_grad=True)
+    valid = torch.rand(M, k, generator=g) < fill
+    valid[0] = False  # a row without neighbours
+    want = _dense_attention(att, h, table, index, edge_in, valid)
+    (gw,) = torch.autograd.grad(want.square().sum(), [att.we.weight])
+    for packed in (False, True):
+        if packed:
+            slots = torch.nonzero(valid.flatten()).flatten()
+            got = att(h, table, index, edge_in.flatten(0, 1)[slots], valid, slots)
+        else:
+            got = att(h, table, index, edge_in, valid)
+        assert torch.allclose(got, want, atol=1e-5), packed
+        (gg,) = torch.autograd.grad(got.square().sum(), [att.we.weight])
+        assert torch.allclose(gg, gw, atol=1e-5), packed
+    none = att(h, table, index, edge_in, torch.zeros(M, k, dtype=torch.bool))
+    assert bool(torch.isfinite(none).all())
 
 
 def test_unknown_model():

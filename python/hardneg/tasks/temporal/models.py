@@ -108,26 +108,36 @@ class TemporalAttention(nn.Module):
         elif node_dim:
             self.skip = nn.Linear(node_dim, out_dim)
 
-    def forward(self, h, table, index, edge_in, valid):
+    def forward(self, h, table, index, edge_in, valid, slots=None):
         """h [M, d_in] (the nodes), table [S, d_in] and index [M, k] (neighbour j of row m is
-        ``table[index[m, j]]``), edge_in [M, k, F + τ] (``[e_j ‖ φ(t − t_j)]``), valid [M, k] -> [M, d_out]."""
+        ``table[index[m, j]]``), edge_in [M, k, F + τ] (``[e_j ‖ φ(t − t_j)]``), valid [M, k] -> [M, d_out].
+
+        ``slots``: the flat positions ``m·k + j`` of the valid neighbours ([V], increasing); edge_in then holds
+        their rows only ([V, F + τ]). Either way only valid neighbours are projected and scored (padding's
+        attention weight is 0): early in a stream, and for the candidate table, most of the k slots are empty."""
         M, k = valid.shape
         H, dh, D = self.heads, self.head_dim, self.heads * self.head_dim
-        Ee = self.we(edge_in)
+        if slots is None:
+            slots = torch.nonzero(valid.flatten()).flatten()
+            edge_in = edge_in.flatten(0, 1)[slots]
+        row = torch.div(slots, k, rounding_mode="floor")
+        emb = nn.functional.embedding  # a gather whose backward is a dense, deterministic scatter-add
+        K = V = self.we(edge_in)  # [V, D]
         q = self.bq.expand(M, -1)
-        K = V = Ee
         if self.node_dim:
             q = q + self.wq(h)
-            # F.embedding: a gather whose backward is a dense, deterministic scatter-add
-            KV = nn.functional.embedding(index, self.wkv(table))
-            K, V = K + KV[..., :D], V + KV[..., D:]
+            KV = emb(index.flatten()[slots], self.wkv(table))
+            K, V = K + KV[:, :D], V + KV[:, D:]
         # per-head dot products as elementwise products and sums: k is ~10-20, too small for batched matmuls
-        att = (q[:, None, :] * K).view(M, k, H, dh).sum(-1) / math.sqrt(dh)  # [M, k, H]
+        s = (emb(row, q) * K).view(-1, H, dh).sum(-1) / math.sqrt(dh)  # [V, H]
         has = valid.any(1)
-        att = att.masked_fill(~valid[:, :, None], float("-inf"))
-        att = torch.where(has[:, None, None], att, torch.zeros_like(att))
+        att = s.new_full((M * k, H), float("-inf")).index_copy(0, slots, s).view(M, k, H)
+        att = torch.where(has[:, None, None], att, torch.zeros_like(att))  # no NaN rows (they hold no slot)
         att = self.drop(torch.softmax(att, 1))
-        out = (att[..., None] * V.view(M, k, H, dh)).sum(1).reshape(M, D) * has[:, None]
+        # the weighted sum over each row's slots, in the dense layout (padding and rows without a neighbour
+        # contribute exact zeros)
+        wv = (emb(slots, att.view(M * k, H))[..., None] * V.view(-1, H, dh)).view(-1, D)
+        out = wv.new_zeros(M * k, D).index_copy(0, slots, wv).view(M, k, D).sum(1)
         if self.output == "skip":  # TransformerConv's: heads concatenated plus a root weight
             return out + self.skip(h) if self.node_dim else out
         out = self.norm(self.drop(self.wo(out)) + q)
@@ -321,11 +331,15 @@ class TemporalModel(nn.Module):
                 feats = self._edges(eid, valid)
         return nb, nt, valid, dt, feats
 
-    def _edge_input(self, dt, feats):
-        """The attention's edge input ``[e_j ‖ φ(Δt_j)]`` [M, k, F + τ·c] from ``dt`` [M, k] or [M, k, c]."""
+    def _edge_input(self, dt, feats, slots=None):
+        """The attention's edge input ``[e_j ‖ φ(Δt_j)]`` [M, k, F + τ·c] from ``dt`` [M, k] or [M, k, c]; with
+        ``slots`` (flat positions of the valid neighbours, :meth:`TemporalAttention.forward`) only their rows,
+        [V, F + τ·c]: padding is neither time-encoded nor projected."""
+        if slots is not None:
+            dt, feats = dt.flatten(0, 1)[slots], feats.flatten(0, 1)[slots] if self.edge_dim else None
         phi = self.time_enc(dt)
-        if phi.dim() == 4:
-            phi = phi.flatten(2)
+        if dt.dim() == (3 if slots is None else 2):  # c encodings per neighbour side by side
+            phi = phi.flatten(-2)
         return torch.cat([feats, phi], -1) if self.edge_dim else phi
 
     def _edges(self, eid, valid):
@@ -517,7 +531,8 @@ class TGN(TemporalModel):
                                 torch.cat([qt, torch.where(valid, nt, qt[:, None]).flatten()]), graph, generator,
                                 cache)
             h, index = table[:M], torch.arange(M, M + M * k, device=nodes.device).view(M, k)
-        return self.layers[layer - 1](h, table, index, self._edge_input(dt, feats), valid)
+        slots = torch.nonzero(valid.flatten()).flatten()
+        return self.layers[layer - 1](h, table, index, self._edge_input(dt, feats, slots), valid, slots)
 
 
 class TGAT(TemporalModel):
@@ -542,12 +557,12 @@ class TGAT(TemporalModel):
         if layer == 0:
             return torch.zeros(M, 0, device=nodes.device)
         nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator, with_times=layer > 1)
-        edge_in = self._edge_input(dt, feats)
+        vi = torch.nonzero(valid.flatten()).flatten()
+        edge_in = self._edge_input(dt, feats, vi)
         if layer == 1:
             table = h = torch.zeros(M, 0, device=nodes.device)
             index = torch.zeros(M, k, dtype=torch.int64, device=nodes.device)
         else:  # the nodes at their own times, each valid neighbour at its event time
-            vi = torch.nonzero(valid.flatten()).flatten()
             table = self._layer(layer - 1, torch.cat([nodes, nb.flatten()[vi]]),
                                 torch.cat([times, nt.flatten()[vi].double()]), torch.cat([qt, nt.flatten()[vi]]),
                                 graph, generator)
@@ -555,7 +570,7 @@ class TGAT(TemporalModel):
             index = torch.zeros(M * k, dtype=torch.int64, device=nodes.device)
             index[vi] = torch.arange(M, M + vi.numel(), device=nodes.device)
             index = index.view(M, k)
-        return self.layers[layer - 1](h, table, index, edge_in, valid)
+        return self.layers[layer - 1](h, table, index, edge_in, valid, vi)
 
 
 def create_model(name: str, num_nodes: int, **kw) -> TemporalModel:
