@@ -11,6 +11,9 @@ number of epochs by (a) ``hardneg``'s engine with random negatives and (b) the t
 ``--refresh 1,10,50``: ENS epochs with each candidate-refresh period R (wall time per epoch, validation AP),
 against a random-negative epoch in the same run.
 
+``--peer-lockstep``: the same peer comparison with the two trained side by side, one step of each in turn (as
+``--interleave``), so that the machine's drift between minutes does not land in the ratio.
+
 ``--interleave``: the ENS epoch cost against random negatives, measured in lockstep: one trainer per sampler
 (ENS with the ``uci-tgn`` recipe's options, and random), each training its own model as usual, one training step
 of each in turn (the order rotating every step), timing each step (forward, sampling, backward, optimiser,
@@ -19,6 +22,7 @@ cannot resolve a ratio near 1.3; steps taken side by side see the same machine.
 
     python bench/temporal_train.py --dataset uci --epochs 3 [--threads 2] [--refresh 1,10,50] [--no-peer]
     python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave
+    python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from _harness import RESULTS_DIR, git_commit, machine  # noqa: E402
 from hardneg.tasks.temporal.data import load_dataset  # noqa: E402
 from hardneg.tasks.temporal.evaluation import BatchedAPAUC  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
+from hardneg.training.engine import deterministic  # noqa: E402
 
 
 def ours(ds, epochs, seed, sampler="random", **over):
@@ -82,95 +87,145 @@ def interleaved(ds, epochs, seed, warmup=1):
     return out
 
 
-def pyg_example(ds, epochs, seed, lr=1e-4):
-    """The training / evaluation logic of PyG's examples/tgn.py on our split and negatives."""
-    from torch.nn import Linear
-    from torch_geometric.nn import TGNMemory, TransformerConv
-    from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
+class PygTGN:
+    """The model, training step and evaluation of PyG's examples/tgn.py on our split and negatives."""
 
-    torch.manual_seed(seed)
-    split = ds.split(inductive=False)
-    N, dim = ds.num_nodes, 100
-    msg = ds.edge_features if ds.edge_features is not None else torch.zeros(ds.num_events, 1)
-    t_all = ds.t
+    def __init__(self, ds, seed, lr=1e-4):
+        from torch.nn import Linear
+        from torch_geometric.nn import TGNMemory, TransformerConv
+        from torch_geometric.nn.models.tgn import IdentityMessage, LastAggregator, LastNeighborLoader
 
-    class GraphAttentionEmbedding(torch.nn.Module):
-        def __init__(self, i, o, msg_dim, time_enc):
-            super().__init__()
-            self.time_enc = time_enc
-            self.conv = TransformerConv(i, o // 2, heads=2, dropout=0.1, edge_dim=msg_dim + time_enc.out_channels)
+        torch.manual_seed(seed)
+        self.ds, self.split = ds, ds.split(inductive=False)
+        N, dim = ds.num_nodes, 100
+        self.msg = ds.edge_features if ds.edge_features is not None else torch.zeros(ds.num_events, 1)
+        msg = self.msg
 
-        def forward(self, x, last_update, edge_index, t, m):
-            rel_t = last_update[edge_index[0]] - t
-            return self.conv(x, edge_index, torch.cat([self.time_enc(rel_t.to(x.dtype)), m], -1))
+        class GraphAttentionEmbedding(torch.nn.Module):
+            def __init__(self, i, o, msg_dim, time_enc):
+                super().__init__()
+                self.time_enc = time_enc
+                self.conv = TransformerConv(i, o // 2, heads=2, dropout=0.1, edge_dim=msg_dim + time_enc.out_channels)
 
-    class LinkPredictor(torch.nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.lin_src, self.lin_dst, self.lin_final = Linear(c, c), Linear(c, c), Linear(c, 1)
+            def forward(self, x, last_update, edge_index, t, m):
+                rel_t = last_update[edge_index[0]] - t
+                return self.conv(x, edge_index, torch.cat([self.time_enc(rel_t.to(x.dtype)), m], -1))
 
-        def forward(self, z_src, z_dst):
-            return self.lin_final((self.lin_src(z_src) + self.lin_dst(z_dst)).relu())
+        class LinkPredictor(torch.nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.lin_src, self.lin_dst, self.lin_final = Linear(c, c), Linear(c, c), Linear(c, 1)
 
-    memory = TGNMemory(N, msg.shape[1], dim, dim, message_module=IdentityMessage(msg.shape[1], dim, dim),
-                       aggregator_module=LastAggregator())
-    gnn = GraphAttentionEmbedding(dim, dim, msg.shape[1], memory.time_enc)
-    link_pred = LinkPredictor(dim)
-    opt = torch.optim.Adam(set(memory.parameters()) | set(gnn.parameters()) | set(link_pred.parameters()), lr=lr)
-    crit = torch.nn.BCEWithLogitsLoss()
-    loader = LastNeighborLoader(N, size=10)
-    assoc = torch.empty(N, dtype=torch.long)
+            def forward(self, z_src, z_dst):
+                return self.lin_final((self.lin_src(z_src) + self.lin_dst(z_dst)).relu())
 
-    def embed(n_id):
-        n_id, edge_index, e_id = loader(n_id)
-        assoc[n_id] = torch.arange(n_id.size(0))
-        z, last_update = memory(n_id)
-        return gnn(z, last_update, edge_index, t_all[e_id], msg[e_id])
+        self.memory = TGNMemory(N, msg.shape[1], dim, dim, message_module=IdentityMessage(msg.shape[1], dim, dim),
+                                aggregator_module=LastAggregator())
+        self.gnn = GraphAttentionEmbedding(dim, dim, msg.shape[1], self.memory.time_enc)
+        self.link_pred = LinkPredictor(dim)
+        self.opt = torch.optim.Adam(set(self.memory.parameters()) | set(self.gnn.parameters())
+                                    | set(self.link_pred.parameters()), lr=lr)
+        self.crit = torch.nn.BCEWithLogitsLoss()
+        self.loader = LastNeighborLoader(N, size=10)
+        self.assoc = torch.empty(N, dtype=torch.long)
 
-    def batches(idx):
+    def embed(self, n_id):
+        n_id, edge_index, e_id = self.loader(n_id)
+        self.assoc[n_id] = torch.arange(n_id.size(0))
+        z, last_update = self.memory(n_id)
+        return self.gnn(z, last_update, edge_index, self.ds.t[e_id], self.msg[e_id])
+
+    def batches(self, idx):
         for lo in range(0, idx.numel(), 200):
             b = idx[lo:lo + 200]
-            yield b, ds.src[b], ds.dst[b], ds.t[b], msg[b]
+            yield b, self.ds.src[b], self.ds.dst[b], self.ds.t[b], self.msg[b]
 
-    def train():
-        memory.train(), gnn.train(), link_pred.train()
-        memory.reset_state()
-        loader.reset_state()
-        for b, src, dst, t, m in batches(split.train):
-            opt.zero_grad()
+    def train_steps(self):
+        """One training epoch, one step per ``next()``."""
+        ds, assoc = self.ds, self.assoc
+        self.memory.train(), self.gnn.train(), self.link_pred.train()
+        self.memory.reset_state()
+        self.loader.reset_state()
+        for b, src, dst, t, m in self.batches(self.split.train):
+            self.opt.zero_grad()
             neg = torch.randint(ds.dst_min, ds.dst_max + 1, (src.numel(),))
-            z = embed(torch.cat([src, dst, neg]).unique())
-            pos_out = link_pred(z[assoc[src]], z[assoc[dst]])
-            neg_out = link_pred(z[assoc[src]], z[assoc[neg]])
-            loss = crit(pos_out, torch.ones_like(pos_out)) + crit(neg_out, torch.zeros_like(neg_out))
-            memory.update_state(src, dst, t, m)
-            loader.insert(src, dst)
+            z = self.embed(torch.cat([src, dst, neg]).unique())
+            pos_out = self.link_pred(z[assoc[src]], z[assoc[dst]])
+            neg_out = self.link_pred(z[assoc[src]], z[assoc[neg]])
+            loss = self.crit(pos_out, torch.ones_like(pos_out)) + self.crit(neg_out, torch.zeros_like(neg_out))
+            self.memory.update_state(src, dst, t, m)
+            self.loader.insert(src, dst)
             loss.backward()
-            opt.step()
-            memory.detach()
+            self.opt.step()
+            self.memory.detach()
+            yield
 
     @torch.no_grad()
-    def test(part):
-        memory.eval(), gnn.eval(), link_pred.eval()
-        _, neg_all = ds.eval_negatives(split, part, "random")
-        acc = BatchedAPAUC()
-        for lo, (b, src, dst, t, m) in zip(range(0, 10**9, 200), batches(split.part(part))):
+    def test(self, part):
+        """AP on ``part`` against the DyGLib random negatives, streaming on from the current memory."""
+        self.memory.eval(), self.gnn.eval(), self.link_pred.eval()
+        _, neg_all = self.ds.eval_negatives(self.split, part, "random")
+        acc, assoc = BatchedAPAUC(), self.assoc
+        for lo, (b, src, dst, t, m) in zip(range(0, 10**9, 200), self.batches(self.split.part(part))):
             neg = neg_all[lo:lo + b.numel()]
-            z = embed(torch.cat([src, dst, neg]).unique())
-            acc.add(link_pred(z[assoc[src]], z[assoc[dst]]), link_pred(z[assoc[src]], z[assoc[neg]]))
-            memory.update_state(src, dst, t, m)
-            loader.insert(src, dst)
+            z = self.embed(torch.cat([src, dst, neg]).unique())
+            acc.add(self.link_pred(z[assoc[src]], z[assoc[dst]]), self.link_pred(z[assoc[src]], z[assoc[neg]]))
+            self.memory.update_state(src, dst, t, m)
+            self.loader.insert(src, dst)
         return acc.result()["ap"]
 
+
+def pyg_example(ds, epochs, seed, lr=1e-4):
+    """The training / evaluation logic of PyG's examples/tgn.py on our split and negatives."""
+    P = PygTGN(ds, seed, lr)
     t_train, curve = 0.0, []
     for _ in range(epochs):
         t0 = time.perf_counter()
-        train()
+        for _ in P.train_steps():
+            pass
         t_train += time.perf_counter() - t0
-        valid_ap = test("valid")
-        test_ap = test("test")
+        valid_ap = P.test("valid")
+        test_ap = P.test("test")
         curve.append(round(valid_ap, 4))
     return {"epoch_s": t_train / epochs, "test_ap": test_ap, "valid_ap": valid_ap, "valid_curve": curve}
+
+
+def _our_steps(T):
+    """One epoch of a Trainer's temporal task, one step per ``next()`` (the engine's step, under its
+    deterministic switch, without its clock)."""
+    T.model.train()
+    for b in T.task.batches(T.gen):
+        with deterministic(T.cfg.deterministic, T.device):
+            loss = T.task.step(b, T.gen)
+            T.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            T.opt.step()
+            T.task.after_step(b)
+        yield
+
+
+def peer_lockstep(ds, epochs, seed):
+    """Our TGN (random negatives) and PyG's example loop trained side by side, one step of each in turn (the
+    order alternating), each step timed; then both evaluated as in the sequential comparison."""
+    cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler="random", epochs=epochs,
+                                     eval_every=0, rank_eval="none", seed=seed))
+    T = Trainer(cfg, data=ds, progress=False, log=None)
+    P = PygTGN(ds, seed)
+    names, spent = ("hardneg", "pyg"), []
+    for ep in range(epochs):
+        T.task.on_epoch_start(ep + 1)
+        gens, took, i, done = {"hardneg": _our_steps(T), "pyg": P.train_steps()}, dict.fromkeys(names, 0.0), 0, False
+        while not done:
+            for k in names[i % 2:] + names[:i % 2]:
+                t = time.perf_counter()
+                done = next(gens[k], StopIteration) is StopIteration or done
+                took[k] += time.perf_counter() - t
+            i += 1
+        T.task.on_epoch_end(ep + 1)
+        spent.append(took)
+    ours_ap = {part: T.evaluate(part)["ap"] for part in ("valid", "test")}
+    pyg_ap = {part: P.test(part) for part in ("valid", "test")}
+    return spent, ours_ap, pyg_ap
 
 
 def main():
@@ -182,6 +237,8 @@ def main():
     p.add_argument("--refresh", default=None, help="comma-separated ENS refresh periods R to time")
     p.add_argument("--no-peer", action="store_true", help="skip the PyG comparison")
     p.add_argument("--interleave", action="store_true", help="ENS vs random epoch cost, steps in lockstep")
+    p.add_argument("--peer-lockstep", action="store_true",
+                   help="hardneg TGN vs PyG's example loop, steps in lockstep (instead of one run after the other)")
     p.add_argument("--csv", default=os.path.join(RESULTS_DIR, "temporal_train.csv"))
     a = p.parse_args()
     if a.threads:
@@ -190,7 +247,18 @@ def main():
     print(f"# {a.dataset}: {ds.num_events} events, {ds.num_nodes} nodes; {a.epochs} epochs, seed {a.seed}; "
           f"{machine('cpu')}")
     rows = []
-    if not a.no_peer:
+    if a.peer_lockstep:
+        spent, ours_ap, pyg_ap = peer_lockstep(ds, a.epochs, a.seed)
+        for i, e in enumerate(spent, 1):
+            print(f"lockstep epoch {i}: hardneg {e['hardneg']:6.2f} s   PyG loop {e['pyg']:6.2f} s   "
+                  f"ratio {e['hardneg'] / e['pyg']:.3f}", flush=True)
+        ours_s, pyg_s = (sum(e[k] for e in spent) / len(spent) for k in ("hardneg", "pyg"))
+        for name, sec, ap in (("hardneg TGN, random (lockstep)", ours_s, ours_ap),
+                              ("PyG examples/tgn.py loop (lockstep)", pyg_s, pyg_ap)):
+            rows.append(dict(provider=name, epoch_s=sec, valid_ap=ap["valid"], test_ap=ap["test"]))
+            print(f"{name:<38} epoch {sec:7.2f} s   valid AP {ap['valid']:.4f}   test AP {ap['test']:.4f}")
+        print(f"epoch time ratio hardneg / PyG, steps in lockstep: {ours_s / pyg_s:.3f}")
+    elif not a.no_peer:
         for name, fn in (("hardneg TGN, random negatives", lambda: ours(ds, a.epochs, a.seed)),
                          ("PyG examples/tgn.py loop", lambda: pyg_example(ds, a.epochs, a.seed))):
             r = fn()
