@@ -240,6 +240,39 @@ def test_ens_events_sharing_a_query_share_one_pool_without_any_of_their_positive
     assert {tuple(sorted(r)) for r in neg.ids.tolist()} == {(12, 13)}  # 10 and 11 are positives of the query
 
 
+@pytest.mark.parametrize("name", ["ens", "ens_score"])
+def test_ens_exclude_history_never_draws_a_past_destination_of_the_source(name):
+    """With ``exclude_history`` the hard columns skip what the source met strictly before the event (the
+    nearest candidates here); without it they take them."""
+    hist = hardneg.TemporalGraph(torch.tensor([0, 0, 0, 1, 0]), torch.tensor([10, 11, 12, 13, 14]),
+                                 torch.tensor([1, 2, 3, 4, 9]), num_nodes=N)
+    B = 400
+    P = torch.stack([torch.zeros(B, dtype=torch.long), torch.full((B,), 19)], 1)
+    q = torch.tensor([[1.0, 0.0]]).repeat(B, 1)
+    C = torch.zeros(20, 2)
+    C[:6, 0] = torch.tensor([9.0, 8.0, 7.0, 6.0, 5.0, 4.0])  # nodes 10..15 are the nearest, in that order
+    t = torch.full((B,), 5)  # before 5, source 0 met 10, 11, 12 (14 comes at 9; 13 is source 1's)
+    kw = dict(n=2, hard_fraction=1.0) | (dict(pool_size=3) if name == "ens" else dict(temperature=0.2))
+    plain = create(name, **kw).sample(P, scorer=TableScorer(q, C), generator=G(0), times=t)
+    assert bool(torch.isin(plain.ids, torch.tensor([10, 11, 12])).any())
+    s = create(name, exclude_history=True, graph=hist, **kw)
+    neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0), times=t)
+    assert bool(neg.valid.all()) and not bool(torch.isin(neg.ids, torch.tensor([10, 11, 12, 19])).any())
+    if name == "ens":  # the pool is the next three: 13, 14, 15
+        assert set(neg.ids.flatten().tolist()) == {13, 14, 15}
+    with pytest.raises(ValueError, match="'exclude_history' needs the event times"):
+        s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+
+
+def test_ens_exclude_history_errors():
+    with pytest.raises(TypeError, match="'exclude_history' must be a bool"):
+        create("ens", exclude_history="yes")
+    with pytest.raises(ValueError, match="'exclude_history' needs the training events' graph"):
+        create("ens", exclude_history=True)
+    with pytest.raises(TypeError, match="'graph' must be a hardneg.TemporalGraph"):
+        create("ens", graph=[1, 2])
+
+
 # ------------------------------------------------------------------------------------------------ ens draft
 @pytest.mark.parametrize("name, n, f", [("ens", 1, 0.25), ("ens", 4, 0.6), ("ens", 3, 1.0), ("ens", 2, 0.0),
                                         ("ens_score", 2, 0.5)])

@@ -336,20 +336,24 @@ class Sampler:
 
 
 def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: torch.Tensor,
-                        side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSR of ids to skip per row: the known positives of the anchor plus the row's own true entity (so the
-    positive itself is never returned, even without a known set or for triples not in it)."""
+                        side: str, extra: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR of ids to skip per row: the known positives of the anchor, the ids of the optional CSR ``extra``
+    (``(indptr [B+1], ids)``, e.g. a source's past destinations) and the row's own true entity (so the positive
+    itself is never returned, even without a known set or for triples not in it). Rows may repeat ids."""
     B = target.shape[0]
     dev = target.device
     if known is not None:
         ptr, idx = known.exclusion(anchor, side=side)
     else:
         ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
-    # each row's known ids, then its target: a stable sort of (known ids, targets) by row (no host sync, so it
-    # traces under torch.compile with the data-dependent number of known ids)
-    row = torch.searchsorted(ptr[1:], torch.arange(idx.shape[0], device=dev), right=True)
-    order = torch.sort(torch.cat([row, torch.arange(B, device=dev)]), stable=True).indices
-    return ptr + torch.arange(B + 1, device=dev), torch.cat([idx, target.to(torch.int64)])[order]
+    parts = [(ptr, idx)] if extra is None else [(ptr, idx), (extra[0].to(dev), extra[1].to(dev, torch.int64))]
+    # each row's known ids, its extra ids, then its target: a stable sort of them all by row (no host sync, so
+    # it traces under torch.compile with the data-dependent number of ids)
+    rows = [torch.searchsorted(p[1:], torch.arange(i.shape[0], device=dev), right=True) for p, i in parts]
+    order = torch.sort(torch.cat([*rows, torch.arange(B, device=dev)]), stable=True).indices
+    indptr = sum((p for p, _ in parts), torch.arange(B + 1, device=dev))
+    return indptr, torch.cat([*(i for _, i in parts), target.to(torch.int64)])[order]
 
 
 def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
