@@ -113,6 +113,7 @@ class TemporalGraph:
         self._next_eid = int(eid.max()) + 1 if n else 0
         self._lock = threading.Lock()  # serialises writers; readers use the published snapshot
         self._view = None
+        self._by_src = None  # seen_destinations' index of the events by (source, time), for one published state
         self._publish((self._build(0, n),) if n else ())
         #: what the hardneg:: custom ops take in place of this object (hardneg.ops._library)
         self.handle = Handle(self)
@@ -224,7 +225,7 @@ class TemporalGraph:
             g._src, g._dst, g._t, g._eid = (x.to(device) for x in (st.src, st.dst, st.t, st.eid))
             g._n, g._next_eid = st.n, self._next_eid
             g._lock = threading.Lock()
-            g._view = None
+            g._view = g._by_src = None
             g.handle = Handle(g)
             g._publish(tuple(_Level(L.start, L.stop, L.ptr.to(device), L.nbr.to(device), L.time.to(device),
                                     L.eid.to(device)) for L in st.levels))
@@ -234,7 +235,7 @@ class TemporalGraph:
         d = dict(self.__dict__)
         d.pop("_lock", None)
         d.pop("handle", None)
-        d["_view"] = None
+        d["_view"] = d["_by_src"] = None
         return d
 
     def __setstate__(self, d):
@@ -349,14 +350,8 @@ class TemporalGraph:
         and historical-negative sampling. Vectorised torch on the graph's device."""
         op = "TemporalGraph.seen_destinations"
         s, tq = check_queries(op, self, src, before, what="src")
-        _, log_dst, _, _ = ev = self.events()
-        key_src, key_t, order = self._by_source(ev)
-        # exact int64 composite key (source, rank of time): events of a source are one run, time-sorted
-        uniq = torch.unique(key_t)
-        U = uniq.numel() + 1
-        V.key_space(op, "(source, time rank) keys", self.num_nodes, U)
+        uniq, U, comp, dst_by_src = self._source_index(op)
         V.key_space(op, "(row, destination) keys", s.numel() + 1, self.num_nodes)
-        comp = key_src * U + torch.searchsorted(uniq, key_t)
         q_rank = torch.searchsorted(uniq, tq, right=bool(inclusive))  # unique times < tq (<= tq if inclusive)
         lo = torch.searchsorted(comp, s * U)
         cut = torch.searchsorted(comp, s * U + q_rank)
@@ -364,7 +359,7 @@ class TemporalGraph:
         rows = torch.repeat_interleave(torch.arange(s.numel(), device=s.device), cnt)
         start = torch.repeat_interleave(lo, cnt)
         offs = torch.arange(int(cnt.sum()), device=s.device) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-        dsts = log_dst[order][start + offs]
+        dsts = dst_by_src[start + offs]
         key = torch.unique(rows * self.num_nodes + dsts)
         r = torch.div(key, self.num_nodes, rounding_mode="floor")
         indptr = torch.zeros(s.numel() + 1, dtype=torch.int64, device=s.device)
@@ -388,6 +383,23 @@ class TemporalGraph:
         out = torch.where(valid, idx[(indptr[:-1, None] + pick).clamp_max(max(idx.numel() - 1, 0))] if idx.numel()
                           else torch.zeros_like(pick), torch.full_like(pick, -1))
         return out, valid.clone()
+
+    def _source_index(self, op):
+        """``(unique times, U, keys, destinations)`` of the events sorted by the exact int64 composite key (source,
+        rank of time): a source's events are one run, in time order. Built once per published state (an append
+        publishes a new one), so a training loop's calls search it instead of sorting every event each time."""
+        st = self._state
+        cached = getattr(self, "_by_src", None)
+        if cached is not None and cached[0] is st:
+            return cached[1:]
+        ev = st.src[: st.n], st.dst[: st.n], st.t[: st.n], st.eid[: st.n]
+        key_src, key_t, order = self._by_source(ev)
+        uniq = torch.unique(key_t)
+        U = uniq.numel() + 1
+        V.key_space(op, "(source, time rank) keys", self.num_nodes, U)
+        out = (uniq, U, key_src * U + torch.searchsorted(uniq, key_t), ev[1][order])
+        self._by_src = (st, *out)
+        return out
 
     @staticmethod
     def _by_source(events):

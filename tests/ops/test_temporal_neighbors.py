@@ -292,6 +292,30 @@ def test_seen_destinations_and_historical_negatives():
     assert not set(i[0].tolist()) & {5, 6, 7}
 
 
+def test_seen_destinations_index_follows_appends_and_moves():
+    """The (source, time) index is built once per published state: calls after an append see the new events,
+    a moved copy builds its own, and every answer equals a brute-force scan of the events."""
+    gen = torch.Generator().manual_seed(4)
+    src, dst = torch.randint(0, 6, (60,), generator=gen), torch.randint(0, 9, (60,), generator=gen)
+    t = torch.sort(torch.randint(0, 40, (60,), generator=gen)).values
+    g = hardneg.TemporalGraph(src[:30], dst[:30], t[:30], num_nodes=9)
+    q_src, q_t = torch.randint(0, 6, (25,), generator=gen), torch.randint(0, 50, (25,), generator=gen)
+
+    def brute(m):
+        return [sorted({int(d) for s_, d, tt in zip(src[:m], dst[:m], t[:m]) if s_ == a and tt < b})
+                for a, b in zip(q_src, q_t)]
+
+    def rows(csr):
+        return [csr[1][csr[0][i]:csr[0][i + 1]].tolist() for i in range(len(q_src))]
+
+    assert rows(g.seen_destinations(q_src, q_t)) == brute(30)
+    assert rows(g.seen_destinations(q_src, q_t)) == brute(30)  # from the cached index
+    g.append(src[30:], dst[30:], t[30:])
+    assert rows(g.seen_destinations(q_src, q_t)) == brute(60)
+    moved = g.to("cpu")
+    assert moved._by_src is None and rows(moved.seen_destinations(q_src, q_t)) == brute(60)
+
+
 def test_wikipedia_loader_and_counts_against_brute_force():
     from hardneg.data import load_temporal_csv
 
