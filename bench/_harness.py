@@ -112,6 +112,22 @@ def time_call(fn, device: str, warmup: int, repeats: int, min_time: float = 0.0)
     return statistics.median(times), (q3 - q1), peak, len(times)
 
 
+def append_csv(path: str, fields: list[str], rows: list[dict], **common) -> None:
+    """Append ``rows`` (each with ``common``) to the CSV at ``path``, writing the header when the file is new."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerows(dict(r, **common) for r in rows)
+
+
+def stamp() -> dict:
+    """The date, commit and CPU of a training-bench row."""
+    return dict(date=_dt.datetime.now().isoformat(timespec="seconds"), commit=git_commit(), machine=machine("cpu"))
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -182,14 +198,7 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
         if base:
             print(f"   (vs base = {base[0].name} time / provider time; * = fastest)")
     if csv_path and rows:
-        os.makedirs(os.path.dirname(os.path.abspath(csv_path)), exist_ok=True)
-        fields = sorted({k for r in rows for k in r})
-        new = not os.path.exists(csv_path)
-        with open(csv_path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
+        append_csv(csv_path, sorted({k for r in rows for k in r}), rows)
         print(f"\nappended {len(rows)} rows to {csv_path}")
     if plot and rows:
         try:

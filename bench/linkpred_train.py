@@ -15,8 +15,6 @@ set) and the rest. MeBNS's one-off set-up (training the teacher, collecting the 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
 import os
 import sys
 import time
@@ -24,7 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import RESULTS_DIR, git_commit, machine  # noqa: E402
+from _harness import RESULTS_DIR, append_csv, machine, stamp  # noqa: E402
 
 from hardneg.cli import load_recipe  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
@@ -113,18 +111,10 @@ def main():
               f"{r['meta_s'] * ep:9.2f} {rest * ep:9.2f}", flush=True)
         rows.append(dict(provider=k, epoch_ms=r["step_s"] * ep, ratio=r["step_s"] / base,
                          sampler_ms=r["sampler_s"] * ep, meta_ms=r["meta_s"] * ep, rest_ms=rest * ep))
-    os.makedirs(os.path.dirname(os.path.abspath(a.csv)), exist_ok=True)
-    new = not os.path.exists(a.csv)
-    with open(a.csv, "a", newline="") as f:
-        fields = ["date", "commit", "machine", "config", "epochs", "seed", "threads", "provider", "epoch_ms",
-                  "ratio", "sampler_ms", "meta_ms", "rest_ms"]
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow(dict(r, date=_dt.datetime.now().isoformat(timespec="seconds"), commit=git_commit(),
-                            machine=machine("cpu"), config=a.config, epochs=a.epochs, seed=a.seed,
-                            threads=torch.get_num_threads()))
+    fields = ["date", "commit", "machine", "config", "epochs", "seed", "threads", "provider", "epoch_ms", "ratio",
+              "sampler_ms", "meta_ms", "rest_ms"]
+    append_csv(a.csv, fields, rows, **stamp(), config=a.config, epochs=a.epochs, seed=a.seed,
+               threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":

@@ -27,8 +27,6 @@ cannot resolve a ratio near 1.3; steps taken side by side see the same machine.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as _dt
 import os
 import sys
 import time
@@ -36,7 +34,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import RESULTS_DIR, git_commit, machine  # noqa: E402
+from _harness import RESULTS_DIR, append_csv, machine, stamp  # noqa: E402
 
 from hardneg.tasks.temporal.data import load_dataset  # noqa: E402
 from hardneg.tasks.temporal.evaluation import BatchedAPAUC  # noqa: E402
@@ -284,18 +282,10 @@ def main():
         print(f"ENS / random epoch cost over {len(eps)} epochs, steps in lockstep: {ens / rnd:.3f}")
         rows.append(dict(provider="hardneg TGN, random (lockstep)", epoch_s=rnd / len(eps)))
         rows.append(dict(provider="hardneg TGN, ens recipe (lockstep)", epoch_s=ens / len(eps)))
-    os.makedirs(os.path.dirname(os.path.abspath(a.csv)), exist_ok=True)
-    new = not os.path.exists(a.csv)
-    with open(a.csv, "a", newline="") as f:
-        fields = ["date", "commit", "machine", "dataset", "epochs", "seed", "threads", "provider", "epoch_s",
-                  "valid_ap", "test_ap", "sampler_share"]
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow(dict(r, date=_dt.datetime.now().isoformat(timespec="seconds"), commit=git_commit(),
-                            machine=machine("cpu"), dataset=a.dataset, epochs=a.epochs, seed=a.seed,
-                            threads=torch.get_num_threads()))
+    fields = ["date", "commit", "machine", "dataset", "epochs", "seed", "threads", "provider", "epoch_s",
+              "valid_ap", "test_ap", "sampler_share"]
+    append_csv(a.csv, fields, rows, **stamp(), dataset=a.dataset, epochs=a.epochs, seed=a.seed,
+               threads=torch.get_num_threads())
 
 
 if __name__ == "__main__":
