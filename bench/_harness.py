@@ -128,6 +128,19 @@ def stamp() -> dict:
     return dict(date=_dt.datetime.now().isoformat(timespec="seconds"), commit=git_commit(), machine=machine("cpu"))
 
 
+def train_step(T, batch) -> None:
+    """One training step of a :class:`hardneg.training.Trainer` as its engine takes it (under the engine's
+    deterministic switch), without the engine's clock: for benches that interleave trainers step by step."""
+    from hardneg.training.engine import deterministic
+
+    with deterministic(T.cfg.deterministic, T.device):
+        loss = T.task.step(batch, T.gen)
+        T.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        T.opt.step()
+        T.task.after_step(batch)
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

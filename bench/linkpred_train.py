@@ -22,11 +22,10 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import RESULTS_DIR, append_csv, machine, stamp  # noqa: E402
+from _harness import RESULTS_DIR, append_csv, machine, stamp, train_step  # noqa: E402
 
 from hardneg.cli import load_recipe  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
-from hardneg.training.engine import deterministic  # noqa: E402
 
 
 def trainers(recipe: str, samplers: list[str], seed: int) -> dict:
@@ -62,12 +61,7 @@ def lockstep(tr: dict, epochs: int) -> dict:
             for k in names[steps % len(names):] + names[:steps % len(names)]:
                 T, b = tr[k][0], batches[names.index(k)]
                 t = time.perf_counter()
-                with deterministic(T.cfg.deterministic, T.device):
-                    loss = T.task.step(b, T.gen)
-                    T.opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    T.opt.step()
-                    T.task.after_step(b)
+                train_step(T, b)
                 spent[k] += time.perf_counter() - t
             steps += 1
         for T, _ in tr.values():

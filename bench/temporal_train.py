@@ -34,12 +34,11 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import RESULTS_DIR, append_csv, machine, stamp  # noqa: E402
+from _harness import RESULTS_DIR, append_csv, machine, stamp, train_step  # noqa: E402
 
 from hardneg.tasks.temporal.data import load_dataset  # noqa: E402
 from hardneg.tasks.temporal.evaluation import BatchedAPAUC  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
-from hardneg.training.engine import deterministic  # noqa: E402
 
 
 def ours(ds, epochs, seed, sampler="random", **over):
@@ -71,11 +70,7 @@ def interleaved(ds, epochs, seed, warmup=1):
             for k in names[i % 2:] + names[:i % 2]:
                 T, b = tr[k], batches[names.index(k)]
                 t = time.perf_counter()
-                loss = T.task.step(b, T.gen)
-                T.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                T.opt.step()
-                T.task.after_step(b)
+                train_step(T, b)
                 spent[k] += time.perf_counter() - t
             i += 1
         for T in tr.values():
@@ -193,12 +188,7 @@ def _our_steps(T):
     deterministic switch, without its clock)."""
     T.model.train()
     for b in T.task.batches(T.gen):
-        with deterministic(T.cfg.deterministic, T.device):
-            loss = T.task.step(b, T.gen)
-            T.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            T.opt.step()
-            T.task.after_step(b)
+        train_step(T, b)
         yield
 
 
