@@ -110,7 +110,7 @@ class TemporalTask(Task):
     # ------------------------------------------------------------------ helpers
     def _sampler_context(self, name: str) -> dict:
         ctx = {"low": self.data.dst_min, "high": self.data.dst_max}
-        if name == "historical" or (name in ("ens", "ens_score") and self.cfg.sampler_options.get("exclude_history")):
+        if name in ("historical", "ens", "ens_score"):  # history, and ENS's exclude_history
             ctx["graph"] = self.train_graph
         if name == "inductive":
             ctx["pool"] = self.inductive_pool()
