@@ -356,6 +356,23 @@ def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: to
     return indptr, torch.cat([*(i for _, i in parts), target.to(torch.int64)])[order]
 
 
+def restrict_csr(csr: tuple[torch.Tensor, torch.Tensor], subset: torch.Tensor, num_ids: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A per-row exclusion CSR over ``num_ids`` ids re-expressed over the positions of ``subset`` (distinct ids):
+    id ``subset[j]`` becomes ``j``, ids outside the subset are dropped. For mining a random candidate subset
+    (``topk_mine(q, C[subset], k, exclude=restrict_csr(ex, subset, N))``)."""
+    indptr, idx = csr
+    dev = idx.device
+    pos = torch.full((num_ids,), -1, dtype=torch.int64, device=dev)
+    pos[subset] = torch.arange(subset.numel(), device=dev)
+    loc = pos[idx]
+    keep = loc >= 0
+    row = torch.searchsorted(indptr[1:], torch.arange(idx.numel(), device=dev), right=True)
+    counts = torch.zeros(indptr.numel() - 1, dtype=torch.int64, device=dev).index_add_(0, row[keep],
+                                                                                     torch.ones_like(row[keep]))
+    return torch.cat([indptr.new_zeros(1), counts.cumsum(0)]), loc[keep]
+
+
 def uniform_pool_draw(pool_ids: torch.Tensor, n: int,
                       generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """n draws per row from the valid (>= 0) entries of ``pool_ids`` [B, K]: a uniform random permutation of the

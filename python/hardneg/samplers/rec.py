@@ -8,10 +8,11 @@ import torch
 
 from .. import _validate as V
 from .._constants import METRICS
-from .._random import SeedStream, generator_device
+from .._random import SeedStream, generator_device, uniform
 from ..metrics import anchors
 from ..ops import corrupt, sample_from_weights, topk_mine
-from .base import Negatives, Sampler, draw_with_replacement, exclusion_with_self, register, side_groups
+from .base import (Negatives, Sampler, draw_with_replacement, exclusion_with_self, register, restrict_csr,
+                   side_groups)
 from .basic import from_corrupt
 from .hard import _MiningSampler
 
@@ -131,16 +132,28 @@ class HardGNNSampler(_MiningSampler):
     ``k < num_negatives``. ``k`` defaults to ``num_negatives`` (all hard) and must not exceed it.
 
     For a recommender the query is the user's short-term (or sequence) embedding; the rec task hands the sampler
-    a scorer built on it and adds HardGNN's InfoNCE term at weight λ (``infonce_weight``). The hard columns are a
-    deterministic function of the scores (two seeds differ only in the uniform columns and in the sides drawn).
+    a scorer built on it and adds HardGNN's InfoNCE term at weight λ (``infonce_weight``).
+
+    ``candidates`` (M) sets where the k are mined:
+
+    * ``None`` (default): the whole catalogue, so the k hard negatives are the k nearest unseen items overall.
+      The hard columns are then a deterministic function of the scores (two seeds differ only in the uniform
+      columns and in the sides drawn).
+    * M: each call first draws M distinct ids uniformly (from ``generator``), shared by every row of the call,
+      and mines the k nearest unseen items among them. HardGNN's released code does this with M = 300 (one
+      random 300-item subset per batch, searched with FAISS). The k are then the nearest of a random M / E share
+      of the catalogue: harder than uniform, but far less likely than the catalogue-wide nearest to be the items
+      the user takes next (bench/RESULTS.md, "HardGNN with a candidate subset"). M >= E mines the whole
+      catalogue. Rows with fewer than k admissible ids in the subset pad with uniform negatives, as above.
     """
 
-    def __init__(self, *, k: int | None = None, metric: str = "cos", **kw):
+    def __init__(self, *, k: int | None = None, metric: str = "cos", candidates: int | None = None, **kw):
         super().__init__(**kw)
         self.k = self.num_negatives if k is None else V.integer(self._op, "k", k, minimum=1)
         if self.k > self.num_negatives:
             raise ValueError(f"{self._op}: 'k' ({self.k}) must be <= num_negatives ({self.num_negatives})")
         self.metric = V.choice(self._op, "metric", metric, METRICS)
+        self.candidates = None if candidates is None else V.integer(self._op, "candidates", candidates, minimum=1)
 
     def _sample(self, P, scorer, generator):
         ids, valid = self._alloc(P)
@@ -148,7 +161,13 @@ class HardGNNSampler(_MiningSampler):
         row_side = self._row_sides(P, generator)
         for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
-            _, hard = topk_mine(q, C, k, metric=self.metric, exclude=ex, backend=self.backend)
+            if self.candidates is not None and self.candidates < C.shape[0]:
+                sub = uniform((C.shape[0],), generator, C.device).argsort()[:self.candidates]
+                _, h = topk_mine(q, C[sub], k, metric=self.metric, exclude=restrict_csr(ex, sub, C.shape[0]),
+                                 backend=self.backend)
+                hard = torch.where(h >= 0, sub[h.clamp_min(0)], h)
+            else:
+                _, hard = topk_mine(q, C, k, metric=self.metric, exclude=ex, backend=self.backend)
             neg, ok = corrupt(P[rows], n, self._entities(scorer, side), side=side, known=self.known,
                               num_relations=self.num_relations, generator=generator)
             uni = from_corrupt(P[rows], neg, ok, side)

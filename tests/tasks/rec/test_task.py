@@ -180,6 +180,8 @@ def test_sequence_models_train_with_hard_samplers(model, loss):
     ds = synthetic(45, 20)
     for sampler in ("dns", "hardgnn"):
         _trains(ds, model=model, loss=loss, sampler=sampler)
+    # HardGNN's released setting: the hard columns mined in one random candidate subset per batch
+    _trains(ds, model=model, loss=loss, sampler="hardgnn", sampler_options={"k": 1, "candidates": 7})
 
 
 def test_result_table_shows_the_sampled_protocols_the_run_evaluated():
