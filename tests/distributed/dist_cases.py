@@ -170,6 +170,10 @@ def bad_inputs(rank, world):
         hardneg.ops.topk_mine(torch.randn(2, 4, dtype=torch.float64), sharded, 3)
     with pytest.raises(TypeError, match="integer tensor"):
         sharded[0]
+    hg = hardneg.samplers.create("hardgnn", num_negatives=2, num_entities=10, candidates=4)
+    with pytest.raises(ValueError, match="'candidates' needs the whole candidate table on this rank"):
+        hg.sample(torch.tensor([[0, 1], [1, 2]]), scorer=hardneg.samplers.EmbeddingScorer(torch.randn(10, 4), "dot",
+                                                                                          sharded))
     dist.barrier()
     dist.destroy_process_group()
     with pytest.raises(RuntimeError, match="no torch.distributed process group"):

@@ -148,6 +148,13 @@ def test_hardgnn_candidates_errors():
         samplers.create("hardgnn", num_negatives=2, known=known, candidates=0)
     with pytest.raises(TypeError, match="'candidates'"):
         samplers.create("hardgnn", num_negatives=2, known=known, candidates=2.5)
+    with pytest.raises(ValueError, match="'k' must be >= 1"):
+        samplers.create("hardgnn", num_negatives=2, known=known, k=0)
+    with pytest.raises(TypeError, match="'k'"):
+        samplers.create("hardgnn", num_negatives=2, known=known, k="3")
+    with pytest.raises(ValueError, match="'metric'"):
+        samplers.create("hardgnn", num_negatives=2, known=known, metric="manhattan")
+    # (candidates with a row-sharded table: tests/distributed, dist_cases.bad_inputs)
 
 
 def test_restrict_csr_matches_a_brute_force_remap():

@@ -11,6 +11,7 @@ from .._constants import METRICS
 from .._random import SeedStream, generator_device, uniform
 from ..metrics import anchors
 from ..ops import corrupt, sample_from_weights, topk_mine
+from ..ops.mining import _sharded
 from .base import (Negatives, Sampler, draw_with_replacement, exclusion_with_self, register, restrict_csr,
                    side_groups)
 from .basic import from_corrupt
@@ -145,6 +146,12 @@ class HardGNNSampler(_MiningSampler):
       of the catalogue: harder than uniform, but far less likely than the catalogue-wide nearest to be the items
       the user takes next (bench/RESULTS.md, "HardGNN with a candidate subset"). M >= E mines the whole
       catalogue. Rows with fewer than k admissible ids in the subset pad with uniform negatives, as above.
+
+    Raises:
+        TypeError: ``k`` or ``candidates`` not an int.
+        ValueError: ``k`` > ``num_negatives`` or < 1, ``candidates`` < 1, an unknown ``metric``, ``candidates``
+            with a row-sharded table (:class:`hardneg.distributed.ShardedCandidates`: the subset needs every row
+            on each rank).
     """
 
     def __init__(self, *, k: int | None = None, metric: str = "cos", candidates: int | None = None, **kw):
@@ -161,6 +168,9 @@ class HardGNNSampler(_MiningSampler):
         row_side = self._row_sides(P, generator)
         for side, col, rows in side_groups(P, row_side):
             _, _, q, C, ex = self._queries(P, rows, side, scorer)
+            if self.candidates is not None and _sharded(C):
+                raise ValueError(f"{self._op}: 'candidates' needs the whole candidate table on this rank (got a "
+                                 f"row-sharded {type(C).__name__}); use candidates=None to mine the sharded table")
             if self.candidates is not None and self.candidates < C.shape[0]:
                 sub = uniform((C.shape[0],), generator, C.device).argsort()[:self.candidates]
                 _, h = topk_mine(q, C[sub], k, metric=self.metric, exclude=restrict_csr(ex, sub, C.shape[0]),
