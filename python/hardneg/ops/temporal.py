@@ -97,8 +97,11 @@ def _tn_stream(graph, nodes, times, k, inclusive):
     B = nodes.numel()
     buf = torch.empty(3, B, k, dtype=torch.int64)
     valid = torch.empty(B, k, dtype=torch.bool)
-    graph.kernel_view().streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
-                                         inclusive=inclusive, out=buf.data_ptr(), out_valid=valid.data_ptr())
+    # the view stays referenced until the call returns: its TemporalLevels holds raw pointers into the view's
+    # levels, and an append on another thread (between evaluating the arguments) would otherwise free them
+    view = graph.kernel_view()
+    view.streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
+                          inclusive=inclusive, out=buf.data_ptr(), out_valid=valid.data_ptr())
     nbrs, eids, tts = buf.unbind(0)
     return nbrs, eids, tts if graph.time_dtype == torch.int64 else tts.view(torch.float64), valid
 
@@ -260,7 +263,8 @@ def _ta_stream(graph, nodes, times, k, event_times, edge_ids):
     ids = torch.empty(1 + edge_ids, B, k, dtype=torch.int64)
     dt = torch.empty(B, k, dtype=torch.float32)
     valid = torch.empty(B, k, dtype=torch.bool)
-    graph.kernel_view().streaming.assemble_recent(
+    view = graph.kernel_view()  # referenced until the call returns (see _tn_stream)
+    view.streaming.assemble_recent(
         nodes=nodes.data_ptr(), times=times.data_ptr(),
         event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
         out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0, out_dt=dt.data_ptr(),
