@@ -368,8 +368,7 @@ def restrict_csr(csr: tuple[torch.Tensor, torch.Tensor], subset: torch.Tensor, n
     loc = pos[idx]
     keep = loc >= 0
     row = torch.searchsorted(indptr[1:], torch.arange(idx.numel(), device=dev), right=True)
-    counts = torch.zeros(indptr.numel() - 1, dtype=torch.int64, device=dev).index_add_(0, row[keep],
-                                                                                     torch.ones_like(row[keep]))
+    counts = torch.bincount(row[keep], minlength=indptr.numel() - 1)  # as normalize_csr builds its indptr
     return torch.cat([indptr.new_zeros(1), counts.cumsum(0)]), loc[keep]
 
 
