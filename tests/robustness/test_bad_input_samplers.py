@@ -58,6 +58,8 @@ CASES = [
     ("dans aux_weight nan", "make('dans', aux_weight=float('nan'))", "ValueError", "'aux_weight'"),
     ("kbgan baseline_decay one", "make('kbgan', baseline_decay=1.0)", "ValueError", "'baseline_decay'"),
     ("kbgan pretrain_generator str", "make('kbgan', pretrain_generator='no')", "TypeError", "'pretrain_generator'"),
+    ("kbgan pretrain_loss unknown", "make('kbgan', pretrain_loss='hinge')", "ValueError", "'pretrain_loss'"),
+    ("kbgan gen_weight_decay negative", "make('kbgan', gen_weight_decay=-1e-3)", "ValueError", "'gen_weight_decay'"),
     ("hard backend unknown", "make('topk', backend='gpu')", "ValueError", "'backend'"),
     ("side unknown", "make('uniform', side='left')", "ValueError", "'side'"),
     ("positives float", "make('uniform').sample(tr.float())", "TypeError", "'positives'"),

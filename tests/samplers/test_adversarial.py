@@ -181,15 +181,67 @@ def test_kbgan_reinforce_moves_probability_towards_rewarded_negatives(kg):
     assert logp_target() > first + 0.5
 
 
-def test_kbgan_pretrains_its_generator_on_uniform_negatives(kg):
+@pytest.mark.parametrize("loss", ["softmax", "logistic"])
+def test_kbgan_pretrains_its_generator(kg, loss):
+    """Pretraining moves the generator, leaves the base model's uniform negatives those of a uniform sampler
+    (the softmax loss draws its candidate sets from a stream of its own) and repeats for the same seed."""
     tr, known = kg
-    s = samplers.create("kbgan", num_negatives=2, known=known, pretrain_epochs=1)
-    s.on_epoch_start(1)
-    before = s.gen.entity.weight.detach().clone()
-    m = TransE(E, R, D)
-    neg = s.sample(tr[:32], scorer=m, generator=gen())
-    stats = s.update(tr[:32], neg, scorer=m, generator=gen())
-    assert "gen_pretrain_loss" in stats and not torch.equal(before, s.gen.entity.weight)
+    P = tr[:32]
+    weights = []
+    for _ in range(2):
+        s = samplers.create("kbgan", num_negatives=2, known=known, pretrain_epochs=1, pretrain_loss=loss)
+        s.on_epoch_start(1)
+        before = s.gen.entity.weight.detach().clone()
+        m = TransE(E, R, D)
+        g = gen(5)
+        neg = s.sample(P, scorer=m, generator=g)
+        stats = s.update(P, neg, scorer=m, generator=g)
+        assert "gen_pretrain_loss" in stats and not torch.equal(before, s.gen.entity.weight)
+        after = s.sample(P, scorer=m, generator=g)
+        weights.append(s.gen.entity.weight.detach().clone())
+    u = samplers.create("uniform", num_negatives=2, known=known)
+    g = gen(5)
+    assert torch.equal(neg.ids, u.sample(P, generator=g).ids) and torch.equal(after.ids, u.sample(P, generator=g).ids)
+    assert torch.equal(*weights)
+
+
+def test_kbgan_softmax_pretraining_over_all_entities_is_the_filtered_cross_entropy(kg):
+    """candidates=None: the loss is −log softmax of the positive against every entity, the other known tails of
+    its (head, relation) left out, as a brute-force loop computes it."""
+    tr, known = kg
+    P = tr[:24]
+    s = samplers.create("kbgan", num_negatives=1, known=known, pretrain_epochs=1, candidates=None, side="tail")
+    G = s.gen.scorer()
+    truth = set(map(tuple, tr.tolist()))
+    want = []
+    for h, r, t in P.tolist():
+        sc = (G.query_vectors(torch.tensor([[h, r]]), "tail") @ G.candidate_vectors("tail").T)[0]
+        keep = [e for e in range(E) if e == t or (h, r, e) not in truth]
+        want.append(-torch.log_softmax(sc[keep], 0)[keep.index(t)])
+    got = s._pretrain_loss(P, None, gen())
+    assert torch.allclose(got, torch.stack(want).mean(), atol=1e-5)
+
+
+def test_kbgan_softmax_pretraining_over_candidate_sets(kg):
+    """candidates=N_s: each positive against N_s filtered corruptions of its tail: the loss lies between 0 and
+    log(N_s + 1) at a flat generator and falls as the generator learns the positives."""
+    tr, known = kg
+    P = tr[:64]
+    s = samplers.create("kbgan", num_negatives=1, known=known, pretrain_epochs=1, candidates=5, side="tail",
+                        gen_lr=0.05)
+    with torch.no_grad():
+        s.gen.entity.weight.zero_()
+    flat = s._pretrain_loss(P, None, gen()).item()
+    assert abs(flat - torch.log(torch.tensor(6.0)).item()) < 1e-5  # all 6 logits equal
+    s.gen.reset_parameters(gen(1))
+    first = s._pretrain_loss(P, None, gen()).item()
+    for i in range(40):
+        s.step = i
+        loss = s._pretrain_loss(P, None, gen())
+        s.opt.zero_grad()
+        loss.backward()
+        s.opt.step()
+    assert s._pretrain_loss(P, None, gen()).item() < first - 0.3
 
 
 # ------------------------------------------------------------------------------------------------------ errors

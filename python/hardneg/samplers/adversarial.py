@@ -41,6 +41,7 @@ from .basic import UniformSampler, from_corrupt
 from .scorers import ComplExScorer, DistMultScorer
 
 MODES = ("entity", "embedding")
+PRETRAIN_LOSSES = ("softmax", "logistic")  # KBGAN's generator pretraining
 PATHWAYS = ("entity", "relation")
 
 
@@ -497,9 +498,15 @@ class KBGANSampler(_TrainableSampler):
     :meth:`update` (after the base model's step; the base model is the discriminator, e.g. TransE with the
     margin loss): reward = the discriminator's score of each sampled negative (higher = more plausible),
     baseline = an exponential moving average of the mean reward (``baseline_decay``), generator loss
-    −mean((reward − baseline) · log p_G(negative)), one Adam step (``gen_lr``). With ``pretrain_epochs``, the
-    base model first trains on uniform negatives and, if ``pretrain_generator``, the generator trains as a
-    plain KGE model on the same uniform negatives (logistic loss), as the paper pretrains both.
+    −mean((reward − baseline) · log p_G(negative)), one Adam step (``gen_lr``, L2 weight decay
+    ``gen_weight_decay``: the released code's λ / n_batch = 0.1 / 100 for its DistMult generator). With
+    ``pretrain_epochs``, the base model first trains on uniform negatives and, if ``pretrain_generator``, the
+    generator trains as a plain KGE model meanwhile, as the paper pretrains both. ``pretrain_loss="softmax"``
+    (default) pretrains it as the released code does, and for the task it will do: each positive against its
+    own candidate set (``candidates`` filtered-uniform corruptions, drawn from a stream of their own so the
+    base model's uniform negatives stay those of a uniform run; with ``candidates=None``, against every
+    admissible entity), cross-entropy on the positive. ``"logistic"`` trains it on the base model's uniform
+    negatives instead (softplus loss).
 
     Raises (besides the common sampler errors):
         ValueError: ``sample`` or ``update`` without the model; a generator model whose entity count differs
@@ -510,8 +517,9 @@ class KBGANSampler(_TrainableSampler):
     _needs = "the model being trained (the discriminator whose score rewards the generator)"
 
     def __init__(self, *, generator_model="distmult", generator_dim: int = 50, candidates: int | None = 20,
-                 temperature: float = 1.0, gen_lr: float = 1e-3, baseline_decay: float = 0.99,
-                 pretrain_generator: bool = True, **kw):
+                 temperature: float = 1.0, gen_lr: float = 1e-3, gen_weight_decay: float = 1e-3,
+                 baseline_decay: float = 0.99, pretrain_generator: bool = True, pretrain_loss: str = "softmax",
+                 **kw):
         super().__init__(**kw)
         op = self._op
         self.candidates = None if candidates is None else V.integer(op, "candidates", candidates, minimum=1)
@@ -521,6 +529,8 @@ class KBGANSampler(_TrainableSampler):
         if self.baseline_decay >= 1.0:
             raise ValueError(f"{op}: 'baseline_decay' must be in [0, 1) (got {baseline_decay!r})")
         self.pretrain_generator = V.boolean(op, "pretrain_generator", pretrain_generator)
+        self.pretrain_loss = V.choice(op, "pretrain_loss", pretrain_loss, PRETRAIN_LOSSES)
+        self.gen_weight_decay = V.real(op, "gen_weight_decay", gen_weight_decay, minimum=0.0)
         self.generator_dim = V.integer(op, "generator_dim", generator_dim, minimum=1)
         if isinstance(generator_model, str):
             if self.num_entities is None or self.num_relations is None:
@@ -540,7 +550,7 @@ class KBGANSampler(_TrainableSampler):
         else:
             raise TypeError(f"{op}: 'generator_model' must be 'distmult', 'complex' or an nn.Module implementing "
                             f"query_vectors / candidate_vectors / metric (got {V.describe(generator_model)})")
-        self.opt = torch.optim.Adam(self.gen.parameters(), lr=self.gen_lr)
+        self.opt = torch.optim.Adam(self.gen.parameters(), lr=self.gen_lr, weight_decay=self.gen_weight_decay)
         self.baseline: float | None = None
 
     def __repr__(self):
@@ -617,12 +627,7 @@ class KBGANSampler(_TrainableSampler):
         if last.get("pretraining"):
             if not self.pretrain_generator:
                 return None
-            G = self._gen_scorer()
-            pos = G.score_positives(P)
-            neg = G.score_negatives(P, negatives)
-            v = negatives.valid.to(neg.dtype)
-            loss = F.softplus(-pos).mean() + (F.softplus(neg) * v).sum() / v.sum().clamp_min(1.0)
-            return {"gen_pretrain_loss": _step(self.opt, loss)}
+            return {"gen_pretrain_loss": _step(self.opt, self._pretrain_loss(P, negatives, generator))}
         self._check_scorer(scorer, P)
         with torch.no_grad():
             reward = scorer.score_negatives(P, negatives).float()
@@ -653,9 +658,36 @@ class KBGANSampler(_TrainableSampler):
             self.baseline_decay * self.baseline + (1.0 - self.baseline_decay) * mean_r
         return {"reward": mean_r, "baseline": self.baseline, "gen_loss": gen_loss}
 
-    def _full_scores(self, G, anchor, side, ex):
+    def _pretrain_loss(self, P, negatives, generator):
+        """The generator's pretraining loss on a batch of positives (see the class docstring)."""
+        G = self._gen_scorer()
+        pos = G.score_positives(P)
+        if self.pretrain_loss == "logistic":
+            neg = G.score_negatives(P, negatives)
+            v = negatives.valid.to(neg.dtype)
+            return F.softplus(-pos).mean() + (F.softplus(neg) * v).sum() / v.sum().clamp_min(1.0)
+        # candidate sets from their own stream (seeded by the run's seed and this step), so that the base
+        # model's uniform negatives are those of a uniform run and a resumed run draws the same sets
+        own = torch.Generator().manual_seed((_init_seed(generator) + 0x9E3779B97F4A7C15 * self.step) % 2**63)
+        nll = torch.zeros(P.shape[0], dtype=pos.dtype, device=P.device)
+        for side, _, rows in side_groups(P, self._row_sides(P, own)):
+            anchor, target = anchors(P[rows], side)
+            if self.candidates is None:  # every admissible entity (known triples masked, the positive once)
+                s = self._full_scores(G, anchor, side, exclusion_with_self(self.known, anchor, target, side),
+                                      temperature=1.0)
+            else:
+                neg, ok = corrupt(P[rows], self.candidates, self._entities(G), side=side, known=self.known,
+                                  num_relations=self.num_relations, generator=own)
+                cand = from_corrupt(P[rows], neg, ok, side).ids
+                s = G.score_candidates(anchor, cand.clamp_min(0), side)
+                s = torch.where(cand >= 0, s, torch.full_like(s, float("-inf")))
+            logits = torch.cat([pos[rows, None], s], 1)
+            nll = nll.index_put((rows,), -torch.log_softmax(logits, 1)[:, 0])
+        return nll.mean()
+
+    def _full_scores(self, G, anchor, side, ex, temperature=None):
         q, C = G.query_vectors(anchor, side), G.candidate_vectors(side)
-        s = score_matrix(q, C, G.metric) / self.temperature  # [b, E] (matmul / cdist forms, differentiable)
+        s = score_matrix(q, C, G.metric) / (self.temperature if temperature is None else temperature)  # [b, E]
         ptr, idx = ex
         row = torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())
         mask = torch.zeros_like(s, dtype=torch.bool)
