@@ -8,7 +8,7 @@ import torch
 
 from hardneg.tasks.rec.data import RecDataset
 from hardneg.tasks.rec.evaluation import full_ranking
-from hardneg.tasks.rec.models import SASRec, tail_window
+from hardneg.tasks.rec.models import SASRec, length_groups, tail_window
 from hardneg.training import TrainConfig, Trainer, train
 
 
@@ -157,6 +157,44 @@ def test_sequences_longer_than_maxlen_keep_their_last_items():
         a = m.query((indptr, items), torch.tensor([0]))
         b = m.query(short, torch.tensor([0]))
     assert torch.allclose(a, b)
+
+
+def test_length_groups_partition_the_batch_and_cut_the_padding():
+    lengths = torch.tensor([3, 1, 60, 2, 3, 58, 0, 2, 1])
+    groups = length_groups(lengths, 50)
+    rows = torch.cat(groups)
+    assert sorted(rows.tolist()) == list(range(9))
+    assert [sorted(lengths[g].tolist()) for g in groups] == [[0, 1, 1, 2, 2, 3, 3], [58, 60]]
+    assert [g.tolist() for g in length_groups(torch.full((5,), 7), 50)] == [[0, 1, 2, 3, 4]]
+    assert len(length_groups(lengths, 50, overhead=1e12)) == 1 and length_groups(lengths[:0], 50) == []
+
+
+def test_sasrec_encodes_groups_of_similar_length_as_one_padded_batch():
+    """Grouped encoding (each group padded to its own longest sequence) equals the padded batch at every valid
+    position and at the last one, in values and in gradients (eval mode: the same computation, no dropout)."""
+    torch.manual_seed(0)
+    lengths = torch.cat([torch.randint(0, 10, (50,)), torch.randint(100, 260, (14,))])
+    lengths[:2] = torch.tensor([0, 1])
+    indptr = torch.zeros(65, dtype=torch.int64)
+    indptr[1:] = lengths.cumsum(0)
+    items = torch.randint(0, 300, (int(indptr[-1]),))
+    m = SASRec(300, (indptr, items), dim=16, num_blocks=2, maxlen=200).eval()
+    seq, _ = tail_window(indptr, items, torch.arange(64), 200)
+    ok = seq >= 0
+    assert len(length_groups(ok.sum(1), 16)) > 1
+    w = torch.randn(16)
+    out, grads = [], []
+    for grouped in (True, False):
+        m.group_lengths = grouped
+        m.zero_grad()
+        h = m.encode(seq)
+        ((h[ok] @ w).square().sum() + (h[:, -1] @ w).sum()).backward()
+        out.append(h)
+        grads.append([p.grad.clone() for p in m.parameters()])
+    assert torch.allclose(out[0][ok], out[1][ok], atol=1e-5) and torch.allclose(out[0][:, -1], out[1][:, -1],
+                                                                               atol=1e-5)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
 def _trains(ds, **kw):

@@ -112,6 +112,38 @@ def tail_window(indptr: torch.Tensor, items: torch.Tensor, users: torch.Tensor, 
     return seq, n
 
 
+def length_groups(lengths: torch.Tensor, width: int, overhead: float = 2e4) -> list[torch.Tensor]:
+    """Rows of a left-padded batch of sequences, grouped so that each group padded only to its own longest row
+    costs least in all: the rows sorted by length are cut into contiguous runs, chosen by dynamic programming
+    over the distinct lengths to minimise Σ rows · L · (2·width + L) per group (a position's projections and
+    feed-forward scale with the width, its attention with L) plus ``overhead`` per group (one more encoder call).
+    Returns the row indices of each group, shortest group first; a batch of equal lengths is one group."""
+    n = lengths.tolist()
+    if not n:
+        return []
+    distinct = sorted(set(n))
+    count = {v: 0 for v in distinct}
+    for v in n:
+        count[v] += 1
+    cum = [0]
+    for v in distinct:
+        cum.append(cum[-1] + count[v])
+    m, w = len(distinct), 2 * width
+    best, cut = [0.0] + [float("inf")] * m, [0] * (m + 1)
+    for j in range(1, m + 1):  # best[j]: the distinct lengths 1..j in groups, the last one ending at j
+        L = distinct[j - 1]
+        per_row = L * (w + L)
+        for i in range(1, j + 1):
+            c = best[i - 1] + (cum[j] - cum[i - 1]) * per_row + overhead
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    bounds, j = [], m
+    while j > 0:
+        bounds.append((distinct[cut[j] - 1], distinct[j - 1]))
+        j = cut[j] - 1
+    return [torch.nonzero((lengths >= lo) & (lengths <= hi)).flatten() for lo, hi in reversed(bounds)]
+
+
 def _attention_mask(valid: torch.Tensor, num_heads: int, causal: bool) -> torch.Tensor:
     """bool [b*h, L, L], True where attention is not allowed: keys that are padding (each position may always
     attend to itself, so padded rows stay finite) and, if ``causal``, later positions."""
@@ -212,14 +244,21 @@ class SASRec(nn.Module):
     right-aligned (the most recent item is position maxlen − 1), so a batch padded to its own longest sequence
     gives the same result as padding every sequence to ``maxlen``. Differences from SASRec.pytorch: padded keys
     are masked out of the attention (SASRec.pytorch only zeroes padded positions). Weights are Xavier-normal
-    initialised, as SASRec.pytorch does."""
+    initialised, as SASRec.pytorch does.
+
+    ``group_lengths`` (default True): a batch is encoded in groups of similar length (:func:`length_groups`), each
+    padded only to its own longest sequence. Each sequence's encoding depends on that sequence alone, so the
+    result is the same as one padded batch (up to float rounding and which dropout masks are drawn) for a
+    fraction of the work: in a random batch of 128 Amazon Games users 90 % of the positions padded to the
+    longest sequence are padding."""
 
     kind = "users"
 
     def __init__(self, num_items: int, history, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
-                 maxlen: int = 200, dropout: float = 0.2):
+                 maxlen: int = 200, dropout: float = 0.2, group_lengths: bool = True):
         super().__init__()
         self.num_items, self.maxlen, self.dim = num_items, maxlen, dim
+        self.group_lengths = bool(group_lengths)
         self.history = history
         self.item = nn.Embedding(num_items + 1, dim, padding_idx=0)  # row 0: padding; item i is row i + 1
         self.pos = nn.Embedding(maxlen, dim)
@@ -243,12 +282,27 @@ class SASRec(nn.Module):
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden states [b, L, d] of left-padded item sequences [b, L] (−1 = padding)."""
+        b, L = seq.shape
+        n = (seq >= 0).sum(1)
+        groups = length_groups(n, self.dim) if self.group_lengths and b > 1 else []
+        if len(groups) <= 1:
+            return self.last_ln(self._blocks(seq))
+        parts, order = [], torch.cat(groups)
+        for rows in groups:
+            Lg = max(1, int(n[rows].max()))  # this group's longest sequence
+            parts.append(F.pad(self._blocks(seq[rows, L - Lg:]), (0, 0, L - Lg, 0)))
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(b, device=seq.device)
+        return self.last_ln(torch.cat(parts)[inverse])
+
+    def _blocks(self, seq: torch.Tensor) -> torch.Tensor:
+        """The attention blocks' output [b, L, d] for left-padded sequences [b, L] (0 at padded positions)."""
         valid = seq >= 0
         L = seq.shape[1]
         x = self.item(seq + 1) * math.sqrt(self.dim)
         pos = (self.maxlen - L + torch.arange(L, device=seq.device)).clamp_min(0)
         x = self.drop(x + self.pos(pos)[None]) * valid[..., None]
-        return self.last_ln(self.blocks(x, valid))
+        return self.blocks(x, valid)
 
     def train_view(self, users, generator=None) -> TrainView:
         seq, _ = tail_window(*self.history, users, self.maxlen + 1)
