@@ -197,6 +197,25 @@ def test_sasrec_encodes_groups_of_similar_length_as_one_padded_batch():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
 
+def test_selfgnn_sequence_encoder_by_length_groups_is_the_padded_batch():
+    """The SelfGNN-style model's sequence encoder (non-causal attention, summed over positions) gives the same a_u
+    on length groups as on the padded batch (eval mode), rows in the batch's order."""
+    torch.manual_seed(0)
+    T = Trainer(small(model="selfgnn", sampler="uniform", loss="margin", maxlen=200), data=synthetic(30, 40),
+                progress=False, log=None)
+    m = T.model.eval()
+    lengths = torch.cat([torch.randint(1, 6, (40,)), torch.randint(120, 201, (6,))])[torch.randperm(46)]
+    col = torch.arange(200)[None, :]
+    seq = torch.where(col >= 200 - lengths[:, None], torch.randint(0, 40, (46, 200)), -1)
+    assert len(length_groups(lengths, m.dim)) > 1
+    items = torch.randn(40, m.dim)
+    with torch.no_grad():
+        a = m.sequence(seq, items)
+        m.group_lengths = False
+        b = m.sequence(seq, items)
+    assert a.shape == (46, m.dim) and torch.allclose(a, b, atol=1e-4)
+
+
 def _trains(ds, **kw):
     r = train(small(epochs=1, eval_every=0, **kw), data=ds, progress=False, log=None)
     t = r["test"]

@@ -144,6 +144,31 @@ def length_groups(lengths: torch.Tensor, width: int, overhead: float = 2e4) -> l
     return [torch.nonzero((lengths >= lo) & (lengths <= hi)).flatten() for lo, hi in reversed(bounds)]
 
 
+def by_length(fn: Callable[[torch.Tensor], torch.Tensor], seq: torch.Tensor, width: int, *,
+              per_position: bool, enabled: bool = True) -> torch.Tensor:
+    """``fn(seq)`` for a left-padded batch of sequences [b, L] (−1 = padding), computed on groups of rows of
+    similar length (:func:`length_groups`), each group cut to its own longest sequence; the outputs come back in
+    the batch's row order (``per_position``: ``fn`` returns [b_g, L_g, ...], left-padded here with zeros to L;
+    otherwise one row per sequence, [b_g, ...]). Exact for an ``fn``
+    whose rows do not interact and whose padded positions change nothing (masked attention over right-aligned
+    positions, as SASRec's and SelfGNN's encoders are), up to float rounding and the dropout masks drawn."""
+    b, L = seq.shape
+    n = (seq >= 0).sum(1)
+    groups = length_groups(n, width) if enabled and b > 1 else []
+    if len(groups) <= 1:
+        return fn(seq)
+    parts, order = [], torch.cat(groups)
+    for rows in groups:
+        Lg = max(1, int(n[rows].max()))  # this group's longest sequence
+        y = fn(seq[rows, L - Lg:])
+        if per_position and Lg != L:  # back to the batch's length
+            y = F.pad(y, (0, 0) * (y.dim() - 2) + (L - Lg, 0))
+        parts.append(y)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(b, device=seq.device)
+    return torch.cat(parts)[inverse]
+
+
 def _attention_mask(valid: torch.Tensor, num_heads: int, causal: bool) -> torch.Tensor:
     """bool [b*h, L, L], True where attention is not allowed: keys that are padding (each position may always
     attend to itself, so padded rows stay finite) and, if ``causal``, later positions."""
@@ -282,18 +307,7 @@ class SASRec(nn.Module):
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden states [b, L, d] of left-padded item sequences [b, L] (−1 = padding)."""
-        b, L = seq.shape
-        n = (seq >= 0).sum(1)
-        groups = length_groups(n, self.dim) if self.group_lengths and b > 1 else []
-        if len(groups) <= 1:
-            return self.last_ln(self._blocks(seq))
-        parts, order = [], torch.cat(groups)
-        for rows in groups:
-            Lg = max(1, int(n[rows].max()))  # this group's longest sequence
-            parts.append(F.pad(self._blocks(seq[rows, L - Lg:]), (0, 0, L - Lg, 0)))
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(b, device=seq.device)
-        return self.last_ln(torch.cat(parts)[inverse])
+        return self.last_ln(by_length(self._blocks, seq, self.dim, per_position=True, enabled=self.group_lengths))
 
     def _blocks(self, seq: torch.Tensor) -> torch.Tensor:
         """The attention blocks' output [b, L, d] for left-padded sequences [b, L] (0 at padded positions)."""
@@ -375,17 +389,21 @@ class SelfGNN(nn.Module):
     nn.MultiheadAttention (with output projection) instead of SelfGNN's projection-free attention; the sequence
     encoder attends over positions as the paper describes (the released code first sums the sequence to one
     vector); the alignment loss is the mean over pairs weighted by ``ssl_weight`` (SelfGNN: the sum times
-    ``ssl_reg``); no global L2 term (use ``weight_decay``); users with no training item are not trained."""
+    ``ssl_reg``); no global L2 term (use ``weight_decay``); users with no training item are not trained.
+
+    ``group_lengths`` (default True): the sequence encoder runs on groups of similar length, as in
+    :class:`SASRec` (:func:`by_length`; the same result)."""
 
     kind = "users"
 
     def __init__(self, num_users: int, num_items: int, split, history, dim: int = 64, num_layers: int = 2,
                  num_blocks: int = 1, num_heads: int = 1, maxlen: int = 200, dropout: float = 0.5,
-                 num_intervals: int = 5, ssl_pairs: int = 20):
+                 num_intervals: int = 5, ssl_pairs: int = 20, group_lengths: bool = True):
         super().__init__()
         from torch_geometric.nn import LGConv
 
         self.num_users, self.num_items, self.dim, self.maxlen = num_users, num_items, dim, maxlen
+        self.group_lengths = bool(group_lengths)
         self.num_layers, self.T, self.ssl_pairs = num_layers, num_intervals, ssl_pairs
         self.history = history
         T = num_intervals
@@ -448,6 +466,10 @@ class SelfGNN(nn.Module):
 
     def sequence(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """a_u [b, d]: the self-attention encoding of left-padded item sequences [b, L], summed over positions."""
+        return by_length(lambda s: self._sequence(s, items), seq, self.dim, per_position=False,
+                         enabled=self.group_lengths)
+
+    def _sequence(self, seq: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         valid = seq >= 0
         keep = valid[..., None].to(items.dtype)
         L = seq.shape[1]
