@@ -3,8 +3,13 @@ a ratio column against the baseline, CSV rows tagged with machine/dtype/commit, 
 
 A bench script declares configurations and providers and calls :func:`main`. Peak memory: on CUDA,
 ``torch.cuda.max_memory_allocated`` above the pre-call level; on CPU, the peak resident set size sampled every
-millisecond by a watcher thread during the timed calls, above the level just before them (RSS includes the
-allocator's caches, so it is an upper bound on what the call itself needed).
+millisecond by a watcher thread during one extra call after the timed ones, above the level just before it (RSS
+includes the allocator's caches, so it is an upper bound on what the call itself needed; the timed calls run
+without the watcher, whose thread takes the GIL every millisecond).
+
+``--interleave``: the providers of a configuration take turns call by call, the order rotating each round, and
+the "vs base" column is a paired ratio (the median over rounds of the baseline's time over the provider's in
+the same round). On a shared virtual machine whose speed drifts between seconds this is the ratio to quote.
 """
 from __future__ import annotations
 
@@ -83,30 +88,18 @@ def _sync(device):
 
 
 def time_call(fn, device: str, warmup: int, repeats: int, min_time: float = 0.0):
+    """``(median, IQR, peak, n)`` of ``fn`` called ``repeats`` times (and until ``min_time`` seconds, at most
+    1,000 calls). The timed calls run without the CPU's RSS watcher: its thread wakes every millisecond and takes
+    the GIL, which slowed loops of short calls by more than the work they measure; the peak comes from one more
+    call, watched."""
     for _ in range(warmup):
         fn()
     _sync(device)
     times = []
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        t_start = time.perf_counter()
-        while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 1000):
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        with _PeakRSS() as m:
-            t_start = time.perf_counter()
-            while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 1000):
-                t0 = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t0)
-        peak = m.extra
+    t_start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 1000):
+        times.append(_one_call(fn, device))
+    peak = _peak(fn, device)
     times.sort()
     q1, q3 = times[len(times) // 4], times[(3 * len(times)) // 4]
     return statistics.median(times), (q3 - q1), peak, len(times)
@@ -164,8 +157,60 @@ def machine(device: str) -> str:
     return f"{cpu} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
 
 
+def _one_call(fn, device: str) -> float:
+    """Seconds of one call of ``fn`` (CUDA: between two events)."""
+    if device.startswith("cuda"):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _peak(fn, device: str) -> int:
+    """Extra peak memory of one call of ``fn`` (as :func:`time_call` measures it)."""
+    _sync(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    with _PeakRSS() as m:
+        fn()
+    return m.extra
+
+
+def time_interleaved(fns, device: str, warmup: int, repeats: int):
+    """Rounds of one call of each of ``fns`` in turn, the order rotating every round, so that a machine whose
+    speed drifts between seconds (a shared virtual machine) slows every provider alike. Returns, per function,
+    ``(median, IQR, peak, n, times)`` with the per-round times kept for paired ratios."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    times = [[] for _ in fns]
+    for r in range(repeats):
+        for j in range(len(fns)):
+            i = (j + r) % len(fns)
+            times[i].append(_one_call(fns[i], device))
+    out = []
+    for fn, ts in zip(fns, times):
+        srt = sorted(ts)
+        out.append((statistics.median(srt), srt[(3 * len(srt)) // 4] - srt[len(srt) // 4], _peak(fn, device),
+                    len(srt), ts))
+    return out
+
+
 def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_path=None, plot=None,
-        only=None, device_filter=None):
+        only=None, device_filter=None, interleave=False):
+    """Times every provider of every configuration and prints one table per configuration. ``interleave``:
+    the providers of a configuration take turns call by call (:func:`time_interleaved`), and "vs base" is the
+    median over rounds of the baseline's time over the provider's time in the same round (a paired ratio)."""
     rows = []
     for cfg in configs:
         if device_filter and not cfg.device.startswith(device_filter):
@@ -174,7 +219,7 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
             print(f"\n## {op} {cfg.name}: skipped (no CUDA device)")
             continue
         print(f"\n## {op} {cfg.name}  [{cfg.device}, {cfg.dtype}]  {machine(cfg.device)}")
-        res = []
+        res, made = [], []
         for prov in providers:
             if cfg.device.split(":")[0] not in prov.devices or (only and prov.name not in only):
                 continue
@@ -183,9 +228,20 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
                 print(f"   {prov.name}: skipped ({why})")
                 continue
             fn = prov.make(cfg.params, cfg.device)
+            if interleave:
+                made.append((prov, fn))
+                continue
             med, iqr, peak, n = time_call(fn, cfg.device, warmup, repeats, min_time)
             del fn
             res.append((prov, med, iqr, peak, n))
+        paired = {}
+        if made:
+            timed = time_interleaved([fn for _, fn in made], cfg.device, warmup, repeats)
+            res = [(prov, med, iqr, peak, n) for (prov, _), (med, iqr, peak, n, _) in zip(made, timed)]
+            b = next((t[4] for (prov, _), t in zip(made, timed) if prov.baseline), None)
+            if b is not None:
+                paired = {prov.name: statistics.median(x / y for x, y in zip(b, t[4])) for (prov, _), t in zip(made, timed)}
+            del made, timed
         if not res:
             continue
         base = next((r for r in res if r[0].baseline), None)
@@ -196,7 +252,8 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
         print(hdr)
         for prov, med, iqr, peak, n in res:
             gf = f"{cfg.flops / med / 1e9:.1f}" if cfg.flops else "-"
-            ratio = f"{base[1] / med:.2f}x" if base else "-"
+            speedup = paired.get(prov.name, base[1] / med) if base else None
+            ratio = f"{speedup:.2f}x" if base else "-"
             mark = "*" if med == fastest else " "
             line = (f" {mark} {prov.name:<28}{med * 1e3:>10.2f}ms{iqr * 1e3:>8.2f}ms{gf:>10}{peak / 2**20:>10.1f}"
                     f"{ratio:>9}")
@@ -205,11 +262,14 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
             print(line)
             rows.append(dict(op=op, config=cfg.name, provider=prov.name, median_s=med, iqr_s=iqr, repeats=n,
                              gflops=(cfg.flops / med / 1e9) if cfg.flops else "", peak_extra_bytes=peak,
-                             speedup_vs_baseline=(base[1] / med) if base else "", device=cfg.device,
+                             speedup_vs_baseline=speedup if base else "", device=cfg.device,
+                             timing="interleaved, paired ratio" if paired else "sequential",
                              dtype=cfg.dtype, machine=machine(cfg.device), commit=git_commit(),
                              date=_dt.datetime.now().isoformat(timespec="seconds"), **{f"p_{k}": v for k, v in cfg.params.items()}))
         if base:
-            print(f"   (vs base = {base[0].name} time / provider time; * = fastest)")
+            how = ("median over rounds of the baseline's time / the provider's in the same round" if paired
+                   else f"{base[0].name} time / provider time")
+            print(f"   (vs base = {how}; * = fastest)")
     if csv_path and rows:
         append_csv(csv_path, sorted({k for r in rows for k in r}), rows)
         print(f"\nappended {len(rows)} rows to {csv_path}")
@@ -253,10 +313,12 @@ def main(op: str, configs, providers, argv=None):
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--min-time", type=float, default=0.0, help="keep repeating until this many seconds")
     ap.add_argument("--only", default=None, help="comma-separated provider names")
+    ap.add_argument("--interleave", action="store_true",
+                    help="providers take turns call by call; 'vs base' becomes a paired per-round ratio")
     ap.add_argument("--csv", default=os.path.join(RESULTS_DIR, f"{op}.csv"))
     ap.add_argument("--plot", default=None, help="write a PNG here")
     args = ap.parse_args(argv)
     cfgs = configs(args.quick) if callable(configs) else configs
     return run(op, cfgs, providers, warmup=args.warmup, repeats=args.repeats, min_time=args.min_time,
                csv_path=args.csv, plot=args.plot, only=args.only.split(",") if args.only else None,
-               device_filter=args.device)
+               device_filter=args.device, interleave=args.interleave)

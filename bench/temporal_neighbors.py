@@ -12,6 +12,11 @@ searches.
 call) is timed against the numpy lookup plus the same deltas (``numpy searchsorted + dt``).
 
     python bench/temporal_neighbors.py [--quick]
+    python bench/temporal_neighbors.py --device cpu --repeats 21 --interleave   # the ratios to quote
+
+``--interleave`` (bench/_harness.py) has the providers take turns pass by pass and reports paired ratios: this
+2-vCPU virtual machine's speed drifts by tens of percent between seconds, which the ratio of two medians taken
+minutes apart does not survive.
 """
 import os
 import sys

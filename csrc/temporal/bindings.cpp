@@ -87,13 +87,14 @@ void register_temporal(py::module_& m) {
            py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("num_nodes"))
       .def_readwrite("use_cursor", &TemporalLevels::use_cursor,
                      "Start each search at the node's streaming cursor (default); False: plain binary searches.")
-      // temporal_neighbors' CPU streaming entry ("recent", no window): one call per batch with 7 arguments
-      // instead of 21, ids and NaN checked here, outputs [3, B, k] 8-byte words (neighbour, edge id, time in the
-      // graph's time type) plus valid [B, k]. Small calls keep the GIL (its release costs more than the work).
+      // temporal_neighbors' CPU streaming entry ("recent", no window): one call per batch with 9 arguments
+      // instead of 21, ids and NaN checked here, outputs [B, k] each (neighbour and edge id int64, time in the
+      // graph's time type, valid). Small calls keep the GIL (its release costs more than the work).
       .def(
           "recent",
           [](TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, int64_t num_queries, int64_t k,
-             bool inclusive, std::uintptr_t out, std::uintptr_t out_valid) {
+             bool inclusive, std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_time,
+             std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_neighbors: needs k >= 1 and num_queries >= 0");
             TQueryArgs A;
             A.levels = g.levels;
@@ -103,10 +104,9 @@ void register_temporal(py::module_& m) {
             A.B = num_queries;
             A.k = k;
             A.inclusive = inclusive;
-            int64_t* o = ptr<int64_t>(out);
-            A.out_nbr = o;
-            A.out_eid = o + num_queries * k;
-            A.out_time = o + 2 * num_queries * k;
+            A.out_nbr = ptr<int64_t>(out_nbr);
+            A.out_eid = ptr<int64_t>(out_eid);
+            A.out_time = ptr<void>(out_time);
             A.out_valid = ptr<uint8_t>(out_valid);
             check_queries("temporal_neighbors", A.nodes, A.times, A.B, g.int_time, g.num_nodes);
             g.attach_cursor(A);
@@ -115,7 +115,7 @@ void register_temporal(py::module_& m) {
                           [&] { return 0; }, false);
           },
           py::arg("nodes"), py::arg("times"), py::arg("num_queries"), py::arg("k"), py::arg("inclusive"),
-          py::arg("out"), py::arg("out_valid"))
+          py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_time"), py::arg("out_valid"))
       // temporal_assemble's CPU streaming entry ("recent", no features): int64 times only (the Python side
       // sends float-time graphs through the checked path); out_eid 0 skips the edge ids.
       .def(

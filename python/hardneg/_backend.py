@@ -169,7 +169,18 @@ def device_args(device: torch.device) -> dict:
     return dict(num_threads=num_threads(), on_cuda=on_cuda, stream=stream)
 
 
+# os.environ.get encodes its key on every call (~1 us, a streaming lookup's whole budget of Python is a few us);
+# CPython's os.environ keeps the encoded mapping it updates in ``_data``, read directly where it exists.
+_ENV_DATA = getattr(os.environ, "_data", None)
+try:
+    _DEBUG_KEY, _DEBUG_ON = os.environ.encodekey("HARDNEG_DEBUG"), os.environ.encodevalue("1")
+except (AttributeError, TypeError):  # another os.environ: the plain lookup below
+    _ENV_DATA = None
+
+
 def debug_checks() -> bool:
     """``HARDNEG_DEBUG=1``: every argument check runs eagerly in Python, also where a kernel would do it
-    (see :mod:`hardneg._validate`)."""
+    (see :mod:`hardneg._validate`). Read on every call, so setting the variable at run time takes effect."""
+    if _ENV_DATA is not None:
+        return _ENV_DATA.get(_DEBUG_KEY) == _DEBUG_ON
     return os.environ.get("HARDNEG_DEBUG", "0") == "1"

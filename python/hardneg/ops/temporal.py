@@ -52,10 +52,11 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
         return _library.temporal_neighbors(graph.handle, nodes, times, k, strategy, inclusive, window, seed, backend)
     if not isinstance(graph, TemporalGraph):
         raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph (got {V.describe(graph)})")
-    if _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
+    view = _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend)
+    if view is not None:
         # the common CPU call: a few us of Python instead of ~150 us; ids and NaN are checked in C++
         if nodes.numel() < _STREAMING:
-            return _tn_stream(graph, nodes, times, k, bool(inclusive))
+            return _tn_stream(view, graph.time_dtype, nodes, times, k, bool(inclusive))
         return _tn_core(graph, nodes, times, k, strategy, bool(inclusive), None, None, checked_in_core=True)
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
@@ -77,33 +78,38 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
 _STREAMING = 4096  # below this many queries a CPU call runs on one thread through the streaming entry
 
 
-def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend) -> bool:
-    """The common call (a CPU graph with the core built, int64 nodes, times already in the graph's dtype,
-    recent, no window): only cheap attribute checks here; node range and NaN are checked by the C++ kernel.
+def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
+    """The graph's kernel view for the common call (a CPU graph with the core built, int64 nodes, times already
+    in the graph's dtype, recent, no window), else None: only cheap attribute checks here (is_cpu rather than
+    device.type: meta tensors are not CPU tensors either); node range and NaN are checked by the C++ kernel.
     Off under HARDNEG_DEBUG=1."""
-    return not (strategy != "recent" or window is not None or backend not in (None, "cpu")
-                or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
-                or type(k) is not int or not 0 < k <= 1 << 16
-                or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
-                or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
-                or nodes.dtype != torch.int64 or times.dtype != graph.time_dtype or nodes.dim() != 1
-                or times.dim() != 1 or nodes.numel() != times.numel()
-                or nodes.device.type != "cpu" or times.device.type != "cpu"  # not is_cuda: meta tensors too
-                or not nodes.is_contiguous() or not times.is_contiguous() or debug_checks())
-
-
-def _tn_stream(graph, nodes, times, k, inclusive):
-    """A streaming-size CPU call through the core's ``TemporalLevels.recent`` (7 arguments, one output block)."""
-    B = nodes.numel()
-    buf = torch.empty(3, B, k, dtype=torch.int64)
-    valid = torch.empty(B, k, dtype=torch.bool)
-    # the view stays referenced until the call returns: its TemporalLevels holds raw pointers into the view's
-    # levels, and an append on another thread (between evaluating the arguments) would otherwise free them
+    if (strategy != "recent" or window is not None or backend not in (None, "cpu")
+            or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
+            or type(k) is not int or not 0 < k <= 1 << 16
+            or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
+            or not nodes.is_cpu or not times.is_cpu or nodes.dtype != torch.int64
+            or times.dtype != graph.time_dtype or nodes.dim() != 1 or times.dim() != 1
+            or nodes.numel() != times.numel() or not nodes.is_contiguous() or not times.is_contiguous()
+            or debug_checks()):
+        return None
     view = graph.kernel_view()
-    view.streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k,
-                          inclusive=inclusive, out=buf.data_ptr(), out_valid=valid.data_ptr())
-    nbrs, eids, tts = buf.unbind(0)
-    return nbrs, eids, tts if graph.time_dtype == torch.int64 else tts.view(torch.float64), valid
+    return None if view.streaming is None else view  # None: not a CPU graph, no levels or no core
+
+
+def _tn_stream(view, time_dtype, nodes, times, k, inclusive):
+    """A streaming-size CPU call through the core's ``TemporalLevels.recent`` (9 arguments). ``view`` (the
+    graph's kernel view) stays referenced until the call returns: its TemporalLevels holds raw pointers into the
+    view's levels, and an append on another thread would otherwise free them. One allocation per output: a view
+    of a shared block (``unbind``) costs more than an allocation."""
+    B = nodes.numel()
+    nbrs = torch.empty(B, k, dtype=torch.int64)
+    eids = torch.empty(B, k, dtype=torch.int64)
+    tts = torch.empty(B, k, dtype=time_dtype)
+    valid = torch.empty(B, k, dtype=torch.bool)
+    view.streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k, inclusive=inclusive,
+                          out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr(), out_time=tts.data_ptr(),
+                          out_valid=valid.data_ptr())
+    return nbrs, eids, tts, valid
 
 
 @register("temporal_neighbors", "reference")
@@ -192,9 +198,10 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
     if not isinstance(edge_ids, bool):
         raise TypeError(f"{op}: 'edge_ids' must be a bool (got {V.describe(edge_ids)})")
     want_ids = edge_ids or features is not None or strategy == "uniform"
-    if _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
+    view = _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend)
+    if view is not None:
         if nodes.numel() < _STREAMING:
-            return _ta_stream(graph, nodes, times, k, event_times, edge_ids)
+            return _ta_stream(view, nodes, times, k, event_times, edge_ids)
         out = _ta_core(graph, nodes, times, k, event_times, features, strategy, None, want_ids, checked_in_core=True)
         return out if edge_ids else (out[0], None, *out[2:])
     k = V.integer(op, "k", k, minimum=1)
@@ -239,37 +246,40 @@ def _check_features(op, graph, features):
 
 
 def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
-    """The streaming call (CPU, int64 nodes, int64 times, recent): cheap attribute checks only; node ids are
-    checked by the C++ kernel (float-time graphs take the checked path for NaN). Off under HARDNEG_DEBUG=1."""
-    return not (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or not 0 < k <= 1 << 16
-                or not (generator is None or isinstance(generator, torch.Generator)) or features is not None
-                or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
-                or graph.kernel_view().streaming is None  # not a CPU graph, no levels or no core
-                or graph.time_dtype != torch.int64
-                or nodes.dtype != torch.int64 or times.dtype != torch.int64 or nodes.dim() != 1 or times.dim() != 1
-                or nodes.numel() != times.numel() or nodes.device.type != "cpu" or times.device.type != "cpu"
-                or not nodes.is_contiguous() or not times.is_contiguous()
-                or (event_times is not None and not (isinstance(event_times, torch.Tensor)
-                                                    and event_times.dtype == torch.int64 and event_times.dim() == 1
-                                                    and event_times.numel() == nodes.numel()
-                                                    and event_times.device.type == "cpu"
-                                                    and event_times.is_contiguous()))
-                or debug_checks())
+    """The graph's kernel view for the streaming call (CPU, int64 nodes, int64 times, recent), else None: cheap
+    attribute checks only; node ids are checked by the C++ kernel (float-time graphs take the checked path for
+    NaN). Off under HARDNEG_DEBUG=1."""
+    if (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or not 0 < k <= 1 << 16
+            or not (generator is None or isinstance(generator, torch.Generator)) or features is not None
+            or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
+            or graph.time_dtype != torch.int64 or not nodes.is_cpu or not times.is_cpu
+            or nodes.dtype != torch.int64 or times.dtype != torch.int64 or nodes.dim() != 1 or times.dim() != 1
+            or nodes.numel() != times.numel() or not nodes.is_contiguous() or not times.is_contiguous()
+            or (event_times is not None and not (isinstance(event_times, torch.Tensor) and event_times.is_cpu
+                                                 and event_times.dtype == torch.int64 and event_times.dim() == 1
+                                                 and event_times.numel() == nodes.numel()
+                                                 and event_times.is_contiguous()))
+            or debug_checks()):
+        return None
+    view = graph.kernel_view()
+    return None if view.streaming is None else view  # None: not a CPU graph, no levels or no core
 
 
-def _ta_stream(graph, nodes, times, k, event_times, edge_ids):
-    """A streaming-size CPU call through the core's ``TemporalLevels.assemble_recent`` (no features)."""
+def _ta_stream(view, nodes, times, k, event_times, edge_ids):
+    """A streaming-size CPU call through the core's ``TemporalLevels.assemble_recent`` (no features); ``view`` is
+    referenced until the call returns (see :func:`_tn_stream`). One allocation per output: a view of a shared
+    block costs as much as an allocation."""
     B = nodes.numel()
-    ids = torch.empty(1 + edge_ids, B, k, dtype=torch.int64)
+    nbrs = torch.empty(B, k, dtype=torch.int64)
+    eids = torch.empty(B, k, dtype=torch.int64) if edge_ids else None
     dt = torch.empty(B, k, dtype=torch.float32)
     valid = torch.empty(B, k, dtype=torch.bool)
-    view = graph.kernel_view()  # referenced until the call returns (see _tn_stream)
     view.streaming.assemble_recent(
         nodes=nodes.data_ptr(), times=times.data_ptr(),
         event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
-        out_nbr=ids[0].data_ptr(), out_eid=ids[1].data_ptr() if edge_ids else 0, out_dt=dt.data_ptr(),
+        out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr() if edge_ids else 0, out_dt=dt.data_ptr(),
         out_valid=valid.data_ptr())
-    return ids[0], ids[1] if edge_ids else None, dt, valid, None
+    return nbrs, eids, dt, valid, None
 
 
 @register("temporal_assemble", "reference")
