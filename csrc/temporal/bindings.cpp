@@ -87,15 +87,18 @@ void register_temporal(py::module_& m) {
            py::arg("levels"), py::arg("num_levels"), py::arg("int_time"), py::arg("num_nodes"))
       .def_readwrite("use_cursor", &TemporalLevels::use_cursor,
                      "Start each search at the node's streaming cursor (default); False: plain binary searches.")
-      // temporal_neighbors' CPU streaming entry ("recent", no window): one call per batch with 9 arguments
-      // instead of 21, ids and NaN checked here, outputs [B, k] each (neighbour and edge id int64, time in the
-      // graph's time type, valid). Small calls keep the GIL (its release costs more than the work).
+      // temporal_neighbors' CPU streaming entry (recent or uniform, no window): one call per batch with 11
+      // arguments instead of 21, ids and NaN checked here, outputs [B, k] each (neighbour and edge id int64,
+      // time in the graph's time type, valid). Uniform draws are keyed by (seed, row) as in the threaded kernel,
+      // so a call equals the threaded one with the same seed. Small calls keep the GIL (its release costs more
+      // than the work).
       .def(
-          "recent",
+          "lookup",
           [](TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, int64_t num_queries, int64_t k,
-             bool inclusive, std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_time,
-             std::uintptr_t out_valid) {
+             int strategy, bool inclusive, uint64_t seed, std::uintptr_t out_nbr, std::uintptr_t out_eid,
+             std::uintptr_t out_time, std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_neighbors: needs k >= 1 and num_queries >= 0");
+            HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
             TQueryArgs A;
             A.levels = g.levels;
             A.nl = g.nl;
@@ -103,7 +106,9 @@ void register_temporal(py::module_& m) {
             A.times = ptr<const void>(times);
             A.B = num_queries;
             A.k = k;
+            A.strategy = strategy;
             A.inclusive = inclusive;
+            A.seed = seed;
             A.out_nbr = ptr<int64_t>(out_nbr);
             A.out_eid = ptr<int64_t>(out_eid);
             A.out_time = ptr<void>(out_time);
@@ -114,26 +119,33 @@ void register_temporal(py::module_& m) {
             run_on_device("temporal_neighbors", false, [&] { temporal_neighbors_cpu(A, g.int_time, 1); },
                           [&] { return 0; }, false);
           },
-          py::arg("nodes"), py::arg("times"), py::arg("num_queries"), py::arg("k"), py::arg("inclusive"),
-          py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_time"), py::arg("out_valid"))
-      // temporal_assemble's CPU streaming entry ("recent", no features): int64 times only (the Python side
-      // sends float-time graphs through the checked path); out_eid 0 skips the edge ids.
+          py::arg("nodes"), py::arg("times"), py::arg("num_queries"), py::arg("k"), py::arg("strategy"),
+          py::arg("inclusive"), py::arg("seed"), py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_time"),
+          py::arg("out_valid"))
+      // temporal_assemble's CPU streaming entry (recent or uniform, no features): int64 times only (the Python
+      // side sends float-time graphs through the checked path); out_eid 0 skips the edge ids ("recent" only:
+      // uniform draws use the edge-id row as scratch).
       .def(
-          "assemble_recent",
+          "assemble",
           [](TemporalLevels& g, std::uintptr_t nodes, std::uintptr_t times, std::uintptr_t event_times,
-             int64_t num_queries, int64_t k, std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_dt,
-             std::uintptr_t out_valid) {
+             int64_t num_queries, int64_t k, int strategy, uint64_t seed, std::uintptr_t out_nbr,
+             std::uintptr_t out_eid, std::uintptr_t out_dt, std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_assemble: needs k >= 1 and num_queries >= 0");
             HN_CHECK(g.int_time, "temporal_assemble: the streaming entry takes int64-time graphs only");
+            HN_CHECK(strategy == 0 || (strategy == 1 && out_eid != 0),
+                     "temporal_assemble: strategy must be 0 (recent) or 1 (uniform, with an edge-id output)");
             TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, out_nbr,
                                             out_eid, out_dt, out_valid);
+            A.q.strategy = strategy;
+            A.q.seed = seed;
             check_queries("temporal_assemble", A.q.nodes, A.q.times, A.q.B, true, g.num_nodes);
             g.attach_cursor(A.q);
             run_on_device("temporal_assemble", false, [&] { temporal_assemble_cpu(A, true, 1); },
                           [&] { return 0; }, false);
           },
           py::arg("nodes"), py::arg("times"), py::arg("event_times"), py::arg("num_queries"), py::arg("k"),
-          py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_dt"), py::arg("out_valid"));
+          py::arg("strategy"), py::arg("seed"), py::arg("out_nbr"), py::arg("out_eid"), py::arg("out_dt"),
+          py::arg("out_valid"));
 
   m.def(
       "temporal_neighbors",

@@ -65,6 +65,9 @@ HN_HD int64_t t_upper(const T* a, int64_t lo, int64_t hi, T x) {  // first index
 }
 
 constexpr int kMaxLevels = 64;  // levels of one graph (a binary counter over its appends)
+// Uniform draws of up to this many slots are sorted on the CPU by counting ranks (k² compares without
+// branches; the insertion sort's unpredictable branches were a third of a k = 20 call), above it by insertion.
+constexpr int64_t kRankSort = 64;
 
 // Whether a[i] is admissible for key x: before it (strictly, or at it when inclusive).
 template <class T>
@@ -154,16 +157,29 @@ HN_HD void tn_slots(const TQueryArgs& A, int64_t i, const int64_t* lo, const int
     int64_t* pos = scratch;
     for (int64_t m = total - k; m < total; ++m) {
       const int64_t r = static_cast<int64_t>(rng.uniform() * static_cast<double>(m + 1));
-      bool seen = false;
-      for (int64_t q = 0; q < j; ++q) seen = seen || pos[q] == r;
+      int seen = 0;  // no early exit: a branch-free (vectorised) scan of the draws so far
+      for (int64_t q = 0; q < j; ++q) seen |= pos[q] == r;
       pos[j++] = seen ? m : r;
     }
-    // most recent first: sort positions descending (k is small: insertion sort)
-    for (int64_t a = 1; a < k; ++a) {
-      const int64_t x = pos[a];
-      int64_t b = a - 1;
-      while (b >= 0 && pos[b] < x) { pos[b + 1] = pos[b]; --b; }
-      pos[b + 1] = x;
+    // most recent first: sort the (distinct) positions descending
+#if !defined(__CUDA_ARCH__)
+    if (k <= kRankSort) {  // each one's rank is the count of larger ones: compares without branches
+      int64_t sorted[kRankSort];
+      for (int64_t a = 0; a < k; ++a) {
+        int64_t rank = 0;
+        for (int64_t b = 0; b < k; ++b) rank += pos[b] > pos[a];
+        sorted[rank] = pos[a];
+      }
+      for (int64_t a = 0; a < k; ++a) pos[a] = sorted[a];
+    } else
+#endif
+    {
+      for (int64_t a = 1; a < k; ++a) {  // insertion sort (k is small on the GPU's side too)
+        const int64_t x = pos[a];
+        int64_t b = a - 1;
+        while (b >= 0 && pos[b] < x) { pos[b + 1] = pos[b]; --b; }
+        pos[b + 1] = x;
+      }
     }
     // map positions (oldest level first, ascending time) to entries
     for (int64_t q = 0; q < k; ++q) {

@@ -191,6 +191,53 @@ def test_streaming_cursor_gives_the_binary_search_answer_in_any_query_order(floa
         assert torch.equal(w, s)
 
 
+@pytest.mark.skipif(not hardneg._backend.available("temporal_neighbors", "cpu"), reason="needs the compiled core")
+@pytest.mark.parametrize("float_time", [False, True])
+@pytest.mark.parametrize("order", ["forward", "random"])
+def test_streaming_uniform_draws_what_the_checked_path_draws(monkeypatch, float_time, order):
+    """"uniform" calls below 4,096 queries take the streaming entry too (its cursor included): with the same
+    generator state they return exactly what the checked path's threaded kernel returns (HARDNEG_DEBUG=1), call
+    after call (one seed per call on both paths), for neighbors and assemble, both bounds, k = 1 to k above
+    every degree (distinctness and uniformity: test_uniform_is_uniform_and_distinct)."""
+    from hardneg.ops.temporal import _fast_cpu
+
+    g = appended_graph(31, V=25, M=2000, T=250, chunk=150, float_time=float_time)
+    gq = torch.Generator().manual_seed(32)
+    B = 1500
+    nodes = torch.randint(0, 25, (B,), generator=gq)
+    times = torch.randint(-2, 253, (B,), generator=gq)
+    if order == "forward":
+        times = times.sort().values
+    times = times.double() * 0.5 if float_time else times
+    assert _fast_cpu(g, nodes[:10], times[:10], 3, "uniform", None, torch.Generator(), None) is not None
+
+    def calls(k, inclusive, assemble):
+        gen = torch.Generator().manual_seed(k + 7 * inclusive)
+        out = []
+        for a in range(0, B, 61):
+            n, t = nodes[a:a + 61], times[a:a + 61]
+            if assemble:
+                out.append(g.assemble(n, t, k, strategy="uniform", generator=gen, edge_ids=inclusive)[:4])
+            else:
+                out.append(g.neighbors(n, t, k, strategy="uniform", inclusive=inclusive, generator=gen))
+        return [None if x[0] is None else torch.cat(x) for x in zip(*out)]
+
+    for k in (1, 4, 300):
+        for inclusive in (False, True):
+            for assemble in (False, True):
+                monkeypatch.setenv("HARDNEG_DEBUG", "0")
+                fast = calls(k, inclusive, assemble)
+                monkeypatch.setenv("HARDNEG_DEBUG", "1")
+                checked = calls(k, inclusive, assemble)
+                for f, c in zip(fast, checked):
+                    assert (f is None and c is None) or torch.equal(f, c), (k, inclusive, assemble)
+                nb, valid = fast[0], fast[3]
+                if not assemble:  # admissible: strictly before (or at) the query time
+                    t = times[:, None]
+                    assert bool(((fast[2] <= t) if inclusive else (fast[2] < t))[valid].all())
+                assert bool((nb[valid] >= 0).all()) and bool((nb[~valid] == -1).all())
+
+
 def test_append_going_back_in_time_and_other_bad_input():
     g = hardneg.TemporalGraph(torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([5, 7]), num_nodes=4)
     with pytest.raises(ValueError, match="go back in time"):

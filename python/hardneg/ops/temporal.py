@@ -23,8 +23,8 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     """See :meth:`hardneg.TemporalGraph.neighbors`.
 
     Node ids and NaN times are checked on every call: on CUDA eagerly (one synchronisation each); on the CPU
-    streaming path (int64 nodes, times in the graph's dtype, ``"recent"``, no window) inside the C++ kernel,
-    with the same exception types and messages; ``HARDNEG_DEBUG=1`` checks them here instead.
+    fast path (int64 nodes, times in the graph's dtype, no window, no generator or a ``torch.Generator``) inside
+    the C++ kernel, with the same exception types and messages; ``HARDNEG_DEBUG=1`` checks them here instead.
 
     The CPU streaming path (below 4,096 queries) keeps a cursor per (level, node) with the graph state: each
     search starts where that node's previous one ended and gallops from there, so a replay in time order (a
@@ -56,8 +56,8 @@ def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.T
     if view is not None:
         # the common CPU call: a few us of Python instead of ~150 us; ids and NaN are checked in C++
         if nodes.numel() < _STREAMING:
-            return _tn_stream(view, graph.time_dtype, nodes, times, k, bool(inclusive))
-        return _tn_core(graph, nodes, times, k, strategy, bool(inclusive), None, None, checked_in_core=True)
+            return _tn_stream(view, graph.time_dtype, nodes, times, k, strategy, bool(inclusive), generator)
+        return _tn_core(graph, nodes, times, k, strategy, bool(inclusive), None, generator, checked_in_core=True)
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
     V.generator(op, generator)
@@ -80,11 +80,11 @@ _STREAMING = 4096  # below this many queries a CPU call runs on one thread throu
 
 def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
     """The graph's kernel view for the common call (a CPU graph with the core built, int64 nodes, times already
-    in the graph's dtype, recent, no window), else None: only cheap attribute checks here (is_cpu rather than
-    device.type: meta tensors are not CPU tensors either); node range and NaN are checked by the C++ kernel.
-    Off under HARDNEG_DEBUG=1."""
-    if (strategy != "recent" or window is not None or backend not in (None, "cpu")
-            or not (generator is None or isinstance(generator, torch.Generator))  # unused by "recent"
+    in the graph's dtype, recent or uniform, no window, no generator or a torch.Generator), else None: only cheap
+    attribute checks here (is_cpu rather than device.type: meta tensors are not CPU tensors either); node range
+    and NaN are checked by the C++ kernel. Off under HARDNEG_DEBUG=1."""
+    if ((strategy != "recent" and strategy != "uniform") or window is not None or backend not in (None, "cpu")
+            or not (generator is None or isinstance(generator, torch.Generator))
             or type(k) is not int or not 0 < k <= 1 << 16
             or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
             or not nodes.is_cpu or not times.is_cpu or nodes.dtype != torch.int64
@@ -96,19 +96,22 @@ def _fast_cpu(graph, nodes, times, k, strategy, window, generator, backend):
     return None if view.streaming is None else view  # None: not a CPU graph, no levels or no core
 
 
-def _tn_stream(view, time_dtype, nodes, times, k, inclusive):
-    """A streaming-size CPU call through the core's ``TemporalLevels.recent`` (9 arguments). ``view`` (the
-    graph's kernel view) stays referenced until the call returns: its TemporalLevels holds raw pointers into the
-    view's levels, and an append on another thread would otherwise free them. One allocation per output: a view
-    of a shared block (``unbind``) costs more than an allocation."""
+def _tn_stream(view, time_dtype, nodes, times, k, strategy, inclusive, generator):
+    """A streaming-size CPU call through the core's ``TemporalLevels.lookup``. ``view`` (the graph's kernel view)
+    stays referenced until the call returns: its TemporalLevels holds raw pointers into the view's levels, and an
+    append on another thread would otherwise free them. One allocation per output: a view of a shared block
+    (``unbind``) costs more than an allocation. Uniform draws take one seed from ``generator``, as the threaded
+    kernel does, and give its answer."""
     B = nodes.numel()
+    uniform = strategy == "uniform"
+    seed = seed_from(generator) if uniform else 0
     nbrs = torch.empty(B, k, dtype=torch.int64)
     eids = torch.empty(B, k, dtype=torch.int64)
     tts = torch.empty(B, k, dtype=time_dtype)
     valid = torch.empty(B, k, dtype=torch.bool)
-    view.streaming.recent(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k, inclusive=inclusive,
-                          out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr(), out_time=tts.data_ptr(),
-                          out_valid=valid.data_ptr())
+    view.streaming.lookup(nodes=nodes.data_ptr(), times=times.data_ptr(), num_queries=B, k=k, strategy=int(uniform),
+                          inclusive=inclusive, seed=seed, out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr(),
+                          out_time=tts.data_ptr(), out_valid=valid.data_ptr())
     return nbrs, eids, tts, valid
 
 
@@ -201,8 +204,9 @@ def temporal_assemble(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Te
     view = _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend)
     if view is not None:
         if nodes.numel() < _STREAMING:
-            return _ta_stream(view, nodes, times, k, event_times, edge_ids)
-        out = _ta_core(graph, nodes, times, k, event_times, features, strategy, None, want_ids, checked_in_core=True)
+            return _ta_stream(view, nodes, times, k, event_times, strategy, generator, edge_ids)
+        out = _ta_core(graph, nodes, times, k, event_times, features, strategy, generator, want_ids,
+                       checked_in_core=True)
         return out if edge_ids else (out[0], None, *out[2:])
     k = V.integer(op, "k", k, minimum=1)
     strategy = V.choice(op, "strategy", strategy, STRATEGIES)
@@ -246,10 +250,11 @@ def _check_features(op, graph, features):
 
 
 def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, generator, backend):
-    """The graph's kernel view for the streaming call (CPU, int64 nodes, int64 times, recent), else None: cheap
-    attribute checks only; node ids are checked by the C++ kernel (float-time graphs take the checked path for
-    NaN). Off under HARDNEG_DEBUG=1."""
-    if (backend not in (None, "cpu") or strategy != "recent" or type(k) is not int or not 0 < k <= 1 << 16
+    """The graph's kernel view for the streaming call (CPU, int64 nodes, int64 times, recent or uniform, no
+    features, no generator or a torch.Generator), else None: cheap attribute checks only; node ids are checked by
+    the C++ kernel (float-time graphs take the checked path for NaN). Off under HARDNEG_DEBUG=1."""
+    if (backend not in (None, "cpu") or (strategy != "recent" and strategy != "uniform") or type(k) is not int
+            or not 0 < k <= 1 << 16
             or not (generator is None or isinstance(generator, torch.Generator)) or features is not None
             or not isinstance(nodes, torch.Tensor) or not isinstance(times, torch.Tensor)
             or graph.time_dtype != torch.int64 or not nodes.is_cpu or not times.is_cpu
@@ -265,21 +270,24 @@ def _fast_assemble(graph, nodes, times, k, event_times, features, strategy, gene
     return None if view.streaming is None else view  # None: not a CPU graph, no levels or no core
 
 
-def _ta_stream(view, nodes, times, k, event_times, edge_ids):
-    """A streaming-size CPU call through the core's ``TemporalLevels.assemble_recent`` (no features); ``view`` is
+def _ta_stream(view, nodes, times, k, event_times, strategy, generator, edge_ids):
+    """A streaming-size CPU call through the core's ``TemporalLevels.assemble`` (no features); ``view`` is
     referenced until the call returns (see :func:`_tn_stream`). One allocation per output: a view of a shared
-    block costs as much as an allocation."""
+    block costs as much as an allocation. Uniform draws need the edge-id row (their scratch), returned only
+    when ``edge_ids``."""
     B = nodes.numel()
+    uniform = strategy == "uniform"
+    seed = seed_from(generator) if uniform else 0
     nbrs = torch.empty(B, k, dtype=torch.int64)
-    eids = torch.empty(B, k, dtype=torch.int64) if edge_ids else None
+    eids = torch.empty(B, k, dtype=torch.int64) if edge_ids or uniform else None
     dt = torch.empty(B, k, dtype=torch.float32)
     valid = torch.empty(B, k, dtype=torch.bool)
-    view.streaming.assemble_recent(
+    view.streaming.assemble(
         nodes=nodes.data_ptr(), times=times.data_ptr(),
         event_times=0 if event_times is None else event_times.data_ptr(), num_queries=B, k=k,
-        out_nbr=nbrs.data_ptr(), out_eid=eids.data_ptr() if edge_ids else 0, out_dt=dt.data_ptr(),
-        out_valid=valid.data_ptr())
-    return nbrs, eids, dt, valid, None
+        strategy=int(uniform), seed=seed, out_nbr=nbrs.data_ptr(), out_eid=0 if eids is None else eids.data_ptr(),
+        out_dt=dt.data_ptr(), out_valid=valid.data_ptr())
+    return nbrs, eids if edge_ids else None, dt, valid, None
 
 
 @register("temporal_assemble", "reference")
