@@ -33,5 +33,19 @@ inline const char* metric_name(int m) {
 
 int resolve_threads(int requested);  // 0 -> OpenMP default
 int omp_max_threads();
+// Whether this process runs the AVX2+FMA builds (an x86 build, a CPU with both, and no HARDNEG_ISA=generic):
+// the tile kernels' choice, shared by the kernels that carry an AVX2 entry of their own.
+bool cpu_avx2();
+
+// An AVX2+FMA copy of a CPU entry: `flatten` inlines everything it calls (templates, lambdas, the streaming
+// driver) into this one function, so the copy is compiled for AVX2 without emitting out-of-line AVX2 versions
+// of shared inline functions (which the linker could pick for the baseline callers too). What is not inlined
+// (OpenMP's outlined parallel regions) runs the baseline code.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HN_AVX2_ENTRY 1
+#define HN_AVX2_FLATTEN __attribute__((target("avx2,fma"), flatten))
+#else
+#define HN_AVX2_ENTRY 0
+#endif
 
 }  // namespace hardneg

@@ -29,6 +29,11 @@ const TileKernels& tile_kernels() {
   return *k;
 }
 
+bool cpu_avx2() {
+  static const bool on = &tile_kernels() != &tile_kernels_generic;
+  return on;
+}
+
 float query_aux(const float* q, int d, int metric) {
   if (metric != kCos && metric != kL2) return 0.f;
   float acc = 0.f;
