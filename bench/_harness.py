@@ -48,6 +48,9 @@ class Provider:
     devices: tuple = ("cpu",)
     baseline: bool = False
     skip: Callable[[dict, str], str | None] = field(default=lambda p, d: None)
+    # the provider this one's "vs base" ratio is taken against when it is timed too (same work: e.g. a fused
+    # entry against the baseline plus the extra step it fuses); default: the configuration's baseline
+    versus: str | None = None
 
 
 def _rss() -> int:
@@ -238,13 +241,17 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
         if made:
             timed = time_interleaved([fn for _, fn in made], cfg.device, warmup, repeats)
             res = [(prov, med, iqr, peak, n) for (prov, _), (med, iqr, peak, n, _) in zip(made, timed)]
-            b = next((t[4] for (prov, _), t in zip(made, timed) if prov.baseline), None)
+            per_round = {prov.name: t[4] for (prov, _), t in zip(made, timed)}
+            b = next((per_round[prov.name] for prov, _ in made if prov.baseline), None)
             if b is not None:
-                paired = {prov.name: statistics.median(x / y for x, y in zip(b, t[4])) for (prov, _), t in zip(made, timed)}
+                paired = {prov.name: statistics.median(x / y for x, y in zip(per_round.get(prov.versus, b), ts))
+                          for prov, ts in ((p, per_round[p.name]) for p, _ in made)}
             del made, timed
         if not res:
             continue
         base = next((r for r in res if r[0].baseline), None)
+        medians = {r[0].name: r[1] for r in res}
+        against = {r[0].name: r[0].versus for r in res if r[0].versus in medians}
         fastest = min(r[1] for r in res)
         hdr = f"   {'provider':<28}{'median':>12}{'IQR':>10}{'GFLOP/s':>10}{'peak MiB':>10}{'vs base':>9}"
         if cfg.floor_s:
@@ -252,7 +259,7 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
         print(hdr)
         for prov, med, iqr, peak, n in res:
             gf = f"{cfg.flops / med / 1e9:.1f}" if cfg.flops else "-"
-            speedup = paired.get(prov.name, base[1] / med) if base else None
+            speedup = paired.get(prov.name, medians.get(prov.versus, base[1]) / med) if base else None
             ratio = f"{speedup:.2f}x" if base else "-"
             mark = "*" if med == fastest else " "
             line = (f" {mark} {prov.name:<28}{med * 1e3:>10.2f}ms{iqr * 1e3:>8.2f}ms{gf:>10}{peak / 2**20:>10.1f}"
@@ -263,6 +270,7 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
             rows.append(dict(op=op, config=cfg.name, provider=prov.name, median_s=med, iqr_s=iqr, repeats=n,
                              gflops=(cfg.flops / med / 1e9) if cfg.flops else "", peak_extra_bytes=peak,
                              speedup_vs_baseline=speedup if base else "", device=cfg.device,
+                             versus=against.get(prov.name, base[0].name if base else ""),
                              timing="interleaved, paired ratio" if paired else "sequential",
                              dtype=cfg.dtype, machine=machine(cfg.device), commit=git_commit(),
                              date=_dt.datetime.now().isoformat(timespec="seconds"), **{f"p_{k}": v for k, v in cfg.params.items()}))
@@ -270,6 +278,8 @@ def run(op: str, configs, providers, *, warmup=1, repeats=3, min_time=0.0, csv_p
             how = ("median over rounds of the baseline's time / the provider's in the same round" if paired
                    else f"{base[0].name} time / provider time")
             print(f"   (vs base = {how}; * = fastest)")
+            for name, other in against.items():
+                print(f"   ({name}: vs {other})")
     if csv_path and rows:
         append_csv(csv_path, sorted({k for r in rows for k in r}), rows)
         print(f"\nappended {len(rows)} rows to {csv_path}")

@@ -9,7 +9,8 @@ streaming entry starts each search at a per-node cursor; ``hardneg cpu (no curso
 searches.
 
 ``"temporal_assemble"`` (the batch assembly a TGN / TGAT layer reads: lookup + float32 time deltas, one C++
-call) is timed against the numpy lookup plus the same deltas (``numpy searchsorted + dt``).
+call) is timed against the numpy lookup plus the same deltas (``numpy searchsorted + dt``): its "vs base" ratio is
+taken against that provider (``Provider.versus``).
 
     python bench/temporal_neighbors.py [--quick]
     python bench/temporal_neighbors.py --device cpu --repeats 21 --interleave   # the ratios to quote
@@ -236,8 +237,10 @@ PROVIDERS = [
     Provider("hardneg cpu", lambda p, d: build(p, d) if p["mode"] == "build" else ours(p, d), devices=("cpu",)),
     Provider("hardneg cpu (no cursor)", ours_no_cursor, devices=("cpu",),
              skip=lambda p, d: None if p["mode"] == "stream" and p["strategy"] == "recent" else "recent/stream only"),
-    Provider("hardneg assemble cpu", ours_assemble, devices=("cpu",), skip=NOT_BUILD),
-    Provider("hardneg assemble cuda", ours_assemble, devices=("cuda",), skip=NOT_BUILD),
+    Provider("hardneg assemble cpu", ours_assemble, devices=("cpu",), skip=NOT_BUILD,
+             versus="numpy searchsorted + dt"),
+    Provider("hardneg assemble cuda", ours_assemble, devices=("cuda",), skip=NOT_BUILD,
+             versus="numpy searchsorted + dt"),
     Provider("numpy searchsorted + dt", numpy_assemble, devices=("cpu",), skip=NOT_BUILD),
     Provider("hardneg cuda", lambda p, d: build(p, d) if p["mode"] == "build" else ours(p, d), devices=("cuda",)),
     Provider("numpy searchsorted", numpy_ref, devices=("cpu",), baseline=True, skip=NOT_BUILD),

@@ -54,3 +54,15 @@ def test_sequential_ratio_of_medians(fake_clock):
     by = {r["provider"]: r for r in rows}
     assert by["other"]["speedup_vs_baseline"] == pytest.approx(2.0)
     assert by["other"]["timing"] == "sequential"
+
+
+def test_versus_names_the_provider_a_ratio_is_taken_against(fake_clock):
+    log = []
+    provs = [_harness.Provider("base", _counter(log, "base", 4.0), baseline=True),
+             _harness.Provider("base + step", _counter(log, "base + step", 6.0)),
+             _harness.Provider("fused", _counter(log, "fused", 2.0), versus="base + step")]
+    for interleave in (False, True):
+        rows = _harness.run("op", [_harness.Config("c", {})], provs, warmup=0, repeats=3, interleave=interleave)
+        by = {r["provider"]: r for r in rows}
+        assert by["fused"]["speedup_vs_baseline"] == pytest.approx(3.0) and by["fused"]["versus"] == "base + step"
+        assert by["base + step"]["speedup_vs_baseline"] == pytest.approx(4.0 / 6.0)
