@@ -49,12 +49,16 @@ static void run(const TAssembleArgs& A, int threads) {
   });
 }
 
-#if HN_AVX2_ENTRY
-HN_AVX2_FLATTEN static void entry_avx2(const TAssembleArgs& A, bool int_time, int threads) {  // see common.h
+static void entry(const TAssembleArgs& A, bool int_time, int threads) {
   if (int_time)
     run<int64_t>(A, threads);
   else
     run<double>(A, threads);
+}
+
+#if HN_AVX2_ENTRY
+HN_AVX2_FLATTEN static void entry_avx2(const TAssembleArgs& A, bool int_time, int threads) {  // see common.h
+  entry(A, int_time, threads);
 }
 #endif
 
@@ -62,10 +66,7 @@ void temporal_assemble_cpu(const TAssembleArgs& A, bool int_time, int threads) {
 #if HN_AVX2_ENTRY
   if (cpu_avx2()) return entry_avx2(A, int_time, threads);
 #endif
-  if (int_time)
-    run<int64_t>(A, threads);
-  else
-    run<double>(A, threads);
+  entry(A, int_time, threads);
 }
 
 }  // namespace hardneg

@@ -56,10 +56,7 @@ static void entry(const TQueryArgs& A, bool int_time, int threads) {
 // The same code compiled for AVX2 (common.h): the uniform draws' rank sort and duplicate scan vectorise (a k = 20
 // streaming call ~25 % faster; bench/RESULTS.md).
 HN_AVX2_FLATTEN static void entry_avx2(const TQueryArgs& A, bool int_time, int threads) {
-  if (int_time)
-    run<int64_t>(A, std::numeric_limits<int64_t>::min(), threads);
-  else
-    run<double>(A, -std::numeric_limits<double>::infinity(), threads);
+  entry(A, int_time, threads);
 }
 #endif
 
