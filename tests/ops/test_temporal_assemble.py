@@ -61,7 +61,7 @@ def test_recent_matches_reference(backend, device, float_time, with_features, ev
 @pytest.mark.parametrize("edge_ids", [False, True])
 def test_streaming_and_bulk_cpu_entries_agree(edge_ids):
     """Below 4,096 queries a featureless "recent" CPU call goes through the core's streaming entry
-    (TemporalLevels.assemble_recent), above it through the threaded kernel: both equal the reference on a
+    (TemporalLevels.assemble), above it through the threaded kernel: both equal the reference on a
     multi-level graph, with and without event times, for k = 1 and k above every degree."""
     from hardneg.ops.temporal import _STREAMING
 

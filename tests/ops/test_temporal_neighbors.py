@@ -133,7 +133,7 @@ def test_append_matches_fresh_build(backend, device):
 @pytest.mark.skipif(not hardneg._backend.available("temporal_neighbors", "cpu"), reason="needs the compiled core")
 @pytest.mark.parametrize("float_time", [False, True])
 def test_streaming_and_bulk_cpu_entries_agree(float_time):
-    """Below 4,096 queries a CPU call goes through the core's streaming entry (TemporalLevels.recent), above it
+    """Below 4,096 queries a CPU call goes through the core's streaming entry (TemporalLevels.lookup), above it
     through the threaded kernel: both equal the reference on a multi-level graph, for k = 1, k above every
     degree, inclusive bounds and an empty batch."""
     from hardneg.ops.temporal import _STREAMING
