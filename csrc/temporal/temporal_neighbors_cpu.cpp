@@ -54,7 +54,7 @@ static void entry(const TQueryArgs& A, bool int_time, int threads) {
 
 #if HN_AVX2_ENTRY
 // The same code compiled for AVX2 (common.h): the uniform draws' rank sort and duplicate scan vectorise (a k = 20
-// streaming call ~25 % faster; bench/RESULTS.md).
+// streaming call ~20 % faster; bench/RESULTS.md).
 HN_AVX2_FLATTEN static void entry_avx2(const TQueryArgs& A, bool int_time, int threads) {
   entry(A, int_time, threads);
 }
