@@ -61,6 +61,33 @@ def test_every_model_trains_with_every_sampler(model, sampler):
         assert mb["teacher"]["epochs"] == 2 and mb["meta_set"]["meta_size"] == 16 and mb["teacher_s"] > 0
 
 
+@pytest.mark.parametrize("readout", ["mean", "center"])
+def test_seal_readouts_train_and_center_reads_the_two_target_nodes(readout):
+    res = run(graph(), model="seal", readout=readout, num_layers=2, dropout=0.1, epochs=1)
+    assert 0.0 <= res["test"]["auc"] <= 1.0 and res["dataset"]["seal"]["readout"] == readout
+    if readout != "center":
+        return
+    from hardneg.graph import CSRGraph
+    from hardneg.tasks.linkpred.models import SEAL
+
+    torch.manual_seed(0)
+    g = CSRGraph.from_edges(torch.tensor([[0, 1], [1, 2], [2, 3], [3, 4], [5, 6]]), 7)
+    m = SEAL(g, torch.rand(7, 3), hidden=4, num_layers=2, readout="center").eval()
+    sub = m.subgraphs(torch.tensor([[0, 2], [4, 5], [1, 3]]))
+    seen = []
+    m.mlp.register_forward_hook(lambda mod, args, out: seen.append(args[0]))
+    m(sub)
+    h = torch.cat([m.z_embedding(sub.labels), m.x[sub.nodes]], 1)
+    xs = []
+    for conv in m.convs:
+        h = torch.tanh(conv(h, sub.edge_index))
+        xs.append(h)
+    h = torch.cat(xs, 1)
+    s = sub.node_ptr[:-1]
+    assert torch.equal(sub.nodes[s], torch.tensor([0, 4, 1])) and torch.equal(sub.nodes[s + 1], torch.tensor([2, 5, 3]))
+    assert torch.allclose(seen[0], h[s] * h[s + 1], atol=1e-6)
+
+
 def test_mlp_decoder_and_featureless_graphs():
     res = run(graph(features=False), decoder="mlp", sampler="dns")
     assert res["test"]["auc"] >= 0.0
@@ -183,6 +210,8 @@ def test_sampler_option_errors(kw, exc, msg):
 def test_config_errors():
     with pytest.raises(ValueError, match=r"'model' must be one of \['gcn', 'gat', 'seal'\] \(got 'mlp'\)"):
         TrainConfig(task="linkpred", model="mlp").validate()
+    with pytest.raises(ValueError, match=r"'readout' must be one of \['sort', 'mean', 'center'\] \(got 'max'\)"):
+        TrainConfig(task="linkpred", readout="max").validate()
     with pytest.raises(ValueError, match=r"'decoder' must be one of \['dot', 'mlp'\]"):
         TrainConfig(task="linkpred", decoder="cos").validate()
     with pytest.raises(ValueError, match=r"'select_metric' must be one of"):

@@ -7,7 +7,7 @@ from ...training.config import TrainConfig, number, opt
 
 MODELS = ("gcn", "gat", "seal")
 DECODERS = ("dot", "mlp")
-READOUTS = ("sort", "mean")
+READOUTS = ("sort", "mean", "center")
 SELECT_METRICS = ("auc", "ap", "hits@20", "hits@50", "hits@100", "mrr")
 
 
@@ -30,7 +30,7 @@ class LinkPredConfig(TrainConfig):
                                    "SEAL: DRNL labels only)")
     hops: int = opt(2, "SEAL: hops of the enclosing subgraph")
     max_nodes_per_hop: int = opt(0, "SEAL: at most this many nodes per hop, drawn uniformly (0: all)")
-    readout: str = opt("sort", "SEAL readout: sort (DGCNN sort pooling) | mean")
+    readout: str = opt("sort", "SEAL readout: sort (DGCNN sort pooling) | mean | center (target nodes' product)")
     sort_k: float = opt(0.6, "SEAL sort pooling: k nodes kept; < 1 is a quantile of training subgraph sizes "
                              "(SEAL_OGB's 0.6)")
     split_seed: int | None = opt(None, "seed of the 85/5/10 edge split and its fixed negatives (None: the run's "

@@ -6,8 +6,10 @@
   (row-normalised, as PyG's ``NormalizeFeatures``) or, for a featureless graph, a learnt table.
 * :class:`SEAL`: each link is classified from its enclosing k-hop subgraph (:func:`hardneg.ops.enclosing_subgraphs`,
   DRNL labels embedded, optionally concatenated with node features), by GCN layers with tanh, then DGCNN's sort
-  pooling (``SortAggregation``; Zhang et al. AAAI 2018, SEAL_OGB's head: two 1-D convolutions and an MLP) or a
-  mean-pooling readout.
+  pooling (``SortAggregation``; Zhang et al. AAAI 2018, SEAL_OGB's head: two 1-D convolutions and an MLP), a
+  mean-pooling readout, or ``center``: the two target nodes' representations multiplied (SEAL_OGB's GCN / SAGE
+  head), which keeps what the endpoints' own features say about each other when their halves of the subgraph
+  are not connected.
 
 Every model is a scorer for the samplers (:mod:`hardneg.samplers.scorers`): ``scorer(...)`` returns an object with
 ``score_candidates(anchor [B], ids [B, n]) -> [B, n]``, so DNS and MeBNS mine with the model being trained.
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from ... import _validate as V
 from ...graph import CSRGraph
 from ...samplers.scorers import Scorer
+from .config import READOUTS
 
 ENCODERS = ("gcn", "gat")
 MAX_Z = 1000  # DRNL labels embedded (SEAL_OGB); larger labels share the last row
@@ -168,7 +171,7 @@ class SEAL(nn.Module):
         pyg_nn = _pyg()
         if not isinstance(graph, CSRGraph):
             raise TypeError(f"{op}: 'graph' must be a hardneg.graph.CSRGraph (got {V.describe(graph)})")
-        V.choice(op, "readout", readout, ("sort", "mean"))
+        V.choice(op, "readout", readout, READOUTS)
         self.graph, self.hops, self.max_nodes_per_hop = graph, int(hops), int(max_nodes_per_hop)
         self.readout, self.k, self.max_z = readout, int(k), int(max_z)
         self.register_buffer("x", x, persistent=False)
@@ -216,6 +219,9 @@ class SEAL(nn.Module):
             h = self.pool(h, batch, dim_size=P).unsqueeze(1)  # [P, 1, k * total]
             h = self.maxpool(F.relu(self.conv1(h)))
             h = F.relu(self.conv2(h)).flatten(1)
+        elif self.readout == "center":  # s and t are the first two nodes of every subgraph
+            first = sub.node_ptr[:-1]
+            h = h.index_select(0, first) * h.index_select(0, first + 1)
         else:
             h = _pyg().global_mean_pool(h, batch, size=P)
         return self.mlp(h).squeeze(-1)
