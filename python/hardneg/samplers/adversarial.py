@@ -202,7 +202,8 @@ class DANSSampler(_TrainableSampler):
       ``known`` CSR via ``KnownSet.exclusion``) and the true entity, one of them drawn uniformly. So a
       negative is never a known triple. ``match_k`` > 1 keeps the negatives diverse when the generators
       narrow onto a few embeddings: on UMLS (135 entities) validation MRR rose from 0.876 (``match_k=1``, the
-      nearest entity) to 0.911 (10) and 0.920 (30); the ``umls-dans`` recipe uses 30 (bench/RESULTS.md).
+      nearest entity) to 0.911 (10) and 0.920 (30); the ``umls-dans`` recipe uses 30 (bench/RESULTS.md), and
+      1 + 1 generated negatives of 20, also chosen on validation (the paper's 5 + 5 scored lowest there).
       ``mode="embedding"``: the generated embeddings are the negatives themselves (``Negatives.vectors``,
       ids −1; the models' ``forward_scores`` score them), as the released code does.
     * **Training.** Per base-model step (the loop calls :meth:`update` after the model's optimiser step):
