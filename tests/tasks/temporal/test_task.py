@@ -63,36 +63,25 @@ def test_per_event_neighbor_cutoff_trains_and_differs_from_the_batch_cutoff():
     assert a["config"]["neighbor_cutoff"] == "event" and a["test"]["ap"] != b["test"]["ap"]
 
 
-@pytest.mark.parametrize("cutoff", ["batch", "event"])
 @pytest.mark.parametrize("n, f", [(1, 0.25), (3, 0.5), (2, 1.0)])
-def test_ens_step_embeds_random_negatives_with_the_events_and_only_hard_ones_after_mining(n, f, cutoff):
+def test_ens_step_embeds_random_negatives_with_the_events_and_only_hard_ones_after_mining(n, f):
     tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", num_negatives=n,
-                                            neighbor_cutoff=cutoff,
                                             sampler_options={"pool_size": 4, "hard_fraction": f})),
                  data=DS, progress=False, log=None)
     task = tr.task
     task.model.eval()  # no dropout: each node's embedding depends on nothing but the node and its time
     i = task.split.train[:100]
     src, dst, t = task.src[i], task.dst[i], task.t[i]
-    P, t0, g, lo = torch.stack([src, dst], 1), t[0].item(), task.train_graph, task.data.dst_min
-    draft = copy.deepcopy(task.sampler).draft(P, generator=torch.Generator().manual_seed(3))
-    hard = draft.hard.flatten()
-    assert 0 < int(hard.sum()) < 100 * n or f == 1.0
+    P, t0, g = torch.stack([src, dst], 1), t[0].item(), task.train_graph
+    hard = int(copy.deepcopy(task.sampler).draft(P, generator=torch.Generator().manual_seed(3)).hard.sum())
+    assert 0 < hard < 100 * n or f == 1.0
     sizes, embed = [], task.embed
     task.embed = lambda nodes, *a, **k: sizes.append(nodes.numel()) or embed(nodes, *a, **k)
     z, neg, n_out = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
     task.embed = embed
-    assert n_out == n
-    first = torch.cat([src, dst, draft.ids.flatten()[~hard].clamp_min(lo)])
-    if cutoff == "event":  # per-event cut-offs: events + random negatives, then every hard one
-        assert sizes == [first.numel(), int(hard.sum())]
-    else:  # a node's embedding is the same in both passes: each node once, over both passes
-        hard_ids = neg.ids.flatten()[hard].clamp_min(lo)
-        fresh = torch.unique(hard_ids[~torch.isin(hard_ids, first)]).numel()
-        assert sizes == [torch.unique(first).numel()] + ([fresh] if fresh else [])
-        assert f < 1.0 or fresh < int(hard.sum())  # some hard negatives were embedded by the first pass
+    assert n_out == n and sizes == [2 * 100 + 100 * n - hard, hard]  # events + random negatives, then hard ones
     # the same embeddings as embedding every negative after sampling, in row-major order
-    ref = embed(neg.ids.clamp_min(lo).flatten(), t.repeat_interleave(n), g, t0, None)
+    ref = embed(neg.ids.clamp_min(task.data.dst_min).flatten(), t.repeat_interleave(n), g, t0, None)
     assert torch.allclose(z[2 * 100:], ref, atol=1e-5)
     assert torch.allclose(z[:200], embed(torch.cat([src, dst]), t.repeat(2), g, t0, None), atol=1e-5)
 

@@ -186,8 +186,7 @@ class TemporalTask(Task):
 
     def _ens_embed(self, P, t, g, t0, generator):
         """ENS's two passes: the events and the random negatives first (they do not depend on the model), then,
-        after mining with the fresh source embeddings, only the hard negatives (``ENSSampler.draft``); with the
-        batch's cut-off, only those that the first pass did not embed, each once. Returns
+        after mining with the fresh source embeddings, only the hard negatives (``ENSSampler.draft``). Returns
         ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
         B, lo = P.shape[0], self.data.dst_min
         with self.clock.measure("sampler"):
@@ -196,31 +195,13 @@ class TemporalTask(Task):
         hard = draft.hard.flatten()
         easy_at, hard_at = torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten()
         t_neg = t.repeat_interleave(n)
-        first = torch.cat([P[:, 0], P[:, 1], draft.ids.flatten()[easy_at].clamp_min(lo)])
-        # with the batch's cut-off and no per-event times a node's embedding is the same in both passes, so the
-        # hard negatives that the first pass embedded already (a third of them on UCI) are not embedded again
-        reuse = self.cfg.neighbor_cutoff == "batch" and not self.cfg.event_times
-        if reuse:
-            seen, back1 = torch.unique(first, return_inverse=True)
-            z_seen = self.embed(seen, None, g, t0, generator)
-            z = z_seen[back1]
-        else:
-            z = self.embed(first, torch.cat([t, t, t_neg[easy_at]]), g, t0, generator)
+        z = self.embed(torch.cat([P[:, 0], P[:, 1], draft.ids.flatten()[easy_at].clamp_min(lo)]),
+                       torch.cat([t, t, t_neg[easy_at]]), g, t0, generator)
         with self.clock.measure("sampler"):
             neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t,
                                       draft=draft)
         if hard_at.numel():
-            ids = neg.ids.flatten()[hard_at].clamp_min(lo)
-            if reuse:
-                at = torch.searchsorted(seen, ids).clamp_max(seen.numel() - 1)
-                found = seen[at] == ids
-                new, back2 = torch.unique(ids[~found], return_inverse=True)
-                if new.numel():
-                    z_seen = torch.cat([z_seen, self.embed(new, None, g, t0, generator)])
-                    at[~found] = seen.numel() + back2
-                z_hard = z_seen[at]
-            else:
-                z_hard = self.embed(ids, t_neg[hard_at], g, t0, generator)
+            z_hard = self.embed(neg.ids.flatten()[hard_at].clamp_min(lo), t_neg[hard_at], g, t0, generator)
             order = torch.cat([easy_at, hard_at])
             back = torch.empty_like(order)
             back[order] = torch.arange(order.numel(), device=order.device)
