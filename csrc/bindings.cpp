@@ -39,4 +39,5 @@ PYBIND11_MODULE(_core, m) {
   register_filtering(m);
   register_temporal(m);
   register_subgraph(m);
+  register_sparse(m);
 }

@@ -52,5 +52,6 @@ void register_mining(py::module_& m);     // csrc/mining/bindings.cpp
 void register_filtering(py::module_& m);  // csrc/filtering/bindings.cpp
 void register_temporal(py::module_& m);   // csrc/temporal/bindings.cpp
 void register_subgraph(py::module_& m);   // csrc/subgraph/bindings.cpp
+void register_sparse(py::module_& m);     // csrc/sparse/bindings.cpp
 
 }  // namespace hardneg

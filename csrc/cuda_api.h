@@ -6,6 +6,7 @@
 
 #include "filtering/known_set.h"
 #include "temporal/temporal_assemble.h"
+#include "sparse/spmm.h"
 #include "subgraph/enclosing_subgraphs.h"
 #include "temporal/temporal_neighbors.h"
 
@@ -26,5 +27,6 @@ int corrupt(const CorruptArgs& A, void* stream);
 int temporal_neighbors(const TQueryArgs& A, bool int_time, void* stream);
 int temporal_assemble(const TAssembleArgs& A, bool int_time, void* stream);
 int enclosing_subgraphs(const SubgraphArgs& A, int32_t* scratch, int64_t workers, bool fill, void* stream);
+int spmm(const SpmmArgs& A, void* stream);
 }  // namespace cuda
 }  // namespace hardneg

@@ -301,3 +301,37 @@ def test_samplers_reject_bad_arguments(name, option, bad):
     _rejects(lambda: samplers.create(name, **kw).sample(torch.tensor([[0, 0, 1]]),
                                                         scorer=samplers.DistMultScorer(torch.randn(3, 2),
                                                                                        torch.randn(1, 2))))
+
+
+# ------------------------------------------------------------------------------------------------ sparse
+@FUZZ
+@given(seed=st.integers(0, 2**16), n=st.integers(0, 12), m=st.integers(0, 12), d=st.integers(0, 70),
+       density=st.sampled_from([0.0, 0.3, 1.0]), corrupt=st.sampled_from([None, "col", "ptr", "last", "shape"]),
+       backend=st.sampled_from(["reference", "cpu"]))
+def test_spmm_matches_dense_or_rejects(seed, n, m, d, density, corrupt, backend):
+    g = _gen(seed)
+    dense = torch.randn(n, m, generator=g, dtype=torch.float64) * (torch.rand(n, m, generator=g) < density)
+    adj = dense.to_sparse_csr()
+    x = torch.randn(m, d, generator=g, dtype=torch.float64)
+    ptr, col, val = adj.crow_indices().clone(), adj.col_indices().clone(), adj.values().clone()
+    if corrupt == "col" and col.numel():
+        col[int(torch.randint(0, col.numel(), (1,), generator=g))] = m + int(torch.randint(0, 3, (1,), generator=g))
+    elif corrupt == "ptr" and n >= 2 and col.numel():
+        ptr[1] = ptr[-1] + 1
+    elif corrupt == "last" and n:
+        ptr[-1] += 1
+    elif corrupt == "shape":
+        x = torch.randn(m + 1, d, generator=g, dtype=torch.float64)
+    bad = torch.sparse_csr_tensor(ptr, col, val, (n, m), check_invariants=False)
+    if corrupt is None or (corrupt == "col" and not col.numel()) or (corrupt == "ptr" and not (n >= 2 and col.numel())) \
+            or (corrupt == "last" and not n):
+        torch.testing.assert_close(hardneg.ops.spmm(bad, x, backend=backend), dense @ x)
+    else:
+        _rejects(lambda: hardneg.ops.spmm(bad, x, backend=backend))
+        try:
+            hardneg.ops.spmm(bad, x, backend=backend)
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError(f"a corrupt CSR ({corrupt}) was accepted")
+

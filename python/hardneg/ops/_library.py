@@ -21,6 +21,7 @@ message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
   -> (nbrs, eids, dt, valid, feats)`` (``feats`` [B, k, 0] without features)
 * ``enclosing_subgraphs(indptr, indices, num_nodes, pairs, num_hops, max_nodes_per_hop, seed, backend)
   -> (nodes, node_ptr, edge_index, edge_ptr, labels)`` (sizes data-dependent)
+* ``spmm(indptr, indices, values, x, num_rows, symmetric, backend) -> [num_rows, D]`` (differentiable in x)
 
 Randomness: the random ops take an explicit integer ``seed`` in place of a ``torch.Generator`` (a compiled
 graph cannot hold one): ``op(..., seed=s)`` returns exactly what the public function returns with
@@ -51,12 +52,13 @@ from hardneg.metrics import pairwise, score_matrix
 from hardneg.ops import filtering as _filtering
 from hardneg.graph import CSRGraph
 from hardneg.ops import mining as _mining
+from hardneg.ops import sparse as _sparse
 from hardneg.ops import subgraph as _subgraph
 from hardneg.ops import temporal as _temporal
 from hardneg.reference.mining import exclusion_mask, logits
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
-           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "topk_scores",
+           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "spmm", "topk_scores",
            "score_log_prob", "attach_grad", "OPS"]
 
 Tensor = torch.Tensor
@@ -300,6 +302,41 @@ def _(indptr, indices, num_nodes, pairs, num_hops=2, max_nodes_per_hop=0, seed=0
 
 
 OPS.append("enclosing_subgraphs")
+
+
+# ------------------------------------------------------------------------------------------------ sparse
+@custom_op("hardneg::spmm", mutates_args=())
+def spmm(indptr: Tensor, indices: Tensor, values: Tensor, x: Tensor, num_rows: int, symmetric: bool = False,
+         backend: str | None = None) -> Tensor:
+    """:func:`hardneg.ops.spmm` on the CSR matrix ``(indptr, indices, values)`` of shape [num_rows, x.shape[0]]."""
+    adj = torch.sparse_csr_tensor(indptr, indices, values, (num_rows, x.shape[0]))
+    with torch.no_grad():
+        return _sparse.spmm(adj, x, symmetric=symmetric, backend=backend)
+
+
+@spmm.register_fake
+def _(indptr, indices, values, x, num_rows, symmetric=False, backend=None):
+    return x.new_empty((num_rows, x.shape[1]))
+
+
+def _spmm_setup(ctx, inputs, output):
+    indptr, indices, values, x, num_rows, symmetric, backend = inputs
+    ctx.save_for_backward(indptr, indices, values)
+    ctx.cols, ctx.rows, ctx.symmetric, ctx.backend = x.shape[0], num_rows, symmetric, backend
+
+
+def _spmm_grad(ctx, grad):
+    indptr, indices, values = ctx.saved_tensors
+    if ctx.symmetric:
+        t = (indptr, indices, values)
+    else:
+        t = _sparse.transpose_csr(indptr, indices, values, ctx.rows, ctx.cols)
+    gx = spmm(*t, grad.contiguous(), ctx.cols, ctx.symmetric, ctx.backend)
+    return None, None, None, gx, None, None, None
+
+
+spmm.register_autograd(_spmm_grad, setup_context=_spmm_setup)
+OPS.append("spmm")
 
 if HAS_OPAQUE:
     from torch._library.opaque_object import _resolve_opaque_type_info, register_opaque_type

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ... import _validate as V
 from ...data import _common as C
+from ...ops.sparse import spmm as _spmm
 
 MODELS = ("lightgcn", "sasrec", "selfgnn")
 LEAKY = 0.5  # SelfGNN's leaky-ReLU slope (its 'leaky' default)
@@ -76,22 +77,12 @@ def normalized_adjacency(users: torch.Tensor, items: torch.Tensor, num_users: in
         return torch.sparse_coo_tensor(ei, w, (n, n)).coalesce().to_sparse_csr()
 
 
-class _Symmetric(torch.autograd.Function):
-    """``conv(x, adj)`` for a symmetric ``adj``: the backward is the same propagation (adjᵀ = adj), which on CPU
-    is about 2x faster than autograd through the sparse product (it transposes the CSR each step)."""
-
-    @staticmethod
-    def forward(ctx, x, conv, adj):
-        ctx.conv, ctx.adj = conv, adj
-        return conv(x, adj)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return ctx.conv(grad.contiguous(), ctx.adj), None, None
-
-
-def propagate(conv, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    return _Symmetric.apply(x, conv, adj)
+def propagate(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """``adj @ x`` for a symmetric normalised adjacency (:func:`normalized_adjacency`): LGConv's propagation
+    (``LGConv(normalize=False)`` on a sparse ``adj`` is exactly this product) through :func:`hardneg.ops.spmm`,
+    whose backward is the same product (adjᵀ = adj). On this project's CPU box it is 2-3x torch's CSR product,
+    which LGConv runs (bench/RESULTS.md, "spmm")."""
+    return _spmm(adj, x, symmetric=True)
 
 
 def tail_window(indptr: torch.Tensor, items: torch.Tensor, users: torch.Tensor, maxlen: int,
@@ -183,7 +174,8 @@ def _attention_mask(valid: torch.Tensor, num_heads: int, causal: bool) -> torch.
 # ---------------------------------------------------------------------------------------------- LightGCN
 class LightGCN(nn.Module):
     """LightGCN (He et al., SIGIR 2020): layer-0 user and item embeddings, ``num_layers`` propagations over the
-    symmetric normalised user-item graph with PyG's :class:`~torch_geometric.nn.conv.LGConv`, the mean of the
+    symmetric normalised user-item graph (PyG's :class:`~torch_geometric.nn.conv.LGConv` propagation, run by
+    :func:`propagate`: the same product, 2-3x faster on CPU), the mean of the
     layers as the final embedding, dot-product scores. Initialised N(0, 0.1²) as LightGCN-PyTorch. The L2 term
     (:meth:`regularization`) is LightGCN's: ½(‖e⁰_u‖² + ‖e⁰_i‖² + ‖e⁰_j‖²) / batch on the layer-0 embeddings of
     the step's users, positives and negatives."""
@@ -192,14 +184,11 @@ class LightGCN(nn.Module):
 
     def __init__(self, num_users: int, num_items: int, train: torch.Tensor, dim: int = 64, num_layers: int = 3):
         super().__init__()
-        from torch_geometric.nn import LGConv
-
         self.num_users, self.num_items, self.num_layers = num_users, num_items, num_layers
         self.user = nn.Embedding(num_users, dim)
         self.item = nn.Embedding(num_items, dim)
         nn.init.normal_(self.user.weight, std=0.1)
         nn.init.normal_(self.item.weight, std=0.1)
-        self.conv = LGConv(normalize=False)
         self.adj = normalized_adjacency(train[:, 0], train[:, 1], num_users, num_items)
 
     def _apply(self, fn, *args, **kw):  # .to(device) moves the graph too
@@ -212,7 +201,7 @@ class LightGCN(nn.Module):
         x = torch.cat([self.user.weight, self.item.weight])
         acc, h = x, x
         for _ in range(self.num_layers):
-            h = propagate(self.conv, h, self.adj)
+            h = propagate(h, self.adj)
             acc = acc + h
         out = acc / (self.num_layers + 1)
         return out[: self.num_users], out[self.num_users:]
@@ -367,8 +356,9 @@ class SelfGNN(nn.Module):
     """A SelfGNN-style model (Liu, Xia & Huang, SIGIR 2024), following the paper and its released code:
 
     * **Short-term**: the training interactions are cut into ``T`` time intervals (:func:`interval_of`); each
-      interval's user-item graph has its own user and item embeddings, encoded LightGCN-style with LGConv and
-      SelfGNN's propagation h ← LeakyReLU(Â h) + h, summed over layers: u_k, i_k per interval.
+      interval's user-item graph has its own user and item embeddings, encoded LightGCN-style (LGConv's
+      propagation, :func:`propagate`) and SelfGNN's propagation h ← LeakyReLU(Â h) + h, summed over layers: u_k,
+      i_k per interval.
     * **Long-term**: a GRU over each user's (and item's) interval embeddings u_1..u_T, then multi-head
       self-attention over the intervals (on LayerNorm'd GRU outputs) and the mean over intervals: ū, ī.
     * **Sequence**: the user's most recent ``maxlen`` items, as ī plus position embeddings (each LayerNorm'd),
@@ -400,8 +390,6 @@ class SelfGNN(nn.Module):
                  num_blocks: int = 1, num_heads: int = 1, maxlen: int = 200, dropout: float = 0.5,
                  num_intervals: int = 5, ssl_pairs: int = 20, group_lengths: bool = True):
         super().__init__()
-        from torch_geometric.nn import LGConv
-
         self.num_users, self.num_items, self.dim, self.maxlen = num_users, num_items, dim, maxlen
         self.group_lengths = bool(group_lengths)
         self.num_layers, self.T, self.ssl_pairs = num_layers, num_intervals, ssl_pairs
@@ -412,7 +400,6 @@ class SelfGNN(nn.Module):
         for k in range(T):
             nn.init.xavier_uniform_(self.user.data[k])
             nn.init.xavier_uniform_(self.item.data[k])
-        self.conv = LGConv(normalize=False)
         k_of = interval_of(split, T)
         self.adjs, self.interval_items = [], []
         for k in range(T):
@@ -447,7 +434,7 @@ class SelfGNN(nn.Module):
             h = torch.cat([self.user[k], self.item[k]])
             acc = h
             for _ in range(self.num_layers):
-                h = F.leaky_relu(propagate(self.conv, h, self.adjs[k]), LEAKY) + h
+                h = F.leaky_relu(propagate(h, self.adjs[k]), LEAKY) + h
                 acc = acc + h
             out.append(acc)
         return torch.stack(out)
