@@ -326,11 +326,7 @@ def _spmm_setup(ctx, inputs, output):
 
 
 def _spmm_grad(ctx, grad):
-    indptr, indices, values = ctx.saved_tensors
-    if ctx.symmetric:
-        t = (indptr, indices, values)
-    else:
-        t = _sparse.transpose_csr(indptr, indices, values, ctx.rows, ctx.cols)
+    t = _sparse.backward_csr(*ctx.saved_tensors, ctx.rows, ctx.cols, ctx.symmetric)
     gx = spmm(*t, grad.contiguous(), ctx.cols, ctx.symmetric, ctx.backend)
     return None, None, None, gx, None, None, None
 

@@ -89,6 +89,11 @@ def _check_csr(op, indptr, indices, cols):
             raise ValueError(f"{op}: 'adj' column indices must be in [0, {cols}) (got {lo if lo < 0 else hi})")
 
 
+def backward_csr(indptr, indices, values, rows: int, cols: int, symmetric: bool):
+    """The CSR that the backward multiplies by: the matrix itself when ``symmetric``, else its transpose."""
+    return (indptr, indices, values) if symmetric else transpose_csr(indptr, indices, values, rows, cols)
+
+
 def transpose_csr(indptr, indices, values, rows: int, cols: int):
     """(indptr, indices, values) of the [cols, rows] transpose of a CSR matrix (entries in row order per column)."""
     row = torch.repeat_interleave(torch.arange(rows, device=indptr.device), indptr.diff())
@@ -107,10 +112,7 @@ class _SpMM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         indptr, indices, values, rows = ctx.csr
-        if ctx.symmetric:
-            t = (indptr, indices, values)
-        else:
-            t = transpose_csr(indptr, indices, values, rows, ctx.cols)
+        t = backward_csr(indptr, indices, values, rows, ctx.cols, ctx.symmetric)
         return ctx.fn(*t, grad.contiguous(), ctx.cols), None, None, None
 
 
