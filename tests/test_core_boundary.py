@@ -208,7 +208,7 @@ _TEMPORAL_DIGEST = textwrap.dedent("""
 
 @needs_core
 def test_temporal_kernels_give_the_same_bits_with_the_generic_isa():
-    """The temporal CPU kernels carry an AVX2 entry (common.h, HN_AVX2_FLATTEN) beside the baseline one: both
+    """The temporal CPU kernels carry an AVX2 entry (common.h, HN_CPU_ENTRY) beside the baseline one: both
     return the same bits (neighbours, edge ids, times, deltas, validity) for recent and uniform draws, k from 1 to
     past the rank sort's 64, streaming and threaded calls. HARDNEG_ISA=generic forces the baseline entry."""
     runs = []

@@ -41,11 +41,22 @@ bool cpu_avx2();
 // driver) into this one function, so the copy is compiled for AVX2 without emitting out-of-line AVX2 versions
 // of shared inline functions (which the linker could pick for the baseline callers too). What is not inlined
 // (OpenMP's outlined parallel regions) runs the baseline code.
+//
+// HN_CPU_ENTRY(name, Args) defines `void name(const Args& A, bool int_time, int threads)`, which calls the file's
+// `static void entry(const Args&, bool, int)` through that copy when cpu_avx2() holds and directly otherwise.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define HN_AVX2_ENTRY 1
-#define HN_AVX2_FLATTEN __attribute__((target("avx2,fma"), flatten))
+#define HN_CPU_ENTRY(name, Args)                                                                        \
+  __attribute__((target("avx2,fma"), flatten)) static void name##_avx2(const Args& A, bool int_time,   \
+                                                                       int threads) {                  \
+    entry(A, int_time, threads);                                                                        \
+  }                                                                                                     \
+  void name(const Args& A, bool int_time, int threads) {                                                \
+    if (cpu_avx2()) return name##_avx2(A, int_time, threads);                                           \
+    entry(A, int_time, threads);                                                                        \
+  }
 #else
-#define HN_AVX2_ENTRY 0
+#define HN_CPU_ENTRY(name, Args) \
+  void name(const Args& A, bool int_time, int threads) { entry(A, int_time, threads); }
 #endif
 
 }  // namespace hardneg

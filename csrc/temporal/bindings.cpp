@@ -24,20 +24,32 @@ void check_queries(const char* op, const int64_t* nodes, const void* times, int6
     if (tm[i] != tm[i]) throw std::invalid_argument(std::string(op) + ": 'times' must not contain NaN");
 }
 
-// temporal_assemble's arguments shared by its two entries (the rest default to "recent", no features).
+// A query's arguments shared by all four entries (the rest keep TQueryArgs' defaults: no window, no cursor).
+TQueryArgs query_args(const void* levels, int num_levels, std::uintptr_t nodes, std::uintptr_t times,
+                      int64_t num_queries, int64_t k, int strategy, uint64_t seed, std::uintptr_t out_nbr,
+                      std::uintptr_t out_eid, std::uintptr_t out_valid) {
+  TQueryArgs A;
+  A.levels = levels;
+  A.nl = num_levels;
+  A.nodes = ptr<const int64_t>(nodes);
+  A.times = ptr<const void>(times);
+  A.B = num_queries;
+  A.k = k;
+  A.strategy = strategy;
+  A.seed = seed;
+  A.out_nbr = ptr<int64_t>(out_nbr);
+  A.out_eid = ptr<int64_t>(out_eid);
+  A.out_valid = ptr<uint8_t>(out_valid);
+  return A;
+}
+
+// temporal_assemble's arguments shared by its two entries (no features unless the caller adds them).
 TAssembleArgs assemble_args(const void* levels, int num_levels, std::uintptr_t nodes, std::uintptr_t times,
-                            std::uintptr_t event_times, int64_t num_queries, int64_t k, std::uintptr_t out_nbr,
-                            std::uintptr_t out_eid, std::uintptr_t out_dt, std::uintptr_t out_valid) {
+                            std::uintptr_t event_times, int64_t num_queries, int64_t k, int strategy, uint64_t seed,
+                            std::uintptr_t out_nbr, std::uintptr_t out_eid, std::uintptr_t out_dt,
+                            std::uintptr_t out_valid) {
   TAssembleArgs A;
-  A.q.levels = levels;
-  A.q.nl = num_levels;
-  A.q.nodes = ptr<const int64_t>(nodes);
-  A.q.times = ptr<const void>(times);
-  A.q.B = num_queries;
-  A.q.k = k;
-  A.q.out_nbr = ptr<int64_t>(out_nbr);
-  A.q.out_eid = ptr<int64_t>(out_eid);
-  A.q.out_valid = ptr<uint8_t>(out_valid);
+  A.q = query_args(levels, num_levels, nodes, times, num_queries, k, strategy, seed, out_nbr, out_eid, out_valid);
   A.event_times = ptr<const void>(event_times);
   A.out_dt = ptr<float>(out_dt);
   return A;
@@ -99,20 +111,10 @@ void register_temporal(py::module_& m) {
              std::uintptr_t out_time, std::uintptr_t out_valid) {
             HN_CHECK(k >= 1 && num_queries >= 0, "temporal_neighbors: needs k >= 1 and num_queries >= 0");
             HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
-            TQueryArgs A;
-            A.levels = g.levels;
-            A.nl = g.nl;
-            A.nodes = ptr<const int64_t>(nodes);
-            A.times = ptr<const void>(times);
-            A.B = num_queries;
-            A.k = k;
-            A.strategy = strategy;
+            TQueryArgs A = query_args(g.levels, g.nl, nodes, times, num_queries, k, strategy, seed, out_nbr, out_eid,
+                                      out_valid);
             A.inclusive = inclusive;
-            A.seed = seed;
-            A.out_nbr = ptr<int64_t>(out_nbr);
-            A.out_eid = ptr<int64_t>(out_eid);
             A.out_time = ptr<void>(out_time);
-            A.out_valid = ptr<uint8_t>(out_valid);
             check_queries("temporal_neighbors", A.nodes, A.times, A.B, g.int_time, g.num_nodes);
             g.attach_cursor(A);
             // the Python side sends only calls below 4,096 queries here: one thread, GIL kept
@@ -134,10 +136,8 @@ void register_temporal(py::module_& m) {
             HN_CHECK(g.int_time, "temporal_assemble: the streaming entry takes int64-time graphs only");
             HN_CHECK(strategy == 0 || (strategy == 1 && out_eid != 0),
                      "temporal_assemble: strategy must be 0 (recent) or 1 (uniform, with an edge-id output)");
-            TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, out_nbr,
-                                            out_eid, out_dt, out_valid);
-            A.q.strategy = strategy;
-            A.q.seed = seed;
+            TAssembleArgs A = assemble_args(g.levels, g.nl, nodes, times, event_times, num_queries, k, strategy, seed,
+                                            out_nbr, out_eid, out_dt, out_valid);
             check_queries("temporal_assemble", A.q.nodes, A.q.times, A.q.B, true, g.num_nodes);
             g.attach_cursor(A.q);
             run_on_device("temporal_assemble", false, [&] { temporal_assemble_cpu(A, true, 1); },
@@ -159,23 +159,13 @@ void register_temporal(py::module_& m) {
         HN_CHECK(strategy == 0 || strategy == 1, "temporal_neighbors: strategy must be 0 (recent) or 1 (uniform)");
         HN_CHECK(!has_window || (window >= 0 && int_window >= 0), "temporal_neighbors: window must be >= 0");
         HN_CHECK(!on_cuda || check_num_nodes == 0, "temporal_neighbors: check_num_nodes is for CPU inputs only");
-        TQueryArgs A;
-        A.levels = ptr<const void>(levels);
-        A.nl = num_levels;
-        A.nodes = ptr<const int64_t>(nodes);
-        A.times = ptr<const void>(times);
-        A.B = num_queries;
-        A.k = k;
-        A.strategy = strategy;
+        TQueryArgs A = query_args(ptr<const void>(levels), num_levels, nodes, times, num_queries, k, strategy, seed,
+                                  out_nbr, out_eid, out_valid);
         A.inclusive = inclusive;
         A.has_window = has_window;
         A.window = window;
         A.int_window = int_window;
-        A.seed = seed;
-        A.out_nbr = ptr<int64_t>(out_nbr);
-        A.out_eid = ptr<int64_t>(out_eid);
         A.out_time = ptr<void>(out_time);
-        A.out_valid = ptr<uint8_t>(out_valid);
         if (check_num_nodes > 0) check_queries(op, A.nodes, A.times, A.B, int_time, check_num_nodes);
         // a tiny CPU call (streaming) also skips the GIL release round trip
         run_on_device(op, on_cuda, [&] { temporal_neighbors_cpu(A, int_time, num_threads); },
@@ -205,9 +195,7 @@ void register_temporal(py::module_& m) {
         HN_CHECK(out_eid != 0 || (strategy == 0 && features == 0),
                  "temporal_assemble: out_eid is required with features or the uniform strategy");
         TAssembleArgs A = assemble_args(ptr<const void>(levels), num_levels, nodes, times, event_times, num_queries,
-                                        k, out_nbr, out_eid, out_dt, out_valid);
-        A.q.strategy = strategy;
-        A.q.seed = seed;
+                                        k, strategy, seed, out_nbr, out_eid, out_dt, out_valid);
         A.features = ptr<const float>(features);
         A.F = num_features;
         A.out_feat = ptr<float>(out_feat);

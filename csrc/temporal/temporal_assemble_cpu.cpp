@@ -56,17 +56,6 @@ static void entry(const TAssembleArgs& A, bool int_time, int threads) {
     run<double>(A, threads);
 }
 
-#if HN_AVX2_ENTRY
-HN_AVX2_FLATTEN static void entry_avx2(const TAssembleArgs& A, bool int_time, int threads) {  // see common.h
-  entry(A, int_time, threads);
-}
-#endif
-
-void temporal_assemble_cpu(const TAssembleArgs& A, bool int_time, int threads) {
-#if HN_AVX2_ENTRY
-  if (cpu_avx2()) return entry_avx2(A, int_time, threads);
-#endif
-  entry(A, int_time, threads);
-}
+HN_CPU_ENTRY(temporal_assemble_cpu, TAssembleArgs)  // an AVX2+FMA copy besides the baseline (common.h)
 
 }  // namespace hardneg

@@ -52,19 +52,8 @@ static void entry(const TQueryArgs& A, bool int_time, int threads) {
     run<double>(A, -std::numeric_limits<double>::infinity(), threads);
 }
 
-#if HN_AVX2_ENTRY
-// The same code compiled for AVX2 (common.h): the uniform draws' rank sort and duplicate scan vectorise (a k = 20
-// streaming call ~20 % faster; bench/RESULTS.md).
-HN_AVX2_FLATTEN static void entry_avx2(const TQueryArgs& A, bool int_time, int threads) {
-  entry(A, int_time, threads);
-}
-#endif
-
-void temporal_neighbors_cpu(const TQueryArgs& A, bool int_time, int threads) {
-#if HN_AVX2_ENTRY
-  if (cpu_avx2()) return entry_avx2(A, int_time, threads);
-#endif
-  entry(A, int_time, threads);
-}
+// The same code compiled for AVX2 besides the baseline (common.h): the uniform draws' rank sort and duplicate
+// scan vectorise (a k = 20 streaming call ~20 % faster; bench/RESULTS.md).
+HN_CPU_ENTRY(temporal_neighbors_cpu, TQueryArgs)
 
 }  // namespace hardneg
