@@ -129,6 +129,24 @@ def test_unusable_checkpoints_give_one_line_errors(tmp_path):
         Trainer(TrainConfig(**dict(cfg, lr=0.5)), progress=False, log=None).run(resume=True)
 
 
+def test_a_checkpoint_from_before_a_new_config_field_resumes_at_that_fields_default(tmp_path):
+    """A field added to the config after a checkpoint was written: the checkpoint's run used its default, so
+    resuming with the default works and any other value is a different config."""
+    cfg = dict(task="toy", epochs=1, eval_every=0, checkpoint_every=1, checkpoint_dir=str(tmp_path))
+    Trainer(TrainConfig(**cfg), progress=False, log=None).run()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["fingerprint"].pop("grad_clip") == 0.0  # as written before 'grad_clip' existed
+    torch.save(state, tmp_path / "checkpoint.pt")
+    tr = Trainer(TrainConfig(**dict(cfg, epochs=2)), progress=False, log=None)
+    tr.run(resume=True)
+    assert tr.epoch == 2
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["fingerprint"].pop("grad_clip")
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(ValueError, match="different config: grad_clip: checkpoint 0.0 vs now 1.0"):
+        Trainer(TrainConfig(**dict(cfg, epochs=2, grad_clip=1.0)), progress=False, log=None).run(resume=True)
+
+
 def test_an_unwritable_output_fails_before_training(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()

@@ -51,7 +51,7 @@ class CheckpointStore:
         os.replace(tmp, self.latest)
         return self.latest
 
-    def _read(self, path: str, fingerprint: dict, map_location):
+    def _read(self, path: str, fingerprint: dict, map_location, defaults=None):
         try:
             state = torch.load(path, map_location=map_location, weights_only=False)
         except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError, AttributeError,
@@ -61,20 +61,23 @@ class CheckpointStore:
         if not isinstance(state, dict) or state.get("magic") != MAGIC:
             raise CheckpointError(f"checkpoint {path!r} is not a hardneg training checkpoint")
         theirs = state.get("fingerprint", {})
+        # a field added after the checkpoint was written: the run it holds used the field's default
+        theirs = {**{k: v for k, v in (defaults or {}).items() if k in fingerprint and k not in theirs}, **theirs}
         if theirs != fingerprint:
             keys = sorted(k for k in set(fingerprint) | set(theirs) if theirs.get(k) != fingerprint.get(k))
             diff = ", ".join(f"{k}: checkpoint {theirs.get(k)!r} vs now {fingerprint.get(k)!r}" for k in keys)
             raise CheckpointError(f"resume: checkpoint {path!r} comes from a different config: {diff}")
         return state
 
-    def load(self, fingerprint: dict, *, map_location=None, log=print) -> tuple[dict, str]:
-        """(state, path) of the newest usable checkpoint."""
+    def load(self, fingerprint: dict, *, map_location=None, log=print, defaults=None) -> tuple[dict, str]:
+        """(state, path) of the newest usable checkpoint. ``defaults``: field defaults, which stand in for the
+        fields a checkpoint's fingerprint lacks (fields added since it was written)."""
         if not os.path.exists(self.latest) and not os.path.exists(self.previous):
             raise CheckpointError(f"resume: no checkpoint at {self.latest!r}")
         try:
-            return self._read(self.latest, fingerprint, map_location), self.latest
+            return self._read(self.latest, fingerprint, map_location, defaults), self.latest
         except CheckpointError as e:
             if "different config" in str(e) or not os.path.exists(self.previous):
                 raise
             log(f"[train] {e}; resuming from the previous checkpoint {self.previous!r}")
-            return self._read(self.previous, fingerprint, map_location), self.previous
+            return self._read(self.previous, fingerprint, map_location, defaults), self.previous

@@ -93,6 +93,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every field's default value (what a checkpoint written before a field existed ran with)."""
+        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cls)}
+
     def fingerprint(self) -> dict:
         """The fields a checkpoint must agree on to be resumed."""
         d = self.to_dict()

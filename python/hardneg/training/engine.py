@@ -191,7 +191,8 @@ class Trainer:
     def load_checkpoint(self) -> None:
         if self.store is None:
             raise ValueError("resume: no checkpoint_dir configured (set checkpoint_dir / --checkpoint-dir)")
-        state, path = self.store.load(self.cfg.fingerprint(), map_location=self.device, log=self.log)
+        state, path = self.store.load(self.cfg.fingerprint(), map_location=self.device, log=self.log,
+                                      defaults=type(self.cfg).defaults())
         world = self.dp.world_size if self.dp is not None else 1
         if state.get("world_size", 1) != world:
             raise CheckpointError(f"resume: checkpoint {path!r} was written by {state.get('world_size', 1)} "

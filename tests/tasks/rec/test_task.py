@@ -267,6 +267,41 @@ def test_same_seed_same_model_and_lightgcn_learns_on_the_given_split(tmp_path):
     assert "valid = test" in ra["protocol"] and ra["test"]["recall@20"] > 0.5
 
 
+def test_user_row_sampling_draws_a_uniform_user_then_a_uniform_item_of_theirs(tmp_path):
+    """row_sampling="users" (LightGCN's UniformSample_original): an epoch is as many rows as the training set,
+    each a uniform user (among those with training items) and a uniform training item of that user; chi-square
+    against that exact distribution, fixed seed. The default visits every row once."""
+    (tmp_path / "train.txt").write_text("0 0 1 2 3 4 5 6 7\n1 2\n2 0 3\n3\n4 1 5 6\n")
+    (tmp_path / "test.txt").write_text("0 8\n1 0\n2 1\n3 2\n4 2\n")
+    cfg = small(dataset=str(tmp_path), protocol=None, model="lightgcn", batch_size=5, row_sampling="users")
+    tr = Trainer(cfg, progress=False, log=None)
+    train_rows = {tuple(r) for r in tr.task.train_rows.tolist()}
+    n = len(train_rows)
+    g = torch.Generator().manual_seed(0)
+    draws = []
+    for _ in range(3000):
+        batches = list(tr.task.batches(g))
+        assert [b.shape[0] for b in batches] == [5, 5, 4]
+        draws += [tuple(r) for b in batches for r in b.tolist()]
+    assert set(draws) <= train_rows
+    deg = {0: 8, 1: 1, 2: 2, 4: 3}  # user 3 has no training item: never drawn
+    expected = {r: len(draws) / len(deg) / deg[r[0]] for r in train_rows}
+    counts = {r: 0 for r in train_rows}
+    for r in draws:
+        counts[r] += 1
+    chi2 = sum((counts[r] - e) ** 2 / e for r, e in expected.items())
+    assert chi2 < 36.2  # chi-square, 13 degrees of freedom, p = 0.001
+    a = torch.cat(list(tr.task.batches(torch.Generator().manual_seed(3))))
+    assert torch.equal(a, torch.cat(list(tr.task.batches(torch.Generator().manual_seed(3)))))
+    every = Trainer(small(dataset=str(tmp_path), protocol=None, model="lightgcn", batch_size=5), progress=False,
+                    log=None)
+    once = torch.cat(list(every.task.batches(torch.Generator().manual_seed(0)))).tolist()
+    assert sorted(map(tuple, once)) == sorted(train_rows) and len(once) == n
+    r = train(small(dataset=str(tmp_path), protocol=None, model="lightgcn", row_sampling="users", epochs=1),
+              progress=False, log=None)
+    assert r["config"]["row_sampling"] == "users" and r["test"]["users"] == 4
+
+
 def test_hardgnn_adds_infonce_and_mines_with_the_short_term_vector():
     ds = synthetic(30, 45)
     tr = Trainer(small(model="sasrec", loss="bce", sampler="hardgnn", num_negatives=3,
@@ -310,6 +345,13 @@ def test_bad_config_values():
         small(sampled_negatives=99).validate()
     with pytest.raises(ValueError, match="'infonce_temperature' must be > 0"):
         small(infonce_temperature=0.0).validate()
+    with pytest.raises(ValueError, match=r"'row_sampling' must be one of \['interactions', 'users'\] \(got 'items'\)"):
+        small(row_sampling="items").validate()
+    with pytest.raises(TypeError, match="'row_sampling' must be a str"):
+        small(row_sampling=1).validate()
+    with pytest.raises(ValueError, match="'row_sampling' 'users' is for pair models"):
+        Trainer(small(model="sasrec", loss="bce", row_sampling="users"), data=synthetic(30, 25), progress=False,
+                log=None)
 
 
 def test_item_ids_out_of_range_are_errors():

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ...training.config import TrainConfig, number, opt
 
 PROTOCOLS = (None, "given", "leave_one_out")
+ROW_SAMPLING = ("interactions", "users")
 
 
 @dataclass
@@ -32,6 +33,9 @@ class RecConfig(TrainConfig):
     protocol: str | None = opt(None, "given (the dataset's train/test files) | leave_one_out (last item test, "
                                      "second-to-last valid); default: given where the data has a split")
     reg_weight: float = opt(1e-4, "L2 weight on the batch's layer-0 embeddings (LightGCN's 'decay')")
+    row_sampling: str = opt("interactions", "lightgcn's training rows per epoch: interactions (every training "
+                                            "(user, item) once, in a random order; RecBole) | users (as many draws, "
+                                            "each a uniform user, then a uniform item of theirs; LightGCN's own)")
     num_layers: int = opt(3, "LightGCN layers (also per interval graph in selfgnn)")
     num_blocks: int = opt(2, "self-attention blocks (sasrec; selfgnn's sequence encoder)")
     num_heads: int = opt(1, "attention heads")
@@ -54,6 +58,7 @@ class RecConfig(TrainConfig):
         op = "TrainConfig"
         if self.model.lower() not in MODELS:
             raise ValueError(f"{op}: unknown model {self.model!r}; known models: {list(MODELS)}")
+        V.choice(op, "row_sampling", self.row_sampling, ROW_SAMPLING)
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"{op}: 'protocol' must be None, 'given' or 'leave_one_out' (got {self.protocol!r})")
         for name in ("num_layers", "num_blocks", "num_heads", "maxlen", "num_intervals", "ssl_pairs"):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ... import losses as _losses
 from ... import samplers as _samplers
+from ..._random import uniform
 from ...known import KnownSet
 from ...samplers import Scorer
 from ...training.task import Task, register_task
@@ -94,9 +95,15 @@ class RecTask(Task):
         U, I = sp.num_users, sp.num_items  # noqa: E741
         self.known = KnownSet.from_edges(sp.train, num_sources=U, num_destinations=I).to(device)
         self.model = create_model(cfg, sp).to(device)
+        self._by_user = None
         if self.model.kind == "pairs":
             self.train_rows = sp.train.to(device)
+            if cfg.row_sampling == "users":
+                self._by_user = _rows_by_user(self.train_rows, U)
         else:
+            if cfg.row_sampling != "interactions":
+                raise ValueError(f"TrainConfig: 'row_sampling' {cfg.row_sampling!r} is for pair models (lightgcn); "
+                                 f"{cfg.model} already takes users per step")
             self.train_rows = self.model.trainable(sp.train).to(device)
         self.sampler = _samplers.create(cfg.sampler, num_negatives=cfg.num_negatives, known=self.known,
                                         **cfg.sampler_options)
@@ -108,9 +115,12 @@ class RecTask(Task):
     # ------------------------------------------------------------------ training
     def batches(self, generator):
         rows = self.train_rows
-        perm = torch.randperm(rows.shape[0], generator=generator).to(rows.device)
+        if self._by_user is None:  # every training row once, in a random order
+            rows = rows[torch.randperm(rows.shape[0], generator=generator).to(rows.device)]
+        else:  # LightGCN's UniformSample_original: a uniform user, then a uniform item of theirs, n times
+            rows = _draw_by_user(self._by_user, rows.shape[0], generator)
         for s in range(0, rows.shape[0], self.cfg.batch_size):
-            yield rows[perm[s:s + self.cfg.batch_size]]
+            yield rows[s:s + self.cfg.batch_size]
 
     def step(self, batch, generator):
         cfg, model = self.cfg, self.model
@@ -185,3 +195,25 @@ class RecTask(Task):
 
 def _names(ids):
     return None if ids is None else [str(int(x)) for x in ids]
+
+
+def _rows_by_user(rows: torch.Tensor, num_users: int):
+    """(rows sorted by user, each user's first row, each user's row count, the users with a row)."""
+    order = torch.sort(rows[:, 0], stable=True).indices
+    deg = torch.bincount(rows[:, 0], minlength=num_users)
+    start = torch.cumsum(deg, 0) - deg
+    return rows[order], start, deg, torch.nonzero(deg).flatten()
+
+
+def _draw_by_user(by_user, n: int, generator) -> torch.Tensor:
+    """``n`` training rows, each of a uniform user among those with a row, then a uniform row of that user.
+
+    LightGCN-PyTorch draws the user in [0, #users) and skips users without training items, which gives the same
+    distribution over rows (and ``n`` rows here whatever the users)."""
+    sorted_rows, start, deg, active = by_user
+    dev = sorted_rows.device
+    pick = (uniform((n,), generator, dev) * active.numel()).long().clamp_max(active.numel() - 1)
+    u = active[pick]
+    off = (uniform((n,), generator, dev) * deg[u]).long().clamp_max(deg[u] - 1)
+    return sorted_rows[start[u] + off]
+
