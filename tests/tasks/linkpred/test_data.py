@@ -158,6 +158,51 @@ def test_small_graph_hits_set_is_all_non_edges_and_errors():
         complete.split()
 
 
+def _components(n, edges):
+    """Connected components by breadth-first search (the test's own reference)."""
+    adj = [[] for _ in range(n)]
+    for u, v in edges.tolist():
+        adj[u].append(v)
+        adj[v].append(u)
+    comp, out = [-1] * n, []
+    for s in range(n):
+        if comp[s] >= 0:
+            continue
+        comp[s], todo, members = len(out), [s], [s]
+        while todo:
+            for w in adj[todo.pop()]:
+                if comp[w] < 0:
+                    comp[w] = comp[s]
+                    todo.append(w)
+                    members.append(w)
+        out.append(sorted(members))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_largest_component_keeps_the_biggest_component_renumbered_in_order(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = 300
+    ds = random_graph(n, 170, seed)  # sparse: many components and isolated nodes
+    ds.x = torch.randn(n, 5, generator=g)
+    ds.y = torch.randint(0, 4, (n,), generator=g)
+    lcc = ds.largest_component()
+    best = max(_components(n, ds.edges), key=len)
+    keep = torch.tensor(best)
+    new_id = torch.full((n,), -1, dtype=torch.int64)
+    new_id[keep] = torch.arange(keep.numel())
+    inside = (new_id[ds.edges[:, 0]] >= 0) & (new_id[ds.edges[:, 1]] >= 0)
+    expect = new_id[ds.edges[inside]]
+    assert lcc.num_nodes == keep.numel() and lcc.num_edges == int(inside.sum())
+    assert keys(lcc.edges, lcc.num_nodes) == keys(expect, lcc.num_nodes)
+    assert torch.equal(lcc.x, ds.x[keep]) and torch.equal(lcc.y, ds.y[keep])
+    assert lcc.describe()["largest_component_of"] == {"nodes": n, "edges": ds.num_edges}
+    assert lcc.describe()["isolated_nodes"] == 0
+    assert len(_components(lcc.num_nodes, lcc.edges)) == 1
+    assert lcc.largest_component() is lcc  # connected: returned as it is
+    assert ds.largest_component().num_edges == lcc.num_edges  # the source dataset is untouched
+
+
 # ------------------------------------------------------------------------------------------------ real data
 def test_planetoid_counts():
     shared_path("data", "static", "cora", "ind.cora.graph")
@@ -170,6 +215,8 @@ def test_planetoid_counts():
     shared_path("data", "static", "citeseer", "ind.citeseer.graph")
     cs = L.load_dataset("citeseer")
     assert (cs.num_nodes, cs.num_edges, cs.x.shape[1]) == (3_327, 4_552, 3_703)
+    lcc = cs.largest_component()  # BUDDY's Planetoid protocol
+    assert (lcc.num_nodes, lcc.num_edges) == (2_120, 3_679) and lcc.x.shape == (2_120, 3_703)
 
 
 @pytest.mark.parametrize("name", sorted(SEAL))

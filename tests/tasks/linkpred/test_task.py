@@ -127,6 +127,20 @@ def test_mebns_resumes_bit_identically(tmp_path):
     assert resumed["test"] == full["test"]
 
 
+def test_largest_component_option_trains_on_the_component_only():
+    ds = graph()  # two communities with no edge between them
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = Trainer(cfg(epochs=1, largest_component=True), data=ds, progress=False, log=None)
+        out = tr.run()
+    d = out["dataset"]
+    assert d["largest_component_of"] == {"nodes": ds.num_nodes, "edges": ds.num_edges}
+    assert d["nodes"] < ds.num_nodes and d["isolated_nodes"] == 0
+    assert int(tr.task.split.train.max()) < d["nodes"]
+    with pytest.raises(TypeError, match="largest_component"):
+        cfg(largest_component="yes").validate()
+
+
 def test_teacher_checkpoint_is_tied_to_its_graph(tmp_path):
     path = str(tmp_path / "teacher.pt")
     first = run(graph(), sampler="mebns", sampler_options={"teacher_path": path})

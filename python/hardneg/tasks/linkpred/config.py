@@ -33,6 +33,8 @@ class LinkPredConfig(TrainConfig):
     readout: str = opt("sort", "SEAL readout: sort (DGCNN sort pooling) | mean | center (target nodes' product)")
     sort_k: float = opt(0.6, "SEAL sort pooling: k nodes kept; < 1 is a quantile of training subgraph sizes "
                              "(SEAL_OGB's 0.6)")
+    largest_component: bool = opt(False, "keep only the graph's largest connected component before the split "
+                                         "(BUDDY's Planetoid protocol; not comparable with whole-graph scores)")
     split_seed: int | None = opt(None, "seed of the 85/5/10 edge split and its fixed negatives (None: the run's "
                                        "seed, so each seed is a different split)")
     num_hits_negatives: int = opt(100_000, "size of the fixed OGB-style negative set Hits@K ranks against")
@@ -60,7 +62,7 @@ class LinkPredConfig(TrainConfig):
         if self.sort_k <= 0 or (self.sort_k > 1 and self.sort_k != int(self.sort_k)):
             raise ValueError(f"{op}: 'sort_k' must be a quantile in (0, 1] or a whole number of nodes >= 2 "
                              f"(got {self.sort_k!r})")
-        for name in ("use_features", "filtered_sampling"):
+        for name in ("use_features", "filtered_sampling", "largest_component"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{op}: '{name}' must be a bool (got {V.describe(getattr(self, name))})")
         return self

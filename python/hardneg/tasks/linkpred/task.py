@@ -39,6 +39,8 @@ class LinkPredTask(Task):
         ds = data if data is not None else load_dataset(cfg.dataset)
         if not isinstance(ds, LinkPredDataset):
             raise TypeError(f"linkpred: 'data' must be a LinkPredDataset (got {type(ds).__name__})")
+        if cfg.largest_component:
+            ds = ds.largest_component()
         self.data = ds
         seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
         self.split = ds.split(seed=seed, num_hits_negatives=cfg.num_hits_negatives)
