@@ -228,3 +228,20 @@ def test_the_plot_draws_the_tasks_plot_metrics(tmp_path, monkeypatch):
     res = train(TrainConfig(task="toy", epochs=2, eval_every=1), output=str(tmp_path / "run"), progress=False, log=None)
     assert res["plot_metrics"] == ["mae"] and panels[-1] == (1, 3)
     assert os.path.exists(res["files"]["plot"])
+
+
+def test_deterministic_switch_is_restored_and_skips_the_nan_fill():
+    from hardneg.training.engine import deterministic
+
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic(True, torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill
+    with pytest.raises(RuntimeError):
+        with deterministic(True, torch.device("cpu")):
+            raise RuntimeError("inside")
+    assert torch.are_deterministic_algorithms_enabled() == before
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill

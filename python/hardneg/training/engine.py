@@ -62,16 +62,24 @@ def seed_everything(seed: int) -> None:
 def deterministic(enabled: bool, device: torch.device):
     """Deterministic torch kernels inside the block (restored after). On CPU, advanced-indexing backward
     (``index_put_`` with accumulation) otherwise sums in a thread-dependent order, and hard-negative mining
-    amplifies the last-bit differences into different runs. On CUDA, ops without a deterministic kernel warn."""
+    amplifies the last-bit differences into different runs. On CUDA, ops without a deterministic kernel warn.
+
+    The switch also makes torch fill every new tensor with NaN (``torch.utils.deterministic.
+    fill_uninitialized_memory``, a guard against reading memory nobody wrote); that stays off here, since no
+    kernel of ours reads unwritten memory (the seed-regression digests and a UCI ENS epoch are bit-identical
+    either way) and the ~240 fills of a TGN training step cost 1.5–3 % of it (bench/RESULTS.md)."""
     if not enabled:
         yield
         return
     before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before, warn_only=warn)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def versions() -> dict:
