@@ -34,7 +34,7 @@ def trainers(recipe: str, samplers: list[str], seed: int) -> dict:
     for key in ("compare", "seeds"):
         base.pop(key, None)
     out, data = {}, None
-    for name in samplers:  # the options as hardneg.training.compare gives them
+    for name in samplers:  # the options as hardneg.training.compare() gives them
         d = dict(base, sampler=name, seed=seed, eval_every=0)
         d["sampler_options"] = base.get("sampler_options", {}) if name == base.get("sampler") else {}
         d.update(per.get(name, {}))

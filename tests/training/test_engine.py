@@ -182,6 +182,13 @@ def test_compare_prints_each_samplers_gap_to_uniform(tmp_path):
     assert "±" in top and top.split()[-1].startswith(("+", "-"))
     assert out["summary"].startswith("best: ") and "seed-to-seed std" in out["summary"]
     assert json.loads((tmp_path / "cmp" / "results.json").read_text())["summary"] == out["summary"]
+    # two seeds: topk against uniform, paired by seed, in the summary and the JSON
+    assert "paired by seed, test mse" in out["summary"] and "topk − uniform" in out["summary"]
+    assert [(p["a"], p["b"], p["n"]) for p in out["paired"]] == [("topk", "uniform", 2)]
+    assert json.loads((tmp_path / "cmp" / "results.json").read_text())["paired"][0]["seeds"] == [0, 1]
+    single = compare(dict(task="toy", epochs=1, eval_every=0), ["uniform", "topk"], seeds=[0], progress=False,
+                     log=None)
+    assert single["paired"] == [] and "paired" not in single["summary"]
 
 
 def test_config_dispatch_and_errors():

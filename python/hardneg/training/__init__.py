@@ -15,7 +15,7 @@ from .config import TrainConfig
 from .task import TASKS, Clock, Task, available_tasks, config_class, get_task, register_task
 
 _LAZY = {"Trainer": ".engine", "train": ".engine", "versions": ".engine", "resolve_device": ".engine",
-         "seed_everything": ".engine", "build_optimizer": ".engine", "compare": ".compare", "grid": ".compare",
+         "seed_everything": ".engine", "build_optimizer": ".engine", "compare": ".comparison", "grid": ".comparison",
          "format_table": ".results", "plot_curves": ".results"}
 
 

@@ -8,7 +8,7 @@ import os
 
 from .config import TrainConfig
 from .engine import Trainer
-from .results import format_table, get, plot_curves, write_json
+from .results import format_table, get, paired, paired_line, plot_curves, write_json
 from .task import get_task
 
 
@@ -25,8 +25,10 @@ def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None =
     with their defaults, or with ``base["per_sampler"][name]`` (a mapping of config overrides, e.g.
     ``{"nscaching": {"sampler_options": {"cache_size": 30}}}``).
 
-    Returns ``{"runs": {sampler: [result per seed]}, "table": str, "summary": str, "files": {...}}``; with
-    ``output`` (a folder or ``.json`` path) it writes the JSON and one plot with a line per sampler.
+    Returns ``{"runs": {sampler: [result per seed]}, "table": str, "summary": str, "paired": [...], "files":
+    {...}}``; with ``output`` (a folder or ``.json`` path) it writes the JSON and one plot with a line per sampler.
+    With two seeds or more, the summary also tests each sampler against uniform (or random) and the best sampler
+    against each other one, paired by seed (:func:`paired_summary`); ``paired`` holds those tests.
     """
     log = log or (lambda *a, **k: None)
     base = dict(base)
@@ -50,7 +52,8 @@ def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None =
     baseline = "uniform" if "uniform" in runs else ("random" if "random" in runs else None)
     table = format_table(list(runs.items()), task.result_columns(first), primary=key, baseline=baseline)
     summary = winner_line(runs, key, task.higher_is_better, baseline)
-    return _finish(runs, table, summary, key, output)
+    pairs, lines = paired_summary(runs, key, task.higher_is_better, baseline)
+    return _finish(runs, table, summary + lines, key, output, pairs)
 
 
 def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | None) -> str:
@@ -75,6 +78,29 @@ def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | No
     return s
 
 
+def paired_summary(runs: dict, key: str, higher_is_better: bool, baseline: str | None) -> tuple[list[dict], str]:
+    """Paired-by-seed tests of the test ``key`` (:func:`hardneg.training.results.paired`): every run against
+    ``baseline``, and the best run against every other. Returns ``(records, text)``; the text is empty when no
+    pair has two common seeds, else one line a pair under a heading (it starts with a newline)."""
+    means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
+    means = {n: m for n, m in means.items() if m is not None}
+    if not means:
+        return [], ""
+    best = (max if higher_is_better else min)(means, key=means.get)
+    todo = [(n, baseline) for n in runs if baseline in runs and n != baseline]
+    if best != baseline or baseline not in runs:  # else the baseline pairs already cover the best
+        todo += [(best, n) for n in runs if n not in (best, baseline)]
+    records, lines = [], []
+    for a, b in todo:
+        p = paired(runs[a], runs[b], key, higher_is_better=higher_is_better)
+        if p is not None:
+            records.append(dict(a=a, b=b, metric=key, **p))
+            lines.append("  " + paired_line(a, b, p))
+    if not lines:
+        return records, ""
+    return records, f"\npaired by seed, test {key} (paired t; exact sign test):\n" + "\n".join(lines)
+
+
 def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), output: str | None = None,
          progress=None, log=print, data=None) -> dict:
     """Train ``base`` once per cell of a hyperparameter grid and per seed, sharing the loaded data, plus an
@@ -84,8 +110,9 @@ def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), ou
     (``"sampler_options.k": [3, 5, 7]``). ``baseline``: config overrides for the reference run (e.g.
     ``{"sampler": "uniform", "sampler_options": {}}``), labelled ``"baseline"``.
 
-    Returns ``{"runs": {label: [result per seed]}, "table": str, "summary": str, "files": {...}}``; the summary
-    names the best cell and every cell that does worse than the baseline.
+    Returns ``{"runs": {label: [result per seed]}, "table": str, "summary": str, "paired": [...], "files":
+    {...}}``; the summary names the best cell and every cell that does worse than the baseline, and with two
+    seeds or more tests each cell against the baseline, paired by seed (:func:`paired_summary`).
     """
     log = log or (lambda *a, **k: None)
     if not isinstance(axes, dict) or not axes or not all(isinstance(v, list) and v for v in axes.values()):
@@ -118,19 +145,20 @@ def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), ou
         means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
         worse = [n for n, m in means.items() if n != ref and None not in (m, means[ref]) and sign * m < sign * means[ref]]
         summary += f"; cells worse than the baseline: {', '.join(worse) if worse else 'none'}"
-    return _finish(runs, table, summary, key, output)
+    pairs, lines = paired_summary(runs, key, task.higher_is_better, ref)
+    return _finish(runs, table, summary + lines, key, output, pairs)
 
 
-def _finish(runs: dict, table: str, summary: str, key: str, output: str | None) -> dict:
+def _finish(runs: dict, table: str, summary: str, key: str, output: str | None, pairs: list[dict]) -> dict:
     """The result dict; with ``output`` (a folder or ``.json`` path) also the JSON and one plot, a line per run."""
-    out = {"runs": runs, "table": table, "summary": summary, "files": {}}
+    out = {"runs": runs, "table": table, "summary": summary, "paired": pairs, "files": {}}
     if output:
         folder = output[:-5] if output.endswith(".json") else output
         os.makedirs(folder, exist_ok=True)
         png = plot_curves({n: r[0] for n, r in runs.items()}, os.path.join(folder, "curves.png"), key)
-        out["files"] = {"json": write_json({"runs": runs, "table": table, "summary": summary},
-                                           output if output.endswith(".json") else os.path.join(folder, "results.json")),
-                        "plot": png}
+        path = output if output.endswith(".json") else os.path.join(folder, "results.json")
+        doc = {"runs": runs, "table": table, "summary": summary, "paired": pairs}
+        out["files"] = {"json": write_json(doc, path), "plot": png}
     return out
 
 
