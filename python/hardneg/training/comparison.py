@@ -8,13 +8,14 @@ import os
 
 from .config import TrainConfig
 from .engine import Trainer
-from .results import format_table, get, paired, paired_line, plot_curves, write_json
+from .results import _mean, format_table, get, paired, paired_line, plot_curves, sample_sd, write_json
 from .task import get_task
 
 
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else None
+def _run_means(runs: dict, key: str) -> dict:
+    """``{run name: mean test key over its seeds}``, without the runs that have no value."""
+    means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
+    return {n: m for n, m in means.items() if m is not None}
 
 
 def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None = None, progress=None,
@@ -58,8 +59,7 @@ def compare(base: dict, samplers: list[str], *, seeds=(0,), output: str | None =
 
 def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | None) -> str:
     """``"best: topk, test mrr 0.7180 (+0.0300 over uniform, seed spread ±0.0020)"``."""
-    means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
-    means = {n: m for n, m in means.items() if m is not None}
+    means = _run_means(runs, key)
     if not means:
         return "no results"
     best = (max if higher_is_better else min)(means, key=means.get)
@@ -70,11 +70,9 @@ def winner_line(runs: dict, key: str, higher_is_better: bool, baseline: str | No
         rest = {n: m for n, m in means.items() if n != best}
         second = (max if higher_is_better else min)(rest, key=rest.get)
         s += f" (hard negatives did not help: best other, {second}, {rest[second] - means[best]:+.4f})"
-    vals = [get(r, f"test.{key}") for r in runs[best]]
+    vals = [v for v in (get(r, f"test.{key}") for r in runs[best]) if v is not None]
     if len(vals) > 1:
-        m = sum(vals) / len(vals)
-        sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-        s += f"; seed-to-seed std {sd:.4f} over {len(vals)} seeds"
+        s += f"; seed-to-seed std {sample_sd(vals):.4f} over {len(vals)} seeds"
     return s
 
 
@@ -82,8 +80,7 @@ def paired_summary(runs: dict, key: str, higher_is_better: bool, baseline: str |
     """Paired-by-seed tests of the test ``key`` (:func:`hardneg.training.results.paired`): every run against
     ``baseline``, and the best run against every other. Returns ``(records, text)``; the text is empty when no
     pair has two common seeds, else one line a pair under a heading (it starts with a newline)."""
-    means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
-    means = {n: m for n, m in means.items() if m is not None}
+    means = _run_means(runs, key)
     if not means:
         return [], ""
     best = (max if higher_is_better else min)(means, key=means.get)
@@ -142,8 +139,8 @@ def grid(base: dict, axes: dict, *, baseline: dict | None = None, seeds=(0,), ou
     summary = winner_line(runs, key, task.higher_is_better, ref)
     if ref is not None:
         sign = 1.0 if task.higher_is_better else -1.0
-        means = {n: _mean([get(r, f"test.{key}") for r in rs]) for n, rs in runs.items()}
-        worse = [n for n, m in means.items() if n != ref and None not in (m, means[ref]) and sign * m < sign * means[ref]]
+        means = _run_means(runs, key)
+        worse = [n for n, m in means.items() if n != ref and ref in means and sign * m < sign * means[ref]]
         summary += f"; cells worse than the baseline: {', '.join(worse) if worse else 'none'}"
     pairs, lines = paired_summary(runs, key, task.higher_is_better, ref)
     return _finish(runs, table, summary + lines, key, output, pairs)

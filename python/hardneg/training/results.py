@@ -122,9 +122,8 @@ def _cell(values, fmt: str) -> str:
         return "-"
     if len(vals) == 1:
         return fmt.format(vals[0])
-    m = sum(vals) / len(vals)
-    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-    return f"{fmt.format(m)}±{fmt.format(sd).lstrip('0') or '0'}"
+    sd = sample_sd(vals)
+    return f"{fmt.format(_mean(vals))}±{fmt.format(sd).lstrip('0') or '0'}"
 
 
 def format_table(rows: list[tuple[str, list[dict]]], columns: list[tuple[str, str, str]], *,
@@ -157,6 +156,15 @@ def _mean(values):
     return sum(vals) / len(vals) if vals else None
 
 
+def sample_sd(values) -> float | None:
+    """The sample standard deviation (n − 1) of the values that are not None; None with fewer than two."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2:
+        return None
+    m = sum(vals) / len(vals)
+    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
 def paired(a: list[dict], b: list[dict], metric: str, *, higher_is_better: bool = True) -> dict | None:
     """Runs ``a`` against runs ``b`` paired by seed (``config.seed``: the same initialisation and, where the task
     seeds its split, the same split), on the test ``metric``. None with fewer than two common seeds.
@@ -175,8 +183,7 @@ def paired(a: list[dict], b: list[dict], metric: str, *, higher_is_better: bool 
         return None
     d = [va[s] - vb[s] for s in seeds]
     n = len(d)
-    m = sum(d) / n
-    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1))
+    m, sd = sum(d) / n, sample_sd(d)
     t = m / (sd / math.sqrt(n)) if sd > 0 else (None if m == 0 else math.copysign(math.inf, m))
     sign = 1.0 if higher_is_better else -1.0
     ahead, behind = sum(sign * x > 0 for x in d), sum(sign * x < 0 for x in d)
