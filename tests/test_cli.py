@@ -81,6 +81,15 @@ def test_python_m_hardneg_train_help():
     assert "--sampler" in out and "--resume" in out
 
 
+def test_help_of_a_field_shared_by_tasks_names_each_meaning():
+    """A field two tasks share under one flag (--dropout, --mrr-negatives) shows each task's help, not the first's."""
+    table = cli.option_table()
+    mrr = table["mrr_negatives"]
+    assert set(mrr["helps"]) == {"temporal", "linkpred"}
+    assert mrr["help"].startswith("temporal: ") and "; linkpred: " in mrr["help"]
+    assert table["lr"]["help"] == "learning rate"  # one text where the tasks agree
+
+
 def test_compare_from_the_main_job_recipe(capsys):
     """The main job's recipe (topk with pool_size) also drives a uniform run: options stay with their sampler."""
     rc = cli.main(["compare", "--config", "umls", "--epochs", "1", "--dim", "8", "--eval-every", "0", "--no-progress"])

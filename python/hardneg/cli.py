@@ -84,15 +84,21 @@ SPECIAL = ("task", "dataset")  # flags with their own handling
 
 
 def option_table() -> dict[str, dict]:
-    """field name -> {"type", "help", "defaults": {task: default}} over every task's config."""
+    """field name -> {"kind", "help", "helps": {task: help}, "defaults": {task: default}} over every task's
+    config; ``help`` is the one text when the tasks agree, else each task's own (a shared name such as
+    ``dropout`` or ``mrr_negatives`` means something per task)."""
     table: dict[str, dict] = {}
     for task, cls in config_classes().items():
         for f in dataclasses.fields(cls):
             if f.name in SPECIAL:
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            e = table.setdefault(f.name, {"help": f.metadata.get("help", ""), "defaults": {}, "kind": _kind(default)})
+            e = table.setdefault(f.name, {"helps": {}, "defaults": {}, "kind": _kind(default)})
             e["defaults"][task] = default
+            e["helps"][task] = f.metadata.get("help", "")
+    for e in table.values():
+        texts = list(dict.fromkeys(e["helps"].values()))
+        e["help"] = texts[0] if len(texts) == 1 else "; ".join(f"{t}: {h}" for t, h in e["helps"].items())
     return table
 
 

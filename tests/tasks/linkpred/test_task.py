@@ -238,6 +238,26 @@ def test_config_errors():
         run(graph(), model_options={"depth": 3})
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['hopz'\] for task 'linkpred'"):
         TrainConfig.from_dict({"task": "linkpred", "hopz": 2})
+    with pytest.raises(ValueError, match=r"'mrr_negatives' must be >= 0 \(got -1\)"):
+        TrainConfig(task="linkpred", mrr_negatives=-1).validate()
+    with pytest.raises(ValueError, match=r"'select_metric' 'mrr' needs 'mrr_negatives' >= 1 \(got 0\)"):
+        TrainConfig(task="linkpred", mrr_negatives=0, select_metric="mrr").validate()
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_mrr_negatives_sets_the_fixed_mrr_set(k):
+    """``mrr_negatives`` reaches the split: k negatives per valid / test positive, none of them an edge; 0 skips MRR
+    (NaN, said in the protocol) and leaves every other metric as it was."""
+    ds = graph(features=False)
+    res = run(ds, mrr_negatives=k, epochs=1)
+    base = run(ds, epochs=1)
+    assert res["test"]["mrr_negatives"] == k and base["test"]["mrr_negatives"] == 100
+    for key in ("auc", "ap", "hits@20", "hits@100"):
+        assert res["test"][key] == base["test"][key]
+    if k == 0:
+        assert res["test"]["mrr"] != res["test"]["mrr"] and "no MRR (mrr_negatives 0)" in res["protocol"]
+    else:
+        assert 0.0 <= res["test"]["mrr"] <= 1.0 and f"MRR vs {k} negatives per positive" in res["protocol"]
 
 
 def test_cli_trains_an_edge_list_with_self_loops_and_duplicates(tmp_path, capsys):

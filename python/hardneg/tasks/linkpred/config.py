@@ -38,6 +38,8 @@ class LinkPredConfig(TrainConfig):
     split_seed: int | None = opt(None, "seed of the 85/5/10 edge split and its fixed negatives (None: the run's "
                                        "seed, so each seed is a different split)")
     num_hits_negatives: int = opt(100_000, "size of the fixed OGB-style negative set Hits@K ranks against")
+    mrr_negatives: int = opt(100, "fixed negatives per positive for MRR (0: no MRR; a SEAL evaluation embeds one "
+                                  "subgraph per negative, so this is most of its cost)")
     select_metric: str = opt("auc", "validation metric that picks the best epoch: auc | ap | hits@20 | hits@50 | "
                                     "hits@100 | mrr")
     filtered_sampling: bool = opt(True, "training negatives never hit a training edge or a self-loop")
@@ -55,6 +57,9 @@ class LinkPredConfig(TrainConfig):
             V.integer(op, name, getattr(self, name), minimum=1)
         V.integer(op, "max_nodes_per_hop", self.max_nodes_per_hop, minimum=0)
         V.integer(op, "num_hits_negatives", self.num_hits_negatives, minimum=1)
+        V.integer(op, "mrr_negatives", self.mrr_negatives, minimum=0)
+        if self.mrr_negatives == 0 and self.select_metric == "mrr":
+            raise ValueError(f"{op}: 'select_metric' 'mrr' needs 'mrr_negatives' >= 1 (got 0)")
         if self.split_seed is not None:
             V.integer(op, "split_seed", self.split_seed, minimum=0)
         number(op, "dropout", self.dropout, minimum=0.0, maximum=0.99)

@@ -43,7 +43,8 @@ class LinkPredTask(Task):
             ds = ds.largest_component()
         self.data = ds
         seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-        self.split = ds.split(seed=seed, num_hits_negatives=cfg.num_hits_negatives)
+        self.split = ds.split(seed=seed, num_hits_negatives=cfg.num_hits_negatives,
+                              num_mrr_negatives=cfg.mrr_negatives)
         self.primary_metric = cfg.select_metric
         N = ds.num_nodes
         self.model = create_model(cfg, ds, self.split).to(device)
@@ -160,7 +161,9 @@ class LinkPredTask(Task):
 
     def protocol(self):
         sp = self.split
+        k = sp.test_mrr_neg.shape[1]
+        mrr = f"MRR vs {k} negatives per positive (ties 1/2)" if k else "no MRR (mrr_negatives 0)"
         return (f"random 85/5/10 edge split (seed {sp.seed}); AUC/AP vs {sp.test_neg.shape[0]} fixed 1:1 negatives "
                 f"(ties 1/2); Hits@K vs {sp.hits_test_neg.shape[0]} shared negatives (OGB: strictly above the K-th, a "
-                f"tie misses); MRR vs {sp.test_mrr_neg.shape[1]} negatives per positive (ties 1/2); evaluation "
+                f"tie misses); {mrr}; evaluation "
                 f"negatives are uniform non-edges of the full graph; best epoch by valid {self.cfg.select_metric}")
