@@ -74,3 +74,16 @@ def test_the_compare_function_survives_an_import_of_its_module():
 
     assert callable(compare) and callable(grid) and compare.__module__ == "hardneg.training.comparison"
     assert hardneg.training.compare is compare
+
+
+def test_table_cell_of_a_metric_not_measured_reads_nan_once():
+    """A metric every run skipped (NaN, e.g. linkpred's MRR with ``mrr_negatives: 0``) is one ``nan``, not
+    ``nan±nan``; a mix of measured and NaN runs keeps the NaN visible in the mean."""
+    from hardneg.training.results import format_table
+
+    cols = [("MRR", "test.mrr", "{:.4f}"), ("AUC", "test.auc", "{:.4f}")]
+    res = [{"test": {"mrr": float("nan"), "auc": a}} for a in (0.9, 0.8)]
+    line = format_table([("uniform", res)], cols).splitlines()[1].split()
+    assert line == ["uniform", "nan", "0.8500±.0707"]
+    mixed = [{"test": {"mrr": m, "auc": 0.9}} for m in (0.5, float("nan"))]
+    assert format_table([("dns", mixed)], cols).splitlines()[1].split()[1] == "nan±nan"

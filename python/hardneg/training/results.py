@@ -120,6 +120,8 @@ def _cell(values, fmt: str) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
+    if all(isinstance(v, float) and v != v for v in vals):  # not measured (e.g. mrr_negatives 0) in every run
+        return "nan"
     if len(vals) == 1:
         return fmt.format(vals[0])
     sd = sample_sd(vals)
