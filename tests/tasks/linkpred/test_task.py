@@ -246,8 +246,8 @@ def test_config_errors():
 
 @pytest.mark.parametrize("k", [0, 7])
 def test_mrr_negatives_sets_the_fixed_mrr_set(k):
-    """``mrr_negatives`` reaches the split: k negatives per valid / test positive, none of them an edge; 0 skips MRR
-    (NaN, said in the protocol) and leaves every other metric as it was."""
+    """``mrr_negatives`` reaches the split: k negatives per valid / test positive; 0 skips MRR (NaN, said in the
+    protocol) and leaves every other metric as it was."""
     ds = graph(features=False)
     res = run(ds, mrr_negatives=k, epochs=1)
     base = run(ds, epochs=1)
