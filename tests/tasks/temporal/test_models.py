@@ -131,6 +131,39 @@ def test_tgn_memory_is_updated_lazily_through_the_gru():
     assert m.mem.gru.weight_ih.grad is not None and float(m.mem.gru.weight_ih.grad.abs().sum()) > 0
 
 
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_a_table_embeds_one_node_without_history_for_all(name):
+    """Distinct nodes at one cut-off (ENS's candidate table, the all-destination ranking): the nodes without
+    history share one embedding, computed once; the table equals the node-by-node computation. A TGN node whose
+    memory is set has history even without a neighbour; in training mode (dropout) every row is computed."""
+    src, dst, t = stream()
+    keep = ~((dst >= 15) & (t < 600))  # nodes 15..19: no event before 600
+    src, dst, t = src[keep], dst[keep], t[keep]
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    m = model(name)
+    m.reset_state()
+    before = t < 500
+    m.observe(src[before], dst[before], t[before], torch.nonzero(before).flatten())
+    nodes = torch.arange(N)
+    qt = torch.full((N,), 500, dtype=g.time_dtype)
+    blank = m._blank(nodes, qt, g)
+    assert blank.tolist() == [i >= 15 for i in range(N)]
+    whole = m._embed(nodes, qt.double(), qt, g, None)  # every row computed
+    table = m.embed(nodes, None, g, 500)
+    assert torch.allclose(table, whole, atol=1e-6)
+    assert torch.equal(table[15:], table[15:16].expand(5, -1))
+    assert not torch.allclose(table[14], table[15])
+    if name == "tgn":
+        m.memory[19] = 0.5
+        assert m._blank(nodes, qt, g).tolist() == [15 <= i < 19 for i in range(N)]
+        table = m.embed(nodes, None, g, 500)
+        assert torch.allclose(table, m._embed(nodes, qt.double(), qt, g, None), atol=1e-6)
+        assert not torch.allclose(table[19], table[18])
+    m.train()
+    m._blank = lambda *a: pytest.fail("training mode must embed every row (each has its own dropout)")
+    assert m.embed(nodes, None, g, 500).shape == (N, 8)
+
+
 def test_tgn_shared_reads_compute_each_memory_update_once_with_the_same_values_and_gradients():
     src, dst, t = stream()
     g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)

@@ -11,6 +11,7 @@ pytest.importorskip("torch_geometric")
 
 from hardneg import cli  # noqa: E402
 from hardneg.tasks.temporal import data as T  # noqa: E402
+from hardneg.tasks.temporal.task import BatchScorer  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
 
 TINY = dict(task="temporal", dim=8, time_dim=8, epochs=1, batch_size=100, eval_batch_size=100, mrr_negatives=6)
@@ -64,26 +65,37 @@ def test_per_event_neighbor_cutoff_trains_and_differs_from_the_batch_cutoff():
 
 
 @pytest.mark.parametrize("n, f", [(1, 0.25), (3, 0.5), (2, 1.0)])
-def test_ens_step_embeds_random_negatives_with_the_events_and_only_hard_ones_after_mining(n, f):
-    tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", num_negatives=n,
+def test_ens_step_mines_with_the_sources_it_needs_then_embeds_everything_in_one_pass(n, f):
+    """The queries: only the sources of events with a hard column, embedded without dropout or gradients; then
+    one differentiable pass over sources, destinations and every negative. The negatives are those that one
+    ``sample`` call draws with the same queries."""
+    tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", num_negatives=n, dropout=0.0,
                                             sampler_options={"pool_size": 4, "hard_fraction": f})),
                  data=DS, progress=False, log=None)
     task = tr.task
-    task.model.eval()  # no dropout: each node's embedding depends on nothing but the node and its time
+    task.model.train()
     i = task.split.train[:100]
     src, dst, t = task.src[i], task.dst[i], task.t[i]
     P, t0, g = torch.stack([src, dst], 1), t[0].item(), task.train_graph
-    hard = int(copy.deepcopy(task.sampler).draft(P, generator=torch.Generator().manual_seed(3)).hard.sum())
-    assert 0 < hard < 100 * n or f == 1.0
-    sizes, embed = [], task.embed
-    task.embed = lambda nodes, *a, **k: sizes.append(nodes.numel()) or embed(nodes, *a, **k)
+    before = copy.deepcopy(task.sampler)
+    draft = copy.deepcopy(task.sampler).draft(P, generator=torch.Generator().manual_seed(3))
+    rows = torch.nonzero(draft.counts).flatten()
+    assert 0 < rows.numel() < 100 or f * n >= 1  # with f·n >= 1 every event has a hard column
+    calls, embed = [], task.embed
+    task.embed = lambda nodes, *a, **k: calls.append((nodes.numel(), task.model.training,
+                                                      torch.is_grad_enabled())) or embed(nodes, *a, **k)
     z, neg, n_out = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
     task.embed = embed
-    assert n_out == n and sizes == [2 * 100 + 100 * n - hard, hard]  # events + random negatives, then hard ones
-    # the same embeddings as embedding every negative after sampling, in row-major order
-    ref = embed(neg.ids.clamp_min(task.data.dst_min).flatten(), t.repeat_interleave(n), g, t0, None)
-    assert torch.allclose(z[2 * 100:], ref, atol=1e-5)
-    assert torch.allclose(z[:200], embed(torch.cat([src, dst]), t.repeat(2), g, t0, None), atol=1e-5)
+    assert n_out == n and calls == [(rows.numel(), False, False), (2 * 100 + 100 * n, True, True)]
+    assert task.model.training and z.requires_grad and z.shape[0] == 2 * 100 + 100 * n
+    task.model.eval()
+    with torch.no_grad():
+        q = embed(src, t, g, t0, None)
+    again = before.sample(P, scorer=BatchScorer(task, q, t0), generator=torch.Generator().manual_seed(3), times=t)
+    assert torch.equal(again.ids, neg.ids) and torch.equal(again.valid, neg.valid)
+    ref = embed(torch.cat([src, dst, neg.ids.clamp_min(task.data.dst_min).flatten()]), torch.cat(
+        [t, t, t.repeat_interleave(n)]), g, t0, None)
+    assert torch.allclose(z, ref, atol=1e-5)  # dropout 0: training and evaluation mode agree
 
 
 def test_inductive_setting_reports_new_node_events_apart():

@@ -158,8 +158,7 @@ class TemporalTask(Task):
         B, t0 = i.numel(), t[0].item()
         g, P = self.train_graph, torch.stack([src, dst], 1)
         if isinstance(self.sampler, _samplers.ENSSampler):
-            with m.shared_reads():
-                z, neg, n = self._ens_embed(P, t, g, t0, generator)
+            z, neg, n = self._ens_embed(P, t, g, t0, generator)
         elif self.sampler.requires_scorer:  # mines with the fresh source embeddings: embed them first
             with m.shared_reads():
                 z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
@@ -185,27 +184,33 @@ class TemporalTask(Task):
         return self.loss(pos, negs, valid=neg.valid, weights=w)
 
     def _ens_embed(self, P, t, g, t0, generator):
-        """ENS's two passes: the events and the random negatives first (they do not depend on the model), then,
-        after mining with the fresh source embeddings, only the hard negatives (``ENSSampler.draft``). Returns
-        ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
-        B, lo = P.shape[0], self.data.dst_min
+        """ENS's step: the mining queries first, then one differentiable pass for everything the loss scores.
+
+        The draft (``ENSSampler.draft``: which columns are hard, the random draws) needs no model. Only the
+        events with a hard column are mined, so only their sources are embedded for the queries: without
+        gradients and without dropout, as the candidate table is, from the current parameters and memory (the
+        event's fresh source embedding). The sources, destinations and all negatives then go through one
+        embedding pass with gradients, whose backward runs once (bench/RESULTS.md, "ENS epoch cost").
+        Returns ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
+        B, lo, m = P.shape[0], self.data.dst_min, self.model
         with self.clock.measure("sampler"):
             draft = self.sampler.draft(P, generator=generator, times=t)
-        n = draft.ids.shape[1]
-        hard = draft.hard.flatten()
-        easy_at, hard_at = torch.nonzero(~hard).flatten(), torch.nonzero(hard).flatten()
-        t_neg = t.repeat_interleave(n)
-        z = self.embed(torch.cat([P[:, 0], P[:, 1], draft.ids.flatten()[easy_at].clamp_min(lo)]),
-                       torch.cat([t, t, t_neg[easy_at]]), g, t0, generator)
-        with self.clock.measure("sampler"):
-            neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator, times=t,
+            rows = torch.nonzero(draft.counts > 0).flatten()
+            q = None
+            if rows.numel():
+                was = m.training
+                m.eval()
+                try:
+                    with torch.no_grad():
+                        q_rows = self.embed(P[rows, 0], t[rows], g, t0, generator)
+                finally:
+                    m.train(was)
+                q = q_rows.new_zeros(B, q_rows.shape[1]).index_copy_(0, rows, q_rows)  # unmined rows: unused
+            neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0), generator=generator, times=t,
                                       draft=draft)
-        if hard_at.numel():
-            z_hard = self.embed(neg.ids.flatten()[hard_at].clamp_min(lo), t_neg[hard_at], g, t0, generator)
-            order = torch.cat([easy_at, hard_at])
-            back = torch.empty_like(order)
-            back[order] = torch.arange(order.numel(), device=order.device)
-            z = torch.cat([z[:2 * B], torch.cat([z[2 * B:], z_hard])[back]])
+        n = neg.ids.shape[1]
+        z = self.embed(torch.cat([P[:, 0], P[:, 1], neg.ids.clamp_min(lo).flatten()]),
+                       torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
         return z, neg, n
 
     def after_step(self, batch):
