@@ -297,6 +297,21 @@ def test_ens_draft_then_sample_equals_one_sample_call(name, n, f):
     assert one.step == two.step == 3
 
 
+@pytest.mark.parametrize("name", ["ens", "ens_score"])
+def test_ens_reads_only_the_queries_of_events_with_a_hard_column(name):
+    """A loop may compute queries only for the events whose draft has a hard column (``counts > 0``): the rows
+    of the others are never read (NaN there changes nothing)."""
+    P, sc = events(40), scorer(40)
+    a, b = create(name, n=2, pool_size=5, hard_fraction=0.3), create(name, n=2, pool_size=5, hard_fraction=0.3)
+    d = a.draft(P, generator=G(5))
+    assert 0 < int((d.counts > 0).sum()) < 40
+    ref = a.sample(P, scorer=sc, generator=G(5), draft=d)
+    q = sc.q.clone()
+    q[d.counts == 0] = float("nan")
+    got = b.sample(P, scorer=TableScorer(q, sc.C), generator=G(5), draft=b.draft(P, generator=G(5)))
+    assert torch.equal(got.ids, ref.ids) and torch.equal(got.valid, ref.valid)
+
+
 def test_ens_draft_errors():
     P, sc = events(8), scorer(8)
     s = create("ens", n=1, pool_size=2, hard_fraction=1.0)

@@ -257,8 +257,9 @@ class ENSSampler(TemporalSampler):
 
     Two-phase calls: :meth:`draft` draws everything that needs no model (which columns are hard, the random
     draws), ``sample(..., draft=d)`` mines the rest; together they return exactly what one ``sample`` call
-    returns. A training loop can then embed the random negatives together with the events, and only the hard ones
-    after mining (the temporal task does: bench/RESULTS.md, "ENS epoch cost").
+    returns. A training loop can then compute queries only for the events that have a hard column
+    (``d.counts > 0``; the rows of the others are never read), as the temporal task does (bench/RESULTS.md,
+    "ENS epoch cost").
 
     Args:
         pool_size: K >= n (default 20; the hard pool).
@@ -364,9 +365,8 @@ class ENSSampler(TemporalSampler):
         columns, and the two calls together return exactly what one ``sample`` call returns from the same
         generator state.
 
-        A training loop uses this to embed the random negatives in the same pass as the events (they do not
-        depend on the fresh source embeddings, the hard ones do) and to embed only the hard ones after mining:
-        the TGN step then embeds ``f·n`` negatives per event in a second pass instead of ``n``.
+        A training loop uses this to embed, for the queries, only the sources of the events with a hard column
+        (``counts > 0``): with the recipe's f = 0.25 and n = 1, a quarter of the batch.
         """
         generator = self._randomness(generator, seed)
         P, times = self._check_call(positives, None, times)

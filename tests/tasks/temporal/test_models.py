@@ -133,7 +133,7 @@ def test_tgn_memory_is_updated_lazily_through_the_gru():
 
 @pytest.mark.parametrize("name", ["tgn", "tgat"])
 def test_a_table_embeds_one_node_without_history_for_all(name):
-    """Distinct nodes at one cut-off (ENS's candidate table, the all-destination ranking): the nodes without
+    """``table``: a node set at one cut-off (ENS's candidate table, the all-destination ranking). The nodes without
     history share one embedding, computed once; the table equals the node-by-node computation. A TGN node whose
     memory is set has history even without a neighbour; in training mode (dropout) every row is computed."""
     src, dst, t = stream()
@@ -148,20 +148,42 @@ def test_a_table_embeds_one_node_without_history_for_all(name):
     qt = torch.full((N,), 500, dtype=g.time_dtype)
     blank = m._blank(nodes, qt, g)
     assert blank.tolist() == [i >= 15 for i in range(N)]
-    whole = m._embed(nodes, qt.double(), qt, g, None)  # every row computed
-    table = m.embed(nodes, None, g, 500)
+    whole = m.embed(nodes, None, g, 500)  # every row computed
+    table = m.table(nodes, g, 500)
     assert torch.allclose(table, whole, atol=1e-6)
     assert torch.equal(table[15:], table[15:16].expand(5, -1))
     assert not torch.allclose(table[14], table[15])
     if name == "tgn":
         m.memory[19] = 0.5
         assert m._blank(nodes, qt, g).tolist() == [15 <= i < 19 for i in range(N)]
-        table = m.embed(nodes, None, g, 500)
-        assert torch.allclose(table, m._embed(nodes, qt.double(), qt, g, None), atol=1e-6)
+        table = m.table(nodes, g, 500)
+        assert torch.allclose(table, m.embed(nodes, None, g, 500), atol=1e-6)
         assert not torch.allclose(table[19], table[18])
     m.train()
     m._blank = lambda *a: pytest.fail("training mode must embed every row (each has its own dropout)")
-    assert m.embed(nodes, None, g, 500).shape == (N, 8)
+    assert m.table(nodes, g, 500).shape == (N, 8)
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_tgat_embeds_each_distinct_neighbour_event_once(layers):
+    """``dedupe``: the same embeddings and gradients as one computation per occurrence (no dropout), with fewer
+    rows in the inner layers; ``dedupe=False`` is the occurrence-by-occurrence computation."""
+    src, dst, t = stream(M=300)
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    nodes, times = torch.cat([src[250:280], dst[250:280]]), torch.cat([t[250:280], t[250:280]])
+    out, rows = {}, {}
+    for dedupe in (True, False):
+        m = model("tgat", num_layers=layers, num_neighbors=5, dedupe=dedupe)
+        seen, inner = [], m._layer
+        m._layer = lambda layer, n, *a: seen.append(n.numel()) or inner(layer, n, *a)
+        z = m.embed(nodes, times, g, int(t[250]))
+        z.square().sum().backward()
+        out[dedupe], rows[dedupe] = (z, m.layers[0].we.weight.grad.clone()), seen
+    assert torch.allclose(out[True][0], out[False][0], atol=1e-5)
+    assert torch.allclose(out[True][1], out[False][1], atol=1e-4)
+    assert rows[True][0] == rows[False][0] == 60 and all(a < b for a, b in zip(rows[True][1:], rows[False][1:]))
+    with pytest.raises(TypeError, match="'dedupe' must be a bool"):
+        create_model("tgat", N, dedupe=1)
 
 
 def test_tgn_shared_reads_compute_each_memory_update_once_with_the_same_values_and_gradients():

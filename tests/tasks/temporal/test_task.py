@@ -98,6 +98,18 @@ def test_ens_step_mines_with_the_sources_it_needs_then_embeds_everything_in_one_
     assert torch.allclose(z, ref, atol=1e-5)  # dropout 0: training and evaluation mode agree
 
 
+def test_ens_table_is_refreshed_at_every_epoch_start():
+    """The memory restarts each epoch, so the candidate table does too: never one from the end of the last
+    epoch's stream."""
+    tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", epochs=2, rank_eval="none",
+                                            sampler_options={"pool_size": 3, "refresh_every": 4})),
+                 data=DS, progress=False, log=None)
+    steps = math.ceil(tr.task.split.train.numel() / TINY["batch_size"])
+    assert steps % 4  # the epochs' steps do not line up with the refresh period by themselves
+    tr.run()
+    assert tr.task.sampler.refreshes == 2 * math.ceil(steps / 4)
+
+
 def test_inductive_setting_reports_new_node_events_apart():
     r = run(inductive=True, rank_eval="all", eval_every=1)
     assert r["dataset"]["split"]["inductive"] and r["dataset"]["split"]["new_test_nodes"] == 5

@@ -174,6 +174,7 @@ class TemporalModel(nn.Module):
 
     * ``embed(nodes, times, graph, query_time)`` -> [M, d]: the temporal embedding of each node at its time;
       neighbours come from ``graph`` strictly before ``query_time`` (the batch's first time).
+    * ``table(nodes, graph, query_time)`` -> [U, d]: every node of a set at one cut-off (a candidate table).
     * ``observe(src, dst, t, eid)``: the batch's events happened (TGN: memory update); their times must not
       go backwards.
     * ``reset_state()``, ``save_state(name)``, ``load_state(name)``: the streaming state and its snapshots.
@@ -187,9 +188,13 @@ class TemporalModel(nn.Module):
 
     def __init__(self, num_nodes: int, *, dim: int = 100, time_dim: int = 100, edge_features=None,
                  num_neighbors: int = 10, num_layers: int = 1, heads: int = 2, dropout: float = 0.1,
-                 strategy: str = "recent", attention_output: str = "merge", neighbor_time: str | None = None):
+                 strategy: str = "recent", attention_output: str = "merge", neighbor_time: str | None = None,
+                 dedupe: bool = True):
         super().__init__()
         op = type(self).__name__
+        if not isinstance(dedupe, bool):
+            raise TypeError(f"{op}: 'dedupe' must be a bool (got {V.describe(dedupe)})")
+        self.dedupe = dedupe
         self.neighbor_time = V.choice(op, "neighbor_time", self.NEIGHBOR_TIMES[0] if neighbor_time is None
                                       else neighbor_time, self.NEIGHBOR_TIMES)
         self.num_nodes = V.integer(op, "num_nodes", num_nodes, minimum=1)
@@ -301,7 +306,7 @@ class TemporalModel(nn.Module):
         elif times is None:
             uniq, inv = torch.unique(nodes, return_inverse=True)
             qt = torch.full((uniq.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
-            return self._embed_distinct(uniq, qt, graph, generator)[inv]
+            return self._embed(uniq, qt.double(), qt, graph, generator)[inv]
         else:
             qt = torch.full((M,), query_time, dtype=graph.time_dtype, device=nodes.device)
         if times is None:
@@ -312,32 +317,52 @@ class TemporalModel(nn.Module):
                              f"{times.numel()})")
         return self._embed(nodes, times.double(), qt, graph, generator)
 
-    def _embed_distinct(self, nodes, qt, graph, generator):
-        """Embeddings of distinct ``nodes`` [U] at one cut-off ``qt`` ([U], all equal), each at its query time.
-        In evaluation mode (no dropout) with the deterministic "recent" neighbours, the nodes without history
-        (:meth:`_blank`) all have the same embedding: one of them is embedded for all. Early in a stream that is
-        most of a candidate table (ENS's refresh, the all-destination ranking): half of UCI's rows, averaged over
-        a training epoch's refreshes."""
+    def table(self, nodes, graph, query_time):
+        """Embeddings [U, d] of ``nodes`` [U] (a node set, e.g. every destination) at one cut-off ``query_time`` (a
+        scalar), each node at that time: a candidate table (ENS's refresh, the all-destination ranking). As
+        :meth:`embed` with ``times=None``, except that in evaluation mode (no dropout) with the deterministic
+        "recent" neighbours the nodes without history (:meth:`_blank`) are embedded once for all of them: their
+        embeddings are the same. Early in a stream that is most of a table (half of UCI's rows, averaged over a
+        training epoch's ENS refreshes)."""
+        nodes = self._ids("table", "nodes", nodes)
         U = nodes.numel()
-        if self.training or self.strategy != "recent" or U < 2:
-            return self._embed(nodes, qt.double(), qt, graph, generator)
-        blank = self._blank(nodes, qt, graph)
+        qt = torch.full((U,), query_time, dtype=graph.time_dtype, device=nodes.device)
+        blank = None
+        if not self.training and self.strategy == "recent" and U > 1:
+            blank = self._blank(nodes, qt, graph)
+        if blank is None or int(blank.sum()) < 2:
+            return self._embed(nodes, qt.double(), qt, graph, None)
         first = torch.nonzero(blank).flatten()[:1]
-        if int(blank.sum()) < 2:
-            return self._embed(nodes, qt.double(), qt, graph, generator)
         sel = ~blank
-        sel[first] = True  # one representative, in place: the embedded nodes stay sorted
+        sel[first] = True  # one representative, in place: the embedded nodes keep their order
         sub = torch.nonzero(sel).flatten()
-        z = self._embed(nodes[sub], qt[sub].double(), qt[sub], graph, generator)
+        z = self._embed(nodes[sub], qt[sub].double(), qt[sub], graph, None)
         where = torch.cumsum(sel, 0) - 1
-        where = torch.where(blank, where[first], where)
-        return z[where]
+        return z[torch.where(blank, where[first], where)]
 
     def _blank(self, nodes, qt, graph) -> torch.Tensor:
         """[U] bool: the nodes whose embedding at ``qt`` is that of a node without history, whatever the node:
         no neighbour strictly before ``qt`` (TGAT: no node features, so layer 0 is empty)."""
         _, _, _, valid = graph.neighbors(nodes, qt, 1)
         return ~valid[:, 0]
+
+    def _distinct(self, nodes, times):
+        """``(rep [U], inv [L])`` for the (node, time) pairs of a layer's neighbours: ``rep`` one position of each
+        distinct pair (its first), ``inv`` each pair's row in ``rep``. A neighbour's embedding depends on nothing
+        else (its own event time is its cut-off and its time reference), so with ``dedupe`` each distinct pair
+        is embedded once: in a 200-event UCI batch, TGAT's 8,000-8,900 first-hop neighbours are 2,200-3,900
+        distinct pairs. The rows that share a pair then share the dropout masks of its one computation (the
+        reference implementations draw them per occurrence: ``dedupe=False``, identity maps)."""
+        L = nodes.numel()
+        if not self.dedupe or L < 2:
+            ar = torch.arange(L, device=nodes.device)
+            return ar, ar
+        _, rank = torch.unique(times, return_inverse=True)
+        _, inv = torch.unique(rank * self.num_nodes + nodes, return_inverse=True)
+        U = int(inv.max()) + 1
+        rep = torch.full((U,), L, dtype=torch.int64, device=nodes.device)
+        rep.scatter_reduce_(0, inv, torch.arange(L, device=nodes.device), "amin")
+        return rep, inv
 
     def _neighbourhood(self, graph, nodes, times, qt, generator, with_times):
         """The k neighbours of ``nodes`` strictly before ``qt``, the deltas ``t − t_j`` from each query's time
@@ -572,7 +597,8 @@ class TGN(TemporalModel):
 class TGAT(TemporalModel):
     """Temporal Graph Attention (Xu et al. 2020): ``num_layers`` (2) temporal-attention layers over 20 recent
     or uniform neighbours; no memory, so ``observe`` only checks the stream's order. Without node features,
-    layer 0 is empty and the first layer attends over edge features and time encodings."""
+    layer 0 is empty and the first layer attends over edge features and time encodings. With ``dedupe`` (the
+    default) each distinct (neighbour, event time) pair of a layer is embedded once (:meth:`_distinct`)."""
 
     def __init__(self, num_nodes, **kw):
         kw.setdefault("num_neighbors", 20)
@@ -596,13 +622,14 @@ class TGAT(TemporalModel):
         if layer == 1:
             table = h = torch.zeros(M, 0, device=nodes.device)
             index = torch.zeros(M, k, dtype=torch.int64, device=nodes.device)
-        else:  # the nodes at their own times, each valid neighbour at its event time
-            table = self._layer(layer - 1, torch.cat([nodes, nb.flatten()[vi]]),
-                                torch.cat([times, nt.flatten()[vi].double()]), torch.cat([qt, nt.flatten()[vi]]),
-                                graph, generator)
+        else:  # the nodes at their own times, each valid neighbour (each distinct one) at its event time
+            nbv, ntv = nb.flatten()[vi], nt.flatten()[vi]
+            rep, inv = self._distinct(nbv, ntv)
+            table = self._layer(layer - 1, torch.cat([nodes, nbv[rep]]), torch.cat([times, ntv[rep].double()]),
+                                torch.cat([qt, ntv[rep]]), graph, generator)
             h = table[:M]
             index = torch.zeros(M * k, dtype=torch.int64, device=nodes.device)
-            index[vi] = torch.arange(M, M + vi.numel(), device=nodes.device)
+            index[vi] = M + inv
             index = index.view(M, k)
         return self.layers[layer - 1](h, table, index, edge_in, valid, vi)
 

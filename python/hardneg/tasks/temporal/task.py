@@ -136,7 +136,7 @@ class TemporalTask(Task):
 
     def destination_table(self, graph, t0) -> torch.Tensor:
         """Embeddings [N_dst, d] of every destination at time ``t0`` (neighbours strictly before it)."""
-        return self.model.embed(self.data.dst_nodes.to(self.device), None, graph, t0)
+        return self.model.table(self.data.dst_nodes.to(self.device), graph, t0)
 
     # ------------------------------------------------------------------ training
     def batches(self, generator):
@@ -147,6 +147,10 @@ class TemporalTask(Task):
 
     def on_epoch_start(self, epoch):
         self.model.reset_state()
+        if isinstance(self.sampler, _samplers.ENSSampler):
+            # the table follows the stream: one kept from the end of the last epoch would mine this epoch's first
+            # batches with memories of events still to come
+            self.sampler.reset_cache()
 
     def on_epoch_end(self, epoch):
         self.model.save_state("train_end")
