@@ -312,6 +312,23 @@ def test_ens_reads_only_the_queries_of_events_with_a_hard_column(name):
     assert torch.equal(got.ids, ref.ids) and torch.equal(got.valid, ref.valid)
 
 
+def test_ens_breaks_ties_for_its_pool_at_random():
+    """A table of identical rows (every node without history, at a stream's start) is one tie: the pool is a
+    random set of K, so the hard negatives are uniform over the admissible destinations (chi-square), not the K
+    smallest ids. (One event per call: the events of a call share its row order, so their draws are not
+    independent.)"""
+    P = torch.tensor([[3, LOW]])
+    C = torch.ones(HIGH - LOW + 1, 8)
+    s = create("ens", n=1, pool_size=3, hard_fraction=1.0)
+    g, counts = G(11), torch.zeros(HIGH + 1)
+    for _ in range(1500):
+        neg = s.sample(P, scorer=TableScorer(torch.randn(1, 8, generator=g), C), generator=g)
+        assert bool(neg.valid.all()) and not bool((neg.ids == LOW).any())
+        counts += torch.bincount(neg.ids.flatten(), minlength=HIGH + 1).float()
+    others = counts[LOW + 1:]
+    assert_chi2(others, torch.full_like(others, 1 / others.numel()))
+
+
 def test_ens_draft_errors():
     P, sc = events(8), scorer(8)
     s = create("ens", n=1, pool_size=2, hard_fraction=1.0)

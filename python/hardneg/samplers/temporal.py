@@ -240,7 +240,8 @@ class ENSSampler(TemporalSampler):
     """ENS hard negatives (arXiv 2402.09239): for each event, the ``pool_size`` (K) destinations whose cached
     embeddings have the largest dot product with the event's fresh source embedding (fused
     :func:`hardneg.ops.topk_mine`, never the event's own destination nor a known positive); hard negatives are
-    drawn uniformly from that pool, without replacement (cycled when it has fewer than needed).
+    drawn uniformly from that pool, without replacement (cycled when it has fewer than needed). Ties for the
+    pool are broken at random (identical embeddings, e.g. nodes without history early in a stream).
 
     Hybrid (the paper's best setting): a fraction ``hard_fraction`` of the n negatives is hard and the rest
     random (:class:`RandomSampler`'s draws). Each row takes ``floor(f·n)`` hard columns plus one more with
@@ -453,7 +454,15 @@ class ENSSampler(TemporalSampler):
             ptr = torch.zeros(uq.shape[0] + 1, dtype=torch.int64, device=q.device)
             ptr[1:] = torch.cumsum(torch.bincount(grp, minlength=uq.shape[0]), 0)
             ex = key - grp * N
-        _, pool = topk_mine(uq, C, self.pool_size, metric="dot", exclude=(ptr, ex))
+        # ties go to random candidates, not to the smallest ids: the table is mined in a random row order (at
+        # an epoch's start every node without history has the same embedding, and a fresh stream's first table
+        # is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
+        N = C.shape[0]
+        order = uniform((N,), generator, C.device).argsort()
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(N, device=C.device)
+        _, pool = topk_mine(uq, C[order], self.pool_size, metric="dot", exclude=(ptr, rank[ex]))
+        pool = torch.where(pool >= 0, order[pool.clamp_min(0)], pool)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
 
