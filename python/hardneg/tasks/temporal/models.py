@@ -350,9 +350,11 @@ class TemporalModel(nn.Module):
         """``(rep [U], inv [L])`` for the (node, time) pairs of a layer's neighbours: ``rep`` one position of each
         distinct pair (its first), ``inv`` each pair's row in ``rep``. A neighbour's embedding depends on nothing
         else (its own event time is its cut-off and its time reference), so with ``dedupe`` each distinct pair
-        is embedded once: in a 200-event UCI batch, TGAT's 8,000-8,900 first-hop neighbours are 2,200-3,900
-        distinct pairs. The rows that share a pair then share the dropout masks of its one computation (the
-        reference implementations draw them per occurrence: ``dedupe=False``, identity maps)."""
+        is embedded once. With the per-event cut-off, where every event embeds its own tree, TGAT's ~8,000
+        first-hop neighbour rows of a 200-event UCI training batch are ~2,500 distinct pairs (4.7x faster steps);
+        with the batch cut-off each node is embedded once per batch already and few pairs repeat. Rows that share
+        a pair share the dropout masks of its one computation (the reference implementations draw them per
+        occurrence: ``dedupe=False``, identity maps)."""
         L = nodes.numel()
         if not self.dedupe or L < 2:
             ar = torch.arange(L, device=nodes.device)
