@@ -24,6 +24,8 @@ batch), the sources at their own times; other true destinations of the same (sou
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ... import losses as _losses
@@ -59,14 +61,20 @@ class BatchScorer:
         return self.z_src
 
     def candidate_vectors(self, side="tail"):
-        model = self.task.model
-        was = model.training
-        model.eval()  # no dropout in the mined table
-        try:
-            with torch.no_grad():
-                return self.task.destination_table(self.task.train_graph, self.t0)
-        finally:
-            model.train(was)
+        with _mining(self.task.model):  # no dropout in the mined table
+            return self.task.destination_table(self.task.train_graph, self.t0)
+
+
+@contextlib.contextmanager
+def _mining(model):
+    """Evaluation mode (no dropout) and no gradients, restored after: what ENS's queries and table are embedded in."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)
 
 
 @register_task("temporal")
@@ -202,13 +210,8 @@ class TemporalTask(Task):
             rows = torch.nonzero(draft.counts > 0).flatten()
             q = None
             if rows.numel():
-                was = m.training
-                m.eval()
-                try:
-                    with torch.no_grad():
-                        q_rows = self.embed(P[rows, 0], t[rows], g, t0, generator)
-                finally:
-                    m.train(was)
+                with _mining(m):
+                    q_rows = self.embed(P[rows, 0], t[rows], g, t0, generator)
                 q = q_rows.new_zeros(B, q_rows.shape[1]).index_copy_(0, rows, q_rows)  # unmined rows: unused
             neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0), generator=generator, times=t,
                                       draft=draft)
