@@ -100,6 +100,21 @@ def test_opcheck_draw():
         assert torch.equal(torch.ops.hardneg.draw([3, 4], 9, torch.float32, normal), want)
 
 
+@needs_opaque
+def test_opcheck_permutation():
+    """hardneg::permutation, the traceable torch.randperm of a SeedStream: opcheck, and torch.randperm of the
+    generator seeded with the same seed (so a SeedStream's draw i is the sub-seed generator's)."""
+    from hardneg._random import SeedStream, _permutation, permutation
+
+    torch.library.opcheck(_permutation, (17, 9))
+    want = torch.randperm(17, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(torch.ops.hardneg.permutation(17, 9), want)
+    s = SeedStream(4)
+    sub = SeedStream(4).next()
+    assert torch.equal(permutation(17, s, "cpu"), torch.randperm(17, generator=torch.Generator().manual_seed(sub)))
+    assert torch.equal(torch.sort(permutation(0, torch.Generator(), "cpu")).values, torch.arange(0))
+
+
 def test_opcheck_khop_pool():
     """hardneg::khop_pool, the khop sampler's numba walk as a custom op: opcheck, and the walk itself."""
     from hardneg.samplers.khop import _khop_pool, khop_neighborhood, undirected_csr

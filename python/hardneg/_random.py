@@ -78,6 +78,27 @@ def normal(shape, generator, device, dtype: torch.dtype = torch.float32) -> torc
     return torch.randn(shape, generator=generator, device=generator_device(generator), dtype=dtype).to(device)
 
 
+def permutation(n: int, generator, device) -> torch.Tensor:
+    """A uniform random permutation of ``0..n-1`` (int64, ``torch.randperm``) drawn from ``generator`` on its own
+    device, returned on ``device`` (from a :class:`SeedStream`: the ``hardneg::permutation`` custom op, on the
+    CPU, traceable). A tenth of the time of sorting n uniforms at n ~ 2,000 (fresh keys are slow to sort)."""
+    if isinstance(generator, SeedStream):
+        return _permutation(n, generator.next()).to(device)
+    return torch.randperm(n, generator=generator, device=generator_device(generator)).to(device)
+
+
+@torch.library.custom_op("hardneg::permutation", mutates_args=())
+def _permutation(n: int, seed: int) -> torch.Tensor:
+    """``torch.randperm(n)`` from ``torch.Generator().manual_seed(seed)``, on the CPU: the traceable form of
+    :func:`permutation`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+@_permutation.register_fake
+def _(n, seed):
+    return torch.empty(n, dtype=torch.int64)
+
+
 @torch.library.custom_op("hardneg::draw", mutates_args=())
 def _draw(shape: list[int], seed: int, dtype: torch.dtype, normal: bool) -> torch.Tensor:
     """``torch.rand`` (``normal=False``) or ``torch.randn`` of ``shape`` from

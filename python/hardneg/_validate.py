@@ -266,17 +266,26 @@ def alloc(op: str, what: str, shape, bytes_per_element: int, device) -> None:
 _F32_MAX = float(torch.finfo(torch.float32).max)
 
 
-def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str) -> None:
-    """ValueError when a float32 score of ``q`` against ``c`` could overflow (scores are accumulated in
-    float32; an overflowed score would read as -inf, the mark of an excluded candidate). A bound from the
-    largest magnitudes (one min/max reduction per tensor): |q.c| <= d max|q| max|c|, |q - c|^2 <=
-    d (max|q| + max|c|)^2 (also bounds the |q|^2 + |c|^2 of the expanded form), |q - c|_1 <= d (...).
+def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str, *,
+                names: tuple[str, str] = ("query", "candidates")) -> None:
+    """ValueError when ``q`` or ``c`` holds NaN/Inf (the :func:`finite` error, naming ``names``) or a float32
+    score of ``q`` against ``c`` could overflow (scores are accumulated in float32; an overflowed score would
+    read as -inf, the mark of an excluded candidate). A bound from the largest magnitudes (one min/max
+    reduction per tensor, which also finds NaN/Inf: they propagate to the min or max): |q.c| <= d max|q| max|c|,
+    |q - c|^2 <= d (max|q| + max|c|)^2 (also bounds the |q|^2 + |c|^2 of the expanded form), |q - c|_1 <= d (...).
     float64 inputs beyond float32's range fail here too instead of being downcast to inf."""
+    if torch.compiler.is_compiling():  # compiled: the ops' eager implementations check
+        return
+    mags = []
+    for name, x in zip(names, (q, c)):
+        m = max(abs(v) for v in torch.stack(torch.aminmax(x)).double().tolist()) if x.numel() else 0.0
+        if not math.isfinite(m):
+            finite(op, name, x)  # raises, counting the NaN/Inf values
+        mags.append(m)
     if not q.numel() or not c.numel():
         return
     d = q.shape[1]
-    mq = max(abs(v) for v in torch.stack(torch.aminmax(q)).double().tolist())
-    mc = max(abs(v) for v in torch.stack(torch.aminmax(c)).double().tolist())
+    mq, mc = mags
     if metric == "cos":
         bound = d * max(mq, mc) ** 2  # each vector's squared norm is accumulated in float32
     elif metric == "dot":

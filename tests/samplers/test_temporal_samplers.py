@@ -343,3 +343,14 @@ def test_ens_draft_errors():
         s.sample(P, scorer=sc, generator=G(0), draft="mine")
     with pytest.raises(ValueError, match="needs a scorer"):
         s.sample(P, generator=G(0), draft=s.draft(P, generator=G(0)))
+    # the drafted tensor itself skips the positives' checks (made at draft time); an equal copy is checked again;
+    # the times are checked either way
+    out = []
+    for given in (P, P.clone()):
+        s = create("ens", n=1, pool_size=2, hard_fraction=1.0)
+        g = G(1)
+        d = s.draft(P, generator=g)
+        with pytest.raises(ValueError, match="'times' must have one entry per event"):
+            s.sample(given, scorer=sc, generator=g, times=torch.zeros(3), draft=d)
+        out.append(s.sample(given, scorer=sc, generator=g, draft=d).ids)
+    assert torch.equal(out[0], out[1])

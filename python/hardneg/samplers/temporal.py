@@ -34,7 +34,7 @@ import torch
 
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score, topk_mine
-from .._random import uniform
+from .._random import permutation, uniform
 from .base import Negatives, Sampler, exclusion_with_self, register, uniform_pool_draw
 from .basic import from_corrupt
 from .hard import SCHEDULES, scheduled
@@ -88,6 +88,10 @@ class TemporalSampler(Sampler):
 
     def _check_call(self, positives, scorer, times):
         """The checked events [B, 2] and times (None or [B]); sets ``high`` from the scorer when unset."""
+        P = self._check_events(positives, scorer)
+        return P, self._check_times(P, times)
+
+    def _check_events(self, positives, scorer):
         P = self._check_positives(positives)
         if P.shape[1] != 2:
             raise ValueError(f"{self._op}: temporal samplers take (src, dst) events [B, 2] (got {V.describe(P)})")
@@ -96,16 +100,19 @@ class TemporalSampler(Sampler):
                 raise ValueError(f"{self._op}: give num_entities or high (the destination range), or a scorer")
             self.high = self.low + scorer.candidate_vectors("tail").shape[0] - 1
         if P.numel() and not torch.compiler.is_compiling():  # compiled: the ops check ids when they run
-            lo, hi = int(P[:, 1].min()), int(P[:, 1].max())
+            lo, hi = torch.stack(torch.aminmax(P[:, 1])).tolist()
             if lo < self.low or hi > self.high:
                 raise ValueError(f"{self._op}: destination ids must be in [{self.low}, {self.high}] "
                                  f"(got min {lo}, max {hi})")
+        return P
+
+    def _check_times(self, P, times):
         if times is not None:
             times = V.tensor(self._op, "times", times, ndim=1)
             if times.numel() != P.shape[0]:
                 raise ValueError(f"{self._op}: 'times' must have one entry per event ({P.shape[0]}; "
                                  f"got {times.numel()})")
-        return P, times
+        return times
 
     __call__ = sample
 
@@ -375,7 +382,7 @@ class ENSSampler(TemporalSampler):
         with torch.no_grad():
             k, ids, valid, lp = self._easy(P, generator)
         hard = torch.arange(self.num_negatives, device=P.device)[None, :] < k[:, None]
-        return ENSDraft(P, ids, valid, lp, hard, k, self.step)
+        return ENSDraft(P, ids, valid, lp, hard, k, self.step, given=positives)
 
     def sample(self, positives, *, scorer=None, generator=None, times=None, seed=None,
                draft: "ENSDraft | None" = None) -> Negatives:
@@ -391,7 +398,9 @@ class ENSSampler(TemporalSampler):
             raise TypeError(f"{self._op}: 'draft' must come from {type(self).__name__}.draft() (got "
                             f"{V.describe(draft)})")
         generator = self._randomness(generator, seed)
-        P, times = self._check_call(positives, scorer, times)
+        # the positives the draft was made for were checked then (they must still be equal)
+        P = draft.positives if positives is draft.given else self._check_events(positives, scorer)
+        times = self._check_times(P, times)
         V.generator(self._op, generator)
         if draft.step != self.step or draft.positives.shape != P.shape or not torch.equal(draft.positives, P):
             raise ValueError(f"{self._op}: 'draft' was made for other positives or at another step (draft step "
@@ -458,7 +467,7 @@ class ENSSampler(TemporalSampler):
         # an epoch's start every node without history has the same embedding, and a fresh stream's first table
         # is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
         N = C.shape[0]
-        order = uniform((N,), generator, C.device).argsort()
+        order = permutation(N, generator, C.device)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(N, device=C.device)
         _, pool = topk_mine(uq, C[order], self.pool_size, metric="dot", exclude=(ptr, rank[ex]))
@@ -534,6 +543,7 @@ class ENSDraft:
     hard: torch.Tensor
     counts: torch.Tensor
     step: int
+    given: object = dataclasses.field(default=None, repr=False, compare=False)  # the caller's positives
 
     def easy(self):
         """Copies of the draws for :meth:`ENSSampler._finish` (the draft itself stays unchanged)."""
