@@ -23,6 +23,7 @@ cannot resolve a ratio near 1.3; steps taken side by side see the same machine.
     python bench/temporal_train.py --dataset uci --epochs 3 [--threads 2] [--refresh 1,10,50] [--no-peer]
     python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave
     python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep
+    python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep --model-options '{neighbor_time: last_update}'
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import sys
 import time
 
 import torch
+import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _harness import RESULTS_DIR, append_csv, machine, stamp, train_step  # noqa: E402
@@ -192,11 +194,12 @@ def _our_steps(T):
         yield
 
 
-def peer_lockstep(ds, epochs, seed):
-    """Our TGN (random negatives) and PyG's example loop trained side by side, one step of each in turn (the
-    order alternating), each step timed; then both evaluated as in the sequential comparison."""
+def peer_lockstep(ds, epochs, seed, model_options=None):
+    """Our TGN (random negatives; ``model_options`` for it, e.g. ``{"neighbor_time": "last_update"}``, PyG's own
+    time encoding) and PyG's example loop trained side by side, one step of each in turn (the order alternating),
+    each step timed; then both evaluated as in the sequential comparison."""
     cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler="random", epochs=epochs,
-                                     eval_every=0, rank_eval="none", seed=seed))
+                                     eval_every=0, rank_eval="none", seed=seed, model_options=model_options or {}))
     T = Trainer(cfg, data=ds, progress=False, log=None)
     P = PygTGN(ds, seed)
     names, spent = ("hardneg", "pyg"), []
@@ -227,8 +230,12 @@ def main():
     p.add_argument("--interleave", action="store_true", help="ENS vs random epoch cost, steps in lockstep")
     p.add_argument("--peer-lockstep", action="store_true",
                    help="hardneg TGN vs PyG's example loop, steps in lockstep (instead of one run after the other)")
+    p.add_argument("--model-options", default=None,
+                   help="with --peer-lockstep: our TGN's model options as YAML/JSON, e.g. '{neighbor_time: "
+                        "last_update}' (the time encoding of PyG's example: the same work on both sides)")
     p.add_argument("--csv", default=os.path.join(RESULTS_DIR, "temporal_train.csv"))
     a = p.parse_args()
+    model_options = yaml.safe_load(a.model_options) if a.model_options else {}
     if a.threads:
         torch.set_num_threads(a.threads)
     ds = load_dataset(a.dataset)
@@ -236,12 +243,13 @@ def main():
           f"{machine('cpu')}")
     rows = []
     if a.peer_lockstep:
-        spent, ours_ap, pyg_ap = peer_lockstep(ds, a.epochs, a.seed)
+        spent, ours_ap, pyg_ap = peer_lockstep(ds, a.epochs, a.seed, model_options)
         for i, e in enumerate(spent, 1):
             print(f"lockstep epoch {i}: hardneg {e['hardneg']:6.2f} s   PyG loop {e['pyg']:6.2f} s   "
                   f"ratio {e['hardneg'] / e['pyg']:.3f}", flush=True)
         ours_s, pyg_s = (sum(e[k] for e in spent) / len(spent) for k in ("hardneg", "pyg"))
-        for name, sec, ap in (("hardneg TGN, random (lockstep)", ours_s, ours_ap),
+        ours_name = "hardneg TGN, random (lockstep)" + (f" {model_options}" if model_options else "")
+        for name, sec, ap in ((ours_name, ours_s, ours_ap),
                               ("PyG examples/tgn.py loop (lockstep)", pyg_s, pyg_ap)):
             rows.append(dict(provider=name, epoch_s=sec, valid_ap=ap["valid"], test_ap=ap["test"]))
             print(f"{name:<38} epoch {sec:7.2f} s   valid AP {ap['valid']:.4f}   test AP {ap['test']:.4f}")

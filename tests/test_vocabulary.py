@@ -56,6 +56,31 @@ def test_seed_and_uniform_keep_the_streams():
     assert a == seed_from(None) and generator_device(None) == torch.device("cpu")
 
 
+def test_csr_normalisation_sorts_and_dedupes_rows_and_keeps_rows_of_one_id_as_they_are():
+    """The one CSR check: ids sorted and unique per row. Rows of at most one id (a sampler's own-target exclusion)
+    come back as given; others go through the sort, and both agree with a row-by-row set."""
+    g = torch.Generator().manual_seed(3)
+    for counts in ([1, 0, 1, 1, 0], [2, 0, 1, 3, 1], [0, 0, 0]):
+        c = torch.tensor(counts)
+        ptr = torch.cat([torch.zeros(1, dtype=torch.int64), c.cumsum(0)])
+        idx = torch.randint(0, 4, (int(c.sum()),), generator=g)
+        p2, i2 = V.csr("op", "exclude", (ptr, idx), len(counts), 4, torch.device("cpu"))
+        for r in range(len(counts)):
+            assert i2[p2[r]:p2[r + 1]].tolist() == sorted(set(idx[ptr[r]:ptr[r + 1]].tolist()))
+    with pytest.raises(ValueError, match="'exclude' ids must be in"):
+        V.csr("op", "exclude", (torch.tensor([0, 1, 1]), torch.tensor([7])), 2, 4, torch.device("cpu"))
+
+
+def test_own_target_exclusion_is_one_id_a_row():
+    from hardneg.samplers.base import exclusion_with_self
+
+    ptr, ids = exclusion_with_self(None, torch.tensor([0, 1, 2]), torch.tensor([5, 3, 5], dtype=torch.int32), "tail")
+    assert ptr.tolist() == [0, 1, 2, 3] and ids.tolist() == [5, 3, 5] and ids.dtype == torch.int64
+    extra = (torch.tensor([0, 2, 2, 3]), torch.tensor([4, 1, 0]))
+    ptr, ids = exclusion_with_self(None, torch.tensor([0, 1, 2]), torch.tensor([5, 3, 5]), "tail", extra=extra)
+    assert ptr.tolist() == [0, 3, 4, 6] and ids.tolist() == [4, 1, 5, 3, 0, 5]
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_score_matrix_is_pairwise_over_all_pairs(metric):
     g = torch.Generator().manual_seed(0)

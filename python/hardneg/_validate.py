@@ -186,11 +186,14 @@ def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device
 
 
 def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_ids: int):
-    """Sort ids within each row and drop duplicates (one vectorised pass)."""
+    """Sort ids within each row and drop duplicates (one vectorised pass; none when no row holds two ids)."""
     if indices.numel() == 0:
         return indptr, indices
-    key_space("csr", "(row, id) keys", rows, max(num_ids, 1))
     counts = indptr[1:] - indptr[:-1]
+    if (indices.numel() <= rows and not torch.compiler.is_compiling()
+            and not bool((counts > 1).any())):  # at most one id a row: sorted and unique already
+        return indptr, indices
+    key_space("csr", "(row, id) keys", rows, max(num_ids, 1))
     row = torch.repeat_interleave(torch.arange(rows, device=indices.device), counts)
     key = torch.unique(row * max(num_ids, 1) + indices)  # sorted, unique
     new_row = torch.div(key, max(num_ids, 1), rounding_mode="floor")

@@ -343,6 +343,8 @@ def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: to
     itself is never returned, even without a known set or for triples not in it). Rows may repeat ids."""
     B = target.shape[0]
     dev = target.device
+    if known is None and extra is None:  # each row's own target, alone
+        return torch.arange(B + 1, device=dev), target.to(torch.int64)
     if known is not None:
         ptr, idx = known.exclusion(anchor, side=side)
     else:
