@@ -269,9 +269,8 @@ def alloc(op: str, what: str, shape, bytes_per_element: int, device) -> None:
 _F32_MAX = float(torch.finfo(torch.float32).max)
 
 
-def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str, *,
-                names: tuple[str, str] = ("query", "candidates")) -> None:
-    """ValueError when ``q`` or ``c`` holds NaN/Inf (the :func:`finite` error, naming ``names``) or a float32
+def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str) -> None:
+    """ValueError when ``q`` or ``c`` holds NaN/Inf (the :func:`finite` error for 'query' / 'candidates') or a float32
     score of ``q`` against ``c`` could overflow (scores are accumulated in float32; an overflowed score would
     read as -inf, the mark of an excluded candidate). A bound from the largest magnitudes (one min/max
     reduction per tensor, which also finds NaN/Inf: they propagate to the min or max): |q.c| <= d max|q| max|c|,
@@ -280,7 +279,7 @@ def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str, *,
     if torch.compiler.is_compiling():  # compiled: the ops' eager implementations check
         return
     mags = []
-    for name, x in zip(names, (q, c)):
+    for name, x in (("query", q), ("candidates", c)):
         m = max(abs(v) for v in torch.stack(torch.aminmax(x)).double().tolist()) if x.numel() else 0.0
         if not math.isfinite(m):
             finite(op, name, x)  # raises, counting the NaN/Inf values
