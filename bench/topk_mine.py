@@ -3,6 +3,7 @@
     python bench/topk_mine.py             # full sizes (CPU: B=1024, N=1M, d=64, K=32, +/- 20 exclusions)
     python bench/topk_mine.py --quick     # small smoke sizes
     python bench/topk_mine.py --device cuda   # GPU configs (bf16 B=4096, N=1M, d=128, K=64)
+    python bench/topk_mine.py --ab-ties   # random tie order: tie_break keys against mining a permuted table
 """
 import os
 import sys
@@ -10,7 +11,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _harness import Config, Provider, main  # noqa: E402
+from _harness import Config, Provider, main, machine, time_interleaved  # noqa: E402
 
 import hardneg  # noqa: E402
 
@@ -121,8 +122,59 @@ def ab_exclusions(repeats=5, B=1024, N=1_000_000, d=64, K=32, excl=20):
           f"{[round(x, 3) for x in t['excl']]})")
 
 
+def ab_ties(device="cpu"):
+    """Random tie order, two ways, interleaved: ``tie_break=randperm(N)`` (keys compared in the kernel) against
+    what ENS did before it existed, mining the table gathered in a random row order and mapping the ids back
+    (exclusions mapped too). With keys = the inverse of the gather order they return the same ids (checked
+    once); each timed call takes a fresh permutation, as ENS does. Shapes: ENS's UCI call (~30 distinct queries
+    against 1,899 destinations, d = 100, K = 20, the event's destination excluded), Wikipedia-sized, and a
+    larger table; half of each table is one tie (the identical embeddings of nodes without history), at random
+    rows, at the front ("contiguous", the kernel's worst case: its threshold sits on the tie for half the scan),
+    or none."""
+    from hardneg._backend import num_threads
+
+    print(f"# {machine(device)}; torch threads {num_threads()}; median of the interleaved rounds; ratio = the "
+          f"median of the paired per-round ratios")
+    for B, N, d, K, tied, repeats in ((30, 1_899, 100, 20, "scattered", 401), (200, 9_227, 100, 20, "scattered", 101),
+                                      (1024, 100_000, 64, 32, "scattered", 21), (1024, 100_000, 64, 32, "none", 21),
+                                      (1024, 100_000, 64, 32, "contiguous", 21)):
+        gen = torch.Generator().manual_seed(0)
+        q, c = torch.randn(B, d, generator=gen), torch.randn(N, d, generator=gen)
+        rows = {"scattered": torch.randperm(N, generator=gen)[: N // 2], "contiguous": torch.arange(N // 2),
+                "none": None}[tied]
+        if rows is not None:
+            c[rows] = c[rows[0]].clone()
+        ex = (torch.arange(B + 1), torch.randint(0, N, (B,), generator=gen))
+        perms = iter([torch.randperm(N, generator=gen) for _ in range(2 * repeats + 8)])
+
+        def keys():
+            return hardneg.ops.topk_mine(q, c, K, exclude=ex, tie_break=next(perms))
+
+        def gather():
+            order = next(perms)
+            rank = torch.empty_like(order)
+            rank[order] = torch.arange(N)
+            _, pool = hardneg.ops.topk_mine(q, c[order], K, exclude=(ex[0], rank[ex[1]]))
+            return torch.where(pool >= 0, order[pool.clamp_min(0)], pool)
+
+        order = torch.randperm(N, generator=gen)  # the gathered table's row order: its inverse is the key
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(N)
+        a = hardneg.ops.topk_mine(q, c, K, exclude=ex, tie_break=rank)[1]
+        perms_saved, perms = perms, iter([order])
+        b = gather()
+        perms = perms_saved
+        assert torch.equal(a, b), "the two routes disagree"
+        (mk, _, pk, _, tk), (mg, _, pg, _, tg) = time_interleaved([keys, gather], device, warmup=3, repeats=repeats)
+        ratio = sorted(x / y for x, y in zip(tk, tg))[len(tk) // 2]
+        print(f"B={B} N={N} d={d} K={K} ties {tied:10s}: tie_break {1e6 * mk:9.1f} us   permuted table "
+              f"{1e6 * mg:9.1f} us   ratio {ratio:.3f}   peak {pk / 2**20:.1f} / {pg / 2**20:.1f} MiB")
+
+
 if __name__ == "__main__":
-    if "--ab-exclusions" in sys.argv:
+    if "--ab-ties" in sys.argv:
+        ab_ties()
+    elif "--ab-exclusions" in sys.argv:
         ab_exclusions()
     else:
         main("topk_mine", configs, PROVIDERS)

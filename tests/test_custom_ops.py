@@ -59,6 +59,8 @@ def test_opcheck_topk_mine(metric):
     ex = (torch.tensor([0, 2, 2, 3, 3, 3]), torch.tensor([1, 5, 7]))
     torch.library.opcheck(L.topk_mine, (q.requires_grad_(), c.requires_grad_(), 4, metric, *ex, None))
     torch.library.opcheck(L.topk_mine, (q, c, 50, metric, None, None, None))  # k > N: padding
+    tie = torch.randperm(c.shape[0], generator=torch.Generator().manual_seed(1))
+    torch.library.opcheck(L.topk_mine, (q, c, 4, metric, *ex, None, tie))  # random tie order
 
 
 @pytest.mark.parametrize("replacement", [False, True])

@@ -43,17 +43,17 @@ void register_mining(py::module_& m) {
       [](std::uintptr_t query, int64_t num_queries, int64_t query_stride, std::uintptr_t candidates,
          int64_t num_candidates, int64_t candidate_stride, int64_t dim, int64_t metric, int64_t k,
          std::uintptr_t exclude_indptr, std::uintptr_t exclude_indices, std::uintptr_t out_scores,
-         std::uintptr_t out_ids, int num_threads) {
+         std::uintptr_t out_ids, int num_threads, std::uintptr_t tie_break) {
         const MiningProblem P = make_problem("topk_mine", query, num_queries, query_stride, candidates,
                                              num_candidates, candidate_stride, dim, metric, exclude_indptr,
                                              exclude_indices, num_threads);
         py::gil_scoped_release nogil;  // the kernel checks k itself
-        topk_mine_cpu(P, k, ptr<float>(out_scores), ptr<int64_t>(out_ids));
+        topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<float>(out_scores), ptr<int64_t>(out_ids));
       },
       py::arg("query"), py::arg("num_queries"), py::arg("query_stride"), py::arg("candidates"),
       py::arg("num_candidates"), py::arg("candidate_stride"), py::arg("dim"), py::arg("metric"), py::arg("k"),
       py::arg("exclude_indptr"), py::arg("exclude_indices"), py::arg("out_scores"), py::arg("out_ids"),
-      py::arg("num_threads") = 0);
+      py::arg("num_threads") = 0, py::arg("tie_break") = 0);
 
   m.def(
       "sample_by_score_cpu",

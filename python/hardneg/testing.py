@@ -21,15 +21,21 @@ def score_tolerance(dtype: torch.dtype, ref: torch.Tensor, d: int) -> float:
     return TOL.get(dtype, 1e-5) * scale * math.sqrt(max(d, 1))
 
 
-def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, dtype=None, strict_ties=False):
+def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, dtype=None, strict_ties=False,
+                        tie_break=None):
     """Check (scores, ids) against the float64 reference, modulo ties within tolerance.
 
     Checks, per row: ids distinct, in range, never excluded, -1 only as trailing padding; the number of
     results is min(k, admissible); returned scores equal the reference score of their id; scores are sorted;
     nothing left out scores higher than the k-th returned score (beyond tolerance); exact ties (e.g.
-    duplicated candidate rows) are resolved to the smaller id, in the order and, with ``strict_ties``, at the
-    k boundary (use it where equal float64 scores are also bitwise equal in float32, e.g. duplicated rows).
+    duplicated candidate rows) are resolved to the smaller id (with ``tie_break`` [N]: the smaller key, then
+    the smaller id), in the order and, with ``strict_ties``, at the k boundary (use it where equal float64
+    scores are also bitwise equal in float32, e.g. duplicated rows).
     """
+    N = candidates.shape[0]
+    keys = torch.arange(N) if tie_break is None else tie_break.cpu().long()
+    rank = torch.empty(N, dtype=torch.int64)  # each id's place in the tie order
+    rank[torch.argsort(keys, stable=True)] = torch.arange(N)
     B, N = query.shape[0], candidates.shape[0]
     dtype = dtype or query.dtype
     assert scores.shape == (B, k) and ids.shape == (B, k), (scores.shape, ids.shape)
@@ -68,15 +74,16 @@ def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, d
         ref_sorted = torch.sort(S[b][~mask[b]], descending=True).values[:n_valid]
         diff = (torch.sort(ref_at, descending=True).values - ref_sorted).abs().max().item()
         assert diff <= tol, f"row {b}: top-k score multiset differs from reference by {diff}"
-        # exact ties: smaller id first, and the smaller id wins at the boundary
+        # exact ties: first in the tie order (the smaller id, or key), and the first wins at the boundary
         for j in range(n_valid - 1):
             if ref_at[j] == ref_at[j + 1] and row_s[j] == row_s[j + 1]:
-                assert got[j] < got[j + 1], f"row {b}: tie not ordered by id: {got.tolist()}"
+                assert rank[got[j]] < rank[got[j + 1]], f"row {b}: tie not in tie order: {got.tolist()}"
         left = (~chosen & ~mask[b]).nonzero().flatten()
         if strict_ties and left.numel():
             for i in got.tolist():
                 same = left[S[b, left] == S[b, i]]
-                assert not bool((same < i).any()), f"row {b}: tie at the boundary lost to a larger id ({i} kept, {same.tolist()} dropped)"
+                assert not bool((rank[same] < rank[i]).any()), \
+                    f"row {b}: tie at the boundary lost to a later one in the tie order ({i} kept, {same.tolist()} dropped)"
 
 
 def chi2_quantile(df: int, p_upper: float = 1e-6) -> float:

@@ -162,6 +162,8 @@ def bad_inputs(rank, world):
     sharded = ShardedCandidates.from_local(c)
     with pytest.raises(ValueError, match=r"'exclude' ids must be in \[0, 10\) \(got min 0, max 10\)"):
         hardneg.ops.topk_mine(torch.randn(2, 4), sharded, 3, exclude=(torch.tensor([0, 1, 2]), torch.tensor([0, 10])))
+    with pytest.raises(ValueError, match="'tie_break' is not supported with a ShardedCandidates"):
+        hardneg.ops.topk_mine(torch.randn(2, 4), sharded, 3, tie_break=torch.arange(10))
     with pytest.raises(ValueError, match=r"'exclude' ids must be in \[0, 10\)"):
         hardneg.ops.sample_by_score(torch.randn(1, 4), sharded, 3, exclude=(torch.tensor([0, 1]), torch.tensor([12])))
     with pytest.raises(ValueError, match="same d"):

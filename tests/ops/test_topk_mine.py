@@ -147,6 +147,85 @@ def test_half_precision_on_gpu(dtype, metric):
     assert_topk_matches(q.float(), c.float(), 16, metric, ex, s.cpu(), i.cpu(), dtype=dtype)
 
 
+# ---------------------------------------------------------------- tie keys
+
+
+def _run_tie(backend, device, q, c, k, metric, ex, tie):
+    q, c, tie = q.to(device), c.to(device), tie.to(device)
+    exd = None if ex is None else (ex[0].to(device), ex[1].to(device))
+    s, i = hardneg.ops.topk_mine(q, c, k, metric=metric, exclude=exd, tie_break=tie, backend=backend)
+    assert s.device.type == device and i.device.type == device
+    return s.cpu(), i.cpu()
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("metric", ["dot", "l2", "cos"])
+@pytest.mark.parametrize("keys", ["permutation", "repeated", "int32"])
+@pytest.mark.parametrize("B,N,k", [(6, 45, 1), (9, 130, 13), (4, 20, 33), (0, 10, 3)])
+def test_tie_break_orders_ties_by_key(backend, device, metric, keys, B, N, k):
+    # integer-valued rows: exact ties in every backend's arithmetic; the keys decide each tie (then the id)
+    gen = torch.Generator().manual_seed(hash((metric, keys, B, N, k)) % 2**31)
+    q = torch.randint(-2, 3, (B, 4), generator=gen).float()
+    c = torch.randint(-1, 2, (N, 4), generator=gen).float()
+    tie = torch.randperm(N, generator=gen) if keys == "permutation" else torch.randint(0, 5, (N,), generator=gen)
+    if keys == "int32":
+        tie = tie.int()
+    ex = random_csr(B, N, 5, gen)
+    s, i = _run_tie(backend, device, q, c, k, metric, ex, tie)
+    assert_topk_matches(q, c, k, metric, ex, s, i, strict_ties=exact_ties(backend, device), tie_break=tie)
+    if exact_ties(backend, device) and metric != "cos":
+        rs, ri = hardneg.ops.topk_mine(q, c, k, metric=metric, exclude=ex, tie_break=tie, backend="reference")
+        assert torch.equal(i, ri)
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
+def test_tie_break_on_one_tie_is_the_key_order(backend, device):
+    # every candidate the same: the result is the admissible ids in key order, padded past N
+    N = 12
+    c = torch.ones(N, 3)
+    q = torch.ones(3, 3)
+    tie = torch.tensor([5, 3, 9, 0, 7, 3, 11, 2, 8, 1, 10, 4])
+    ex = (torch.tensor([0, 0, 2, 14]), torch.tensor([3, 9, *range(N)]))
+    s, i = _run_tie(backend, device, q, c, 15, "dot", ex, tie)
+    order = sorted(range(N), key=lambda j: (int(tie[j]), j))
+    assert i[0].tolist() == order + [-1] * 3
+    assert i[1].tolist() == [j for j in order if j not in (3, 9)] + [-1] * 5
+    assert (i[2] == -1).all() and torch.isneginf(s[2]).all()  # every id excluded
+    s1, i1 = _run_tie(backend, device, q, c, 1, "dot", None, tie)
+    assert i1[:, 0].tolist() == [3, 3, 3]  # k = 1: the smallest key
+
+
+def test_tie_break_empty_candidates_and_random_order_is_uniform():
+    s, i = hardneg.ops.topk_mine(torch.randn(2, 4), torch.randn(0, 4), 3, tie_break=torch.zeros(0, dtype=torch.int64))
+    assert (i == -1).all() and torch.isneginf(s).all()
+    # a fresh random permutation per call picks each of 10 tied candidates first with probability 1/10
+    gen = torch.Generator().manual_seed(0)
+    c = torch.cat([torch.ones(10, 2), torch.zeros(5, 2)])
+    counts = torch.zeros(15)
+    for _ in range(4000):
+        _, i = hardneg.ops.topk_mine(torch.ones(1, 2), c, 1, tie_break=torch.randperm(15, generator=gen))
+        counts[i[0, 0]] += 1
+    assert counts[10:].sum() == 0
+    from hardneg.testing import chi2_quantile, chi2_stat
+
+    stat, df = chi2_stat(counts[:10], torch.full((10,), 0.1))
+    assert stat < chi2_quantile(df)
+
+
+def test_tie_break_crosses_chunks():
+    # the same row in two of the CPU kernel's 65,536-candidate chunks: the key, not the id, picks the winner
+    gen = torch.Generator().manual_seed(6)
+    q = torch.randn(2, 4, generator=gen)
+    c = torch.randn(140_000, 4, generator=gen)
+    c[100_000] = c[7]
+    q[0] = c[7]  # l2: the two copies score 0, above every other candidate
+    tie = torch.arange(140_000)
+    tie[100_000] = -1  # ranks before every other key
+    s, i = hardneg.ops.topk_mine(q, c, 5, metric="l2", tie_break=tie, backend="cpu")
+    assert i[0, :2].tolist() == [100_000, 7]
+    assert_topk_matches(q, c, 5, "l2", None, s, i, strict_ties=True, tie_break=tie)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -178,6 +257,11 @@ def _ok():
         (dict(exclude=(torch.tensor([0.0, 1, 1, 2]), torch.tensor([1, 2]))), TypeError, "indptr"),
         (dict(backend="cuda"), ValueError, "backend 'cuda'"),
         (dict(backend="gpu"), ValueError, "'backend' must be None or one of"),
+        (dict(tie_break=torch.rand(10)), TypeError, "'tie_break' must be a 1-D integer tensor"),
+        (dict(tie_break=[0] * 10), TypeError, "'tie_break' must be a torch.Tensor"),
+        (dict(tie_break=torch.arange(9)), ValueError, "one key per candidate (10"),
+        (dict(tie_break=torch.arange(10)[None]), ValueError, "'tie_break' must be a 1-D"),
+        (dict(tie_break=torch.arange(10, device="meta")), ValueError, "'tie_break' is on the meta device"),
     ],
 )
 def test_bad_input(kwargs, exc, frag):
@@ -218,6 +302,13 @@ def test_core_rejects_bad_values_directly():
         _core.topk_mine_cpu(1, 1, 4, 1, 1, 4, 4, 9, 1, 0, 0, 1, 1, 1)
     with pytest.raises(ValueError, match="row strides"):
         _core.topk_mine_cpu(1, 1, 2, 1, 1, 4, 4, 0, 1, 0, 0, 1, 1, 1)
+    # the tie keys cross the boundary by name
+    q, c, tie = torch.ones(1, 2), torch.ones(3, 2), torch.tensor([2, 0, 1])
+    s, i = torch.empty(1, 2), torch.empty(1, 2, dtype=torch.int64)
+    _core.topk_mine_cpu(query=q.data_ptr(), num_queries=1, query_stride=2, candidates=c.data_ptr(), num_candidates=3,
+                        candidate_stride=2, dim=2, metric=0, k=2, exclude_indptr=0, exclude_indices=0,
+                        out_scores=s.data_ptr(), out_ids=i.data_ptr(), num_threads=1, tie_break=tie.data_ptr())
+    assert i.tolist() == [[1, 2]]
 
 
 # ---------------------------------------------------------------- fuzz

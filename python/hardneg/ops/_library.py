@@ -6,7 +6,7 @@ implementation gives the exact output shapes and dtypes for tracing. (Only an ar
 cannot take at all, a list where a tensor goes, is rejected before that, by torch's dispatcher, with torch's
 message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
 
-* ``topk_mine(query, candidates, k, metric, exclude_indptr, exclude_indices, backend) -> (scores, ids)``
+* ``topk_mine(query, candidates, k, metric, exclude_indptr, exclude_indices, backend, tie_break) -> (scores, ids)``
 * ``sample_by_score(query, candidates, num_samples, metric, weighting, temperature, exclude_indptr,
   exclude_indices, replacement, seed, backend) -> (ids, log_prob)``
 * ``sample_from_weights(weights, n, replacement, seed) -> ids``
@@ -128,15 +128,17 @@ def _log_prob_backward(query, candidates, ids, metric, weighting, temperature, e
 # ------------------------------------------------------------------------------------------------ mining
 @custom_op("hardneg::topk_mine", mutates_args=())
 def topk_mine(query: Tensor, candidates: Tensor, k: int, metric: str = "dot", exclude_indptr: Tensor | None = None,
-              exclude_indices: Tensor | None = None, backend: str | None = None) -> tuple[Tensor, Tensor]:
+              exclude_indices: Tensor | None = None, backend: str | None = None,
+              tie_break: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """:func:`hardneg.ops.topk_mine` as a custom op (exclusion CSR as two optional tensors)."""
     with torch.no_grad():
         return _fresh(*_mining.topk_mine(query, candidates, k, metric=metric,
-                                         exclude=_csr(exclude_indptr, exclude_indices), backend=backend))
+                                         exclude=_csr(exclude_indptr, exclude_indices), tie_break=tie_break,
+                                         backend=backend))
 
 
 @topk_mine.register_fake
-def _(query, candidates, k, metric="dot", exclude_indptr=None, exclude_indices=None, backend=None):
+def _(query, candidates, k, metric="dot", exclude_indptr=None, exclude_indices=None, backend=None, tie_break=None):
     B = query.shape[0]
     return query.new_empty((B, k), dtype=torch.float32), query.new_empty((B, k), dtype=torch.int64)
 
@@ -150,7 +152,7 @@ def _topk_setup(ctx, inputs, output):
 def _topk_grad(ctx, grad_scores, _grad_ids):
     query, candidates, ids = ctx.saved_tensors
     gq, gc = _topk_backward(query, candidates, ids, ctx.metric, grad_scores, *ctx.needs_input_grad[:2])
-    return gq, gc, None, None, None, None, None
+    return gq, gc, None, None, None, None, None, None
 
 
 topk_mine.register_autograd(_topk_grad, setup_context=_topk_setup)

@@ -79,7 +79,8 @@ def _prepare(op, query, candidates, metric, exclude, check_finite=True):
 
 
 def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: str = "dot",
-              exclude: CSR | None = None, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              exclude: CSR | None = None, tie_break: torch.Tensor | None = None,
+              backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k most similar candidates per query, never returning excluded ids, without materialising B×N.
 
     Args:
@@ -90,16 +91,24 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
         k: results per query, >= 1; k > N is allowed (padding).
         metric: one of ``"dot"``, ``"cos"``, ``"l2"``, ``"l1"``, ``"rotate"`` (module docstring).
         exclude: optional CSR ``(indptr [B+1], indices)`` of ids to skip per query.
+        tie_break: optional integer [N] keys (int64 or int32) on the candidates' device: candidates with equal
+            scores rank by the smaller key (then the smaller id) instead of by the smaller id. A random
+            permutation (``torch.randperm(N)``) breaks ties uniformly at random, e.g. among the identical
+            embeddings of cold-start nodes, without reordering the table (the CPU kernel compares keys; the
+            Triton path mines the table in key order). Not with a ``ShardedCandidates``.
         backend: None (best for the device), ``"reference"``, ``"cpu"`` or ``"triton"``.
 
     Returns:
         ``(scores, ids)``: float32 [B, k] and int64 [B, k]. Each row is sorted by descending score, ties to
-        the smaller id; a row with fewer than k admissible candidates is padded with id −1 and score −inf.
+        the smaller id (the smaller ``tie_break`` key when given); a row with fewer than k admissible
+        candidates is padded with id −1 and score −inf.
 
     Raises:
-        TypeError: non-tensor inputs, non-floating or mismatched dtypes, non-int k, non-integer CSR.
+        TypeError: non-tensor inputs, non-floating or mismatched dtypes, non-int k, non-integer CSR or
+            ``tie_break``.
         ValueError: wrong ndim, mismatched d or device, k <= 0, unknown metric or backend, odd d with
-            ``"rotate"``, malformed CSR (length, non-monotone indptr, ids out of range), NaN/Inf inputs.
+            ``"rotate"``, malformed CSR (length, non-monotone indptr, ids out of range), NaN/Inf inputs,
+            ``tie_break`` not of length N or on another device, ``tie_break`` with a ``ShardedCandidates``.
 
     Example:
         >>> import torch, hardneg
@@ -110,13 +119,17 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
     """
     op = "topk_mine"
     if _sharded(candidates):
+        if tie_break is not None:
+            raise ValueError(f"{op}: 'tie_break' is not supported with a ShardedCandidates table (got "
+                             f"{V.describe(tie_break)})")
         from hardneg import distributed
 
         return distributed.topk_mine(query, candidates, k, metric=metric, exclude=exclude, backend=backend)
     if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
-        return _library().topk_mine(query, candidates, k, metric, *csr_args(exclude), backend)
+        return _library().topk_mine(query, candidates, k, metric, *csr_args(exclude), backend, tie_break)
     k = V.integer(op, "k", k, minimum=1)
     q, c, metric, ex = _prepare(op, query, candidates, metric, exclude)
+    tie = None if tie_break is None else _tie_keys(op, tie_break, c)
     V.alloc(op, "the output (scores, ids)", (q.shape[0], k), 12, q.device)
     name, fn = resolve(op, backend, q.device)
     B = q.shape[0]
@@ -126,12 +139,37 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
     if c.shape[0] == 0:
         return (torch.full((B, k), float("-inf"), dtype=torch.float32, device=q.device),
                 torch.full((B, k), -1, dtype=torch.int64, device=q.device))
-    return _library().attach_grad(op, q, c, fn(q, c, k, metric, ex), metric=metric)
+    out = fn(q, c, k, metric, ex) if tie is None else fn(q, c, k, metric, ex, tie_break=tie)
+    return _library().attach_grad(op, q, c, out, metric=metric)
+
+
+def _tie_keys(op: str, tie_break, c: torch.Tensor) -> torch.Tensor:
+    """``tie_break`` checked (integer [N] on the candidates' device) as a contiguous int64 tensor."""
+    t = V.tensor(op, "tie_break", tie_break, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor",
+                 what="of tie keys [N]")
+    if t.shape[0] != c.shape[0]:
+        raise ValueError(f"{op}: 'tie_break' must have one key per candidate ({c.shape[0]}; got {V.describe(t)})")
+    if t.device != c.device:
+        raise ValueError(f"{op}: 'tie_break' must be on the candidates' device {c.device} (got {t.device})")
+    return t.to(torch.int64).contiguous()
+
+
+def _in_key_order(fn, q, c, k, metric, ex, tie_break):
+    """Mining with tie keys through a kernel that breaks ties by id: the table in (key, id) order, the exclusion
+    ids and the results mapped between the two orders (a gather of the table; the Triton path)."""
+    N = c.shape[0]
+    order = torch.argsort(tie_break, stable=True)  # equal keys keep id order
+    pos = torch.empty_like(order)
+    pos[order] = torch.arange(N, device=order.device)
+    if ex is not None:  # the one CSR normalisation: rows sorted and unique again after the mapping
+        ex = V.normalize_csr(ex[0], pos[ex[1]], ex[0].numel() - 1, N)
+    s, i = fn(q, c[order], k, metric, ex)
+    return s, torch.where(i >= 0, order[i.clamp_min(0)], i)
 
 
 @register("topk_mine", "reference")
-def _topk_reference(q, c, k, metric, ex):
-    return _ref.topk_mine(q, c, k, metric=metric, exclude=ex)
+def _topk_reference(q, c, k, metric, ex, tie_break=None):
+    return _ref.topk_mine(q, c, k, metric=metric, exclude=ex, tie_break=tie_break)
 
 
 def _f32_rows(x: torch.Tensor) -> torch.Tensor:
@@ -158,20 +196,24 @@ def _problem(q, c, metric, ex) -> tuple[dict, tuple]:
 
 
 @register("topk_mine", "cpu")
-def _topk_cpu(q, c, k, metric, ex):
+def _topk_cpu(q, c, k, metric, ex, tie_break=None):
     B = q.shape[0]
     scores = torch.empty(B, k, dtype=torch.float32)
     ids = torch.empty(B, k, dtype=torch.int64)
     args, _keep = _problem(q, c, metric, ex)
-    core().topk_mine_cpu(**args, k=k, out_scores=scores.data_ptr(), out_ids=ids.data_ptr())
+    core().topk_mine_cpu(**args, k=k, out_scores=scores.data_ptr(), out_ids=ids.data_ptr(),
+                         tie_break=0 if tie_break is None else tie_break.data_ptr())
     return scores, ids
 
 
 @register("topk_mine", "triton")
-def _topk_triton(q, c, k, metric, ex):
+def _topk_triton(q, c, k, metric, ex, tie_break=None):
     from hardneg.kernels.mining.topk_mine import topk_mine_triton
 
-    return topk_mine_triton(q, c, k, code(METRICS, metric), ex)
+    def mine(q, c, k, metric, ex):
+        return topk_mine_triton(q, c, k, code(METRICS, metric), ex)
+
+    return mine(q, c, k, metric, ex) if tie_break is None else _in_key_order(mine, q, c, k, metric, ex, tie_break)
 
 
 # --------------------------------------------------------------------------------------------------------------

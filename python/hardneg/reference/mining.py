@@ -31,16 +31,20 @@ def exclusion_mask(exclude, B: int, start: int, stop: int, device) -> torch.Tens
     return mask
 
 
-def _order(scores: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Permutation per row sorting by (score desc, id asc)."""
-    by_id = torch.argsort(ids, dim=1, stable=True)
-    s = torch.gather(scores, 1, by_id)
+def _order(scores: torch.Tensor, ids: torch.Tensor, tie_break: torch.Tensor | None = None) -> torch.Tensor:
+    """Permutation per row sorting by (score desc, id asc), or (score desc, tie_break[id] asc, id asc)."""
+    order = torch.argsort(ids, dim=1, stable=True)
+    if tie_break is not None:
+        keys = tie_break[torch.gather(ids, 1, order)]
+        order = torch.gather(order, 1, torch.argsort(keys, dim=1, stable=True))
+    s = torch.gather(scores, 1, order)
     by_score = torch.argsort(-s, dim=1, stable=True)
-    return torch.gather(by_id, 1, by_score)
+    return torch.gather(order, 1, by_score)
 
 
-def topk_mine(query, candidates, k: int, *, metric: str = "dot", exclude=None, chunk: int = 4096):
-    """Top-k candidates per query by score, skipping excluded ids; (score desc, id asc); float64 inside.
+def topk_mine(query, candidates, k: int, *, metric: str = "dot", exclude=None, tie_break=None, chunk: int = 4096):
+    """Top-k candidates per query by score, skipping excluded ids; (score desc, id asc), or with ``tie_break``
+    ([N] integer keys) (score desc, key asc, id asc); float64 inside.
 
     Returns (scores float32 [B, k], ids int64 [B, k]), padded with (-inf, -1).
     """
@@ -55,7 +59,7 @@ def topk_mine(query, candidates, k: int, *, metric: str = "dot", exclude=None, c
         ids = torch.arange(start, stop, device=device).expand(B, -1)
         cs = torch.cat([best_s, s], 1)
         ci = torch.cat([best_i, ids], 1)
-        order = _order(cs, ci)[:, :k]
+        order = _order(cs, ci, tie_break)[:, :k]
         best_s = torch.gather(cs, 1, order)
         best_i = torch.gather(ci, 1, order)
     out_s = torch.full((B, k), float("-inf"), dtype=torch.float64, device=device)

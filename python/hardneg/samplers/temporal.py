@@ -463,15 +463,11 @@ class ENSSampler(TemporalSampler):
             ptr = torch.zeros(uq.shape[0] + 1, dtype=torch.int64, device=q.device)
             ptr[1:] = torch.cumsum(torch.bincount(grp, minlength=uq.shape[0]), 0)
             ex = key - grp * N
-        # ties go to random candidates, not to the smallest ids: the table is mined in a random row order (at
-        # an epoch's start every node without history has the same embedding, and a fresh stream's first table
-        # is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
-        N = C.shape[0]
-        order = permutation(N, generator, C.device)
-        rank = torch.empty_like(order)
-        rank[order] = torch.arange(N, device=C.device)
-        _, pool = topk_mine(uq, C[order], self.pool_size, metric="dot", exclude=(ptr, rank[ex]))
-        pool = torch.where(pool >= 0, order[pool.clamp_min(0)], pool)
+        # ties go to random candidates, not to the smallest ids: a fresh random permutation ranks the candidates
+        # among equal scores (at an epoch's start every node without history has the same embedding, and a fresh
+        # stream's first table is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
+        tie = permutation(C.shape[0], generator, C.device)
+        _, pool = topk_mine(uq, C, self.pool_size, metric="dot", exclude=(ptr, ex), tie_break=tie)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
 
