@@ -290,3 +290,12 @@ def test_fake_shapes_match(kg, tgraph):
     for key in real:
         for r, f in zip(real[key], fake[key]):
             assert (r.shape, r.dtype) == (f.shape, f.dtype)
+
+
+def test_opcheck_time_encode():
+    g = _gen(11)
+    dt = (10 ** (torch.rand(9, generator=g) * 6)).reshape(3, 3)
+    w, b = torch.rand(5, 1, generator=g), torch.randn(5, generator=g)
+    torch.library.opcheck(L.time_encode, (dt.requires_grad_(), w.requires_grad_(), b.requires_grad_(), None))
+    torch.library.opcheck(L.time_encode, (dt.detach(), w.detach().reshape(-1), None, None))
+    torch.testing.assert_close(H.time_encode(dt, w, b), hardneg.ops.time_encode(dt, w, b))

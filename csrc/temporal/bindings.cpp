@@ -7,6 +7,7 @@
 #include "bindings.h"
 #include "temporal/temporal_assemble.h"
 #include "temporal/temporal_neighbors.h"
+#include "temporal/time_encode.h"
 
 namespace hardneg {
 namespace {
@@ -82,6 +83,25 @@ struct TemporalLevels {
 }  // namespace
 
 void register_temporal(py::module_& m) {
+  m.def(
+      "time_encode_cpu",
+      [](std::uintptr_t dt, std::uintptr_t weight, std::uintptr_t bias, std::uintptr_t out_cos, std::uintptr_t out_sin,
+         int64_t rows, int64_t dim, int num_threads) {
+        HN_CHECK(rows >= 0 && dim >= 0, "time_encode: rows and dim must be >= 0");
+        HN_CHECK(rows * dim == 0 || (dt != 0 && weight != 0 && out_cos != 0), "time_encode: null dt, weight or out_cos");
+        TimeEncodeArgs A;
+        A.dt = ptr<const float>(dt);
+        A.w = ptr<const float>(weight);
+        A.b = ptr<const float>(bias);
+        A.out_cos = ptr<float>(out_cos);
+        A.out_sin = ptr<float>(out_sin);
+        A.rows = rows;
+        A.dim = dim;
+        py::gil_scoped_release nogil;
+        time_encode_cpu(A, num_threads);
+      },
+      py::arg("dt"), py::arg("weight"), py::arg("bias"), py::arg("out_cos"), py::arg("out_sin"), py::arg("rows"),
+      py::arg("dim"), py::arg("num_threads") = 0);
   py::class_<TemporalLevels>(m, "TemporalLevels",
                              "A CPU hardneg.TemporalGraph state for the streaming lookup: "
                              "TemporalLevels(**TemporalGraph.kernel_view().core_args(), num_nodes=...). "

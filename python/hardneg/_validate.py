@@ -278,16 +278,22 @@ def score_range(op: str, q: torch.Tensor, c: torch.Tensor, metric: str) -> None:
     float64 inputs beyond float32's range fail here too instead of being downcast to inf."""
     if torch.compiler.is_compiling():  # compiled: the ops' eager implementations check
         return
-    mags = []
-    for name, x in (("query", q), ("candidates", c)):
-        m = max(abs(v) for v in torch.stack(torch.aminmax(x)).double().tolist()) if x.numel() else 0.0
-        if not math.isfinite(m):
-            finite(op, name, x)  # raises, counting the NaN/Inf values
-        mags.append(m)
-    if not q.numel() or not c.numel():
-        return
-    d = q.shape[1]
-    mq, mc = mags
+    mq, mc = magnitude(op, "query", q), magnitude(op, "candidates", c)
+    if q.numel() and c.numel():
+        score_bound(op, q.shape[1], mq, mc, metric)
+
+
+def magnitude(op: str, name: str, x: torch.Tensor) -> float:
+    """The largest |entry| of ``x`` (0 when empty), from one min/max reduction; the :func:`finite` error when ``x``
+    holds NaN/Inf. A caller that keeps a table (ENS's candidates) checks it once and reuses the bound."""
+    m = max(abs(v) for v in torch.stack(torch.aminmax(x)).double().tolist()) if x.numel() else 0.0
+    if not math.isfinite(m):
+        finite(op, name, x)  # raises, counting the NaN/Inf values
+    return m
+
+
+def score_bound(op: str, d: int, mq: float, mc: float, metric: str) -> None:
+    """The float32 overflow check of :func:`score_range` from the two magnitudes (``d`` features)."""
     if metric == "cos":
         bound = d * max(mq, mc) ** 2  # each vector's squared norm is accumulated in float32
     elif metric == "dot":

@@ -354,3 +354,66 @@ def test_ens_draft_errors():
             s.sample(given, scorer=sc, generator=g, times=torch.zeros(3), draft=d)
         out.append(s.sample(given, scorer=sc, generator=g, draft=d).ids)
     assert torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_distinct_rows_groups_as_torch_unique(dtype, monkeypatch):
+    # ENS's grouping of identical queries: the partition of torch.unique(dim=0), -0.0 equal to 0.0, and
+    # torch.unique's own answer when two different rows share a hash
+    from hardneg.samplers import base
+
+    g = G(4)
+    x = torch.randn(7, 16, generator=g, dtype=dtype)[torch.randint(0, 7, (40,), generator=g)]
+    x[5] = x[4]
+    x[4, 2], x[5, 2] = 0.0, -0.0  # rows 4 and 5 differ only in the sign of a zero: one row
+    ref_rows, ref_inv = torch.unique(x, dim=0, return_inverse=True)
+
+    def same_partition(rows, inv):
+        assert rows.shape == ref_rows.shape and torch.equal(rows[inv], x)
+        assert torch.equal(inv[:, None] == inv[None, :], ref_inv[:, None] == ref_inv[None, :])
+
+    same_partition(*base.distinct_rows(x))
+    assert int(base.distinct_rows(x)[1][4]) == int(base.distinct_rows(x)[1][5])
+    key = (dtype, 16, x.device)
+    monkeypatch.setitem(base._ROW_HASH, key, torch.zeros(16, dtype=torch.int64))  # every row one hash
+    same_partition(*base.distinct_rows(x))
+    rows, inv = base.distinct_rows(torch.empty(0, 16, dtype=dtype))
+    assert rows.shape == (0, 16) and inv.shape == (0,)
+
+
+def test_ens_checks_its_table_once_per_refresh_and_its_queries_every_call():
+    # the cached table is checked (NaN/Inf) when it is taken; each call checks its fresh queries and the score bound
+    s = create("ens", n=2, pool_size=4, hard_fraction=1.0, refresh_every=3)
+    sc = scorer(4, seed=5)
+    s.sample(events(4), scorer=sc, generator=G(0))
+    bad_table = scorer(4, seed=5)
+    bad_table.C = bad_table.C.clone()
+    bad_table.C[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="ens: 'candidates' must be finite"):
+        create("ens", n=2, pool_size=4, hard_fraction=1.0).sample(events(4), scorer=bad_table, generator=G(0))
+    bad_q = scorer(4, seed=5)
+    bad_q.q = bad_q.q.clone()
+    bad_q.q[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="ens: 'query' must be finite"):
+        s.sample(events(4), scorer=bad_q, generator=G(0))
+    huge = scorer(4, seed=5)
+    huge.q = huge.q * 1e37
+    with pytest.raises(ValueError, match="scores could overflow float32"):
+        s.sample(events(4), scorer=huge, generator=G(0))
+
+
+def test_mine_cached_table_equals_topk_mine():
+    from hardneg.ops.mining import mine_cached_table
+
+    g = G(8)
+    q, C = torch.randn(9, 6, generator=g), torch.randn(40, 6, generator=g)
+    C[20:] = C[0]  # ties, broken by the keys
+    ex = (torch.tensor([0, 1, 1, 3, 4, 4, 4, 5, 6, 8]), torch.tensor([3, 0, 39, 7, 2, 11, 12, 5]))
+    tie = torch.randperm(40, generator=g)
+    mag = float(C.abs().max())
+    for k in (1, 5, 45):
+        want = hardneg.ops.topk_mine(q, C, k, exclude=ex, tie_break=tie)
+        got = mine_cached_table("t", q, C, k, mag, ex, tie)
+        assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
+    e = mine_cached_table("t", q[:0], C, 3, mag, (torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)))
+    assert e[1].shape == (0, 3)

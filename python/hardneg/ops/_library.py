@@ -22,6 +22,7 @@ message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
 * ``enclosing_subgraphs(indptr, indices, num_nodes, pairs, num_hops, max_nodes_per_hop, seed, backend)
   -> (nodes, node_ptr, edge_index, edge_ptr, labels)`` (sizes data-dependent)
 * ``spmm(indptr, indices, values, x, num_rows, symmetric, backend) -> [num_rows, D]`` (differentiable in x)
+* ``time_encode(dt, weight, bias, backend) -> [*dt.shape, τ]`` (differentiable in dt, weight and bias)
 
 Randomness: the random ops take an explicit integer ``seed`` in place of a ``torch.Generator`` (a compiled
 graph cannot hold one): ``op(..., seed=s)`` returns exactly what the public function returns with
@@ -58,8 +59,8 @@ from hardneg.ops import temporal as _temporal
 from hardneg.reference.mining import exclusion_mask, logits
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
-           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "spmm", "topk_scores",
-           "score_log_prob", "attach_grad", "OPS"]
+           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "spmm", "time_encode",
+           "topk_scores", "score_log_prob", "attach_grad", "OPS"]
 
 Tensor = torch.Tensor
 
@@ -335,6 +336,42 @@ def _spmm_grad(ctx, grad):
 
 spmm.register_autograd(_spmm_grad, setup_context=_spmm_setup)
 OPS.append("spmm")
+
+
+# ------------------------------------------------------------------------------------------------ time encoding
+@custom_op("hardneg::time_encode", mutates_args=())
+def time_encode(dt: Tensor, weight: Tensor, bias: Tensor | None = None, backend: str | None = None) -> Tensor:
+    """:func:`hardneg.ops.time_encode` (differentiable in dt, weight and bias)."""
+    with torch.no_grad():
+        return _temporal.time_encode(dt, weight, bias, backend=backend)
+
+
+@time_encode.register_fake
+def _(dt, weight, bias=None, backend=None):
+    return dt.new_empty((*dt.shape, weight.shape[0]), dtype=torch.float32)
+
+
+def _time_encode_setup(ctx, inputs, output):
+    dt, weight, bias, _backend = inputs
+    ctx.save_for_backward(dt, weight, bias)
+
+
+def _time_encode_grad(ctx, grad):
+    """−sin of the same float32 phase (recomputed in torch: traceable), then Linear(1, τ)'s backward."""
+    dt, weight, bias = ctx.saved_tensors
+    t, w = dt.reshape(-1).to(torch.float32), weight.reshape(-1).to(torch.float32)
+    p = (t.double()[:, None] * w.double()[None, :]).float()
+    if bias is not None:
+        p = p + bias.to(torch.float32)[None, :]
+    gp = -(grad.reshape(t.shape[0], w.shape[0]) * p.double().sin().float())
+    gdt = (gp @ w).reshape(dt.shape).to(dt.dtype) if ctx.needs_input_grad[0] else None
+    gw = (gp.t() @ t).reshape(weight.shape).to(weight.dtype) if ctx.needs_input_grad[1] else None
+    gb = gp.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None
+    return gdt, gw, gb, None
+
+
+time_encode.register_autograd(_time_encode_grad, setup_context=_time_encode_setup)
+OPS.append("time_encode")
 
 if HAS_OPAQUE:
     from torch._library.opaque_object import _resolve_opaque_type_info, register_opaque_type

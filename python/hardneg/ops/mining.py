@@ -143,6 +143,24 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
     return _library().attach_grad(op, q, c, out, metric=metric)
 
 
+def mine_cached_table(op: str, query: torch.Tensor, table: torch.Tensor, k: int, table_magnitude: float,
+                      exclude: CSR, tie_break: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`topk_mine` (metric ``"dot"``) against a table its caller checked when it made it, for a caller that
+    mines one table many times (ENS's cached candidates, refreshed every R calls): ``table`` float32 [N, d],
+    contiguous, finite, its largest |entry| ``table_magnitude`` (:func:`hardneg._validate.magnitude`); ``exclude``
+    a CSR whose rows are sorted, unique and in [0, N) by construction; ``tie_break`` contiguous int64 [N] or None.
+    Only the queries are checked here (NaN/Inf and the float32 score bound, one reduction); errors name ``op``.
+    Anything else (a CUDA table, another dtype, tracing, a query that requires grad) goes through
+    :func:`topk_mine` and all its checks. Results are :func:`topk_mine`'s."""
+    if (torch.compiler.is_compiling() or query.device.type != "cpu" or query.dtype != torch.float32
+            or table.dtype != torch.float32 or query.requires_grad):
+        return topk_mine(query, table, k, metric="dot", exclude=exclude, tie_break=tie_break)
+    V.score_bound(op, query.shape[1], V.magnitude(op, "query", query), table_magnitude, "dot")
+    if query.shape[0] == 0 or table.shape[0] == 0:
+        return topk_mine(query, table, k, metric="dot", exclude=exclude, tie_break=tie_break)
+    return _topk_cpu(query, table, k, "dot", exclude, tie_break=tie_break)
+
+
 def _tie_keys(op: str, tie_break, c: torch.Tensor) -> torch.Tensor:
     """``tie_break`` checked (integer [N] on the candidates' device) as a contiguous int64 tensor."""
     t = V.tensor(op, "tie_break", tie_break, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor",

@@ -13,7 +13,7 @@ from hardneg._random import as_generator, compile_seed, seed_from
 from hardneg.reference import temporal as _ref
 from hardneg.temporal import TemporalGraph, check_queries
 
-__all__ = ["temporal_neighbors", "temporal_assemble"]
+__all__ = ["temporal_neighbors", "temporal_assemble", "time_encode"]
 
 
 def temporal_neighbors(graph: TemporalGraph, nodes: torch.Tensor, times: torch.Tensor, k: int, *,
@@ -317,3 +317,108 @@ def _ta_core(graph, nodes, times, k, event_times, features, strategy, generator,
 
 register("temporal_assemble", "cpu")(_ta_core)
 register("temporal_assemble", "cuda")(_ta_core)
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def time_encode(dt: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                backend: str | None = None) -> torch.Tensor:
+    """The cosine time encoding of TGAT / TGN (PyG's ``TimeEncoder``): ``cos(dt·w + b)`` for every time gap and
+    every one of τ frequencies, differentiable with respect to ``dt``, ``weight`` and ``bias``.
+
+    The phase is formed in float32 exactly as ``torch.nn.Linear(1, τ)`` forms it (the product rounded, then the
+    sum rounded), so the result is PyG's encoding to within an ulp of cos. The kernels then reduce that phase
+    exactly (in float64) and take cos and sin together in one pass; the sin is kept for the backward. Time gaps
+    of months at TGAT's w = 1 make phases of 10⁷, where torch's float32 ``cos`` (and its ``sin`` in the backward)
+    takes its slow path: ``bench/time_encode.py`` measures the fused op against PyG's module.
+
+    Args:
+        dt: time gaps, any shape, floating (cast to float32, the dtype the encoder's Linear takes).
+        weight: the frequencies w, [τ] or ``Linear(1, τ).weight`` [τ, 1], floating; may require grad.
+        bias: the phases b, [τ], or None; may require grad.
+        backend: None (best for the device), ``"reference"``, ``"cpu"`` or ``"triton"``.
+
+    Returns:
+        float32 [*dt.shape, τ].
+
+    Raises:
+        TypeError: non-tensor or non-floating ``dt``, ``weight`` or ``bias``.
+        ValueError: ``weight`` not [τ] or [τ, 1], ``bias`` not [τ], inputs on different devices, an unknown or
+            unavailable backend.
+
+    Example:
+        >>> import torch, hardneg
+        >>> w = 1.0 / 10 ** torch.linspace(0, 9, 8)
+        >>> hardneg.ops.time_encode(torch.tensor([0.0, 3600.0]), w).shape
+        torch.Size([2, 8])
+    """
+    op = "time_encode"
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        from hardneg.ops import _library
+
+        return _library.time_encode(dt, weight, bias, backend)
+    if not isinstance(dt, torch.Tensor) or not dt.is_floating_point():
+        raise TypeError(f"{op}: 'dt' must be a floating tensor of time gaps (got {V.describe(dt)})")
+    V.tensor(op, "dt", dt)
+    w = V.tensor(op, "weight", weight, dtypes=V.FLOAT_DTYPES, kind="floating tensor", what="of frequencies [τ]")
+    if not (w.dim() == 1 or (w.dim() == 2 and w.shape[1] == 1)):
+        raise ValueError(f"{op}: 'weight' must be [τ] or Linear(1, τ).weight [τ, 1] (got {V.describe(w)})")
+    w = w.reshape(-1)
+    names, xs = ("dt", "weight"), (dt, w)
+    if bias is not None:
+        bias = V.tensor(op, "bias", bias, ndim=1, dtypes=V.FLOAT_DTYPES, kind="floating tensor",
+                        what="of phases [τ]")
+        if bias.shape[0] != w.shape[0]:
+            raise ValueError(f"{op}: 'bias' must have one entry per frequency ({w.shape[0]}; got {V.describe(bias)})")
+        names, xs = names + ("bias",), xs + (bias,)
+    V.same_device(op, names, *xs)
+    _, fn = resolve(op, backend, dt.device)
+    shape = dt.shape
+    out = _TimeEncode.apply(dt.reshape(-1).to(torch.float32), w.to(torch.float32),
+                            None if bias is None else bias.to(torch.float32), fn)
+    return out.view(*shape, w.shape[0])
+
+
+class _TimeEncode(torch.autograd.Function):
+    """cos(p), p = fl(fl(dt·w) + b); the backward's −sin(p) comes from the forward's kernel pass."""
+
+    @staticmethod
+    def forward(ctx, dt, w, b, fn):
+        need = any(ctx.needs_input_grad[:3])
+        cos, sin = fn(dt.contiguous(), w.contiguous(), None if b is None else b.contiguous(), need)
+        ctx.save_for_backward(dt, w, sin)
+        ctx.has_bias = b is not None
+        return cos
+
+    @staticmethod
+    def backward(ctx, grad):
+        dt, w, sin = ctx.saved_tensors
+        gp = -(grad * sin)  # ∂L/∂p
+        gdt = gp @ w if ctx.needs_input_grad[0] else None
+        gw = gp.t() @ dt if ctx.needs_input_grad[1] else None
+        gb = gp.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gdt, gw, gb, None
+
+
+@register("time_encode", "reference")
+def _te_ref(dt, w, b, with_sin):
+    return _ref.time_encode(dt, w, b, with_sin)
+
+
+@register("time_encode", "cpu")
+def _te_cpu(dt, w, b, with_sin):
+    M, D = dt.shape[0], w.shape[0]
+    cos = torch.empty(M, D, dtype=torch.float32)
+    sin = torch.empty(M, D, dtype=torch.float32) if with_sin else None
+    core().time_encode_cpu(dt=dt.data_ptr(), weight=w.data_ptr(), bias=0 if b is None else b.data_ptr(),
+                           out_cos=cos.data_ptr(), out_sin=0 if sin is None else sin.data_ptr(), rows=M, dim=D,
+                           num_threads=device_args(dt.device)["num_threads"])
+    return cos, sin
+
+
+@register("time_encode", "triton")
+def _te_triton(dt, w, b, with_sin):
+    from hardneg.kernels.temporal.time_encode import time_encode_triton
+
+    return time_encode_triton(dt, w, b, with_sin)

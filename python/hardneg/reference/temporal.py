@@ -57,3 +57,13 @@ def assemble(graph, nodes, times, k, event_times, features, strategy, generator)
     if features is not None:
         feats = torch.where(valid[..., None], features[eids.clamp_min(0)], torch.zeros((), dtype=features.dtype))
     return nbrs, eids, dt, valid, feats
+
+
+def time_encode(dt, w, b, with_sin):
+    """cos (and sin) of the float32 phase fl(fl(dt·w) + b) of ``Linear(1, τ)``, in float64: ``(cos, sin or None)``
+    float32 [M, τ] for dt [M], w [τ], b [τ] or None (all float32)."""
+    p = (dt.double()[:, None] * w.double()[None, :]).float()
+    if b is not None:
+        p = p + b[None, :]
+    p = p.double()
+    return p.cos().float(), (p.sin().float() if with_sin else None)

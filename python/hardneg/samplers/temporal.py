@@ -33,9 +33,10 @@ import math
 import torch
 
 from .. import _validate as V
-from ..ops import corrupt, sample_by_score, topk_mine
+from ..ops import corrupt, sample_by_score
+from ..ops.mining import mine_cached_table
 from .._random import permutation, uniform
-from .base import Negatives, Sampler, exclusion_with_self, register, uniform_pool_draw
+from .base import Negatives, Sampler, distinct_rows, exclusion_with_self, register, uniform_pool_draw
 from .basic import from_corrupt
 from .hard import SCHEDULES, scheduled
 
@@ -321,6 +322,7 @@ class ENSSampler(TemporalSampler):
         self.warmup_steps = V.integer(op, "warmup_steps", warmup_steps, minimum=0)
         self._cache = None
         self._cache_step = -1
+        self._cache_mag = None  # the table's largest |entry|, once it is checked
         self.refreshes = 0
 
     # ------------------------------------------------------------------ schedule and cache
@@ -334,7 +336,7 @@ class ENSSampler(TemporalSampler):
 
     def reset_cache(self) -> None:
         """Drop the cached candidate table (the next call recomputes it)."""
-        self._cache, self._cache_step = None, -1
+        self._cache, self._cache_step, self._cache_mag = None, -1, None
 
     def candidates(self, scorer, device) -> torch.Tensor:
         """The cached [N, d] table, refreshed from ``scorer`` every ``refresh_every`` calls."""
@@ -351,7 +353,10 @@ class ENSSampler(TemporalSampler):
                 raise ValueError(f"{op}: the candidate table is on {C.device} but the model's query embeddings "
                                  f"are on {device}")
             self._cache, self._cache_step = C.contiguous(), self.step
+            self._cache_mag = None
             self.refreshes += 1
+        if self._cache_mag is None and not torch.compiler.is_compiling():  # checked once, not at every mining call
+            self._cache_mag = V.magnitude(op, "candidates", self._cache)
         return self._cache
 
     def state_dict(self):
@@ -364,6 +369,7 @@ class ENSSampler(TemporalSampler):
         super().load_state_dict(state)
         c = state.get("cache")
         self._cache = None if c is None else c.clone()
+        self._cache_mag = None
         self._cache_step, self.refreshes = int(state.get("cache_step", -1)), int(state.get("refreshes", 0))
 
     # ------------------------------------------------------------------ two-phase calls
@@ -452,12 +458,16 @@ class ENSSampler(TemporalSampler):
         Events with identical queries (the same source in one batch, embedded as of the batch) are mined once:
         their shared pool excludes all of their true destinations (each is a positive of that query)."""
         q, C, (ptr, ex) = self._query(P, scorer, rows)
-        uq, inv = torch.unique(q, dim=0, return_inverse=True)
+        uq, inv = distinct_rows(q)
         if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
-        else:
+            ptr, ex = V.normalize_csr(ptr, ex, q.shape[0], C.shape[0])  # sorted and unique per row
+        else:  # (the grouped CSR below is sorted and unique by construction)
             N = C.shape[0]
-            owner = inv[torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())]
+            if ex.numel() == q.shape[0]:  # one id a row (every row holds its own destination): the row's group
+                owner = inv
+            else:
+                owner = inv[torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())]
             key = torch.unique(owner * N + ex)
             grp = torch.div(key, N, rounding_mode="floor")
             ptr = torch.zeros(uq.shape[0] + 1, dtype=torch.int64, device=q.device)
@@ -467,7 +477,7 @@ class ENSSampler(TemporalSampler):
         # among equal scores (at an epoch's start every node without history has the same embedding, and a fresh
         # stream's first table is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
         tie = permutation(C.shape[0], generator, C.device)
-        _, pool = topk_mine(uq, C, self.pool_size, metric="dot", exclude=(ptr, ex), tie_break=tie)
+        _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
 

@@ -67,11 +67,12 @@ class BatchScorer:
 
 @contextlib.contextmanager
 def _mining(model):
-    """Evaluation mode (no dropout) and no gradients, restored after: what ENS's queries and table are embedded in."""
+    """Evaluation mode (no dropout) and inference mode (no gradients, no autograd bookkeeping), restored after:
+    what ENS's queries and table are embedded in. Their tensors are only mined, never differentiated."""
     was = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.inference_mode():
             yield
     finally:
         model.train(was)
