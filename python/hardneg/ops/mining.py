@@ -145,8 +145,9 @@ def topk_mine(query: torch.Tensor, candidates: torch.Tensor, k: int, *, metric: 
 
 def mine_cached_table(op: str, query: torch.Tensor, table: torch.Tensor, k: int, table_magnitude: float,
                       exclude: CSR, tie_break: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`topk_mine` (metric ``"dot"``) against a table its caller checked when it made it, for a caller that
-    mines one table many times (ENS's cached candidates, refreshed every R calls): ``table`` float32 [N, d],
+    """Internal (not exported): :func:`topk_mine` (metric ``"dot"``) against a table its caller checked when it
+    made it, for a caller that mines one table many times (ENS's cached candidates, refreshed every R calls):
+    ``table`` float32 [N, d],
     contiguous, finite, its largest |entry| ``table_magnitude`` (:func:`hardneg._validate.magnitude`); ``exclude``
     a CSR whose rows are sorted, unique and in [0, N) by construction; ``tie_break`` contiguous int64 [N] or None.
     Only the queries are checked here (NaN/Inf and the float32 score bound, one reduction); errors name ``op``.

@@ -249,7 +249,8 @@ class ENSSampler(TemporalSampler):
     embeddings have the largest dot product with the event's fresh source embedding (fused
     :func:`hardneg.ops.topk_mine`, never the event's own destination nor a known positive); hard negatives are
     drawn uniformly from that pool, without replacement (cycled when it has fewer than needed). Ties for the
-    pool are broken at random (identical embeddings, e.g. nodes without history early in a stream).
+    pool are broken at random (identical embeddings, e.g. nodes without history early in a stream): a fresh
+    random permutation per call is ``topk_mine``'s ``tie_break`` keys.
 
     Hybrid (the paper's best setting): a fraction ``hard_fraction`` of the n negatives is hard and the rest
     random (:class:`RandomSampler`'s draws). Each row takes ``floor(f·n)`` hard columns plus one more with

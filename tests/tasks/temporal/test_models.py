@@ -349,3 +349,24 @@ def test_unknown_model():
         create_model("jodie", N)
     assert isinstance(create_model("TGAT", N, dim=4, time_dim=4), TGAT)
     assert isinstance(create_model("tgn", N, dim=4, time_dim=4), TGN)
+
+
+def test_time_encoder_is_pygs_module_through_the_fused_op():
+    # the models' encoder keeps PyG's TimeEncoder (its Linear(1, τ) and TGAT's initialisation) and computes its
+    # forward with hardneg.ops.time_encode: PyG's own forward to within an ulp of cos, and the same gradients
+    from torch_geometric.nn.models.tgn import TimeEncoder
+
+    from hardneg.tasks.temporal.models import time_encoder
+
+    enc = time_encoder(16)
+    assert isinstance(enc, TimeEncoder)
+    with torch.no_grad():
+        enc.lin.bias.copy_(torch.linspace(-2, 2, 16))
+    dt = (10 ** (torch.rand(2, 40, generator=torch.Generator().manual_seed(0)) * 7))
+    ours = enc(dt)
+    theirs = TimeEncoder.forward(enc, dt.reshape(-1)).view(2, 40, 16)
+    assert ours.shape == (2, 40, 16)
+    torch.testing.assert_close(ours, theirs, atol=2e-7, rtol=0)
+    g = [torch.autograd.grad(y.sin().sum(), (enc.lin.weight, enc.lin.bias)) for y in (ours, theirs)]
+    for a, b in zip(*g):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
