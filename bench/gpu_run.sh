@@ -15,7 +15,7 @@ python3 -c "import hardneg; hardneg.show_config()" | tee -a "$OUT/gpu.txt"
 K=${1:-}
 python3 -m pytest -q -x -p no:cacheprovider tests ${K:+-k "$K"} -rs 2>&1 | tail -40 | tee "$OUT/tests.log"
 echo "[gpu] tests done at $((SECONDS - t0)) s"
-for b in ${HARDNEG_GPU_BENCH:-topk_mine sample_by_score}; do
+for b in ${HARDNEG_GPU_BENCH:-topk_mine sample_by_score time_encode}; do
   python3 bench/$b.py --device cuda --repeats 5 --warmup 2 --csv "$OUT/$b.csv" 2>&1 | tee "$OUT/bench_$b.log"
 done
 echo "[gpu] total $((SECONDS - t0)) s"
