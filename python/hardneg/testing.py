@@ -32,11 +32,10 @@ def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, d
     the smaller id), in the order and, with ``strict_ties``, at the k boundary (use it where equal float64
     scores are also bitwise equal in float32, e.g. duplicated rows).
     """
-    N = candidates.shape[0]
+    B, N = query.shape[0], candidates.shape[0]
     keys = torch.arange(N) if tie_break is None else tie_break.cpu().long()
     rank = torch.empty(N, dtype=torch.int64)  # each id's place in the tie order
     rank[torch.argsort(keys, stable=True)] = torch.arange(N)
-    B, N = query.shape[0], candidates.shape[0]
     dtype = dtype or query.dtype
     assert scores.shape == (B, k) and ids.shape == (B, k), (scores.shape, ids.shape)
     assert scores.dtype == torch.float32 and ids.dtype == torch.int64

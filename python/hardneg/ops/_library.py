@@ -56,6 +56,7 @@ from hardneg.ops import mining as _mining
 from hardneg.ops import sparse as _sparse
 from hardneg.ops import subgraph as _subgraph
 from hardneg.ops import temporal as _temporal
+from hardneg.reference import temporal as _ref_temporal
 from hardneg.reference.mining import exclusion_mask, logits
 
 __all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
@@ -357,17 +358,16 @@ def _time_encode_setup(ctx, inputs, output):
 
 
 def _time_encode_grad(ctx, grad):
-    """−sin of the same float32 phase (recomputed in torch: traceable), then Linear(1, τ)'s backward."""
+    """The sin of the same float32 phase from the reference (torch: traceable), then the eager op's backward."""
     dt, weight, bias = ctx.saved_tensors
     t, w = dt.reshape(-1).to(torch.float32), weight.reshape(-1).to(torch.float32)
-    p = (t.double()[:, None] * w.double()[None, :]).float()
-    if bias is not None:
-        p = p + bias.to(torch.float32)[None, :]
-    gp = -(grad.reshape(t.shape[0], w.shape[0]) * p.double().sin().float())
-    gdt = (gp @ w).reshape(dt.shape).to(dt.dtype) if ctx.needs_input_grad[0] else None
-    gw = (gp.t() @ t).reshape(weight.shape).to(weight.dtype) if ctx.needs_input_grad[1] else None
-    gb = gp.sum(0).to(bias.dtype) if bias is not None and ctx.needs_input_grad[2] else None
-    return gdt, gw, gb, None
+    _, sin = _ref_temporal.time_encode(t, w, None if bias is None else bias.to(torch.float32), True)
+    needs = ctx.needs_input_grad
+    gdt, gw, gb = _temporal.time_encode_backward(grad.reshape(sin.shape), sin, t, w, needs[0], needs[1],
+                                                 bias is not None and needs[2])
+    return (None if gdt is None else gdt.reshape(dt.shape).to(dt.dtype),
+            None if gw is None else gw.reshape(weight.shape).to(weight.dtype),
+            None if gb is None else gb.to(bias.dtype), None)
 
 
 time_encode.register_autograd(_time_encode_grad, setup_context=_time_encode_setup)

@@ -394,11 +394,16 @@ class _TimeEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         dt, w, sin = ctx.saved_tensors
-        gp = -(grad * sin)  # ∂L/∂p
-        gdt = gp @ w if ctx.needs_input_grad[0] else None
-        gw = gp.t() @ dt if ctx.needs_input_grad[1] else None
-        gb = gp.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return gdt, gw, gb, None
+        needs = ctx.needs_input_grad
+        return (*time_encode_backward(grad, sin, dt, w, needs[0], needs[1], ctx.has_bias and needs[2]), None)
+
+
+def time_encode_backward(grad, sin, dt, w, need_dt: bool, need_w: bool, need_b: bool):
+    """``Linear(1, τ)``'s backward through ``cos``: ``(∂dt [M], ∂w [τ], ∂b [τ])`` (None where not needed) from the
+    upstream ``grad`` [M, τ] and ``sin`` [M, τ] of the phases, for float32 ``dt`` [M] and ``w`` [τ] (the eager
+    op's backward and the custom op's)."""
+    gp = -(grad * sin)  # ∂L/∂p
+    return (gp @ w if need_dt else None, gp.t() @ dt if need_w else None, gp.sum(0) if need_b else None)
 
 
 @register("time_encode", "reference")

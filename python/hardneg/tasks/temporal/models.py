@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ... import _validate as V
+from ...ops import time_encode
 
 MODELS = ("tgn", "tgat")
 #: named copies of the streaming state (the memory after training / after validation), kept as buffers so the
@@ -64,8 +65,6 @@ def time_encoder(dim: int) -> nn.Module:
                 self.lin.bias.zero_()
 
         def forward(self, dt):
-            from hardneg.ops import time_encode
-
             return time_encode(dt, self.lin.weight, self.lin.bias)
 
     enc = CosineTimeEncoder(dim)
