@@ -1,5 +1,6 @@
 """TGN / TGAT: shapes, leak-free neighbourhoods, the streaming memory and its errors."""
 import contextlib
+import math
 
 import pytest
 import torch
@@ -194,7 +195,8 @@ def test_tgn_shared_reads_compute_each_memory_update_once_with_the_same_values_a
     for lo in (0, 50):
         m.observe(src[lo:lo + 50], dst[lo:lo + 50], t[lo:lo + 50], torch.arange(lo, lo + 50))
     rows = []
-    m.mem.gru.register_forward_hook(lambda mod, args, out: rows.append(args[0].shape[0]))
+    cell = m.mem.cell  # the GRU update, counted by rows
+    m.mem.cell = lambda data, enc, h: (rows.append(h.shape[0]), cell(data, enc, h))[1]
     a, b = torch.cat([src[100:110], dst[100:110]]), dst[110:116]  # two passes, sharing nodes and neighbours
     t0 = int(t[100])
 
@@ -330,7 +332,8 @@ def test_attention_projects_only_valid_neighbours(node_dim, output, fill):
     valid = torch.rand(M, k, generator=g) < fill
     valid[0] = False  # a row without neighbours
     want = _dense_attention(att, h, table, index, edge_in, valid)
-    (gw,) = torch.autograd.grad(want.square().sum(), [att.we.weight])
+    params = [att.we.weight, att.bq] + ([att.wq.weight, att.wkv.weight] if node_dim else [])
+    gw = torch.autograd.grad(want.square().sum(), params + [edge_in])
     for packed in (False, True):
         if packed:
             slots = torch.nonzero(valid.flatten()).flatten()
@@ -338,8 +341,9 @@ def test_attention_projects_only_valid_neighbours(node_dim, output, fill):
         else:
             got = att(h, table, index, edge_in, valid)
         assert torch.allclose(got, want, atol=1e-5), packed
-        (gg,) = torch.autograd.grad(got.square().sum(), [att.we.weight])
-        assert torch.allclose(gg, gw, atol=1e-5), packed
+        gg = torch.autograd.grad(got.square().sum(), params + [edge_in])
+        for a, b in zip(gg, gw):
+            assert torch.allclose(a, b, atol=1e-5), packed
     none = att(h, table, index, edge_in, torch.zeros(M, k, dtype=torch.bool))
     assert bool(torch.isfinite(none).all())
 
@@ -370,3 +374,50 @@ def test_time_encoder_is_pygs_module_through_the_fused_op():
     g = [torch.autograd.grad(y.sin().sum(), (enc.lin.weight, enc.lin.bias)) for y in (ours, theirs)]
     for a, b in zip(*g):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("edge_dim,rows", [(0, 1), (0, 37), (3, 12)])
+def test_tgn_memory_cell_is_the_gru_cell_on_the_message(edge_dim, rows):
+    """TGN's memory update projects its message [z_src ‖ z_dst ‖ raw ‖ φ(Δt)] in two parts (only φ is learnt, so
+    only its input gradient is formed): values and every gradient equal nn.GRUCell's on the concatenation."""
+    from hardneg.tasks.temporal.models import _Memory, time_encoder
+
+    torch.manual_seed(edge_dim + rows)
+    mem = _Memory(10, 6, 5, edge_dim, time_encoder(5))
+    g = torch.Generator().manual_seed(rows)
+    data, h = torch.randn(rows, 12 + edge_dim, generator=g), torch.randn(rows, 6, generator=g)
+    enc = torch.randn(rows, 5, generator=g, requires_grad=True)
+    got, want = mem.cell(data, enc, h), mem.gru(torch.cat([data, enc], 1), h)
+    assert torch.allclose(got, want, atol=1e-6)
+    params = [enc, *mem.gru.parameters()]
+    w = torch.randn(rows, 6, generator=g)
+    for a, b in zip(torch.autograd.grad((got * w).sum(), params), torch.autograd.grad((want * w).sum(), params)):
+        assert torch.allclose(a, b, atol=1e-5)
+    # the memories and edge features are data: a message part that needs a gradient would lose it, so it fails
+    with pytest.raises(RuntimeError, match="must not require gradients"):
+        mem.cell(data.requires_grad_(), enc, h).sum().backward()
+
+
+def test_attention_dropout_keeps_each_entry_with_probability_1_minus_p_and_rescales():
+    from hardneg.tasks.temporal.models import Dropout
+
+    d = Dropout(0.25)
+    x = torch.rand(400, 250) + 0.5
+    torch.manual_seed(0)
+    y = d(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / 0.75)
+    n, k = kept.numel(), int(kept.sum())
+    z = (k - 0.75 * n) / math.sqrt(n * 0.75 * 0.25)  # binomial; a fixed seed, so the test is deterministic
+    assert abs(z) < 4, z
+    # the same seed gives the same mask; the gradient is the mask times the scale
+    torch.manual_seed(0)
+    xg = x.clone().requires_grad_()
+    y2 = d(xg)
+    assert torch.equal(y2, y)
+    (gx,) = torch.autograd.grad(y2.sum(), [xg])
+    assert torch.equal(gx, kept.float() / 0.75)
+    # evaluation mode, p = 0 and p = 1
+    assert d.eval()(x) is x
+    assert Dropout(0.0)(x) is x
+    assert float(Dropout(1.0)(x).abs().sum()) == 0.0

@@ -188,9 +188,10 @@ class TemporalTask(Task):
             n = neg.ids.shape[1]
             nodes = torch.cat([src, dst, neg.ids.clamp_min(self.data.dst_min).flatten()])
             z = self.embed(nodes, torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
-        a = m.decoder.source(z[:B])
-        pos = m.decoder.combine(a, m.decoder.destination(z[B:2 * B]))
-        negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z[2 * B:]).view(B, n, -1))
+        z_src, z_dst, z_neg = z.split([B, B, B * n])  # one backward (a cat), not three zero-filled slices
+        a = m.decoder.source(z_src)
+        pos = m.decoder.combine(a, m.decoder.destination(z_dst))
+        negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z_neg).view(B, n, -1))
         w = None
         if self.cfg.importance_weighting and neg.log_prob is not None:
             w = _losses.importance_weights(neg.log_prob, neg.valid)
