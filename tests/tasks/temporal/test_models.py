@@ -393,9 +393,19 @@ def test_tgn_memory_cell_is_the_gru_cell_on_the_message(edge_dim, rows):
     w = torch.randn(rows, 6, generator=g)
     for a, b in zip(torch.autograd.grad((got * w).sum(), params), torch.autograd.grad((want * w).sum(), params)):
         assert torch.allclose(a, b, atol=1e-5)
-    # the memories and edge features are data: a message part that needs a gradient would lose it, so it fails
-    with pytest.raises(RuntimeError, match="must not require gradients"):
-        mem.cell(data.requires_grad_(), enc, h).sum().backward()
+    # edge features that require a gradient still get it; a double backward raises instead of dropping terms
+    d = data.clone().requires_grad_()
+    (gd,) = torch.autograd.grad((mem.cell(d, enc, h) * w).sum(), [d])
+    (wd,) = torch.autograd.grad((mem.gru(torch.cat([d, enc], 1), h) * w).sum(), [d])
+    assert torch.allclose(gd, wd, atol=1e-5)
+    (ge,) = torch.autograd.grad(mem.cell(data, enc, h).sum(), [enc], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|requires_grad"):
+        ge.sum().backward()
+    # under autocast (bfloat16 products on CPU) the gradients come back in float32, as nn.GRUCell's do
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mem.cell(data, enc, h)
+    (gb,) = torch.autograd.grad(out.float().sum(), [mem.gru.weight_ih])
+    assert gb.dtype == torch.float32 and bool(torch.isfinite(gb).all())
 
 
 def test_attention_dropout_keeps_each_entry_with_probability_1_minus_p_and_rescales():

@@ -83,7 +83,9 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         if self.p == 1:
             return x * 0
-        return x * torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        low = x.dtype in (torch.float16, torch.bfloat16)  # draw in float32: a coarse uniform would bias the mask
+        keep = torch.rand_like(x, dtype=torch.float32 if low else x.dtype).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * keep.to(x.dtype)
 
 
 class TemporalAttention(nn.Module):
@@ -428,8 +430,11 @@ class TemporalModel(nn.Module):
 
 
 class _MessageProjection(torch.autograd.Function):
-    """``[data ‖ enc] @ weightᵀ + bias`` where ``data`` carries no gradient: the backward pass forms the weight's
-    gradient in one product (as ``nn.Linear`` does) and the input gradient of ``enc``'s columns only."""
+    """``[data ‖ enc] @ weightᵀ + bias`` for a message whose ``data`` part (memories, edge features) normally carries
+    no gradient: the backward pass forms the weight's gradient in one product (as ``nn.Linear`` does) and an input
+    gradient only for the parts that need one. Not twice differentiable (``once_differentiable``: a double
+    backward raises). Under autocast the output follows ``addmm``'s autocast dtype and the gradients come back in
+    the weight's."""
 
     @staticmethod
     def forward(ctx, data, enc, weight, bias):
@@ -439,15 +444,16 @@ class _MessageProjection(torch.autograd.Function):
         return torch.addmm(bias, x, weight.t())
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
+        grad, c = grad.to(weight.dtype), ctx.c
         need = ctx.needs_input_grad
-        if need[0]:
-            raise RuntimeError("_MessageProjection: the message's data part must not require gradients")
-        g_enc = grad @ weight[:, ctx.c:] if need[1] else None
-        g_w = grad.t() @ x if need[2] else None
+        g_data = grad @ weight[:, :c] if need[0] else None
+        g_enc = grad @ weight[:, c:] if need[1] else None
+        g_w = grad.t() @ x.to(weight.dtype) if need[2] else None
         g_b = grad.sum(0) if need[3] else None
-        return None, g_enc, g_w, g_b
+        return g_data, g_enc, g_w, g_b
 
 
 class _Memory(nn.Module):
