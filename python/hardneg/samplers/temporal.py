@@ -517,12 +517,16 @@ class ENSScoreSampler(ENSSampler):
     proxy for its gradient norm), fused (:func:`hardneg.ops.sample_by_score`, i.i.d. with replacement), against
     the same cached table as ``ens``. ``log_prob`` holds each draw's exact log-probability under the proposal
     that drew it (the score proposal for hard columns, uniform over the N − 1 other destinations for random
-    ones), for importance weighting. ``hard_fraction`` defaults to 1 here (pure loss-proportional);
-    ``weighting="softmax"`` draws ∝ exp(q·c / T) instead. ``pool_size`` is unused."""
+    ones), for importance weighting. ``hard_fraction`` defaults to 0.25, the hybrid, as for ``ens``: pure
+    loss-proportional draws (``hard_fraction=1``) were unstable on Wikipedia (two of three seeds peaked on
+    validation at epochs 1 and 3 of 10; validation AP 0.873 against the hybrid's 0.950) and lost 0.12 of historical
+    AP on UCI to the hybrid (0.592 against 0.711; MRR 0.071 against 0.065; bench/RESULTS.md, "The other two event
+    samplers" and "The loss-proportional hybrid"). ``weighting="softmax"`` draws ∝ exp(q·c / T)
+    instead. ``pool_size`` is unused."""
 
     _scored = True
 
-    def __init__(self, *, weighting: str = "softplus", temperature: float = 1.0, hard_fraction: float = 1.0,
+    def __init__(self, *, weighting: str = "softplus", temperature: float = 1.0, hard_fraction: float = 0.25,
                  **kw):
         kw.setdefault("pool_size", max(20, kw.get("num_negatives", 1)))
         super().__init__(hard_fraction=hard_fraction, **kw)
