@@ -202,8 +202,8 @@ def _our_steps(T):
 
 def peer_lockstep(ds, epochs, seed, model_options=None):
     """Our TGN (random negatives; ``model_options`` for it, e.g. ``{"neighbor_time": "last_update",
-    "attention_output": "skip"}``, PyG's example model) and PyG's example loop trained side by side, one step of each in turn (the order alternating),
-    each step timed; then both evaluated as in the sequential comparison."""
+    "attention_output": "skip"}``, PyG's example model) and PyG's example loop trained side by side, one step of
+    each in turn (the order alternating), each step timed; then both evaluated as in the sequential comparison."""
     cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler="random", epochs=epochs,
                                      eval_every=0, rank_eval="none", seed=seed, model_options=model_options or {}))
     T = Trainer(cfg, data=ds, progress=False, log=None)

@@ -378,8 +378,8 @@ def test_time_encoder_is_pygs_module_through_the_fused_op():
 
 @pytest.mark.parametrize("edge_dim,rows", [(0, 1), (0, 37), (3, 12)])
 def test_tgn_memory_cell_is_the_gru_cell_on_the_message(edge_dim, rows):
-    """TGN's memory update projects its message [z_src ‖ z_dst ‖ raw ‖ φ(Δt)] in two parts (only φ is learnt, so
-    only its input gradient is formed): values and every gradient equal nn.GRUCell's on the concatenation."""
+    """TGN's memory update forms input gradients only for the parts of its message [z_src ‖ z_dst ‖ raw ‖ φ(Δt)]
+    that need one (φ in training): values and every gradient equal nn.GRUCell's on the concatenation."""
     from hardneg.tasks.temporal.models import _Memory, time_encoder
 
     torch.manual_seed(edge_dim + rows)

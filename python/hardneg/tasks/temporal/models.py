@@ -430,9 +430,9 @@ class TemporalModel(nn.Module):
 
 
 class _MessageProjection(torch.autograd.Function):
-    """``[data ‖ enc] @ weightᵀ + bias`` for a message whose ``data`` part (memories, edge features) normally carries
-    no gradient: the backward pass forms the weight's gradient in one product (as ``nn.Linear`` does) and an input
-    gradient only for the parts that need one. Not twice differentiable (``once_differentiable``: a double
+    """``[data ‖ enc] @ weightᵀ + bias`` for a message whose ``data`` part (memories, edge features) normally
+    carries no gradient: the backward pass forms the weight's gradient in one product (as ``nn.Linear`` does) and
+    an input gradient only for the parts that need one. Not twice differentiable (``once_differentiable``: a double
     backward raises). Under autocast the output follows ``addmm``'s autocast dtype and the gradients come back in
     the weight's."""
 
@@ -512,11 +512,11 @@ class _Memory(nn.Module):
         return mem, last
 
     def cell(self, data, enc, h):
-        """``self.gru`` (``nn.GRUCell``, its parameters and gate order) on the message ``[data ‖ enc]``, with its
-        input projection split in two: ``data`` (the two memories and the edge features: stored tensors that carry
-        no gradient) and ``enc`` (the time encoding: learnt). The backward pass then forms the input gradient of the
-        encoding's columns only, not of all of the message's (a third of them); the GRU's own product of a
-        [M, 300] message gradient with its [300, 300] input weight was the largest matmul of a UCI TGN step."""
+        """``self.gru`` (``nn.GRUCell``, its parameters and gate order) on the message ``[data ‖ enc]``: ``data``
+        (the two memories and the edge features: stored tensors that normally carry no gradient) and ``enc`` (the
+        time encoding: learnt). Its input projection (:class:`_MessageProjection`) forms an input gradient only for
+        the parts that need one, the encoding's columns in training (a third of the message); the GRU's own product
+        of a [M, 300] message gradient with its [300, 300] input weight was the largest matmul of a UCI TGN step."""
         g = self.gru
         gi = _MessageProjection.apply(data, enc, g.weight_ih, g.bias_ih)
         gh = torch.addmm(g.bias_hh, h, g.weight_hh.t())
