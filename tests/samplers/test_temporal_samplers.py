@@ -264,6 +264,41 @@ def test_ens_exclude_history_never_draws_a_past_destination_of_the_source(name):
         s.sample(P, scorer=TableScorer(q, C), generator=G(0))
 
 
+@pytest.mark.parametrize("name", ["ens", "ens_score"])
+def test_ens_exclude_recent_skips_only_the_latest_partners(name):
+    """``exclude_recent=r`` keeps the partners of the source's r latest events before the event out of the hard
+    pool (a partner met twice counts once per event), and leaves older partners in it."""
+    hist = hardneg.TemporalGraph(torch.tensor([0, 0, 0, 0, 1, 0]), torch.tensor([10, 11, 12, 12, 13, 14]),
+                                 torch.tensor([1, 2, 3, 4, 4, 9]), num_nodes=N)
+    B = 400
+    P = torch.stack([torch.zeros(B, dtype=torch.long), torch.full((B,), 19)], 1)
+    q = torch.tensor([[1.0, 0.0]]).repeat(B, 1)
+    C = torch.zeros(20, 2)
+    C[:6, 0] = torch.tensor([9.0, 8.0, 7.0, 6.0, 5.0, 4.0])  # nodes 10..15 are the nearest, in that order
+    t = torch.full((B,), 5)  # before 5, source 0's events, latest first: 12 (t 4), 12 (t 3), 11, 10
+    kw = dict(n=2, hard_fraction=1.0) | (dict(pool_size=3) if name == "ens" else dict(temperature=0.2))
+    for r, skipped in ((1, {12}), (2, {12}), (3, {11, 12}), (9, {10, 11, 12})):
+        s = create(name, exclude_recent=r, graph=hist, **kw)
+        neg = s.sample(P, scorer=TableScorer(q, C), generator=G(0), times=t)
+        drawn = set(neg.ids.flatten().tolist())
+        assert bool(neg.valid.all()) and not drawn & (skipped | {19}), (r, drawn)
+        if name == "ens":  # the pool is the three nearest that are not skipped
+            assert drawn == set(sorted({10, 11, 12, 13, 14, 15} - skipped)[:3]), (r, drawn)
+        elif r < 9:  # the older partners stay in the pool (and are the nearest)
+            assert drawn & ({10, 11, 12} - skipped), (r, drawn)
+    with pytest.raises(ValueError, match="'exclude_recent' needs the event times"):
+        s.sample(P, scorer=TableScorer(q, C), generator=G(0))
+
+
+def test_ens_exclude_recent_errors():
+    with pytest.raises(TypeError, match="'exclude_recent' must be an int"):
+        create("ens", exclude_recent=2.0)
+    with pytest.raises(ValueError, match="'exclude_recent' must be >= 0"):
+        create("ens", exclude_recent=-1)
+    with pytest.raises(ValueError, match="'exclude_recent' needs the training events' graph"):
+        create("ens", exclude_recent=3)
+
+
 def test_ens_exclude_history_errors():
     with pytest.raises(TypeError, match="'exclude_history' must be a bool"):
         create("ens", exclude_history="yes")

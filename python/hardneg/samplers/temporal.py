@@ -283,30 +283,39 @@ class ENSSampler(TemporalSampler):
             strictly before the event (default False: the paper's ENS). On data where sources return to past
             destinations (Wikipedia editors), those are the nearest and often the next positive: false
             negatives. Needs ``graph`` and the event ``times``; the random columns are unchanged.
-        graph: the :class:`hardneg.TemporalGraph` of the training events (for ``exclude_history``).
+        exclude_recent: keep out of the hard pool only the partners of the source's ``exclude_recent`` most
+            recent events strictly before the event (``graph.neighbors``, either direction; default 0: none).
+            Its recent partners are the likeliest next positives, while older ones stay in the pool as hard
+            negatives: what separates a current edge from a past one (historical-negative AP). Needs ``graph``
+            and ``times``; with ``exclude_history`` (a superset) it has no effect.
+        graph: the :class:`hardneg.TemporalGraph` of the training events (for ``exclude_history`` and
+            ``exclude_recent``).
 
     Raises:
-        TypeError: ``exclude_history`` not a bool, ``graph`` not a TemporalGraph.
-        ValueError: K < n, f or start_fraction outside [0, 1], R < 1, a cached table on another device than the
-            query (the model moved: call ``reset_cache()``), a table whose rows do not match low..high,
-            ``exclude_history`` without a graph, or a call without ``times``.
+        TypeError: ``exclude_history`` not a bool, ``exclude_recent`` not an int, ``graph`` not a TemporalGraph.
+        ValueError: K < n, f or start_fraction outside [0, 1], R < 1, ``exclude_recent`` < 0, a cached table on
+            another device than the query (the model moved: call ``reset_cache()``), a table whose rows do not
+            match low..high, ``exclude_history`` or ``exclude_recent`` without a graph, or a call without
+            ``times``.
     """
 
     requires_scorer = True
 
     def __init__(self, *, pool_size: int = 20, hard_fraction: float = 0.25, refresh_every: int = 20,
                  schedule: str = "constant", start_fraction: float = 0.0, warmup_steps: int = 0,
-                 exclude_history: bool = False, graph=None, **kw):
+                 exclude_history: bool = False, exclude_recent: int = 0, graph=None, **kw):
         super().__init__(**kw)
         op = self._op
         from ..temporal import TemporalGraph
 
         if not isinstance(exclude_history, bool):
             raise TypeError(f"{op}: 'exclude_history' must be a bool (got {V.describe(exclude_history)})")
+        self.exclude_recent = V.integer(op, "exclude_recent", exclude_recent, minimum=0)
         if graph is not None and not isinstance(graph, TemporalGraph):
             raise TypeError(f"{op}: 'graph' must be a hardneg.TemporalGraph or None (got {V.describe(graph)})")
-        if exclude_history and graph is None:
-            raise ValueError(f"{op}: 'exclude_history' needs the training events' graph (graph=TemporalGraph)")
+        for name, on in (("exclude_history", exclude_history), ("exclude_recent", self.exclude_recent)):
+            if on and graph is None:
+                raise ValueError(f"{op}: '{name}' needs the training events' graph (graph=TemporalGraph)")
         self.exclude_history, self.graph = exclude_history, graph
         self.pool_size = V.integer(op, "pool_size", pool_size, minimum=1)
         if self.pool_size < self.num_negatives:
@@ -436,21 +445,40 @@ class ENSSampler(TemporalSampler):
         if C.shape[1] != q.shape[1]:
             raise ValueError(f"{self._op}: query [B, {q.shape[1]}] and candidate table [N, {C.shape[1]}] differ in d")
         Pr = P[rows]
-        extra = self._history(Pr[:, 0], rows) if self.exclude_history else None
+        extra = None
+        if self.exclude_history:
+            extra = self._history(Pr[:, 0], rows)
+        elif self.exclude_recent:
+            extra = self._recent(Pr[:, 0], rows)
         ptr, ex = exclusion_with_self(self.known, Pr[:, 0], Pr[:, 1], "tail", extra=extra)
         return q[rows].to(C.dtype).contiguous(), C, (ptr, ex - self.low)
 
+    def _event_times(self, rows, option):
+        if self._times is None:
+            raise ValueError(f"{self._op}: '{option}' needs the event times (sample(..., times=t))")
+        return self._times[rows].to(self.graph.device, self.graph.time_dtype)
+
     def _history(self, src, rows):
         """CSR of the destinations in low..high that each source met strictly before its event's time."""
-        g, t = self.graph, self._times
-        if t is None:
-            raise ValueError(f"{self._op}: 'exclude_history' needs the event times (sample(..., times=t))")
-        ptr, ids = g.seen_destinations(src.to(g.device), t[rows].to(g.device, g.time_dtype))
+        g = self.graph
+        ptr, ids = g.seen_destinations(src.to(g.device), self._event_times(rows, "exclude_history"))
         ptr, ids = ptr.to(src.device), ids.to(src.device)
-        keep = (ids >= self.low) & (ids <= self.high)
         row = torch.repeat_interleave(torch.arange(src.shape[0], device=src.device), ptr.diff())
-        out = torch.zeros_like(ptr)
-        out[1:] = torch.cumsum(torch.bincount(row[keep], minlength=src.shape[0]), 0)
+        return self._in_range_csr(row, ids, src.shape[0])
+
+    def _recent(self, src, rows):
+        """CSR of the partners in low..high of each source's ``exclude_recent`` latest events before its time."""
+        g = self.graph
+        nbrs, _, _, ok = g.neighbors(src.to(g.device), self._event_times(rows, "exclude_recent"), self.exclude_recent)
+        nbrs, ok = nbrs.to(src.device), ok.to(src.device)
+        row = torch.arange(src.shape[0], device=src.device)[:, None].expand_as(nbrs)
+        return self._in_range_csr(row[ok], nbrs[ok], src.shape[0])
+
+    def _in_range_csr(self, row, ids, B):
+        """CSR over B rows of the (row-sorted) pairs ``row, ids`` whose id is a destination (low..high)."""
+        keep = (ids >= self.low) & (ids <= self.high)
+        out = torch.zeros(B + 1, dtype=torch.int64, device=ids.device)
+        out[1:] = torch.cumsum(torch.bincount(row[keep], minlength=B), 0)
         return out, ids[keep]
 
     def _hard(self, P, rows, scorer, generator, n):

@@ -125,13 +125,16 @@ def test_unipartite_graph_draws_destinations_from_all_nodes():
     assert r["dataset"]["destination_nodes"] == 20 and math.isfinite(r["test"]["mrr"])
 
 
-def test_ens_exclude_history_gets_the_training_graph_and_trains():
-    """``exclude_history`` reaches the sampler with the task's training graph; the run differs from plain ENS."""
+@pytest.mark.parametrize("option", [{"exclude_history": True}, {"exclude_recent": 2}])
+def test_ens_exclusions_get_the_training_graph_and_train(option):
+    """``exclude_history`` / ``exclude_recent`` reach the sampler with the task's training graph; the run differs
+    from plain ENS."""
     opts = {"pool_size": 3, "hard_fraction": 1.0}
     tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", rank_eval="none",
-                                            sampler_options=dict(opts, exclude_history=True))),
+                                            sampler_options=dict(opts, **option))),
                  data=DS, progress=False, log=None)
-    assert tr.task.sampler.exclude_history and tr.task.sampler.graph is tr.task.train_graph
+    assert tr.task.sampler.graph is tr.task.train_graph
+    assert all(getattr(tr.task.sampler, k) == v for k, v in option.items())
     a = tr.run()
     b = run(sampler="ens", rank_eval="none", sampler_options=opts)
     assert math.isfinite(a["test"]["ap"]) and a["history"][0]["loss"] != b["history"][0]["loss"]
