@@ -290,6 +290,22 @@ def test_ens_exclude_recent_skips_only_the_latest_partners(name):
         s.sample(P, scorer=TableScorer(q, C), generator=G(0))
 
 
+def test_ens_exclude_recent_counts_events_in_either_direction():
+    """On one node set (UCI's messages) a user who wrote to the source is a recent partner too."""
+    hist = hardneg.TemporalGraph(torch.tensor([5, 0]), torch.tensor([0, 7]), torch.tensor([1, 0]), num_nodes=10)
+    B = 200
+    P = torch.stack([torch.zeros(B, dtype=torch.long), torch.full((B,), 9)], 1)
+    q = torch.tensor([[1.0, 0.0]]).repeat(B, 1)
+    C = torch.zeros(10, 2)
+    C[[5, 7, 3, 4], 0] = torch.tensor([9.0, 8.0, 7.0, 6.0])  # 5 (wrote to 0 at t 1) and 7 (0 wrote to it at 0) nearest
+    kw = dict(num_negatives=1, num_entities=10, low=0, high=9, hard_fraction=1.0, pool_size=2, graph=hist)
+    t = torch.full((B,), 3)
+    for r, pool in ((1, {7, 3}), (2, {3, 4})):
+        neg = samplers.create("ens", exclude_recent=r, **kw).sample(P, scorer=TableScorer(q, C), generator=G(0),
+                                                                    times=t)
+        assert bool(neg.valid.all()) and set(neg.ids.flatten().tolist()) == pool, (r, neg.ids.unique())
+
+
 def test_ens_exclude_recent_errors():
     with pytest.raises(TypeError, match="'exclude_recent' must be an int"):
         create("ens", exclude_recent=2.0)
