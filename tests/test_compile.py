@@ -199,16 +199,19 @@ def test_every_sampler_compiles_a_full_step_with_a_seed(kg, name, side, monkeypa
     assert samplers_["compiled"].step == samplers_["eager"].step
 
 
-@pytest.mark.parametrize("name", sorted(EVENTS))
+@pytest.mark.parametrize("name", sorted(EVENTS) + ["ens+exclude_recent", "ens_score+exclude_history"])
 def test_every_event_sampler_compiles_with_a_seed(name):
-    """The temporal samplers (random, historical, inductive, ens, ens_score) at fixed event times: the compiled
-    draw equals the eager one for the same seed."""
+    """The temporal samplers (random, historical, inductive, ens, ens_score; ENS with its exclusions) at fixed
+    event times: the compiled draw equals the eager one for the same seed."""
     g = torch.Generator().manual_seed(5)
     N, LOW = 30, 10
     src, dst = torch.randint(0, LOW, (200,), generator=g), torch.randint(LOW, N, (200,), generator=g)
     graph = hardneg.TemporalGraph(src, dst, torch.arange(200), num_nodes=N)
     opts = {"historical": {"graph": graph}, "ens": {"pool_size": 5, "hard_fraction": 0.5}, "ens_score": {},
-            "inductive": {"pool": torch.arange(LOW, N, 2)}}.get(name, {})
+            "inductive": {"pool": torch.arange(LOW, N, 2)},
+            "ens+exclude_recent": {"pool_size": 5, "hard_fraction": 0.5, "exclude_recent": 3, "graph": graph},
+            "ens_score+exclude_history": {"exclude_history": True, "graph": graph}}.get(name, {})
+    name = name.split("+")[0]
     s = hardneg.samplers.create(name, num_negatives=4, num_entities=N, low=LOW, **opts)
     table = torch.randn(N, 8, generator=g)
 

@@ -284,10 +284,12 @@ class ENSSampler(TemporalSampler):
             destinations (Wikipedia editors), those are the nearest and often the next positive: false
             negatives. Needs ``graph`` and the event ``times``; the random columns are unchanged.
         exclude_recent: keep out of the hard pool only the partners of the source's ``exclude_recent`` most
-            recent events strictly before the event (``graph.neighbors``, either direction; default 0: none).
-            Its recent partners are the likeliest next positives, while older ones stay in the pool as hard
-            negatives: what separates a current edge from a past one (historical-negative AP). Needs ``graph``
-            and ``times``; with ``exclude_history`` (a superset) it has no effect.
+            recent events strictly before the event (``graph.neighbors``: on an undirected graph, as the task's
+            training graph is, events in either direction; default 0: none). Its recent partners are the
+            likeliest next positives, while older ones stay in the pool as hard negatives: what separates a
+            current edge from a past one (historical-negative AP). Needs ``graph`` and ``times``; a [B, r] lookup
+            per call, so r is meant to be small. With ``exclude_history`` both lists are kept out (on one node
+            set, a user who only wrote *to* the source is a recent partner but not a past destination).
         graph: the :class:`hardneg.TemporalGraph` of the training events (for ``exclude_history`` and
             ``exclude_recent``).
 
@@ -445,11 +447,9 @@ class ENSSampler(TemporalSampler):
         if C.shape[1] != q.shape[1]:
             raise ValueError(f"{self._op}: query [B, {q.shape[1]}] and candidate table [N, {C.shape[1]}] differ in d")
         Pr = P[rows]
-        extra = None
-        if self.exclude_history:
-            extra = self._history(Pr[:, 0], rows)
-        elif self.exclude_recent:
-            extra = self._recent(Pr[:, 0], rows)
+        parts = ([self._history(Pr[:, 0], rows)] if self.exclude_history else []) + (
+            [self._recent(Pr[:, 0], rows)] if self.exclude_recent else [])
+        extra = parts[0] if len(parts) == 1 else _union_csr(*parts) if parts else None
         ptr, ex = exclusion_with_self(self.known, Pr[:, 0], Pr[:, 1], "tail", extra=extra)
         return q[rows].to(C.dtype).contiguous(), C, (ptr, ex - self.low)
 
@@ -493,7 +493,7 @@ class ENSSampler(TemporalSampler):
             ptr, ex = V.normalize_csr(ptr, ex, q.shape[0], C.shape[0])  # sorted and unique per row
         else:  # (the grouped CSR below is sorted and unique by construction)
             N = C.shape[0]
-            if ex.numel() == q.shape[0]:  # one id a row (every row holds its own destination): the row's group
+            if not torch.compiler.is_compiling() and ex.numel() == q.shape[0]:  # one id a row: the row's group
                 owner = inv
             else:
                 owner = inv[torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr.diff())]
@@ -536,6 +536,15 @@ class ENSSampler(TemporalSampler):
         return Negatives(ids, valid, lp)
 
     _scored = False
+
+
+def _union_csr(a, b):
+    """The row-wise concatenation of two CSRs ``(indptr [B+1], ids)`` over the same rows (rows may repeat ids)."""
+    dev = a[1].device
+    B = a[0].shape[0] - 1
+    rows = [torch.repeat_interleave(torch.arange(B, device=dev), p.diff()) for p, _ in (a, b)]
+    order = torch.sort(torch.cat(rows), stable=True).indices
+    return a[0] + b[0], torch.cat([a[1], b[1]])[order]
 
 
 @register("ens_score")
