@@ -339,6 +339,18 @@ def test_ens_exclude_recent_per_row_against_brute_force(name):
     assert hits > B // 2  # the check above can fail: without the option the partners are drawn
 
 
+@pytest.mark.parametrize("name,opts", [("historical", {}), ("ens", {"exclude_recent": 2, "hard_fraction": 1.0}),
+                                       ("ens", {"exclude_history": True, "hard_fraction": 1.0})])
+def test_float_times_on_an_integer_time_graph_are_an_error(name, opts):
+    """Event times are checked against the graph's time type, not truncated (4.5 would silently become 4)."""
+    hist = hardneg.TemporalGraph(torch.tensor([0, 0]), torch.tensor([10, 11]), torch.tensor([1, 4]), num_nodes=N)
+    P = torch.tensor([[0, 12]])
+    s = create(name, n=1, graph=hist, **opts)
+    with pytest.raises(TypeError, match="int64 times; query 'times' must be integers"):
+        s.sample(P, scorer=TableScorer(torch.ones(1, 2), torch.randn(20, 2)), generator=G(0),
+                 times=torch.tensor([4.5]))
+
+
 def test_ens_exclude_recent_errors():
     with pytest.raises(TypeError, match="'exclude_recent' must be an int"):
         create("ens", exclude_recent=2.0)

@@ -206,7 +206,7 @@ class HistoricalSampler(TemporalSampler):
             self.last_fallback = P.shape[0]
             return Negatives(ids, valid)
         g = self.graph
-        ptr, seen = g.seen_destinations(P[:, 0].to(g.device), t.to(g.device, g.time_dtype))
+        ptr, seen = g.seen_destinations(P[:, 0].to(g.device), t.to(g.device))  # it checks the time type
         ids, valid, fb = self._from_pool(P, ptr.to(P.device), seen.to(P.device), n, generator)
         self.last_fallback = int(fb.sum())
         return Negatives(ids, valid)
@@ -456,7 +456,7 @@ class ENSSampler(TemporalSampler):
     def _event_times(self, rows, option):
         if self._times is None:
             raise ValueError(f"{self._op}: '{option}' needs the event times (sample(..., times=t))")
-        return self._times[rows].to(self.graph.device, self.graph.time_dtype)
+        return self._times[rows].to(self.graph.device)  # the graph's lookup checks and converts the time type
 
     def _history(self, src, rows):
         """CSR of the destinations in low..high that each source met strictly before its event's time."""
