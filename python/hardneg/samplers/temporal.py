@@ -188,7 +188,8 @@ class HistoricalSampler(TemporalSampler):
     """Historical negatives (Poursafaei et al. 2022; DyGLib, TGB): destinations the source interacted with
     strictly before the event time (``graph``, a :class:`hardneg.TemporalGraph`, and ``times``), other than the
     event's own destination; uniform with replacement. Events whose source has no such history (or calls
-    without a graph or times) get random destinations; ``last_fallback`` counts them for the last call."""
+    without a graph or times) get random destinations; ``last_fallback`` counts them for the last call.
+    Float ``times`` on a graph with int64 times are a TypeError (the graph's lookup checks them)."""
 
     def __init__(self, *, graph=None, **kw):
         super().__init__(**kw)
@@ -294,7 +295,8 @@ class ENSSampler(TemporalSampler):
             ``exclude_recent``).
 
     Raises:
-        TypeError: ``exclude_history`` not a bool, ``exclude_recent`` not an int, ``graph`` not a TemporalGraph.
+        TypeError: ``exclude_history`` not a bool, ``exclude_recent`` not an int, ``graph`` not a TemporalGraph,
+            float ``times`` with an exclusion on a graph with int64 times.
         ValueError: K < n, f or start_fraction outside [0, 1], R < 1, ``exclude_recent`` < 0, a cached table on
             another device than the query (the model moved: call ``reset_cache()``), a table whose rows do not
             match low..high, ``exclude_history`` or ``exclude_recent`` without a graph, or a call without
