@@ -336,11 +336,12 @@ class Sampler:
 
 
 def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: torch.Tensor,
-                        side: str, extra: tuple[torch.Tensor, torch.Tensor] | None = None
+                        side: str, extra: tuple[torch.Tensor, torch.Tensor] | list | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR of ids to skip per row: the known positives of the anchor, the ids of the optional CSR ``extra``
-    (``(indptr [B+1], ids)``, e.g. a source's past destinations) and the row's own true entity (so the positive
-    itself is never returned, even without a known set or for triples not in it). Rows may repeat ids."""
+    (``(indptr [B+1], ids)``, e.g. a source's past destinations, or a list of such CSRs) and the row's own true
+    entity (so the positive itself is never returned, even without a known set or for triples not in it). Rows
+    may repeat ids."""
     B = target.shape[0]
     dev = target.device
     if known is None and extra is None:  # each row's own target, alone
@@ -349,7 +350,8 @@ def exclusion_with_self(known: KnownSet | None, anchor: torch.Tensor, target: to
         ptr, idx = known.exclusion(anchor, side=side)
     else:
         ptr, idx = torch.zeros(B + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
-    parts = [(ptr, idx)] if extra is None else [(ptr, idx), (extra[0].to(dev), extra[1].to(dev, torch.int64))]
+    extras = [] if extra is None else list(extra) if isinstance(extra, list) else [extra]
+    parts = [(ptr, idx)] + [(p.to(dev), i.to(dev, torch.int64)) for p, i in extras]
     # each row's known ids, its extra ids, then its target: a stable sort of them all by row (no host sync, so
     # it traces under torch.compile with the data-dependent number of ids)
     rows = [torch.searchsorted(p[1:], torch.arange(i.shape[0], device=dev), right=True) for p, i in parts]

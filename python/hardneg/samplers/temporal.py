@@ -449,10 +449,9 @@ class ENSSampler(TemporalSampler):
         if C.shape[1] != q.shape[1]:
             raise ValueError(f"{self._op}: query [B, {q.shape[1]}] and candidate table [N, {C.shape[1]}] differ in d")
         Pr = P[rows]
-        parts = ([self._history(Pr[:, 0], rows)] if self.exclude_history else []) + (
+        extra = ([self._history(Pr[:, 0], rows)] if self.exclude_history else []) + (
             [self._recent(Pr[:, 0], rows)] if self.exclude_recent else [])
-        extra = parts[0] if len(parts) == 1 else _union_csr(*parts) if parts else None
-        ptr, ex = exclusion_with_self(self.known, Pr[:, 0], Pr[:, 1], "tail", extra=extra)
+        ptr, ex = exclusion_with_self(self.known, Pr[:, 0], Pr[:, 1], "tail", extra=extra or None)
         return q[rows].to(C.dtype).contiguous(), C, (ptr, ex - self.low)
 
     def _event_times(self, rows, option):
@@ -538,15 +537,6 @@ class ENSSampler(TemporalSampler):
         return Negatives(ids, valid, lp)
 
     _scored = False
-
-
-def _union_csr(a, b):
-    """The row-wise concatenation of two CSRs ``(indptr [B+1], ids)`` over the same rows (rows may repeat ids)."""
-    dev = a[1].device
-    B = a[0].shape[0] - 1
-    rows = [torch.repeat_interleave(torch.arange(B, device=dev), p.diff()) for p, _ in (a, b)]
-    order = torch.sort(torch.cat(rows), stable=True).indices
-    return a[0] + b[0], torch.cat([a[1], b[1]])[order]
 
 
 @register("ens_score")
