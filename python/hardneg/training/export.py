@@ -1,7 +1,9 @@
 """Trained embeddings with their names, in the layouts PyKEEN, PyG and the TensorBoard projector load.
 
 Every run with an output folder saves ``embeddings.pt``: ``{table: {"names": [str] | None, "weight": [n, d]}}``
-(KG: ``entity`` and ``relation``; other tasks: ``node``, ``user``, ``item`` ...). ``hardneg export RUN
+(KG: ``entity`` and ``relation``; other tasks: ``node``, ``user``, ``item`` ...), plus any string metadata the
+task adds (linkpred's ``node`` table: ``graph``, the fingerprint of the training graph, which SEAL's
+``node_embedding`` checks). ``hardneg export RUN
 --format F`` converts it:
 
 * ``pt``: ``embeddings.pt`` as is (``torch.nn.Embedding.from_pretrained(d["entity"]["weight"])``);
@@ -24,8 +26,9 @@ def save_embeddings(tables: dict, folder: str) -> str | None:
         return None
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, FILE)
-    torch.save({k: {"names": v.get("names"), "weight": v["weight"].detach().cpu().float()} for k, v in tables.items()},
-               path)
+    # a table may carry string metadata beside its vectors (linkpred: "graph", the training graph's fingerprint)
+    torch.save({k: {**{m: x for m, x in v.items() if isinstance(x, str)}, "names": v.get("names"),
+                    "weight": v["weight"].detach().cpu().float()} for k, v in tables.items()}, path)
     return path
 
 

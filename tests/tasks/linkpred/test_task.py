@@ -279,3 +279,113 @@ def test_cli_trains_an_edge_list_with_self_loops_and_duplicates(tmp_path, capsys
     res = json.loads((out / "results.json").read_text())
     assert res["task"] == "linkpred" and res["dataset"]["self_loops_removed"] == 1
     assert "H@20" in capsys.readouterr().out
+
+
+def test_seal_gcn_node_embedding_is_a_gcn_trained_on_the_runs_own_split():
+    """``node_embedding: gcn`` trains the GCN by the shared engine on this run's split (same training graph, same
+    evaluation sets), freezes its encoder output and joins it to every subgraph node's input; the GCN never moves
+    the SEAL run's random stream."""
+    from hardneg.tasks.linkpred.embedding import gcn_config, node_embedding
+    from hardneg.tasks.linkpred.mebns import graph_fingerprint
+
+    ds = graph()
+    c = cfg(model="seal", node_embedding="gcn", readout="center", num_layers=2, dropout=0.1, epochs=1, split_seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = Trainer(c, data=ds, progress=False, log=None)
+        z = tr.task.node_embedding
+        res = tr.run()
+        g = Trainer(gcn_config(c, tr.task.split), data=ds, progress=False, log=None)
+        g.run()
+    assert g.task.split.seed == tr.task.split.seed == 3
+    assert graph_fingerprint(g.task.split.train, 90) == graph_fingerprint(tr.task.split.train, 90)
+    g.task.model.eval()
+    with torch.no_grad():
+        assert torch.equal(z, g.task.model.encode())  # the same GCN, trained the same way
+    m = tr.task.model
+    assert m.x.shape == (90, 7 + z.shape[1]) and torch.equal(m.x[:, 7:], z)  # features, then the embedding
+    info = res["dataset"]["seal"]["node_embedding"]
+    assert info["source"] == "gcn" and info["dim"] == z.shape[1] and 0.0 <= info["test_auc"] <= 1.0
+    state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again, _ = node_embedding(c, ds, tr.task.split)
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(again, z)
+
+
+def test_seal_learnt_node_table_trains():
+    ds = graph(features=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = Trainer(cfg(model="seal", node_embedding="learn", num_layers=2, sort_k=10, dropout=0.1, epochs=1),
+                     data=ds, progress=False, log=None)
+        before = tr.task.model.node_table.weight.detach().clone()
+        res = tr.run()
+    assert tr.task.model.node_table.weight.shape == (90, 8) and tr.task.model.x is None
+    assert not torch.equal(before, tr.task.model.node_table.weight)
+    assert res["dataset"]["seal"]["node_embedding"] == {"source": "learn", "dim": 8}
+
+
+def test_seal_node_embedding_from_a_file_is_checked_against_the_split(tmp_path):
+    """A linkpred run's embeddings.pt carries its training graph's fingerprint: SEAL loads it on that split and
+    refuses it on another (its graph held this split's test edges). A bare tensor loads with a warning; wrong
+    shapes and unreadable files are ValueErrors that name the file."""
+    import numpy as np
+
+    ds = graph()
+    out = tmp_path / "gcn"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg(epochs=1), data=ds, progress=False, log=None, output=str(out))
+    path = str(out / "embeddings.pt")
+    saved = torch.load(path)["node"]
+    assert len(saved["graph"]) == 16 and saved["weight"].shape == (90, 8)
+    seal = dict(model="seal", num_layers=2, sort_k=10, dropout=0.1, epochs=1, use_features=False)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        tr = Trainer(cfg(node_embedding=path, **seal), data=ds, progress=False, log=None)
+    assert not [w for w in seen if "fingerprint" in str(w.message)]  # a fingerprinted file loads quietly
+    assert torch.equal(tr.task.model.x, saved["weight"])
+    with pytest.raises(ValueError, match=r"embeddings.pt' was trained on another training graph \(fingerprint "
+                                         r"[0-9a-f]{16}; this run's is [0-9a-f]{16}\)"):
+        run(ds, node_embedding=path, split_seed=4, **seal)
+    torch.save(torch.randn(90, 5), tmp_path / "bare.pt")
+    np.save(tmp_path / "bare.npy", np.random.default_rng(0).standard_normal((90, 3)).astype(np.float32))
+    for name, width in (("bare.pt", 5), ("bare.npy", 3)):
+        with pytest.warns(UserWarning, match=r"carries no training-graph fingerprint"):
+            tr = Trainer(cfg(node_embedding=str(tmp_path / name), **seal), data=ds, progress=False, log=None)
+        assert tr.task.model.x.shape == (90, width)
+    torch.save(torch.randn(89, 5), tmp_path / "short.pt")
+    with pytest.raises(ValueError, match=r"short.pt' has 89 rows, but the graph has 90 nodes"):
+        run(ds, node_embedding=str(tmp_path / "short.pt"), **seal)
+    torch.save(torch.randn(90), tmp_path / "flat.pt")
+    with pytest.raises(ValueError, match=r"flat.pt' must hold a 2-D real \[nodes, d\] table \(got \(\(90,\), "):
+        run(ds, node_embedding=str(tmp_path / "flat.pt"), **seal)
+    torch.save(torch.full((90, 2), float("nan")), tmp_path / "nan.pt")
+    with pytest.raises(ValueError, match=r"nan.pt' holds NaN or infinite values"):
+        run(ds, node_embedding=str(tmp_path / "nan.pt"), **seal)
+    (tmp_path / "junk.pt").write_bytes(b"not a tensor")
+    with pytest.raises(ValueError, match=r"linkpred node_embedding: cannot read .*junk.pt"):
+        run(ds, node_embedding=str(tmp_path / "junk.pt"), **seal)
+
+
+def test_node_embedding_config_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"'node_embedding' applies to model 'seal' only \(got 'gcn' with model "
+                                         r"'gat'"):
+        TrainConfig(task="linkpred", model="gat", node_embedding="gcn").validate()
+    with pytest.raises(ValueError, match=r"'node_embedding' must be one of \['none', 'learn', 'gcn'\] or an existing "
+                                         r".pt / .npy file \(got 'nodes.pt': no such file\)"):
+        TrainConfig(task="linkpred", model="seal", node_embedding="nodes.pt").validate()
+    with pytest.raises(TypeError, match=r"'node_embedding' must be one of \['none', 'learn', 'gcn'\] or a file path "
+                                        r"\(got int 3\)"):
+        TrainConfig(task="linkpred", model="seal", node_embedding=3).validate()
+
+
+def test_mebns_seal_teacher_shares_the_frozen_node_embedding():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = Trainer(cfg(model="seal", sampler="mebns", node_embedding="gcn", use_features=False, num_layers=2,
+                         sort_k=10, dropout=0.1, epochs=1), data=graph(), progress=False, log=None)
+        res = tr.run()
+    assert torch.equal(tr.task.teacher.x, tr.task.model.x) and torch.equal(tr.task.model.x, tr.task.node_embedding)
+    assert res["dataset"]["mebns"]["teacher"]["epochs"] == 2 and 0.0 <= res["test"]["auc"] <= 1.0

@@ -1,6 +1,7 @@
 """The linkpred task's configuration (no torch import: the CLI builds its options from it)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ...training.config import TrainConfig, number, opt
@@ -8,6 +9,7 @@ from ...training.config import TrainConfig, number, opt
 MODELS = ("gcn", "gat", "seal")
 DECODERS = ("dot", "mlp")
 READOUTS = ("sort", "mean", "center")
+NODE_EMBEDDINGS = ("none", "learn", "gcn")
 SELECT_METRICS = ("auc", "ap", "hits@20", "hits@50", "hits@100", "mrr")
 
 
@@ -33,6 +35,12 @@ class LinkPredConfig(TrainConfig):
     readout: str = opt("sort", "SEAL readout: sort (DGCNN sort pooling) | mean | center (target nodes' product)")
     sort_k: float = opt(0.6, "SEAL sort pooling: k nodes kept; < 1 is a quantile of training subgraph sizes "
                              "(SEAL_OGB's 0.6)")
+    node_embedding: str = opt("none", "SEAL: node vectors joined to every subgraph node's input (the SEAL paper's "
+                                      "latent features): none | learn (a free node table trained with the model; "
+                                      "SEAL_OGB's --train_node_embedding) | gcn (the dataset's GCN recipe with uniform "
+                                      "negatives, trained first on this run's split, then frozen) | a path to a "
+                                      "[nodes, d] .pt / .npy tensor or a linkpred run's embeddings.pt (SEAL_OGB's "
+                                      "--pretrained_node_embedding)")
     largest_component: bool = opt(False, "keep only the graph's largest connected component before the split "
                                          "(BUDDY's Planetoid protocol; not comparable with whole-graph scores)")
     split_seed: int | None = opt(None, "seed of the 85/5/10 edge split and its fixed negatives (None: the run's "
@@ -67,6 +75,15 @@ class LinkPredConfig(TrainConfig):
         if self.sort_k <= 0 or (self.sort_k > 1 and self.sort_k != int(self.sort_k)):
             raise ValueError(f"{op}: 'sort_k' must be a quantile in (0, 1] or a whole number of nodes >= 2 "
                              f"(got {self.sort_k!r})")
+        if not isinstance(self.node_embedding, str) or not self.node_embedding:
+            raise TypeError(f"{op}: 'node_embedding' must be one of {list(NODE_EMBEDDINGS)} or a file path (got "
+                            f"{V.describe(self.node_embedding)})")
+        if self.node_embedding != "none" and self.model != "seal":
+            raise ValueError(f"{op}: 'node_embedding' applies to model 'seal' only (got {self.node_embedding!r} with "
+                             f"model {self.model!r}; gcn / gat learn their own node vectors)")
+        if self.node_embedding not in NODE_EMBEDDINGS and not os.path.isfile(self.node_embedding):
+            raise ValueError(f"{op}: 'node_embedding' must be one of {list(NODE_EMBEDDINGS)} or an existing .pt / .npy "
+                             f"file (got {self.node_embedding!r}: no such file)")
         for name in ("use_features", "filtered_sampling", "largest_component"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{op}: '{name}' must be a bool (got {V.describe(getattr(self, name))})")

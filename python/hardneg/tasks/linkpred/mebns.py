@@ -25,7 +25,7 @@ from .data import _symmetric, train_batches
 from .models import DotDecoder, GraphLinkPredictor, create_model, negative_pairs, score_batch
 
 SPEC_FIELDS = ("model", "dim", "hidden", "num_layers", "decoder", "use_features", "hops", "readout", "sort_k",
-               "max_nodes_per_hop", "model_options")
+               "max_nodes_per_hop", "model_options", "node_embedding")
 
 
 def graph_fingerprint(edges: torch.Tensor, num_nodes: int) -> str:
@@ -103,8 +103,10 @@ def _masked_mean(x, valid):
     return (x * valid).sum() / valid.sum().clamp_min(1)
 
 
-def prepare_teacher(cfg, ds, split, sampler, device, generator: torch.Generator) -> tuple[torch.nn.Module, dict]:
-    """The trained, frozen teacher for ``sampler`` (a MeBNSSampler) and a description of how it was obtained."""
+def prepare_teacher(cfg, ds, split, sampler, device, generator: torch.Generator, *,
+                    embedding: torch.Tensor | None = None) -> tuple[torch.nn.Module, dict]:
+    """The trained, frozen teacher for ``sampler`` (a MeBNSSampler) and a description of how it was obtained
+    (``embedding``: the student's frozen SEAL node vectors, which a SEAL teacher shares)."""
     name = sampler.teacher_model or cfg.model
     tcfg = dataclasses.replace(cfg, model=name)
     fp = graph_fingerprint(split.train, ds.num_nodes)
@@ -113,7 +115,7 @@ def prepare_teacher(cfg, ds, split, sampler, device, generator: torch.Generator)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):  # the teacher never moves the student's random stream
         torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        teacher = create_model(tcfg, ds, split, dropout=sampler.mc_dropout).to(device)
+        teacher = create_model(tcfg, ds, split, dropout=sampler.mc_dropout, embedding=embedding).to(device)
         info = {"model": name, "graph": fp}
         if sampler.teacher_path and os.path.exists(sampler.teacher_path):
             info.update(load_teacher(sampler.teacher_path, teacher, fp, spec, desc), loaded=sampler.teacher_path)

@@ -9,7 +9,8 @@
   pooling (``SortAggregation``; Zhang et al. AAAI 2018, SEAL_OGB's head: two 1-D convolutions and an MLP), a
   mean-pooling readout, or ``center``: the two target nodes' representations multiplied (SEAL_OGB's GCN / SAGE
   head), which keeps what the endpoints' own features say about each other when their halves of the subgraph
-  are not connected.
+  are not connected. ``node_embedding`` (:mod:`.embedding`) joins the SEAL paper's third input, a latent vector
+  per node: a free table trained with the model, a GCN's frozen output, or a file.
 
 Every model is a scorer for the samplers (:mod:`hardneg.samplers.scorers`): ``scorer(...)`` returns an object with
 ``score_candidates(anchor [B], ids [B, n]) -> [B, n]``, so DNS and MeBNS mine with the model being trained.
@@ -165,7 +166,7 @@ class SEAL(nn.Module):
 
     def __init__(self, graph: CSRGraph, x: torch.Tensor | None, *, hidden: int = 32, num_layers: int = 3,
                  hops: int = 2, readout: str = "sort", k: int = 30, max_nodes_per_hop: int = 0, dropout: float = 0.5,
-                 max_z: int = MAX_Z):
+                 max_z: int = MAX_Z, node_table: bool = False):
         super().__init__()
         op = "SEAL"
         pyg_nn = _pyg()
@@ -176,7 +177,9 @@ class SEAL(nn.Module):
         self.readout, self.k, self.max_z = readout, int(k), int(max_z)
         self.register_buffer("x", x, persistent=False)
         self.z_embedding = nn.Embedding(self.max_z, hidden)
-        in_ch = hidden + (0 if x is None else x.shape[1])
+        # SEAL_OGB's --train_node_embedding: a free vector per node, trained with the model
+        self.node_table = nn.Embedding(graph.num_nodes, hidden) if node_table else None
+        in_ch = hidden * (2 if node_table else 1) + (0 if x is None else x.shape[1])
         self.convs = nn.ModuleList([pyg_nn.GCNConv(in_ch, hidden)] +
                                    [pyg_nn.GCNConv(hidden, hidden) for _ in range(num_layers - 1)] +
                                    [pyg_nn.GCNConv(hidden, 1)])
@@ -209,6 +212,8 @@ class SEAL(nn.Module):
         h = self.z_embedding(sub.labels.clamp_max(self.max_z - 1))
         if self.x is not None:
             h = torch.cat([h, self.x[sub.nodes]], 1)
+        if self.node_table is not None:
+            h = torch.cat([h, self.node_table(sub.nodes)], 1)
         xs = []
         for conv in self.convs:
             h = torch.tanh(conv(h, sub.edge_index))
@@ -293,9 +298,10 @@ def node_features(ds, use_features: bool) -> torch.Tensor | None:
     return x / x.sum(1, keepdim=True).clamp_min(1.0)
 
 
-def create_model(cfg, ds, split, *, dropout: float | None = None) -> nn.Module:
+def create_model(cfg, ds, split, *, dropout: float | None = None, embedding: torch.Tensor | None = None) -> nn.Module:
     """The model ``cfg.model`` for dataset ``ds`` and its ``split`` (``dropout`` overrides ``cfg.dropout``).
-    ``cfg.model_options``: ``heads`` (GAT, default 4); ``max_z`` (SEAL, default 1000)."""
+    ``cfg.model_options``: ``heads`` (GAT, default 4); ``max_z`` (SEAL, default 1000). ``embedding``: SEAL's
+    frozen node vectors [nodes, d] (:mod:`.embedding`), joined to the node features."""
     op = "linkpred"
     opts = dict(cfg.model_options)
     heads = opts.pop("heads", 4)
@@ -313,6 +319,10 @@ def create_model(cfg, ds, split, *, dropout: float | None = None) -> nn.Module:
         if x is not None and float((x != 0).float().mean()) < SPARSE_BELOW:
             x = x.to_sparse_csr()  # the first layer's X @ W: Cora 3x faster forward and backward (1.3% nonzero)
         return GraphLinkPredictor(enc, dec, split.train_edge_index(), x)
+    if embedding is not None:
+        if embedding.shape[0] != N:
+            raise ValueError(f"{op}: 'embedding' has {embedding.shape[0]} rows for a graph of {N} nodes")
+        x = embedding.float() if x is None else torch.cat([x, embedding.float().to(x.device)], 1)
     graph = CSRGraph.from_edges(split.train, N)
     g = torch.Generator().manual_seed(0)
     sample = split.train[torch.randperm(split.train.shape[0], generator=g)[:1000]]
@@ -321,7 +331,8 @@ def create_model(cfg, ds, split, *, dropout: float | None = None) -> nn.Module:
     k = sort_pool_k(graph, torch.cat([sample, rnd]), cfg.hops, cfg.sort_k, cfg.max_nodes_per_hop)
     return SEAL(graph, x, hidden=cfg.dim, num_layers=cfg.num_layers, hops=cfg.hops, readout=cfg.readout, k=k,
                 max_nodes_per_hop=cfg.max_nodes_per_hop, dropout=max(p, 0.5) if dropout is None else p,
-                max_z=V.integer(op, "model_options.max_z", max_z, minimum=2))
+                max_z=V.integer(op, "model_options.max_z", max_z, minimum=2),
+                node_table=cfg.node_embedding == "learn")
 
 
 def negative_pairs(P: torch.Tensor, neg) -> torch.Tensor:

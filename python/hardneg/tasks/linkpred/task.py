@@ -13,6 +13,7 @@ from ...training.task import Task, register_task
 from . import mebns as _mebns
 from .config import LinkPredConfig
 from .data import LinkPredDataset, load_dataset, train_batches
+from .embedding import node_embedding
 from .evaluation import evaluate
 from .models import SEAL, GraphLinkPredictor, create_model, head_parameters, score_batch
 
@@ -47,7 +48,8 @@ class LinkPredTask(Task):
                               num_mrr_negatives=cfg.mrr_negatives)
         self.primary_metric = cfg.select_metric
         N = ds.num_nodes
-        self.model = create_model(cfg, ds, self.split).to(device)
+        self.node_embedding, self.embedding_info = node_embedding(cfg, ds, self.split)
+        self.model = create_model(cfg, ds, self.split, embedding=self.node_embedding).to(device)
         self.train_pos = self.split.train.to(device)
         loops = torch.arange(N)
         known = torch.stack([loops, loops], 1)  # a pair (u, u) is never a negative
@@ -69,7 +71,8 @@ class LinkPredTask(Task):
         cfg, s = self.cfg, self.sampler
         g = torch.Generator().manual_seed(cfg.seed + 7919)
         with self.clock.measure("teacher"):
-            self.teacher, info = _mebns.prepare_teacher(cfg, self.data, self.split, s, self.device, g)
+            self.teacher, info = _mebns.prepare_teacher(cfg, self.data, self.split, s, self.device, g,
+                                                        embedding=self.node_embedding)
             s.set_teacher(_mebns.teacher_scorer(self.teacher))
         with self.clock.measure("meta_set"):
             self.meta_pairs, self.meta_labels, stats = _mebns.collect_meta(self.teacher, self.split, s, cfg,
@@ -143,7 +146,7 @@ class LinkPredTask(Task):
             return {}
         with torch.no_grad():
             z = self.model.encode().detach()
-        return {"node": {"names": None, "weight": z}}
+        return {"node": {"names": None, "weight": z, "graph": _mebns.graph_fingerprint(self.split.train, self.data.num_nodes)}}
 
     def state_dict(self):
         return {"sampler": self.sampler.state_dict()}
@@ -155,6 +158,8 @@ class LinkPredTask(Task):
         d = self.data.describe(self.split)
         if isinstance(self.model, SEAL):
             d["seal"] = {"hops": self.model.hops, "sort_k": self.model.k, "readout": self.model.readout}
+            if self.embedding_info:
+                d["seal"]["node_embedding"] = self.embedding_info
         if self.mebns_info:
             d["mebns"] = self.mebns_info
         return d
