@@ -187,6 +187,26 @@ def test_another_sampler_drops_the_recipes_sampler_options():
     assert d["sampler_options"] == {"pool_size": 64}
 
 
+def test_none_on_the_command_line_overrides_the_recipe():
+    """``--node-embedding none`` is that option's value (a str field with a str default keeps the text); for a
+    field whose default is None, ``none`` / ``null`` sets None over the recipe's value. Neither is dropped as "not
+    given" (it was: the recipe's value silently stayed)."""
+    from hardneg import cli
+
+    parser = cli.build_parser()
+
+    def opts(*argv):
+        return cli.config_from_args(parser.parse_args(["train", *argv]), log=lambda *a: None)[0]
+
+    assert opts("--config", "citeseer-seal")["node_embedding"] == "gcn"
+    assert opts("--config", "citeseer-seal", "--node-embedding", "none")["node_embedding"] == "none"
+    assert opts("--config", "citeseer-seal", "--node-embedding", "learn")["node_embedding"] == "learn"
+    assert opts("--config", "nations")["regularizer"] == "n3"
+    d = opts("--config", "nations", "--regularizer", "none", "--checkpoint-dir", "null")
+    assert d["regularizer"] is None and d["checkpoint_dir"] is None
+    assert "node_embedding" not in opts("--config", "nations")
+
+
 def test_compare_takes_samplers_only(capsys):
     from hardneg import cli
 

@@ -123,7 +123,20 @@ def _parse_value(v: str):
         raise UserError(f"cannot parse value {v!r} ({getattr(e, 'problem', None) or e})") from None
 
 
-def _typed(kind):
+class _Null:
+    """``none`` / ``null`` given for a field whose default is None: it sets the field to None, over the recipe's
+    value (a flag's own None means "not given")."""
+
+    def __repr__(self):
+        return "None"
+
+
+_NULL = _Null()
+
+
+def _typed(kind, literal_none: bool = False):
+    """The converter of a ``--<field>`` value. A str field whose default is a str keeps ``none`` as text, since it
+    is a value there (``--node-embedding none``, ``--rank-eval none``); elsewhere ``none`` / ``null`` sets None."""
     def conv(v: str):
         if kind == "int":
             return int(v)
@@ -131,7 +144,7 @@ def _typed(kind):
             return float(v)
         if kind in ("bool", "yaml"):
             return _parse_value(v)
-        return None if v.lower() in ("none", "null") else v
+        return v if literal_none or v.lower() not in ("none", "null") else _NULL
 
     conv.__name__ = kind
     return conv
@@ -151,7 +164,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="a shipped recipe (hardneg recipes) or a YAML file of options")
     g.add_argument("--dataset", default=None, help="a shipped dataset name (hardneg datasets) or a path")
     for name, e in option_table().items():
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=_typed(e["kind"]), default=None,
+        literal = any(isinstance(v, str) for v in e["defaults"].values())
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=_typed(e["kind"], literal), default=None,
                        metavar=e["kind"].upper(), help=f"{e['help']} ({_default_text(e['defaults'])})")
     g.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config field, YAML-parsed (e.g. --set sampler_options='{pool_size: 128}')")
@@ -185,7 +199,7 @@ def config_from_args(args, *, log=print) -> tuple[dict, dict]:
     for key in option_table():
         v = getattr(args, key, None)
         if v is not None:
-            d[key] = v
+            d[key] = None if v is _NULL else v
     for kv in args.set or []:
         if "=" not in kv:
             raise UserError(f"--set expects KEY=VALUE (got {kv!r})")

@@ -38,7 +38,8 @@ class LinkPredConfig(TrainConfig):
     node_embedding: str = opt("none", "SEAL: node vectors joined to every subgraph node's input (the SEAL paper's "
                                       "latent features): none | learn (a free node table trained with the model; "
                                       "SEAL_OGB's --train_node_embedding) | gcn (the dataset's GCN recipe with uniform "
-                                      "negatives, trained first on this run's split, then frozen) | a path to a "
+                                      "negatives, trained first on this run's split, then frozen; for graphs with node "
+                                      "features) | a path to a "
                                       "[nodes, d] .pt / .npy tensor or a linkpred run's embeddings.pt (SEAL_OGB's "
                                       "--pretrained_node_embedding)")
     largest_component: bool = opt(False, "keep only the graph's largest connected component before the split "

@@ -19,6 +19,10 @@ free table trained with the model (``--train_node_embedding``) and a pretrained 
   ValueError: an embedding trained with this split's validation or test edges in its graph would leak them.
   A bare tensor carries no fingerprint, so it is loaded with a warning that this cannot be checked.
 
+On a graph without node attributes the GCN runs on a free node table, and there its vectors add nothing or hurt
+(the SEAL graphs in bench/RESULTS.md: level on USAir and C. elegans, -0.14 AUC on Router, where the GCN alone is near
+chance): use ``none`` there.
+
 The vectors come from the training graph only, but they were fitted to the training edges themselves, while the
 evaluation edges are new to them; SEAL's classifier can therefore trust them more on training pairs than they
 deserve on test pairs (the paper injects the training negatives into node2vec's graph against this). Validation
