@@ -93,8 +93,8 @@ def train_gcn_embedding(cfg, ds, split, log=None) -> tuple[torch.Tensor, dict]:
             "valid_auc": res["valid"].get("auc"), "test_auc": res["test"].get("auc"),
             "seconds": round(res["timings"]["total_s"], 2),
             "config": {k: gcfg[k] for k in ("hidden", "dim", "lr", "epochs") if k in gcfg}}
-    (log or quiet)(f"[linkpred] node_embedding gcn: {z.shape[1]}-d, best epoch {info['best_epoch']}, GCN alone test AUC "
-        f"{info['test_auc']:.4f} ({info['seconds']:.1f} s)")
+    (log or quiet)(f"[linkpred] node_embedding gcn: {z.shape[1]}-d, best epoch {info['best_epoch']}, the GCN alone: "
+                   f"test AUC {info['test_auc']:.4f} ({info['seconds']:.1f} s)")
     return z, info
 
 
