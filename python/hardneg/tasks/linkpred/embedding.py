@@ -30,7 +30,6 @@ AUC, on edges the embedding never saw, picks the epoch.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import warnings
 
@@ -45,13 +44,13 @@ GAE_SETTINGS = dict(hidden=32, dim=16, decoder="dot", lr=0.01, epochs=200, batch
                     num_negatives=1, loss="bce")
 
 
-def node_embedding(cfg, ds, split, log=None) -> tuple[torch.Tensor | None, dict]:
+def node_embedding(cfg, ds, split) -> tuple[torch.Tensor | None, dict]:
     """(frozen vectors [nodes, d] or None, a description) for ``cfg.node_embedding`` on ``ds`` and ``split``."""
     mode = cfg.node_embedding
     if mode in ("none", "learn"):
         return None, ({"source": "learn", "dim": cfg.dim} if mode == "learn" else {})
     if mode == "gcn":
-        return train_gcn_embedding(cfg, ds, split, log)
+        return train_gcn_embedding(cfg, ds, split)
     return load_embedding(mode, ds.num_nodes, graph_fingerprint(split.train, ds.num_nodes)), {"source": mode}
 
 
@@ -72,13 +71,12 @@ def gcn_config(cfg, split) -> dict:
     return d
 
 
-def train_gcn_embedding(cfg, ds, split, log=None) -> tuple[torch.Tensor, dict]:
+def train_gcn_embedding(cfg, ds, split) -> tuple[torch.Tensor, dict]:
     from ...training.engine import Trainer
 
     gcfg = gcn_config(cfg, split)
-    quiet = lambda *a, **k: None  # noqa: E731 - the GCN's epochs are not the run's
     with torch.random.fork_rng(devices=[]):  # the embedding never moves the SEAL run's random stream
-        tr = Trainer(gcfg, data=ds, progress=False, log=quiet)
+        tr = Trainer(gcfg, data=ds, progress=False, log=None)  # its epochs are not the run's; describe() reports it
         try:
             res = tr.run()
             model = tr.task.model
@@ -93,8 +91,6 @@ def train_gcn_embedding(cfg, ds, split, log=None) -> tuple[torch.Tensor, dict]:
             "valid_auc": res["valid"].get("auc"), "test_auc": res["test"].get("auc"),
             "seconds": round(res["timings"]["total_s"], 2),
             "config": {k: gcfg[k] for k in ("hidden", "dim", "lr", "epochs") if k in gcfg}}
-    (log or quiet)(f"[linkpred] node_embedding gcn: {z.shape[1]}-d, best epoch {info['best_epoch']}, the GCN alone: "
-                   f"test AUC {info['test_auc']:.4f} ({info['seconds']:.1f} s)")
     return z, info
 
 
