@@ -146,7 +146,8 @@ class LinkPredTask(Task):
             return {}
         with torch.no_grad():
             z = self.model.encode().detach()
-        return {"node": {"names": None, "weight": z, "graph": _mebns.graph_fingerprint(self.split.train, self.data.num_nodes)}}
+        graph = _mebns.graph_fingerprint(self.split.train, self.data.num_nodes)  # SEAL's node_embedding checks it
+        return {"node": {"names": None, "weight": z, "graph": graph}}
 
     def state_dict(self):
         return {"sampler": self.sampler.state_dict()}
