@@ -370,6 +370,70 @@ def kg_sharded_resume(rank, world, out_dir, kg):
         assert torch.equal(a, b)
 
 
+# ----------------------------------------------------------------------------- the other tasks, data-parallel
+def _same_on_every_rank(named):
+    """Every rank holds bit-identical tensors (DDP's replicas, or state a task computed on each rank)."""
+    mine = {k: v.detach().cpu().clone() for k, v in named}
+    for other in _all_gather(mine):
+        assert other.keys() == mine.keys()
+        for k in mine:
+            assert torch.equal(other[k], mine[k]), f"{k} differs across ranks"
+
+
+def _all_gather(obj):
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def task_ddp(rank, world, out_dir, task, overrides):
+    """A run of the linkpred / rec task under the process group: it trains, every rank ends with the same model
+    (and the same frozen SEAL embedding), every rank gets the same metrics, and only rank 0 writes."""
+    import warnings
+
+    teacher = os.path.join(out_dir, "teacher.pt")
+    if task == "linkpred":
+        from tasks.linkpred.test_task import cfg, graph
+
+        if overrides.get("sampler") == "mebns":  # every rank trains the same teacher and saves it to one file
+            overrides = {**overrides, "sampler_options": {"teacher_path": teacher}}
+        config, data = cfg(**overrides), graph(features=overrides.get("model") != "seal")
+    else:
+        from tasks.rec.test_task import small, synthetic
+
+        config, data = small(**overrides), synthetic(30, 45)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the toy splits leave nodes without training edges
+        tr = Trainer(config, data=data, progress=False, log=None)
+        assert tr.dp is not None and tr.dp.world_size == world
+        res = tr.run(output=os.path.join(out_dir, "run"))
+    _same_on_every_rank(tr.model.state_dict().items())
+    if overrides.get("sampler") == "mebns":
+        _same_on_every_rank(tr.task.teacher.state_dict().items())
+        dist.barrier()  # both ranks have saved it; a second run loads it
+        again = Trainer(config, data=data, progress=False, log=None)
+        assert again.task.describe()["mebns"]["teacher"]["loaded"] == teacher
+        _same_on_every_rank(again.task.teacher.state_dict().items())
+    if overrides.get("node_embedding") == "gcn":  # SEAL's input: the frozen GCN trained (data-parallel) in the set-up
+        _same_on_every_rank([("x", tr.model.x)])
+    metrics = {k: res[s][k] for s in ("valid", "test") for k in res[s] if isinstance(res[s][k], float)}
+    assert all(m == metrics for m in _all_gather(metrics))
+    if rank == 0:
+        torch.save({"res": res, "state": tr.model.state_dict()}, os.path.join(out_dir, "rank0.pt"))
+
+
+#: (case name, task, config overrides) of the data-parallel runs of the other tasks
+TASK_RUNS = [
+    ("linkpred_gcn_uniform", "linkpred", {"model": "gcn", "sampler": "uniform"}),
+    ("linkpred_gcn_dns", "linkpred", {"model": "gcn", "sampler": "dns"}),
+    ("linkpred_gcn_mebns", "linkpred", {"model": "gcn", "sampler": "mebns"}),
+    ("linkpred_seal_gcn_embedding", "linkpred", {"model": "seal", "node_embedding": "gcn", "readout": "center",
+                                                 "num_layers": 2, "dropout": 0.1, "epochs": 1}),
+    ("rec_lightgcn_dns", "rec", {"model": "lightgcn", "loss": "bpr", "sampler": "dns"}),
+    ("rec_sasrec_hardgnn", "rec", {"model": "sasrec", "loss": "bce", "sampler": "hardgnn", "epochs": 1}),
+]
+
+
 def all_cases(out_dir: str) -> list:
     """(name, fn, args) of every case, run in order by :func:`run_cases` (one spawn for the whole suite: each
     spawn costs seconds of imports)."""
@@ -395,6 +459,7 @@ def all_cases(out_dir: str) -> list:
         ("kg_sharded_adam", kg_sharded_training, (sub("kg_sharded_adam"), tiny_kg(),
                                                   {"optimizer": "adam", "model": "transe", "lr": 0.01})),
         ("kg_sharded_resume", kg_sharded_resume, (sub("kg_sharded_resume"), tiny_kg())),
+        *[(name, task_ddp, (sub(name), task, over)) for name, task, over in TASK_RUNS],
         ("bad", bad_inputs, ()),  # last: it destroys the process group
     ]
 

@@ -145,3 +145,23 @@ def test_sharded_layout_errors():
 
     with pytest.raises(RuntimeError, match="no torch.distributed process group is initialised"):
         ShardedEmbedding(10, 4)
+
+
+# ----------------------------------------------------------------------------- the other tasks
+@pytest.mark.parametrize("name", [n for n, _, _ in dist_cases.TASK_RUNS])
+def test_linkpred_and_rec_train_data_parallel(case, name):
+    """2 ranks train the task to the same model (SEAL's frozen GCN embedding included) and the same metrics;
+    rank 0 writes the run."""
+    got = torch.load(case(name) / "rank0.pt", weights_only=False)["res"]
+    assert got["world_size"] == 2 and (case(name) / "run" / "results.json").exists()
+    for split in ("valid", "test"):
+        assert got[split], split
+    assert all(h["loss"] == h["loss"] for h in got["history"])  # finite, not NaN
+
+
+def test_temporal_is_refused_before_the_process_group(monkeypatch):
+    """A torchrun launch of the temporal task fails at once with the reason, not at its first step."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="task 'temporal' cannot train data-parallel .*TGN's memory"):
+        Trainer(TrainConfig.from_dict({"task": "temporal"}), progress=False, log=None)
+    assert not torch.distributed.is_initialized()

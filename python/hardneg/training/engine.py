@@ -128,6 +128,10 @@ class Trainer:
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         self.cfg = cfg.validate()
         self.device = resolve_device(cfg.device)
+        task_cls = get_task(cfg.task)
+        if DataParallel.wanted() and task_cls.data_parallel_unsupported:
+            raise ValueError(f"TrainConfig: task {cfg.task!r} cannot train data-parallel (this is a torchrun run "
+                             f"with more than one process): {task_cls.data_parallel_unsupported}")
         self.dp = DataParallel(self.device) if DataParallel.wanted() else None  # torchrun: data-parallel
         if self.dp is not None:
             self.device = self.dp.device
@@ -136,7 +140,6 @@ class Trainer:
         self.log = log or (lambda *a, **k: None)
         self.store = CheckpointStore(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
         seed_everything(cfg.seed)
-        task_cls = get_task(cfg.task)
         with deterministic(cfg.deterministic, self.device):  # a task may train in its set-up (MeBNS's teacher)
             self.task = task_cls(cfg, data=data if data is not None else kg, device=self.device)
         self.model = self.task.model

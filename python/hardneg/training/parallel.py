@@ -20,6 +20,11 @@ The KG task's ``entity_layout: sharded`` is the second layout: each rank keeps o
 sharded table, reduces the table's gradients itself after ``backward`` (sparse on the owning rank) and evaluates
 the whole split together with the other ranks; its limits are in ``ShardedEmbedding``'s docstring.
 
+The kg, linkpred and rec tasks train this way. A task that cannot says why in
+:attr:`~hardneg.training.Task.data_parallel_unsupported` (temporal: its batches are slices of one chronological
+event stream), and the engine refuses it before it joins the process group. A trainer built inside another's
+set-up (SEAL's ``node_embedding: gcn``) joins the same group and trains data-parallel too.
+
 Limits: in the replicated layout each rank holds the whole model. State a task keeps outside the model (sampler caches, a trainable
 sampler's own parameters) is per rank and not synchronised.
 """

@@ -102,6 +102,9 @@ class Task:
     table_columns: list[tuple[str, str, str]] = []
     #: metrics the per-epoch plot draws for the validation split (default: the primary metric)
     plot_metrics: tuple[str, ...] = ()
+    #: why the task cannot train data-parallel (``torchrun`` with more than one process), or "" when it can; the
+    #: engine refuses such a run before it joins the process group
+    data_parallel_unsupported: str = ""
 
     @classmethod
     def result_columns(cls, result: dict) -> list[tuple[str, str, str]]:

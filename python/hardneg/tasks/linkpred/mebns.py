@@ -71,7 +71,7 @@ def load_teacher(path: str, model, fingerprint: str, spec: dict, graph_desc: str
 
 def save_teacher(path: str, model, fingerprint: str, spec: dict, graph_desc: str, info: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = f"{path}.{os.getpid()}.tmp"  # the ranks of a data-parallel run each save the same teacher
     torch.save({"graph": fingerprint, "graph_desc": graph_desc, "spec": spec, "info": info,
                 "state": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, tmp)
     os.replace(tmp, path)

@@ -92,6 +92,9 @@ class TemporalTask(Task):
                      ("epochs", "epochs_trained", "{:.0f}"), ("s/epoch", "timings.epoch_s", "{:.2f}"),
                      ("neg. time", "timings.sampler_share", "{:.1%}")]
     plot_metrics = ("ap", "ap_historical", "ap_inductive", "mrr")
+    data_parallel_unsupported = ("its batches are chronological slices of one event stream: TGN's memory and the "
+                                 "neighbour table are updated with every event of a batch, in order, so a batch "
+                                 "cannot be split across ranks; train it in one process")
 
     def __init__(self, cfg: TemporalConfig, *, data=None, device: torch.device):
         super().__init__(cfg, data=data, device=device)
