@@ -371,19 +371,14 @@ def kg_sharded_resume(rank, world, out_dir, kg):
 
 
 # ----------------------------------------------------------------------------- the other tasks, data-parallel
-def _same_on_every_rank(named):
-    """Every rank holds bit-identical tensors (DDP's replicas, or state a task computed on each rank)."""
+def _same_on_every_rank(dp, named):
+    """Every rank holds bit-identical tensors (DDP's replicas, or state a task computed on each rank); ``dp``: the
+    run's :class:`hardneg.training.parallel.DataParallel`."""
     mine = {k: v.detach().cpu().clone() for k, v in named}
-    for other in _all_gather(mine):
+    for other in dp.gather(mine):
         assert other.keys() == mine.keys()
         for k in mine:
             assert torch.equal(other[k], mine[k]), f"{k} differs across ranks"
-
-
-def _all_gather(obj):
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def task_ddp(rank, world, out_dir, task, overrides):
@@ -407,17 +402,17 @@ def task_ddp(rank, world, out_dir, task, overrides):
         tr = Trainer(config, data=data, progress=False, log=None)
         assert tr.dp is not None and tr.dp.world_size == world
         res = tr.run(output=os.path.join(out_dir, "run"))
-    _same_on_every_rank(tr.model.state_dict().items())
+    _same_on_every_rank(tr.dp, tr.model.state_dict().items())
     if overrides.get("sampler") == "mebns":
-        _same_on_every_rank(tr.task.teacher.state_dict().items())
+        _same_on_every_rank(tr.dp, tr.task.teacher.state_dict().items())
         dist.barrier()  # both ranks have saved it; a second run loads it
         again = Trainer(config, data=data, progress=False, log=None)
         assert again.task.describe()["mebns"]["teacher"]["loaded"] == teacher
-        _same_on_every_rank(again.task.teacher.state_dict().items())
+        _same_on_every_rank(again.dp, again.task.teacher.state_dict().items())
     if overrides.get("node_embedding") == "gcn":  # SEAL's input: the frozen GCN trained (data-parallel) in the set-up
-        _same_on_every_rank([("x", tr.model.x)])
+        _same_on_every_rank(tr.dp, [("x", tr.model.x)])
     metrics = {k: res[s][k] for s in ("valid", "test") for k in res[s] if isinstance(res[s][k], float)}
-    assert all(m == metrics for m in _all_gather(metrics))
+    assert all(m == metrics for m in tr.dp.gather(metrics))
     if rank == 0:
         torch.save({"res": res, "state": tr.model.state_dict()}, os.path.join(out_dir, "rank0.pt"))
 

@@ -129,10 +129,11 @@ class Trainer:
         self.cfg = cfg.validate()
         self.device = resolve_device(cfg.device)
         task_cls = get_task(cfg.task)
-        if DataParallel.wanted() and task_cls.data_parallel_unsupported:
+        parallel = DataParallel.wanted()  # torchrun: data-parallel
+        if parallel and task_cls.data_parallel_unsupported:
             raise ValueError(f"TrainConfig: task {cfg.task!r} cannot train data-parallel (this is a torchrun run "
                              f"with more than one process): {task_cls.data_parallel_unsupported}")
-        self.dp = DataParallel(self.device) if DataParallel.wanted() else None  # torchrun: data-parallel
+        self.dp = DataParallel(self.device) if parallel else None
         if self.dp is not None:
             self.device = self.dp.device
             if not self.dp.is_main:
