@@ -233,10 +233,10 @@ def test_compare_sampler_options_go_to_the_one_sampler_compared(monkeypatch, cap
     seen = {}
     monkeypatch.setattr(cli, "_compare", lambda d, names, seeds, out, progress, per=None: seen.update(
         d=d, names=names, per=per))
-    # citeseer-gcn: the recipe's sampler is mebns, and per_sampler gives dns num_candidates 8
+    # citeseer-gcn: the recipe's sampler is mebns, and per_sampler gives dns num_candidates 16
     assert cli.main(["compare", "--config", "citeseer-gcn", "--samplers", "dns",
-                     "--sampler-options", "{num_candidates: 16}", "--no-progress"]) == 0
-    assert seen["d"]["sampler"] == "dns" and seen["d"]["sampler_options"] == {"num_candidates": 16}
+                     "--sampler-options", "{num_candidates: 32}", "--no-progress"]) == 0
+    assert seen["d"]["sampler"] == "dns" and seen["d"]["sampler_options"] == {"num_candidates": 32}
     assert "sampler_options" not in (seen["per"] or {}).get("dns", {})
     assert cli.main(["compare", "--config", "citeseer-gcn", "--samplers", "uniform,mebns",
                      "--sampler-options", "{num_candidates: 8}", "--no-progress"]) == 0

@@ -10,18 +10,26 @@ phenomenon). MeBNS is a plug-in on top of DNS:
    k-hop structural negatives (nodes within ``std_hops`` [2] hops of the anchor that are not linked to it,
    :class:`~hardneg.samplers.KHopSampler`) and filtered uniform ones; ``std_ratio`` [0.5] of them structural.
 2. **Teacher-student** (:meth:`MeBNSSampler.sample`): a teacher GNN (the student's backbone, trained first on the
-   STD data, then frozen: ``set_teacher``) scores M = ``num_candidates`` [32] filtered-uniform candidates per
-   positive and drops the easiest ``filter_quantile`` [0.5] of them (the lowest teacher scores; at least n
-   survive). From the hard remainder the student keeps its n highest-scoring (``select="student"``, DNS
-   restricted to what the stable teacher calls hard), or the teacher's top n (``"teacher"``), or n uniformly
-   (``"uniform"``).
+   STD data, then frozen: ``set_teacher``) scores M = ``num_candidates`` [16 n] filtered-uniform candidates per
+   positive. The paper's teacher *filters out easy negatives*: ``filter_quantile`` [0] drops that share of the
+   candidates the teacher scores lowest (at least n survive). From the remainder the n negatives are those with
+   the highest key: ``select="joint"`` [the default] ranks by the student's logit plus ``teacher_weight`` [0.25]
+   times the teacher's, so the frozen teacher steadies the student's moving notion of hard (the paper's remedy
+   for migration) as a soft filter; ``"student"`` ranks by the student alone (DNS restricted to what the teacher
+   kept), ``"teacher"`` by the teacher alone, ``"uniform"`` draws n at random. The defaults were chosen on
+   validation Hits@20 over ten seeds with the GCN recipes on Cora and CiteSeer (bench/RESULTS.md, "MeBNS with
+   the teacher as a soft filter"): a hard filter (``filter_quantile`` 0.5) with the student's pick never beat
+   DNS there, the joint key with no hard filter did, and a teacher weight of 2 (teacher-led) or 0 (no teacher)
+   lost its lead.
 3. **Meta re-weighting** (:class:`MetaReweighter`): a meta-weight net (Shu et al., NeurIPS 2019) maps each kept
    negative's features (its current loss under the student and the teacher's logit) to a weight in (0, 1),
    normalised to mean 1 over the batch's valid negatives. It learns by a bi-level step (Ren et al. 2018): a
    virtual SGD step of the student on the weighted loss (``inner_lr`` [0.1]), then one Adam step (``meta_lr``
    [1e-3]) of the weight net on the virtual student's BCE over the meta set, differentiating through the
    virtual step (second order); every ``meta_every`` [1] training steps; the student then trains on the
-   re-weighted loss.
+   re-weighted loss. With the GCN recipes the bi-level step adds nothing measurable to Hits@20 (without it,
+   within the seed noise of the full method; bench/RESULTS.md); it is kept, as the paper's, and ``meta_every``
+   thins it out.
 4. **UMD-Collector** (:func:`collect_meta_set`): the meta set is the ``meta_size`` [256] training pairs (half
    positives, half STD negatives) the teacher is most certain about: ``mc_passes`` [10] stochastic passes,
    each with dropout (``mc_dropout`` [0.2], the teacher's own) over an augmented graph (``edge_drop`` [0.2] of
@@ -49,23 +57,25 @@ from .base import Negatives, create, register, side_groups
 from .basic import from_corrupt
 from .hard import _MiningSampler
 
-SELECT = ("student", "teacher", "uniform")
+SELECT = ("joint", "student", "teacher", "uniform")
 
 
 @register("mebns")
 class MeBNSSampler(_MiningSampler):
-    """MeBNS negatives (module docstring): teacher-filtered DNS candidates, and the STD-Generator for the teacher.
+    """MeBNS negatives (module docstring): DNS candidates ranked with the teacher, and the STD-Generator for it.
 
-    Args (beyond the common ones): ``num_candidates`` M >= n, ``filter_quantile`` in [0, 1), ``select``,
-    ``teacher`` (a scorer or None), ``std_hops``, ``std_ratio`` in [0, 1], ``std_max_candidates`` (k-hop pool
-    cap), ``edges`` (the training graph for the k-hop negatives; default: the known set's edges), and the
-    meta-learning options kept for the task: ``meta_size``, ``mc_passes``, ``mc_dropout``, ``edge_drop``,
+    Args (beyond the common ones): ``num_candidates`` M >= n (None: 16 per negative), ``filter_quantile`` in [0, 1), ``select``,
+    ``teacher_weight`` >= 0 (the teacher's share of the ``joint`` key), ``teacher`` (a scorer or None),
+    ``std_hops``, ``std_ratio`` in [0, 1], ``std_max_candidates`` (k-hop pool cap), ``edges`` (the training
+    graph for the k-hop negatives; default: the known set's edges), and the meta-learning options kept for the
+    task: ``meta_size``, ``mc_passes``, ``mc_dropout``, ``edge_drop``,
     ``inner_lr``, ``meta_lr``, ``meta_hidden``, ``meta_every``, ``teacher_epochs``, ``teacher_lr``,
     ``teacher_path``, ``teacher_model``.
     """
 
-    def __init__(self, *, num_candidates: int = 32, filter_quantile: float = 0.5, select: str = "student",
-                 teacher=None, std_hops: int = 2, std_ratio: float = 0.5, std_max_candidates: int = 64, edges=None,
+    def __init__(self, *, num_candidates: int | None = None, filter_quantile: float = 0.0, select: str = "joint",
+                 teacher_weight: float = 0.25, teacher=None, std_hops: int = 2, std_ratio: float = 0.5,
+                 std_max_candidates: int = 64, edges=None,
                  meta_size: int = 256, mc_passes: int = 10, mc_dropout: float = 0.2, edge_drop: float = 0.2,
                  inner_lr: float = 0.1, meta_lr: float = 1e-3, meta_hidden: int = 16, meta_every: int = 1,
                  meta_params: str = "all",
@@ -73,12 +83,15 @@ class MeBNSSampler(_MiningSampler):
                  teacher_model: str | None = None, **kw):
         super().__init__(**kw)
         op = self._op
+        if num_candidates is None:  # DNS's hardness depends on M / n: keep the chosen 16 candidates per negative
+            num_candidates = 16 * self.num_negatives
         self.num_candidates = V.integer(op, "num_candidates", num_candidates, minimum=1)
         if self.num_candidates < self.num_negatives:
             raise ValueError(f"{op}: 'num_candidates' ({self.num_candidates}) must be >= num_negatives "
                              f"({self.num_negatives})")
         self.filter_quantile = _fraction(op, "filter_quantile", filter_quantile, upper_open=True)
         self.select = V.choice(op, "select", select, SELECT)
+        self.teacher_weight = V.real(op, "teacher_weight", teacher_weight, minimum=0.0)
         self.std_hops = V.integer(op, "std_hops", std_hops, minimum=1)
         self.std_ratio = _fraction(op, "std_ratio", std_ratio)
         self.std_max_candidates = V.integer(op, "std_max_candidates", std_max_candidates, minimum=1)
@@ -166,8 +179,10 @@ class MeBNSSampler(_MiningSampler):
             t = torch.where(cand.valid, t, torch.full_like(t, float("-inf")))
             kept = t.topk(keep_n, dim=1).indices  # the teacher drops the easiest candidates
             k_ids, k_valid, k_t = cand.ids.gather(1, kept), cand.valid.gather(1, kept), t.gather(1, kept)
-            if self.select == "student":
-                s = scorer.score_candidates(anchor, k_ids.clamp_min(0), side).detach()
+            if self.select in ("student", "joint"):
+                s = scorer.score_candidates(anchor, k_ids.clamp_min(0), side).detach().float()
+                if self.select == "joint":
+                    s = s + self.teacher_weight * k_t
                 key = torch.where(k_valid, s, torch.full_like(s, float("-inf")))
             elif self.select == "teacher":
                 key = k_t

@@ -164,6 +164,7 @@ def test_mebns_parts():
     """STD-Generator mixes k-hop and uniform negatives; the teacher filter keeps the teacher's hardest; the
     meta set is the most certain pairs; the weight net starts neutral."""
     import hardneg
+    from hardneg.ops import corrupt
     from hardneg.samplers import EmbeddingScorer, MetaReweighter, collect_meta_set
 
     ds = graph()
@@ -190,6 +191,25 @@ def test_mebns_parts():
     assert torch.allclose(tl, (z[P[:, 0:1]] * z[neg.ids]).sum(-1))
     with pytest.raises(ValueError, match=r"teacher_scores takes the Negatives of the latest sample\(\) call"):
         s2.teacher_scores(type(neg)(neg.ids.clone(), neg.valid))
+    # select="joint" (the default): among all M candidates (no hard filter), the n with the highest student logit
+    # plus teacher_weight times the teacher's; weight 0 is the student's own pick, and a large weight the teacher's
+    zs = torch.randn(N, 4, generator=g)
+    picks = {}
+    for w in (0.0, 0.25, 1e6):
+        s3 = MeBNSSampler(num_negatives=2, known=known, num_candidates=8, teacher=teacher, teacher_weight=w)
+        assert s3.select == "joint" and s3.filter_quantile == 0.0
+        assert MeBNSSampler(num_negatives=3, known=known).num_candidates == 48  # default: 16 per negative
+        neg3 = s3.sample(P, scorer=EmbeddingScorer(zs), generator=torch.Generator().manual_seed(5))
+        cand = corrupt(P, 8, N, side="tail", known=known, generator=torch.Generator().manual_seed(5))[0][..., 1]
+        key = (zs[P[:, 0:1]] * zs[cand]).sum(-1) + w * (z[P[:, 0:1]] * z[cand]).sum(-1)
+        want = cand.gather(1, key.topk(2, dim=1).indices).sort(dim=1).values
+        assert bool(neg3.valid.all()) and torch.equal(neg3.ids.sort(dim=1).values, want), w
+        picks[w] = neg3.ids
+    s4 = MeBNSSampler(num_negatives=2, known=known, num_candidates=8, teacher=teacher, select="student",
+                      filter_quantile=0.0)
+    assert torch.equal(s4.sample(P, scorer=EmbeddingScorer(zs), generator=torch.Generator().manual_seed(5)).ids,
+                       picks[0.0])
+    assert not torch.equal(picks[0.25], picks[1e6])
     # UMD-Collector: the lowest-deviation, correctly classified pairs
     pairs = torch.arange(12).view(6, 2)
     labels = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
@@ -207,7 +227,9 @@ def test_mebns_parts():
     (dict(num_candidates=1), ValueError, r"'num_candidates' \(1\) must be >= num_negatives \(2\)"),
     (dict(filter_quantile=1.0), ValueError, r"'filter_quantile' must be in \[0, 1\) \(got 1.0\)"),
     (dict(std_ratio=1.5), ValueError, r"'std_ratio' must be in \[0, 1\] \(got 1.5\)"),
-    (dict(select="best"), ValueError, r"'select' must be one of \['student', 'teacher', 'uniform'\]"),
+    (dict(select="best"), ValueError, r"'select' must be one of \['joint', 'student', 'teacher', 'uniform'\]"),
+    (dict(teacher_weight=-0.5), ValueError, r"'teacher_weight' must be finite and in \[0.0, inf\] \(got -0.5\)"),
+    (dict(teacher_weight="high"), TypeError, r"'teacher_weight' must be a float \(got str"),
     (dict(meta_params="some"), ValueError, r"'meta_params' must be one of \['all', 'head'\]"),
     (dict(mc_passes=1), ValueError, r"'mc_passes' must be >= 2"),
     (dict(teacher=3), TypeError, r"'teacher' must be a scorer with score_candidates"),
