@@ -6,7 +6,7 @@ compare`` applies them), each training its own model as usual, one training step
 rotating every step), timing each step: forward, sampling, loss, backward and optimiser. On a shared virtual
 machine whose speed drifts between minutes, separate runs cannot resolve these ratios; steps taken side by side
 see the same machine. Each step's time is split with the task's clock into the sampler (candidate scoring, the
-teacher's filter), MeBNS's meta step (the virtual SGD step and the second-order backward through it on the meta
+teacher's scoring), MeBNS's meta step (the virtual SGD step and the second-order backward through it on the meta
 set) and the rest. MeBNS's one-off set-up (training the teacher, collecting the meta set) is reported apart.
 
     python bench/linkpred_train.py --config cora-gcn --epochs 50

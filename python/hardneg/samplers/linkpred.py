@@ -18,17 +18,17 @@ phenomenon). MeBNS is a plug-in on top of DNS:
    for migration) as a soft filter; ``"student"`` ranks by the student alone (DNS restricted to what the teacher
    kept), ``"teacher"`` by the teacher alone, ``"uniform"`` draws n at random. The defaults were chosen on
    validation Hits@20 over ten seeds with the GCN recipes on Cora and CiteSeer (bench/RESULTS.md, "MeBNS with
-   the teacher as a soft filter"): a hard filter (``filter_quantile`` 0.5) with the student's pick never beat
-   DNS there, the joint key with no hard filter did, and a teacher weight of 2 (teacher-led) or 0 (no teacher)
-   lost its lead.
+   the teacher as a soft filter"): with a hard filter (``filter_quantile`` 0.5) and the student's pick MeBNS
+   stayed behind DNS on Cora in every setting tried, the joint key with no hard filter led DNS on both datasets,
+   and a teacher weight of 2 (teacher-led) or 0 (no teacher) lost that lead.
 3. **Meta re-weighting** (:class:`MetaReweighter`): a meta-weight net (Shu et al., NeurIPS 2019) maps each kept
    negative's features (its current loss under the student and the teacher's logit) to a weight in (0, 1),
    normalised to mean 1 over the batch's valid negatives. It learns by a bi-level step (Ren et al. 2018): a
    virtual SGD step of the student on the weighted loss (``inner_lr`` [0.1]), then one Adam step (``meta_lr``
    [1e-3]) of the weight net on the virtual student's BCE over the meta set, differentiating through the
    virtual step (second order); every ``meta_every`` [1] training steps; the student then trains on the
-   re-weighted loss. With the GCN recipes the bi-level step adds nothing measurable to Hits@20 (without it,
-   within the seed noise of the full method; bench/RESULTS.md); it is kept, as the paper's, and ``meta_every``
+   re-weighted loss. With the GCN recipes the bi-level step adds little to Hits@20 (without it, 0.003–0.004
+   lower, paired t −0.3 to −1.7 over ten seeds; bench/RESULTS.md); it is kept, as the paper's, and ``meta_every``
    thins it out.
 4. **UMD-Collector** (:func:`collect_meta_set`): the meta set is the ``meta_size`` [256] training pairs (half
    positives, half STD negatives) the teacher is most certain about: ``mc_passes`` [10] stochastic passes,
@@ -40,7 +40,7 @@ phenomenon). MeBNS is a plug-in on top of DNS:
 The sampler holds parts 1, 2 and the meta-weight net of 3; a task supplies the models (the linkpred task trains
 the teacher, ties its checkpoint to the training graph and runs the bi-level step through ``reweighter``).
 Without a teacher attached (``teacher=None``, e.g. a bare ``samplers.create("mebns", ...)``) the scorer passed to
-``sample`` is its own teacher: DNS with a quantile filter.
+``sample`` is its own teacher: with the defaults (no hard filter, the joint key) that is plain DNS over M candidates.
 """
 from __future__ import annotations
 
@@ -64,8 +64,9 @@ SELECT = ("joint", "student", "teacher", "uniform")
 class MeBNSSampler(_MiningSampler):
     """MeBNS negatives (module docstring): DNS candidates ranked with the teacher, and the STD-Generator for it.
 
-    Args (beyond the common ones): ``num_candidates`` M >= n (None: 16 per negative), ``filter_quantile`` in [0, 1), ``select``,
-    ``teacher_weight`` >= 0 (the teacher's share of the ``joint`` key), ``teacher`` (a scorer or None),
+    Args (beyond the common ones): ``num_candidates`` M >= n (None: 16 per negative), ``filter_quantile`` in
+    [0, 1), ``select``, ``teacher_weight`` >= 0 (the teacher's share of the ``joint`` key; other selections ignore
+    it), ``teacher`` (a scorer or None),
     ``std_hops``, ``std_ratio`` in [0, 1], ``std_max_candidates`` (k-hop pool cap), ``edges`` (the training
     graph for the k-hop negatives; default: the known set's edges), and the meta-learning options kept for the
     task: ``meta_size``, ``mc_passes``, ``mc_dropout``, ``edge_drop``,

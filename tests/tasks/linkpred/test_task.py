@@ -411,3 +411,25 @@ def test_mebns_seal_teacher_shares_the_frozen_node_embedding():
         res = tr.run()
     assert torch.equal(tr.task.teacher.x, tr.task.model.x) and torch.equal(tr.task.model.x, tr.task.node_embedding)
     assert res["dataset"]["mebns"]["teacher"]["epochs"] == 2 and 0.0 <= res["test"]["auc"] <= 1.0
+
+
+def test_mebns_joint_never_picks_an_inadmissible_candidate():
+    """With teacher_weight 0 an invalid candidate's key would be 0 * -inf: it must still rank last, come back as -1
+    with valid False, and leave no NaN in the teacher scores."""
+    import hardneg
+    from hardneg.samplers import EmbeddingScorer
+
+    N = 6
+    full = torch.tensor([[0, j] for j in range(N)])  # node 0 is linked to every node, itself included
+    known = hardneg.KnownSet.from_edges(torch.cat([full, torch.tensor([[1, 2], [3, 4]])]), N, directed=False)
+    z = torch.randn(N, 4, generator=torch.Generator().manual_seed(1))
+    for w in (0.0, 0.25):
+        s = MeBNSSampler(num_negatives=2, known=known, num_candidates=4, teacher=EmbeddingScorer(z),
+                         teacher_weight=w)
+        P = torch.tensor([[0, 1], [1, 2], [3, 4]])
+        neg = s.sample(P, scorer=EmbeddingScorer(z.flip(0)), generator=torch.Generator().manual_seed(0))
+        assert not bool(neg.valid[0].any()) and neg.ids[0].tolist() == [-1, -1]
+        assert bool(neg.valid[1:].all()) and bool((neg.ids[1:] >= 0).all())
+        pairs = torch.stack([P[1:, 0:1].expand(-1, 2), neg.ids[1:]], -1).reshape(-1, 2)
+        assert not bool(known.contains(pairs).any())
+        assert bool(torch.isfinite(s.teacher_scores(neg)).all())
