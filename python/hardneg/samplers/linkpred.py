@@ -66,10 +66,9 @@ class MeBNSSampler(_MiningSampler):
 
     Args (beyond the common ones): ``num_candidates`` M >= n (None: 16 per negative), ``filter_quantile`` in
     [0, 1), ``select``, ``teacher_weight`` >= 0 (the teacher's share of the ``joint`` key; other selections ignore
-    it), ``teacher`` (a scorer or None),
-    ``std_hops``, ``std_ratio`` in [0, 1], ``std_max_candidates`` (k-hop pool cap), ``edges`` (the training
-    graph for the k-hop negatives; default: the known set's edges), and the meta-learning options kept for the
-    task: ``meta_size``, ``mc_passes``, ``mc_dropout``, ``edge_drop``,
+    it), ``teacher`` (a scorer or None), ``std_hops``, ``std_ratio`` in [0, 1], ``std_max_candidates`` (k-hop
+    pool cap), ``edges`` (the training graph for the k-hop negatives; default: the known set's edges), and the
+    meta-learning options kept for the task: ``meta_size``, ``mc_passes``, ``mc_dropout``, ``edge_drop``,
     ``inner_lr``, ``meta_lr``, ``meta_hidden``, ``meta_every``, ``teacher_epochs``, ``teacher_lr``,
     ``teacher_path``, ``teacher_model``.
     """

@@ -193,12 +193,12 @@ def test_mebns_parts():
         s2.teacher_scores(type(neg)(neg.ids.clone(), neg.valid))
     # select="joint" (the default): among all M candidates (no hard filter), the n with the highest student logit
     # plus teacher_weight times the teacher's; weight 0 is the student's own pick, and a large weight the teacher's
+    assert MeBNSSampler(num_negatives=3, known=known).num_candidates == 48  # default: 16 per negative
     zs = torch.randn(N, 4, generator=g)
     picks = {}
     for w in (0.0, 0.25, 1e6):
         s3 = MeBNSSampler(num_negatives=2, known=known, num_candidates=8, teacher=teacher, teacher_weight=w)
         assert s3.select == "joint" and s3.filter_quantile == 0.0
-        assert MeBNSSampler(num_negatives=3, known=known).num_candidates == 48  # default: 16 per negative
         neg3 = s3.sample(P, scorer=EmbeddingScorer(zs), generator=torch.Generator().manual_seed(5))
         cand = corrupt(P, 8, N, side="tail", known=known, generator=torch.Generator().manual_seed(5))[0][..., 1]
         key = (zs[P[:, 0:1]] * zs[cand]).sum(-1) + w * (z[P[:, 0:1]] * z[cand]).sum(-1)
