@@ -425,6 +425,114 @@ def test_ens_breaks_ties_for_its_pool_at_random():
     assert_chi2(others, torch.full_like(others, 1 / others.numel()))
 
 
+class MLPScorer(TableScorer):
+    """TableScorer with a non-dot-product decoder, ``w . relu(q + c)`` (the shape of TGN's link decoder)."""
+
+    def __init__(self, q, C, w):
+        super().__init__(q, C)
+        self.w = w
+
+    def score_table(self, query, table):
+        return torch.relu(query[:, None, :] + table[None, :, :]) @ self.w
+
+
+def mlp_scorer(B, d=8, seed=1):
+    g = G(seed)
+    return MLPScorer(torch.randn(B, d, generator=g), torch.randn(HIGH - LOW + 1, d, generator=g),
+                     torch.randn(d, generator=g))
+
+
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_ens_rank_by_score_pools_the_models_own_top_k(exclude_history):
+    """rank_by='score': the pool is the top K by the scorer's own score_table (not the dot product), never the
+    positive nor (exclude_history) a past destination of the source."""
+    B, K = 40, 5
+    P, sc = events(B, seed=4), mlp_scorer(B)
+    times = torch.full((B,), 100)
+    kw = {}
+    if exclude_history:
+        g = G(9)
+        hs, hd = torch.randint(0, LOW, (60,), generator=g), torch.randint(LOW, HIGH + 1, (60,), generator=g)
+        kw["graph"] = hardneg.TemporalGraph(hs, hd, torch.arange(60), num_nodes=N)
+    s = create("ens", n=3, pool_size=K, hard_fraction=1.0, rank_by="score", exclude_history=exclude_history, **kw)
+    neg = s.sample(P, scorer=sc, generator=G(0), times=times)
+    S = sc.score_table(sc.q, sc.C)
+    for r in range(B):
+        banned = {int(P[r, 1])}  # (every row's query differs: no shared pool)
+        if exclude_history:
+            banned |= {int(d) for u, d in zip(hs.tolist(), hd.tolist()) if u == P[r, 0]}
+        ok = [i for i in range(LOW, HIGH + 1) if i not in banned]
+        top = sorted(ok, key=lambda i: -float(S[r, i - LOW]))[:K]
+        got = set(neg.ids[r][neg.valid[r]].tolist())
+        assert got <= set(top) and len(got) == min(3, len(top))
+    dot = create("ens", n=3, pool_size=K, hard_fraction=1.0, exclude_history=exclude_history, **kw)
+    assert not torch.equal(dot.sample(P, scorer=sc, generator=G(0), times=times).ids, neg.ids)
+
+
+def test_ens_rank_by_score_draws_uniformly_within_the_pool_and_breaks_ties_at_random():
+    """Uniform over the model's top K (chi-square); a table of identical rows is one tie, drawn at random."""
+    P = torch.tensor([[0, 10]]).repeat(3000, 1)
+    sc = mlp_scorer(1, seed=3)
+    sc.q = sc.q.repeat(3000, 1)
+    s = create("ens", n=1, pool_size=4, hard_fraction=1.0, refresh_every=1, rank_by="score")
+    neg = s.sample(P, scorer=sc, generator=G(0))
+    S = sc.score_table(sc.q[:1], sc.C)[0]
+    S[0] = float("-inf")
+    top = S.topk(4).indices + LOW
+    counts = torch.stack([(neg.ids == i).sum() for i in top]).double()
+    assert int(counts.sum()) == 3000
+    assert_chi2(counts, torch.full((4,), 0.25, dtype=torch.float64))
+    s = create("ens", n=1, pool_size=3, hard_fraction=1.0, rank_by="score")
+    flat = MLPScorer(torch.zeros(1, 8), torch.ones(HIGH - LOW + 1, 8), torch.ones(8))
+    g, counts = G(11), torch.zeros(HIGH + 1)
+    for _ in range(1500):
+        neg = s.sample(torch.tensor([[3, LOW]]), scorer=flat, generator=g)
+        counts += torch.bincount(neg.ids.flatten(), minlength=HIGH + 1).float()
+    assert counts[LOW] == 0
+    assert_chi2(counts[LOW + 1:], torch.full((HIGH - LOW,), 1 / (HIGH - LOW)))
+
+
+def test_ens_rank_by_score_chunks_give_the_same_pool():
+    """The score table is scored in row chunks (an MLP decoder materialises [R, N, d]); any chunk size gives the
+    same pool, exclusions and tie keys included."""
+    sc = mlp_scorer(9, seed=5)
+    s = create("ens", n=2, pool_size=6, hard_fraction=1.0, rank_by="score")
+    ptr = torch.tensor([0, 1, 1, 3, 3, 4, 5, 5, 6, 8])
+    ex = torch.tensor([0, 2, 19, 4, 7, 0, 1, 5])
+    tie = torch.randperm(20, generator=G(2))
+    whole = s._score_pool(sc, sc.q, sc.C, (ptr, ex), tie)
+    for chunk in (1, 8 * 20, 3 * 8 * 20):
+        assert torch.equal(s._score_pool(sc, sc.q, sc.C, (ptr, ex), tie, chunk=chunk), whole)
+    for r in range(9):
+        assert not set(whole[r].tolist()) & set(ex[ptr[r]:ptr[r + 1]].tolist())
+
+
+def test_ens_rank_by_score_pool_larger_than_the_admissible_set_and_empty_batch():
+    s = create("ens", n=4, pool_size=25, hard_fraction=1.0, rank_by="score")  # K > N - 1
+    P, sc = events(6), mlp_scorer(6)
+    neg = s.sample(P, scorer=sc, generator=G(0))
+    assert bool(neg.valid.all()) and not bool((neg.ids == P[:, 1:]).any())
+    neg = s.sample(torch.zeros(0, 2, dtype=torch.long), scorer=mlp_scorer(0), generator=G(0))
+    assert neg.ids.shape == (0, 4)
+
+
+def test_ens_rank_by_errors():
+    with pytest.raises(ValueError, match="'rank_by' must be one of"):
+        create("ens", rank_by="cosine")
+    with pytest.raises(ValueError, match="'rank_by' must be 'embedding' for ens_score"):
+        create("ens_score", rank_by="score")
+    s = create("ens", n=1, pool_size=2, hard_fraction=1.0, rank_by="score")
+    with pytest.raises(TypeError, match="rank_by='score' needs the scorer's score_table"):
+        s.sample(events(4), scorer=scorer(4), generator=G(0))
+    bad = mlp_scorer(4)
+    bad.score_table = lambda q, C: torch.zeros(q.shape[0], 3)
+    with pytest.raises(ValueError, match=r"score_table must give \[R, N\] = \[4, 20\]"):
+        s.sample(events(4), scorer=bad, generator=G(0))
+    bad.score_table = lambda q, C: torch.full((q.shape[0], C.shape[0]), float("nan"))
+    with pytest.raises(ValueError, match="score_table"):
+        s.sample(events(4), scorer=bad, generator=G(0))
+
+
 def test_ens_draft_errors():
     P, sc = events(8), scorer(8)
     s = create("ens", n=1, pool_size=2, hard_fraction=1.0)

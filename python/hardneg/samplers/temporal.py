@@ -40,6 +40,9 @@ from .base import Negatives, Sampler, distinct_rows, exclusion_with_self, regist
 from .basic import from_corrupt
 from .hard import SCHEDULES, scheduled
 
+#: what ENS's pool is nearest by: the embeddings' dot product (the paper), or the model's own score
+RANK_BY = ("embedding", "score")
+
 
 class TemporalSampler(Sampler):
     """Base class of the event samplers: destinations in ``low..high`` for (src, dst) events.
@@ -277,9 +280,11 @@ class ENSSampler(TemporalSampler):
         hard_fraction: f in [0, 1] (default 0.25: a hybrid, the kind of setting the paper finds best; chosen
             on validation among 0.25 / 0.5 / 1 with TGN on UCI and Wikipedia, where f = 1 collapses: bench/
             RESULTS.md, "ENS's hard fraction, chosen on validation").
-        refresh_every: R >= 1 (default 20). An unrecorded 2-epoch UCI TGN run before the last speed-ups gave
-            R = 1 4.1x a random epoch and R = 10..50 1.5x with the same validation AP; the recorded measurement
-            is ``bench/temporal_train.py --refresh 1,20,100``.
+        refresh_every: R >= 1 (default 20: an ENS epoch within 1.3x a random one). A fresher table mines better
+            negatives where R steps are a large share of the stream: on UCI (R = 20 is 4,000 of 59,835 events),
+            TGN with R = 5 against R = 20 gained all-destination MRR +0.0125 and historical AP +0.0149 on every
+            seed (3 seeds) at 1.46x a random epoch instead of 1.29x (bench/RESULTS.md, "TGN on UCI, R 5 against
+            the recipe's R 20"); R = 40 lost the MRR lead. The cost alone: ``bench/temporal_train.py --refresh``.
         exclude_history: also keep out of the hard pool every destination the event's source interacted with
             strictly before the event (default False: the paper's ENS). On data where sources return to past
             destinations (Wikipedia editors), those are the nearest and often the next positive: false
@@ -293,11 +298,22 @@ class ENSSampler(TemporalSampler):
             set, a user who only wrote *to* the source is a recent partner but not a past destination).
         graph: the :class:`hardneg.TemporalGraph` of the training events (for ``exclude_history`` and
             ``exclude_recent``).
+        rank_by: what "nearest" means for the pool. ``"embedding"`` (default, the paper's): the dot product of
+            the source's embedding with each cached destination embedding (:func:`hardneg.ops.topk_mine`).
+            ``"score"``: the model's own logit for (source, destination), for a model whose link decoder is not a
+            dot product (TGN's and TGAT's MLP decoder): the pool is then the K destinations the model itself
+            ranks highest, the competitors of the true destination in the all-destination ranking. Needs the
+            scorer's ``score_table(query [R, d], table [N, d]) -> [R, N]``; costs R x N decoder evaluations per
+            mining call (chunked), against the dot product's fused kernel. Ties go to random candidates as above.
+            On UCI it lost to the dot product with both TGN and TGAT, on validation and test (seed 0; bench/
+            RESULTS.md, "ENS's pool ranked by the model's own score"): the default stays the paper's.
 
     Raises:
         TypeError: ``exclude_history`` not a bool, ``exclude_recent`` not an int, ``graph`` not a TemporalGraph,
-            float ``times`` with an exclusion on a graph with int64 times.
-        ValueError: K < n, f or start_fraction outside [0, 1], R < 1, ``exclude_recent`` < 0, a cached table on
+            float ``times`` with an exclusion on a graph with int64 times, ``rank_by="score"`` with a scorer
+            without ``score_table``.
+        ValueError: K < n, f or start_fraction outside [0, 1], R < 1, ``exclude_recent`` < 0, ``rank_by`` not one
+            of ``RANK_BY``, ``score_table`` giving other than [R, N] finite scores, a cached table on
             another device than the query (the model moved: call ``reset_cache()``), a table whose rows do not
             match low..high, ``exclude_history`` or ``exclude_recent`` without a graph, or a call without
             ``times``.
@@ -307,9 +323,11 @@ class ENSSampler(TemporalSampler):
 
     def __init__(self, *, pool_size: int = 20, hard_fraction: float = 0.25, refresh_every: int = 20,
                  schedule: str = "constant", start_fraction: float = 0.0, warmup_steps: int = 0,
-                 exclude_history: bool = False, exclude_recent: int = 0, graph=None, **kw):
+                 exclude_history: bool = False, exclude_recent: int = 0, graph=None, rank_by: str = "embedding",
+                 **kw):
         super().__init__(**kw)
         op = self._op
+        self.rank_by = V.choice(op, "rank_by", rank_by, RANK_BY)
         from ..temporal import TemporalGraph
 
         if not isinstance(exclude_history, bool):
@@ -507,9 +525,46 @@ class ENSSampler(TemporalSampler):
         # among equal scores (at an epoch's start every node without history has the same embedding, and a fresh
         # stream's first table is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
         tie = permutation(C.shape[0], generator, C.device)
-        _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)
+        if self.rank_by == "score":
+            pool = self._score_pool(scorer, uq, C, (ptr, ex), tie)
+        else:
+            _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
+
+    def _score_pool(self, scorer, q, C, exclude, tie, chunk: int = 1 << 24):
+        """[U, K] table rows: the top K of each query by the model's own score (``scorer.score_table``), the
+        excluded rows never, ties by the keys ``tie`` (a permutation: smaller key first), -1 past the admissible
+        ones. Scored in row chunks of about ``chunk`` (query, candidate, feature) entries: an MLP decoder
+        materialises [R, N, d]."""
+        op, (U, N), K = self._op, (q.shape[0], C.shape[0]), min(self.pool_size, C.shape[0])
+        fn = getattr(scorer, "score_table", None)
+        if not callable(fn):
+            raise TypeError(f"{op}: rank_by='score' needs the scorer's score_table(query, table) -> [R, N] "
+                            f"(missing on {type(scorer).__name__})")
+        ptr, ex = exclude
+        order = torch.argsort(tie)  # column j of the reordered scores is the candidate with the j-th key
+        pos = torch.empty_like(order)
+        pos[order] = torch.arange(N, device=order.device)
+        pool = torch.full((U, self.pool_size), -1, dtype=torch.int64, device=q.device)
+        step = max(1, chunk // max(1, N * q.shape[1]))
+        for lo in range(0, U, step):
+            hi = min(U, lo + step)
+            S = fn(q[lo:hi], C)
+            if not isinstance(S, torch.Tensor) or S.shape != (hi - lo, N):
+                raise ValueError(f"{op}: score_table must give [R, N] = [{hi - lo}, {N}] scores (got "
+                                 f"{V.describe(S)})")
+            S = S.detach().float()
+            V.finite(op, "score_table(...)", S)
+            S = S[:, order]
+            a, b = int(ptr[lo]), int(ptr[hi])
+            row = torch.repeat_interleave(torch.arange(hi - lo, device=q.device), ptr[lo:hi + 1].diff())
+            S[row, pos[ex[a:b]]] = float("-inf")
+            # stable sort: among equal scores the smaller key (the earlier column) comes first
+            vals, idx = torch.sort(S, dim=1, descending=True, stable=True)
+            vals, idx = vals[:, :K], idx[:, :K]
+            pool[lo:hi, :K] = torch.where(vals > float("-inf"), order[idx], torch.full_like(idx, -1))
+        return pool
 
     def _easy(self, P, generator):
         """The scorer-free draws of a call: hard counts k [B], random ids and valid [B, n], log-probs or None."""
@@ -559,6 +614,10 @@ class ENSScoreSampler(ENSSampler):
                  **kw):
         kw.setdefault("pool_size", max(20, kw.get("num_negatives", 1)))
         super().__init__(hard_fraction=hard_fraction, **kw)
+        if self.rank_by != "embedding":
+            raise ValueError(f"{self._op}: 'rank_by' must be 'embedding' for ens_score, which draws over the "
+                             f"dot product with the fused sample_by_score (got {self.rank_by!r}); rank_by='score' "
+                             f"is ens's")
         self.weighting = V.choice(self._op, "weighting", weighting, ("softmax", "softplus"))
         self.temperature = V.positive_float(self._op, "temperature", temperature)
 

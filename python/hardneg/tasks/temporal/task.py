@@ -64,6 +64,13 @@ class BatchScorer:
         with _mining(self.task.model):  # no dropout in the mined table
             return self.task.destination_table(self.task.train_graph, self.t0)
 
+    def score_table(self, query, table):
+        """[R, N] logits of the link decoder for source embeddings ``query`` [R, d] against destination
+        embeddings ``table`` [N, d] (ENS's ``rank_by="score"``)."""
+        dec = self.task.model.decoder
+        with _mining(self.task.model):
+            return dec.combine(dec.source(query)[:, None, :], dec.destination(table)[None, :, :])
+
 
 @contextlib.contextmanager
 def _mining(model):
