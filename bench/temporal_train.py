@@ -18,10 +18,11 @@ against a random-negative epoch in the same run.
 (ENS with the ``uci-tgn`` recipe's options, and random), each training its own model as usual, one training step
 of each in turn (the order rotating every step), timing each step (forward, sampling, backward, optimiser,
 memory update). On a shared virtual machine whose speed drifts by tens of percent between minutes, separate runs
-cannot resolve a ratio near 1.3; steps taken side by side see the same machine.
+cannot resolve a ratio near 1.3; steps taken side by side see the same machine. ``--ens-options '{refresh_every:
+5}'`` times another ENS setting the same way (a YAML mapping over the recipe's options).
 
     python bench/temporal_train.py --dataset uci --epochs 3 [--threads 2] [--refresh 1,10,50] [--no-peer]
-    python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave
+    python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave [--ens-options '{refresh_every: 5}']
     python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep
     python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep --model-options '{neighbor_time: last_update}'
     python bench/temporal_train.py --dataset uci --epochs 3 --peer-lockstep \
@@ -57,11 +58,12 @@ def ours(ds, epochs, seed, sampler="random", **over):
             "sampler_share": r["timings"]["sampler_share"]}
 
 
-def interleaved(ds, epochs, seed, warmup=1):
-    """Per-epoch step-time sums of ENS (recipe options) and random trained in lockstep (module docstring)."""
+def interleaved(ds, epochs, seed, warmup=1, ens_options=None):
+    """Per-epoch step-time sums of ENS (the recipe's options, updated by ``ens_options``) and random trained in
+    lockstep (module docstring)."""
     from hardneg.cli import load_recipe
 
-    ens_opts = load_recipe("uci-tgn")["sampler_options"]
+    ens_opts = {**load_recipe("uci-tgn")["sampler_options"], **(ens_options or {})}
     tr = {}
     for name, opts in (("ens", ens_opts), ("random", {})):
         cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler=name, epochs=1,
@@ -234,6 +236,8 @@ def main():
     p.add_argument("--refresh", default=None, help="comma-separated ENS refresh periods R to time")
     p.add_argument("--no-peer", action="store_true", help="skip the PyG comparison")
     p.add_argument("--interleave", action="store_true", help="ENS vs random epoch cost, steps in lockstep")
+    p.add_argument("--ens-options", default=None,
+                   help="with --interleave: YAML mapping over the recipe's ENS options, e.g. '{refresh_every: 5}'")
     p.add_argument("--peer-lockstep", action="store_true",
                    help="hardneg TGN vs PyG's example loop, steps in lockstep (instead of one run after the other)")
     p.add_argument("--model-options", default=None,
@@ -278,14 +282,18 @@ def main():
             print(f"{'ens R=' + str(R):<34} epoch {r['epoch_s']:7.2f} s ({r['epoch_s'] / base['epoch_s']:.2f}x random)"
                   f"   valid AP {r['valid_ap']:.4f}   sampler share {r['sampler_share']:.1%}", flush=True)
     if a.interleave:
-        eps = interleaved(ds, a.epochs, a.seed)
+        ens_options = yaml.safe_load(a.ens_options) if a.ens_options else {}
+        if not isinstance(ens_options, dict):
+            p.error(f"--ens-options must be a YAML mapping (got {a.ens_options!r})")
+        eps = interleaved(ds, a.epochs, a.seed, ens_options=ens_options)
         for i, e in enumerate(eps, 1):
             print(f"lockstep epoch {i}: ens {e['ens']:6.2f} s   random {e['random']:6.2f} s   "
                   f"ratio {e['ens'] / e['random']:.3f}", flush=True)
         ens, rnd = sum(e["ens"] for e in eps), sum(e["random"] for e in eps)
         print(f"ENS / random epoch cost over {len(eps)} epochs, steps in lockstep: {ens / rnd:.3f}")
         rows.append(dict(provider="hardneg TGN, random (lockstep)", epoch_s=rnd / len(eps)))
-        rows.append(dict(provider="hardneg TGN, ens recipe (lockstep)", epoch_s=ens / len(eps)))
+        rows.append(dict(provider="hardneg TGN, ens recipe (lockstep)" + (f" {ens_options}" if ens_options else ""),
+                         epoch_s=ens / len(eps)))
     fields = ["date", "commit", "machine", "dataset", "epochs", "seed", "threads", "provider", "epoch_s",
               "valid_ap", "test_ap", "sampler_share"]
     append_csv(a.csv, fields, rows, **stamp(), dataset=a.dataset, epochs=a.epochs, seed=a.seed,

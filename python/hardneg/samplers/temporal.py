@@ -283,8 +283,9 @@ class ENSSampler(TemporalSampler):
         refresh_every: R >= 1 (default 20: an ENS epoch within 1.3x a random one). A fresher table mines better
             negatives where R steps are a large share of the stream: on UCI (R = 20 is 4,000 of 59,835 events),
             TGN with R = 5 against R = 20 gained all-destination MRR +0.0125 and historical AP +0.0149 on every
-            seed (3 seeds) at 1.46x a random epoch instead of 1.29x (bench/RESULTS.md, "TGN on UCI, R 5 against
-            the recipe's R 20"); R = 40 lost the MRR lead. The cost alone: ``bench/temporal_train.py --refresh``.
+            seed (3 seeds) at 1.46x a random epoch instead of 1.28x, steps in lockstep (bench/RESULTS.md, "TGN on
+            UCI, R 5 against the recipe's R 20"); R = 40 lost the MRR lead. The cost: ``bench/temporal_train.py
+            --interleave --ens-options '{refresh_every: R}'``.
         exclude_history: also keep out of the hard pool every destination the event's source interacted with
             strictly before the event (default False: the paper's ENS). On data where sources return to past
             destinations (Wikipedia editors), those are the nearest and often the next positive: false
