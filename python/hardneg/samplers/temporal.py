@@ -35,6 +35,7 @@ import torch
 from .. import _validate as V
 from ..ops import corrupt, sample_by_score
 from ..ops.mining import mine_cached_table
+from ..reference.mining import exclusion_mask
 from .._random import permutation, uniform
 from .base import Negatives, Sampler, distinct_rows, exclusion_with_self, register, uniform_pool_draw
 from .basic import from_corrupt
@@ -545,8 +546,6 @@ class ENSSampler(TemporalSampler):
                             f"(missing on {type(scorer).__name__})")
         ptr, ex = exclude
         order = torch.argsort(tie)  # column j of the reordered scores is the candidate with the j-th key
-        pos = torch.empty_like(order)
-        pos[order] = torch.arange(N, device=order.device)
         pool = torch.full((U, self.pool_size), -1, dtype=torch.int64, device=q.device)
         step = max(1, chunk // max(1, N * q.shape[1]))
         for lo in range(0, U, step):
@@ -557,10 +556,9 @@ class ENSSampler(TemporalSampler):
                                  f"{V.describe(S)})")
             S = S.detach().float()
             V.finite(op, "score_table(...)", S)
-            S = S[:, order]
             a, b = int(ptr[lo]), int(ptr[hi])
-            row = torch.repeat_interleave(torch.arange(hi - lo, device=q.device), ptr[lo:hi + 1].diff())
-            S[row, pos[ex[a:b]]] = float("-inf")
+            S = S.masked_fill(exclusion_mask((ptr[lo:hi + 1] - a, ex[a:b]), hi - lo, 0, N, S.device), float("-inf"))
+            S = S[:, order]
             # stable sort: among equal scores the smaller key (the earlier column) comes first
             vals, idx = torch.sort(S, dim=1, descending=True, stable=True)
             vals, idx = vals[:, :K], idx[:, :K]
