@@ -206,6 +206,50 @@ def test_ens_cache_on_another_device_than_the_model():
         fresh.sample(P, scorer=other, generator=G(1))
 
 
+def test_ens_update_candidates_writes_the_last_row_of_each_destination_between_refreshes():
+    P, sc = events(8), scorer(8)
+    s = create("ens", n=2, pool_size=4, hard_fraction=1.0, refresh_every=100, refresh_touched=True)
+    assert s.update_candidates(torch.tensor([12]), torch.ones(1, 8)) == 0  # no table yet: nothing to update
+    s.sample(P, scorer=sc, generator=G(0))
+    v = torch.randn(5, 8, generator=G(7))
+    ids = torch.tensor([12, 3, 12, 29, 10], dtype=torch.int32)  # 3 is a source (not a destination): skipped
+    assert s.update_candidates(ids, v) == 3
+    C = s.candidates(sc, torch.device("cpu"))  # the cached table, not refreshed (R = 100)
+    want = sc.C.clone()
+    want[2], want[19], want[0] = v[2], v[3], v[4]  # node 12 twice: its last row
+    assert torch.equal(C, want) and sc.calls == 1
+    # the next call mines the updated table: its pools are the top K against it
+    q = sc.q
+    out = create("ens", n=4, pool_size=4, hard_fraction=1.0, refresh_every=100)
+    ref = out.sample(P, scorer=TableScorer(q, want), generator=G(1))
+    got = s.sample(P, scorer=sc, generator=G(1))
+    pools = {i: set(r.tolist()) for i, r in enumerate(ref.ids)}  # n = K = 4: the whole pool of each event
+    assert all(set(r.tolist()) <= pools[i] for i, r in enumerate(got.ids))
+
+
+def test_ens_update_candidates_keeps_the_tables_bound_and_checks_its_rows():
+    P, sc = events(4), scorer(4, seed=5)
+    s = create("ens", n=2, pool_size=4, hard_fraction=1.0, refresh_every=100)
+    s.sample(P, scorer=sc, generator=G(0))
+    s.update_candidates(torch.tensor([11]), torch.full((1, 8), 1e38))
+    with pytest.raises(ValueError, match="scores could overflow float32"):  # the bound follows the new rows
+        s.sample(P, scorer=sc, generator=G(1))
+    with pytest.raises(ValueError, match="ens: 'vectors' must be finite"):
+        s.update_candidates(torch.tensor([11]), torch.full((1, 8), float("nan")))
+    with pytest.raises(TypeError, match="'ids' must be a 1-D integer tensor"):
+        s.update_candidates(torch.tensor([11.0]), torch.ones(1, 8))
+    with pytest.raises(ValueError, match="'ids' must be a 1-D integer tensor"):
+        s.update_candidates(torch.tensor([[11]]), torch.ones(1, 8))
+    with pytest.raises(TypeError, match="'vectors' must be a 2-D floating tensor"):
+        s.update_candidates(torch.tensor([11]), torch.ones(1, 8, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"'vectors' must have one row per id \(2; got"):
+        s.update_candidates(torch.tensor([11, 12]), torch.ones(1, 8))
+    with pytest.raises(ValueError, match=r"'vectors' must be \[M, 8\] on the cached table's device cpu"):
+        s.update_candidates(torch.tensor([11]), torch.ones(1, 5))
+    with pytest.raises(TypeError, match="'refresh_touched' must be a bool"):
+        create("ens", refresh_touched="yes")
+
+
 # ------------------------------------------------------------------------------------------------ ens_score
 def test_ens_score_draws_proportional_to_softplus_with_exact_log_prob():
     B = 6000

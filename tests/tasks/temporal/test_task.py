@@ -98,6 +98,35 @@ def test_ens_step_mines_with_the_sources_it_needs_then_embeds_everything_in_one_
     assert torch.allclose(z, ref, atol=1e-5)  # dropout 0: training and evaluation mode agree
 
 
+def test_ens_refresh_touched_writes_the_steps_own_embeddings_into_the_table():
+    """With ``refresh_touched`` each step writes its own embeddings of the batch's nodes (sources, destinations,
+    negatives) into ENS's cached table, between the full refreshes; every other row stays as the refresh made it."""
+    tr = Trainer(TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", num_negatives=2, dropout=0.0,
+                                            sampler_options={"pool_size": 4, "hard_fraction": 0.5,
+                                                             "refresh_touched": True})),
+                 data=DS, progress=False, log=None)
+    task, lo = tr.task, DS.dst_min
+    task.model.train()
+    i = task.split.train[:3]  # 3 events touch at most 6 of the 12 destinations
+    src, dst, t = task.src[i], task.dst[i], task.t[i]
+    P, t0, g = torch.stack([src, dst], 1), t[0].item(), task.train_graph
+    z, neg, n = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
+    C = task.sampler.candidates(None, z.device)  # cached: no refresh is due
+    with torch.no_grad():
+        full = task.destination_table(g, t0)
+    nodes = torch.cat([src, dst, neg.ids.clamp_min(lo).flatten()]).tolist()
+    touched = torch.zeros(C.shape[0], dtype=torch.bool)
+    for v in set(nodes) - set(range(lo)):
+        touched[v - lo] = True
+        assert torch.equal(C[v - lo], z[max(j for j, x in enumerate(nodes) if x == v)].detach())  # its last row
+    assert touched.any() and not touched.all()
+    assert torch.allclose(C[~touched], full[~touched], atol=1e-6)
+    a = run(sampler="ens", rank_eval="none", sampler_options={"pool_size": 3, "refresh_touched": True})
+    b = run(sampler="ens", rank_eval="none", sampler_options={"pool_size": 3, "refresh_touched": True})
+    c = run(sampler="ens", rank_eval="none", sampler_options={"pool_size": 3})
+    assert a["test"] == b["test"] and a["test"]["ap"] != c["test"]["ap"]  # deterministic, and it changes training
+
+
 def test_ens_table_is_refreshed_at_every_epoch_start():
     """The memory restarts each epoch, so the candidate table does too: never one from the end of the last
     epoch's stream."""

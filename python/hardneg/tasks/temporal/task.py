@@ -214,7 +214,9 @@ class TemporalTask(Task):
         events with a hard column are mined, so only their sources are embedded for the queries: without
         gradients and without dropout, as the candidate table is, from the current parameters and memory (the
         event's fresh source embedding). The sources, destinations and all negatives then go through one
-        embedding pass with gradients, whose backward runs once (bench/RESULTS.md, "ENS epoch cost").
+        embedding pass with gradients, whose backward runs once (bench/RESULTS.md, "ENS epoch cost"). With the
+        sampler's ``refresh_touched``, that pass's embeddings of the step's destinations then become their rows of
+        the cached table (``ENSSampler.update_candidates``).
         Returns ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
         B, lo, m = P.shape[0], self.data.dst_min, self.model
         with self.clock.measure("sampler"):
@@ -228,8 +230,11 @@ class TemporalTask(Task):
             neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0), generator=generator, times=t,
                                       draft=draft)
         n = neg.ids.shape[1]
-        z = self.embed(torch.cat([P[:, 0], P[:, 1], neg.ids.clamp_min(lo).flatten()]),
-                       torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
+        nodes = torch.cat([P[:, 0], P[:, 1], neg.ids.clamp_min(lo).flatten()])
+        z = self.embed(nodes, torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
+        if self.sampler.refresh_touched:  # this step's own embeddings of its nodes, into the cached table
+            with self.clock.measure("sampler"):
+                self.sampler.update_candidates(nodes, z.detach())
         return z, neg, n
 
     def after_step(self, batch):
