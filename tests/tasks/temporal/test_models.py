@@ -187,6 +187,33 @@ def test_tgat_embeds_each_distinct_neighbour_event_once(layers):
         create_model("tgat", N, dedupe=1)
 
 
+def test_tgat_node_embedding_gives_each_node_its_own_layer_zero():
+    """``node_embedding``: layer 0 is a learnt row per node, so two nodes without history differ, the table
+    (which otherwise embeds blank nodes once) equals ``embed`` row by row, both layers see the rows, and they
+    learn. Without it, the nodes without history share one embedding."""
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    nodes = torch.arange(N)
+    plain = model("tgat", num_neighbors=5)
+    blank = torch.nonzero(plain._blank(nodes, torch.full((N,), 3), g)).flatten()
+    assert blank.numel() >= 2
+    with torch.no_grad():
+        z0 = plain.table(nodes, g, 3)
+    assert torch.allclose(z0[blank[0]], z0[blank[1]])
+    m = model("tgat", num_neighbors=5, node_embedding=True)
+    assert m.node_table.weight.shape == (N, 8) and (m.layers[0].node_dim, plain.layers[0].node_dim) == (8, 0)
+    with torch.no_grad():
+        z = m.table(nodes, g, 3)
+        assert torch.allclose(z, m.embed(nodes, None, g, 3), atol=1e-6)
+    assert not torch.allclose(z[blank[0]], z[blank[1]])
+    out = m.embed(torch.cat([src[150:170], dst[150:170]]), torch.cat([t[150:170], t[150:170]]), g, int(t[150]))
+    out.square().sum().backward()
+    grad = m.node_table.weight.grad
+    assert grad is not None and bool((grad[torch.cat([src[150:170], dst[150:170]])].abs().sum(1) > 0).all())
+    with pytest.raises(TypeError, match="TGAT: 'node_embedding' must be a bool"):
+        create_model("tgat", N, node_embedding="yes")
+
+
 def test_tgn_shared_reads_compute_each_memory_update_once_with_the_same_values_and_gradients():
     src, dst, t = stream()
     g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)

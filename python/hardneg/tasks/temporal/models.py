@@ -669,16 +669,32 @@ class TGAT(TemporalModel):
     """Temporal Graph Attention (Xu et al. 2020): ``num_layers`` (2) temporal-attention layers over 20 recent
     or uniform neighbours; no memory, so ``observe`` only checks the stream's order. Without node features,
     layer 0 is empty and the first layer attends over edge features and time encodings. With ``dedupe`` (the
-    default) each distinct (neighbour, event time) pair of a layer is embedded once (:meth:`_distinct`)."""
+    default) each distinct (neighbour, event time) pair of a layer is embedded once (:meth:`_distinct`).
 
-    def __init__(self, num_nodes, **kw):
+    ``node_embedding=True`` makes layer 0 a learnt [num_nodes, dim] table (``node_table``, N(0, 1/dim)), a
+    transductive variant: the reference TGAT has no per-node parameters, so a node's embedding is then a function
+    of the event times in its neighbourhood only. Nodes first seen after training keep their initial rows."""
+
+    def __init__(self, num_nodes, *, node_embedding: bool = False, **kw):
         kw.setdefault("num_neighbors", 20)
         kw.setdefault("num_layers", 2)
         super().__init__(num_nodes, **kw)
+        if not isinstance(node_embedding, bool):
+            raise TypeError(f"TGAT: 'node_embedding' must be a bool (got {V.describe(node_embedding)})")
         d, heads, drop = self.dim, kw.get("heads", 2), kw.get("dropout", 0.1)
-        self.layers = nn.ModuleList([TemporalAttention(0 if i == 0 else d, self.edge_dim, self.time_dim, d, heads,
+        self.node_table = None
+        if node_embedding:
+            self.node_table = nn.Embedding(num_nodes, d)
+            nn.init.normal_(self.node_table.weight, std=d ** -0.5)
+        in0 = d if node_embedding else 0
+        self.layers = nn.ModuleList([TemporalAttention(in0 if i == 0 else d, self.edge_dim, self.time_dim, d, heads,
                                                        drop, self.attention_output) for i in range(self.num_layers)])
         self._register_snapshots()
+
+    def _blank(self, nodes, qt, graph) -> torch.Tensor:
+        if self.node_table is not None:  # each node has its own layer 0: no two share an embedding
+            return torch.zeros(nodes.numel(), dtype=torch.bool, device=nodes.device)
+        return super()._blank(nodes, qt, graph)
 
     def _embed(self, nodes, times, qt, graph, generator):
         return self._layer(self.num_layers, nodes, times, qt, graph, generator)
@@ -686,11 +702,14 @@ class TGAT(TemporalModel):
     def _layer(self, layer, nodes, times, qt, graph, generator):
         M, k = nodes.numel(), self.num_neighbors
         if layer == 0:
+            if self.node_table is not None:
+                return self.node_table(nodes)
             return torch.zeros(M, 0, device=nodes.device)
-        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator, with_times=layer > 1)
+        nb, nt, valid, dt, feats = self._neighbourhood(graph, nodes, times, qt, generator,
+                                                       with_times=layer > 1 or self.node_table is not None)
         vi = torch.nonzero(valid.flatten()).flatten()
         edge_in = self._edge_input(dt, feats, vi)
-        if layer == 1:
+        if layer == 1 and self.node_table is None:  # layer 0 is empty: nothing to gather
             table = h = torch.zeros(M, 0, device=nodes.device)
             index = torch.zeros(M, k, dtype=torch.int64, device=nodes.device)
         else:  # the nodes at their own times, each valid neighbour (each distinct one) at its event time
