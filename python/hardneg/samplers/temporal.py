@@ -347,9 +347,7 @@ class ENSSampler(TemporalSampler):
             if on and graph is None:
                 raise ValueError(f"{op}: '{name}' needs the training events' graph (graph=TemporalGraph)")
         self.exclude_history, self.graph = exclude_history, graph
-        if not isinstance(refresh_touched, bool):
-            raise TypeError(f"{op}: 'refresh_touched' must be a bool (got {V.describe(refresh_touched)})")
-        self.refresh_touched = refresh_touched
+        self.refresh_touched = V.boolean(op, "refresh_touched", refresh_touched)
         self.pool_size = V.integer(op, "pool_size", pool_size, minimum=1)
         if self.pool_size < self.num_negatives:
             raise ValueError(f"{op}: 'pool_size' K ({self.pool_size}) must be >= num_negatives n "

@@ -683,8 +683,7 @@ class TGAT(TemporalModel):
         kw.setdefault("num_neighbors", 20)
         kw.setdefault("num_layers", 2)
         super().__init__(num_nodes, **kw)
-        if not isinstance(node_embedding, bool):
-            raise TypeError(f"TGAT: 'node_embedding' must be a bool (got {V.describe(node_embedding)})")
+        node_embedding = V.boolean("TGAT", "node_embedding", node_embedding)
         d, heads, drop = self.dim, kw.get("heads", 2), kw.get("dropout", 0.1)
         self.node_table = None
         if node_embedding:
