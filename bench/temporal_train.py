@@ -19,10 +19,14 @@ against a random-negative epoch in the same run.
 of each in turn (the order rotating every step), timing each step (forward, sampling, backward, optimiser,
 memory update). On a shared virtual machine whose speed drifts by tens of percent between minutes, separate runs
 cannot resolve a ratio near 1.3; steps taken side by side see the same machine. ``--ens-options '{refresh_every:
-5}'`` times another ENS setting the same way (a YAML mapping over the recipe's options).
+5}'`` times another ENS setting the same way (a YAML mapping over the recipe's options); ``--model-options
+'{pair_history: 20}'`` gives both trainers that model (the ``uci-tgn-pair`` recipe: ``--ens-options '{rank_by:
+score}'``).
 
     python bench/temporal_train.py --dataset uci --epochs 3 [--threads 2] [--refresh 1,10,50] [--no-peer]
     python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave [--ens-options '{refresh_every: 5}']
+    python bench/temporal_train.py --dataset uci --epochs 3 --no-peer --interleave --model-options '{pair_history: 20}' \
+        --ens-options '{rank_by: score}'
     python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep
     python bench/temporal_train.py --dataset uci --epochs 2 --peer-lockstep --model-options '{neighbor_time: last_update}'
     python bench/temporal_train.py --dataset uci --epochs 3 --peer-lockstep \
@@ -58,16 +62,17 @@ def ours(ds, epochs, seed, sampler="random", **over):
             "sampler_share": r["timings"]["sampler_share"]}
 
 
-def interleaved(ds, epochs, seed, warmup=1, ens_options=None):
+def interleaved(ds, epochs, seed, warmup=1, ens_options=None, model_options=None):
     """Per-epoch step-time sums of ENS (the recipe's options, updated by ``ens_options``) and random trained in
-    lockstep (module docstring)."""
+    lockstep (module docstring), both on TGN with ``model_options``."""
     from hardneg.cli import load_recipe
 
     ens_opts = {**load_recipe("uci-tgn")["sampler_options"], **(ens_options or {})}
     tr = {}
     for name, opts in (("ens", ens_opts), ("random", {})):
         cfg = TrainConfig.from_dict(dict(task="temporal", dataset=ds.name, model="tgn", sampler=name, epochs=1,
-                                         eval_every=0, rank_eval="none", seed=seed, sampler_options=opts))
+                                         eval_every=0, rank_eval="none", seed=seed, sampler_options=opts,
+                                         model_options=model_options or {}))
         tr[name] = Trainer(cfg, data=ds, progress=False, log=None)
     names, out = list(tr), []
     for ep in range(warmup + epochs):
@@ -242,7 +247,8 @@ def main():
                    help="hardneg TGN vs PyG's example loop, steps in lockstep (instead of one run after the other)")
     p.add_argument("--model-options", default=None,
                    help="with --peer-lockstep: our TGN's model options as YAML/JSON, e.g. '{neighbor_time: "
-                        "last_update, attention_output: skip}' (PyG's example model: the same work on both sides)")
+                        "last_update, attention_output: skip}' (PyG's example model: the same work on both sides); "
+                        "with --interleave: both trainers' model options, e.g. '{pair_history: 20}'")
     p.add_argument("--csv", default=os.path.join(RESULTS_DIR, "temporal_train.csv"))
     a = p.parse_args()
     model_options = yaml.safe_load(a.model_options) if a.model_options else {}
@@ -285,7 +291,7 @@ def main():
         ens_options = yaml.safe_load(a.ens_options) if a.ens_options else {}
         if not isinstance(ens_options, dict):
             p.error(f"--ens-options must be a YAML mapping (got {a.ens_options!r})")
-        eps = interleaved(ds, a.epochs, a.seed, ens_options=ens_options)
+        eps = interleaved(ds, a.epochs, a.seed, ens_options=ens_options, model_options=model_options)
         for i, e in enumerate(eps, 1):
             print(f"lockstep epoch {i}: ens {e['ens']:6.2f} s   random {e['random']:6.2f} s   "
                   f"ratio {e['ens'] / e['random']:.3f}", flush=True)

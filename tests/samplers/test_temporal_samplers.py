@@ -513,6 +513,55 @@ def test_ens_rank_by_score_pools_the_models_own_top_k(exclude_history):
     assert not torch.equal(dot.sample(P, scorer=sc, generator=G(0), times=times).ids, neg.ids)
 
 
+class EventScorer(MLPScorer):
+    """Scores that depend on the event beyond its query: a large bonus for one destination per source (a pair
+    term), through ``score_table(..., events=rows)``."""
+    event_scores = True
+
+    def __init__(self, q, C, w, P):
+        super().__init__(q, C, w)
+        self.P, self.seen = P, []
+
+    def score_table(self, query, table, events=None):
+        self.seen.append(events)
+        S = super().score_table(query, table)
+        if events is not None:
+            S = S.clone()
+            S[torch.arange(S.shape[0]), (self.P[events, 0] * 7) % S.shape[1]] += 100.0
+        return S
+
+
+def test_ens_rank_by_score_passes_each_querys_event_to_event_scores():
+    """A scorer with ``event_scores`` gets the event of each query; events sharing a query vector but not a
+    source are pooled apart (each by its own source's scores); without the flag, one pool per query vector."""
+    B, K = 30, 3
+    P = events(B, seed=5)
+    base = mlp_scorer(B, seed=6)
+    q = base.q[:1].repeat(B, 1)  # one query vector for every event (e.g. nodes without history)
+    sc = EventScorer(q, base.C, base.w, P)
+    s = create("ens", n=1, pool_size=K, hard_fraction=1.0, rank_by="score")
+    neg = s.sample(P, scorer=sc, generator=G(0))
+    ev = sc.seen[-1]
+    assert ev is not None and sorted(P[ev, 0].tolist()) == sorted(set(P[:, 0].tolist()))  # one pool per source
+    S0 = MLPScorer.score_table(sc, q[:1], base.C)[0]
+    drawn_bonus = 0
+    for r in range(B):
+        u = int(P[r, 0])
+        bonus = (u * 7) % (HIGH - LOW + 1)
+        S = S0.clone()
+        S[bonus] += 100.0
+        for d in P[P[:, 0] == u, 1].tolist():  # a shared pool excludes every true destination of its query
+            S[d - LOW] = float("-inf")
+        pool = set((S.topk(K).indices + LOW).tolist())
+        assert int(neg.ids[r, 0]) in pool
+        drawn_bonus += int(neg.ids[r, 0]) == bonus + LOW
+    assert drawn_bonus > 0
+    plain = EventScorer(q, base.C, base.w, P)
+    plain.event_scores = False
+    create("ens", n=1, pool_size=K, hard_fraction=1.0, rank_by="score").sample(P, scorer=plain, generator=G(0))
+    assert plain.seen[-1] is None
+
+
 def test_ens_rank_by_score_draws_uniformly_within_the_pool_and_breaks_ties_at_random():
     """Uniform over the model's top K (chi-square); a table of identical rows is one tie, drawn at random."""
     P = torch.tensor([[0, 10]]).repeat(3000, 1)
@@ -665,3 +714,21 @@ def test_mine_cached_table_equals_topk_mine():
         assert torch.equal(want[0], got[0]) and torch.equal(want[1], got[1])
     e = mine_cached_table("t", q[:0], C, 3, mag, (torch.zeros(1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64)))
     assert e[1].shape == (0, 3)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 12])
+def test_stable_topk_is_a_stable_sorts_first_k(k):
+    """``stable_topk`` equals ``torch.sort(descending, stable)`` cut at k: many ties (small integers), -inf
+    (excluded candidates) in rows with fewer than k finite values, k = N, a single row and a single column."""
+    from hardneg.samplers.base import stable_topk
+
+    g = G(k)
+    for R, N in ((9, 12), (1, 12), (5, 1)):
+        x = torch.randint(-2, 3, (R, N), generator=g).float()
+        x[torch.rand(R, N, generator=g) < 0.4] = float("-inf")
+        if R > 1:
+            x[0] = float("-inf")
+        kk = min(k, N)
+        vals, cols = stable_topk(x, kk)
+        ref_v, ref_c = torch.sort(x, dim=1, descending=True, stable=True)
+        assert torch.equal(vals, ref_v[:, :kk]) and torch.equal(cols, ref_c[:, :kk])

@@ -379,6 +379,21 @@ def restrict_csr(csr: tuple[torch.Tensor, torch.Tensor], subset: torch.Tensor, n
 _ROW_HASH: dict = {}
 
 
+def stable_topk(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(values [R, k], columns [R, k])``: the first k of each row's stable descending sort (equal values in
+    column order), exactly ``torch.sort(x, dim=1, descending=True, stable=True)`` cut at k, from two ``topk``
+    calls and a sort of k columns instead of a sort of all N (1 <= k <= N; no NaN)."""
+    N = x.shape[1]
+    kth = torch.topk(x, k, dim=1).values[:, -1:]  # the k-th largest value, ties included
+    above, tied = x > kth, x == kth
+    take = above | (tied & (torch.cumsum(tied, 1) <= k - above.sum(1, keepdim=True)))  # k a row
+    key = torch.where(take, N - torch.arange(N, device=x.device), torch.zeros((), dtype=torch.int64, device=x.device))
+    cols = torch.topk(key, k, dim=1).indices  # the taken columns, ascending
+    vals = x.gather(1, cols)
+    o = torch.sort(vals, dim=1, descending=True, stable=True).indices
+    return vals.gather(1, o), cols.gather(1, o)
+
+
 def distinct_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(rows, inverse)``: the distinct rows of ``x`` [R, d] and each row's index into them, the grouping of
     ``torch.unique(x, dim=0, return_inverse=True)`` (equal values are one row; -0.0 equals 0.0) in another order,

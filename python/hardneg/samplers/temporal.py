@@ -37,7 +37,8 @@ from ..ops import corrupt, sample_by_score
 from ..ops.mining import mine_cached_table
 from ..reference.mining import exclusion_mask
 from .._random import permutation, uniform
-from .base import Negatives, Sampler, distinct_rows, exclusion_with_self, register, uniform_pool_draw
+from .base import (Negatives, Sampler, distinct_rows, exclusion_with_self, register, stable_topk,
+                   uniform_pool_draw)
 from .basic import from_corrupt
 from .hard import SCHEDULES, scheduled
 
@@ -308,7 +309,10 @@ class ENSSampler(TemporalSampler):
             scorer's ``score_table(query [R, d], table [N, d]) -> [R, N]``; costs R x N decoder evaluations per
             mining call (chunked), against the dot product's fused kernel. Ties go to random candidates as above.
             On UCI it lost to the dot product with both TGN and TGAT, on validation and test (seed 0; bench/
-            RESULTS.md, "ENS's pool ranked by the model's own score"): the default stays the paper's.
+            RESULTS.md, "ENS's pool ranked by the model's own score"): the default stays the paper's. A scorer
+            whose scores depend on the event, not only on its query vector (``event_scores = True``: the temporal
+            task's with a model's ``pair_history``), gets ``score_table(query, table, events=rows)``, the call's
+            event of each query; queries are then pooled once per distinct (query, source).
         refresh_touched: between the full refreshes, the training loop writes its own embeddings of each step's
             nodes (sources, true destinations and negatives) into the cached table (:meth:`update_candidates`;
             default False). No extra embedding pass: the rows carry the training pass's dropout and the memory
@@ -554,7 +558,12 @@ class ENSSampler(TemporalSampler):
         Events with identical queries (the same source in one batch, embedded as of the batch) are mined once:
         their shared pool excludes all of their true destinations (each is a positive of that query)."""
         q, C, (ptr, ex) = self._query(P, scorer, rows)
-        uq, inv = distinct_rows(q)
+        per_event = self.rank_by == "score" and bool(getattr(scorer, "event_scores", False))
+        # a scorer whose scores depend on the event beyond its query (a decoder's pair term): one pool per distinct
+        # (query, source), scored with the events of its first member
+        uq, inv = distinct_rows(torch.cat([q, P[rows, :1].to(q.dtype)], 1) if per_event else q)
+        if per_event:
+            uq = uq[:, :-1]
         if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
             ptr, ex = V.normalize_csr(ptr, ex, q.shape[0], C.shape[0])  # sorted and unique per row
@@ -574,17 +583,23 @@ class ENSSampler(TemporalSampler):
         # stream's first table is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
         tie = permutation(C.shape[0], generator, C.device)
         if self.rank_by == "score":
-            pool = self._score_pool(scorer, uq, C, (ptr, ex), tie)
+            events = None
+            if per_event:
+                first = torch.full((uq.shape[0],), q.shape[0], dtype=torch.int64, device=q.device)
+                first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")
+                events = rows[first]
+            pool = self._score_pool(scorer, uq, C, (ptr, ex), tie, events)
         else:
             _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
         return torch.where(valid, ids + self.low, ids), valid, None
 
-    def _score_pool(self, scorer, q, C, exclude, tie, chunk: int = 1 << 24):
+    def _score_pool(self, scorer, q, C, exclude, tie, events=None, chunk: int = 1 << 24):
         """[U, K] table rows: the top K of each query by the model's own score (``scorer.score_table``), the
         excluded rows never, ties by the keys ``tie`` (a permutation: smaller key first), -1 past the admissible
         ones. Scored in row chunks of about ``chunk`` (query, candidate, feature) entries: an MLP decoder
-        materialises [R, N, d]."""
+        materialises [R, N, d]. ``events`` [U]: the call's event of each query, passed on as
+        ``score_table(..., events=...)`` (scorers with ``event_scores``)."""
         op, (U, N), K = self._op, (q.shape[0], C.shape[0]), min(self.pool_size, C.shape[0])
         fn = getattr(scorer, "score_table", None)
         if not callable(fn):
@@ -596,7 +611,7 @@ class ENSSampler(TemporalSampler):
         step = max(1, chunk // max(1, N * q.shape[1]))
         for lo in range(0, U, step):
             hi = min(U, lo + step)
-            S = fn(q[lo:hi], C)
+            S = fn(q[lo:hi], C) if events is None else fn(q[lo:hi], C, events=events[lo:hi])
             if not isinstance(S, torch.Tensor) or S.shape != (hi - lo, N):
                 raise ValueError(f"{op}: score_table must give [R, N] = [{hi - lo}, {N}] scores (got "
                                  f"{V.describe(S)})")
@@ -605,9 +620,8 @@ class ENSSampler(TemporalSampler):
             a, b = int(ptr[lo]), int(ptr[hi])
             S = S.masked_fill(exclusion_mask((ptr[lo:hi + 1] - a, ex[a:b]), hi - lo, 0, N, S.device), float("-inf"))
             S = S[:, order]
-            # stable sort: among equal scores the smaller key (the earlier column) comes first
-            vals, idx = torch.sort(S, dim=1, descending=True, stable=True)
-            vals, idx = vals[:, :K], idx[:, :K]
+            # a stable sort's first K: among equal scores the smaller key (the earlier column) comes first
+            vals, idx = stable_topk(S, K)
             pool[lo:hi, :K] = torch.where(vals > float("-inf"), order[idx], torch.full_like(idx, -1))
         return pool
 

@@ -74,6 +74,37 @@ def test_rank_counts_match_brute_force_with_ties_and_exclusions(tile):
     assert torch.equal(gt, bg) and torch.equal(eq, be)
 
 
+@pytest.mark.parametrize("tile", [1, 4, 1000])
+def test_rank_counts_with_pair_offsets_match_brute_force(tile):
+    """``offsets``: listed (row, candidate) pairs score with ``candidates[col] + delta`` (a decoder's pair
+    term), the target included; a pair listed twice with the same delta counts once."""
+    g = torch.Generator().manual_seed(2)
+    B, N, d = 11, 15, 4
+    q = torch.randint(-2, 3, (B, d), generator=g).float()
+    C = torch.randint(-2, 3, (N, d), generator=g).float()
+    target = torch.randint(0, N, (B,), generator=g)
+    row = torch.randint(0, B, (30,), generator=g)
+    col = torch.where(torch.arange(30) < 8, target[row], torch.randint(0, N, (30,), generator=g))
+    key = row * N + col
+    uniq, inv = torch.unique(key, return_inverse=True)
+    delta = torch.randint(-2, 3, (uniq.numel(), d), generator=g).float()[inv]  # one delta per distinct pair
+    row, col, delta = torch.cat([row, row[:5]]), torch.cat([col, col[:5]]), torch.cat([delta, delta[:5]])
+    excl = [[int(x) for x in torch.randint(0, N, (2,), generator=g)] for _ in range(B)]
+    ptr = torch.tensor([0] + [len(e) for e in excl]).cumsum(0)
+    idx = torch.tensor([x for e in excl for x in e], dtype=torch.long)
+    gt, eq = E.rank_counts(combine, q, C, target, exclude=(ptr, idx), offsets=(row, col, delta), tile=tile)
+    full = C[None].repeat(B, 1, 1)
+    full[row, col] = C[col] + delta
+    s = combine(q[:, None, :], full)
+    true = s[torch.arange(B), target]
+    for b in range(B):
+        keep = torch.tensor([i not in set(excl[b]) | {int(target[b])} for i in range(N)])
+        assert int(gt[b]) == int(((s[b] > true[b]) & keep).sum())
+        assert int(eq[b]) == int(((s[b] == true[b]) & keep).sum())
+    plain = E.rank_counts(combine, q, C, target, exclude=(ptr, idx), tile=tile)
+    assert not torch.equal(plain[0], gt)  # the offsets change the ranks
+
+
 def test_rank_metrics_ties_are_the_mean_of_optimistic_and_pessimistic():
     # all 10 candidates tie with the target: optimistic 1, pessimistic 10 -> realistic 5.5
     r = E.rank_metrics(torch.tensor([0]), torch.tensor([9]))
@@ -92,6 +123,12 @@ def test_rank_counts_errors():
         E.rank_counts(combine, q, C, torch.tensor([0, 4]))
     with pytest.raises(ValueError, match="one entry per query"):
         E.rank_counts(combine, q, C, torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"'offsets' must be \(row \[E\], col \[E\], delta \[E, 3\]\)"):
+        E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([1]),
+                                                                    torch.zeros(1, 2)))
+    with pytest.raises(ValueError, match=r"'offsets col' candidate rows must be in \[0, 4\)"):
+        E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([4]),
+                                                                    torch.zeros(1, 3)))
 
 
 def test_group_exclusion_lists_the_other_answers_of_the_same_query():

@@ -458,3 +458,56 @@ def test_attention_dropout_keeps_each_entry_with_probability_1_minus_p_and_resca
     assert d.eval()(x) is x
     assert Dropout(0.0)(x) is x
     assert float(Dropout(1.0)(x).abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("name", ["tgn", "tgat"])
+def test_pair_history_term_reads_the_sources_recent_partners_only_before_the_cutoff(name):
+    """``pair_history=w``: the decoder's pair term for (source, candidate) is ``P [c / w ‖ φ'(t − t_last)]`` over
+    the source's last w events strictly before the cut-off, exactly 0 for a candidate outside them; the sparse
+    entries rank exactly as the dense term; off by default."""
+    from hardneg.tasks.temporal import evaluation as E
+
+    src, dst, t = stream()
+    g = hardneg.TemporalGraph(src, dst, t, num_nodes=N)
+    assert model(name).pair_window(src[:3], t[:3].double(), g, 500) is None and model(name).pair is None
+    w = 4
+    m = model(name, pair_history=w)
+    sources = torch.tensor([0, 1, 2, 3])
+    qt = int(t[120])
+    times = torch.full((4,), float(qt) + 5.0, dtype=torch.float64)
+    win = m.pair_window(sources, times, g, qt)
+    cand = torch.arange(10, N).repeat(4, 1)
+    term = m.pair_term(win, cand)
+    assert term.shape == (4, N - 10, 8)
+    for b, s in enumerate(sources.tolist()):
+        before = torch.nonzero(((src == s) | (dst == s)) & (t < qt)).flatten()[-w:]  # the last w events
+        other = torch.where(src[before] == s, dst[before], src[before])
+        for j, c in enumerate(range(10, N)):
+            hit = before[other == c]
+            if not hit.numel():
+                assert bool((term[b, j] == 0).all())
+                continue
+            f = torch.cat([torch.tensor([hit.numel() / w]),
+                           m.pair_time_enc(torch.tensor([float(qt) + 5.0 - float(t[hit[-1]])]))[0]])
+            assert torch.allclose(term[b, j], m.pair(f), atol=1e-5)
+    later = m.pair_term(m.pair_window(sources, times, g, qt + 300), cand)
+    assert not torch.equal(later, term)  # later events count once the cut-off passes them
+    # the sparse entries rank exactly as scoring every candidate with the dense term
+    z_src, C = torch.randn(4, 8), torch.randn(N - 10, 8)
+    a, c = m.decoder.source(z_src), m.decoder.destination(C)
+    target = torch.tensor([0, 3, 5, 9])
+    with torch.no_grad():
+        gr, eq = E.rank_counts(m.decoder.combine, a, c, target, offsets=m.pair_entries(win, 10, N - 1))
+        dense = m.decoder.combine(a[:, None, :], c[None] + term)
+    true = dense[torch.arange(4), target]
+    others = torch.ones_like(dense, dtype=torch.bool)
+    others[torch.arange(4), target] = False
+    assert torch.equal(gr, ((dense > true[:, None]) & others).sum(1))
+    assert torch.equal(eq, ((dense == true[:, None]) & others).sum(1))
+    assert bool((term.abs().sum(-1) > 0).any())
+    m.pair_term(win, cand).sum().backward()
+    assert m.pair.weight.grad is not None and bool(m.pair.weight.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match="'pair_history' must be >= 0"):
+        create_model(name, N, pair_history=-1)
+    with pytest.raises(TypeError, match="'pair_history' must be an int"):
+        create_model(name, N, pair_history=2.0)

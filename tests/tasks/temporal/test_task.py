@@ -276,3 +276,44 @@ def test_cli_train_on_a_csv_path(tmp_path, capsys):
     assert d["task"] == "temporal" and d["dataset"]["bipartite"]
     printed = capsys.readouterr().out
     assert "AP hist" in printed and "MRR all" in printed
+
+
+@pytest.mark.parametrize("cutoff", ["batch", "event"])
+def test_pair_history_trains_its_decoder_term_and_ranks_with_it(cutoff):
+    """``model_options: {pair_history: w}``: the step scores positives and negatives with the decoder's pair term
+    (its weights train), and every evaluation view uses it; deterministic, and different without it."""
+    over = dict(neighbor_cutoff=cutoff, sampler="ens", model_options={"pair_history": 5})
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", **over))
+    tr = Trainer(cfg, data=DS, progress=False, log=None)
+    before = tr.task.model.pair.weight.detach().clone()
+    r = tr.run()
+    assert not torch.equal(tr.task.model.pair.weight.detach(), before)
+    again = run(**over)
+    assert r["test"] == again["test"]
+    plain = run(neighbor_cutoff=cutoff, sampler="ens")
+    for key in ("ap", "ap_historical", "mrr", "mrr_100"):
+        assert r["test"][key] != plain["test"][key]
+
+
+def test_pair_history_score_table_adds_each_events_pair_term():
+    """ENS's ``rank_by: score`` with a ``pair_history`` model: the batch scorer's table is the decoder's logit
+    with the pair term of each query's event (its source's recent partners), the dense scores exactly."""
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", model_options={"pair_history": 5},
+                                     sampler_options={"rank_by": "score"}))
+    task = Trainer(cfg, data=DS, progress=False, log=None).task
+    m, i = task.model.eval(), task.split.train[300:340]
+    src, dst, t = task.src[i], task.dst[i], task.t[i]
+    P, t0 = torch.stack([src, dst], 1), t[0].item()
+    with torch.no_grad():
+        q = task.embed(src, t, task.train_graph, t0, None)
+        table = task.destination_table(task.train_graph, t0)
+        sc = BatchScorer(task, q, t0, P, t)
+        assert sc.event_scores and not BatchScorer(task, q, t0).event_scores
+        events = torch.tensor([3, 0, 17, 39])
+        S = sc.score_table(q[events], table, events=events)
+        win = task.pair_window(src[events], t[events], task.train_graph, t0)
+        cand = task.data.dst_nodes[None].repeat(4, 1)
+        dense = m.decoder.combine(m.decoder.source(q[events])[:, None, :],
+                                  m.decoder.destination(table)[None] + m.pair_term(win, cand))
+        assert torch.allclose(S, dense, atol=1e-5)
+        assert not torch.allclose(S, sc.score_table(q[events], table), atol=1e-3)  # the term matters here

@@ -97,9 +97,24 @@ def _tile_mask(exclude, rows_lo, lo, hi, B, device):
     return m
 
 
+def offset_scores(s, combine, queries, candidates, offsets, pos, lo, hi):
+    """Overwrite in the tile scores ``s`` [b, hi-lo] the (row, candidate) pairs of ``offsets`` inside the tile
+    (candidates lo..hi-1) with ``combine(queries[row], candidates[col] + delta)``; ``pos`` [B]: each row's row
+    in ``s`` (-1: absent). Returns ``s``."""
+    if offsets is None:
+        return s
+    row, col, delta = offsets
+    at = (col >= lo) & (col < hi) & (pos[row] >= 0)
+    if bool(at.any()):
+        r, c = row[at], col[at]
+        v = combine(queries[r][:, None, :], (candidates[c] + delta[at])[:, None, :]).float()[:, 0]
+        s[pos[r], c - lo] = v
+    return s
+
+
 @torch.no_grad()
 def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target: torch.Tensor, *,
-                exclude=None, tile: int = 256):
+                exclude=None, offsets=None, tile: int = 256):
     """For each row b, among the candidates other than ``target[b]`` and the excluded ones, how many score
     strictly higher than the target and how many exactly as high, where score(b, c) =
     ``combine(queries[b], candidates[c])``.
@@ -109,6 +124,9 @@ def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target
         queries: [B, d]; candidates: [N, d]; target: [B] int64 row indices into candidates.
         exclude: optional CSR ``(indptr [B+1], indices)`` of candidate rows that never count (other true
             destinations of the same query).
+        offsets: optional sparse per-pair terms ``(row [E], col [E], delta [E, d])``: score(row, col) is then
+            ``combine(queries[row], candidates[col] + delta)`` (a decoder's pair term that is 0 elsewhere,
+            :meth:`TemporalModel.pair_entries`); a pair listed twice must carry the same delta.
         tile: candidates per tile.
 
     Returns:
@@ -122,6 +140,14 @@ def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target
     target = V.ids(op, "target", target, N, what="rows")
     tile = V.integer(op, "tile", tile, minimum=1)
     dev = queries.device
+    if offsets is not None:
+        row, col, delta = offsets
+        if not (row.dim() == col.dim() == 1 and delta.dim() == 2 and row.numel() == col.numel() == delta.shape[0]
+                and delta.shape[1] == candidates.shape[1]):
+            raise ValueError(f"{op}: 'offsets' must be (row [E], col [E], delta [E, {candidates.shape[1]}]) (got "
+                             f"{tuple(row.shape)}, {tuple(col.shape)}, {tuple(delta.shape)})")
+        V.ids(op, "offsets row", row, B, what="rows")
+        V.ids(op, "offsets col", col, N, what="candidate rows")
     q = queries[:, None, :]
     true = torch.empty(B, dtype=torch.float32, device=dev)
     rows = torch.arange(B, device=dev)
@@ -130,12 +156,15 @@ def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target
         inside = (target >= lo) & (target < hi)
         if bool(inside.any()):
             s = combine(q[inside], candidates[None, lo:hi]).float()
+            pos = torch.where(inside, torch.cumsum(inside, 0) - 1, -1)
+            s = offset_scores(s, combine, queries, candidates, offsets, pos, lo, hi)
             true[inside] = s[torch.arange(s.shape[0], device=dev), target[inside] - lo]
     greater = torch.zeros(B, dtype=torch.int64, device=dev)
     equal = torch.zeros(B, dtype=torch.int64, device=dev)
     for lo in range(0, N, tile):  # pass 2: count the competitors
         hi = min(N, lo + tile)
-        s = combine(q, candidates[None, lo:hi]).float()
+        s = offset_scores(combine(q, candidates[None, lo:hi]).float(), combine, queries, candidates, offsets, rows,
+                           lo, hi)
         skip = _tile_mask(exclude, rows, lo, hi, B, dev)
         inside = (target >= lo) & (target < hi)
         skip[rows[inside], target[inside] - lo] = True

@@ -190,6 +190,16 @@ class LinkDecoder(nn.Module):
     def forward(self, z_src, z_dst):
         return self.combine(self.source(z_src), self.destination(z_dst))
 
+    def table(self, a, c, rows: int = 4):
+        """[R, N] logits of every projected source ``a`` [R, d] against every projected destination ``c`` [N, d]:
+        :meth:`combine` over ``rows`` sources at a time, so the [rows, N, d] hidden layer stays in cache instead of
+        one [R, N, d] tensor (19 MB for 50 of ENS's queries against UCI's 1,899 destinations; the epoch cost in
+        bench/RESULTS.md, "TGN with the pair-history term")."""
+        out = a.new_empty(a.shape[0], c.shape[0])
+        for lo in range(0, a.shape[0], rows):
+            out[lo:lo + rows] = self.combine(a[lo:lo + rows, None, :], c[None])
+        return out
+
 
 class TemporalModel(nn.Module):
     """Common streaming interface of :class:`TGN` and :class:`TGAT`.
@@ -201,6 +211,16 @@ class TemporalModel(nn.Module):
       go backwards.
     * ``reset_state()``, ``save_state(name)``, ``load_state(name)``: the streaming state and its snapshots.
     * ``decoder``: the :class:`LinkDecoder`; ``score(z_src, z_dst)`` its logits.
+
+    ``pair_history=w`` (0, off, by default) gives the decoder a pair term: what the source's last w events
+    (strictly before the cut-off, :meth:`pair_window`) say about the candidate, how often it was among them and how
+    long ago it last was (:meth:`pair_term`), added to the destination's projection inside the decoder's ReLU.
+    The node embeddings cannot carry it: a source's embedding does not depend on the destination it is scored
+    against, so a past partner and a newcomer of alike embeddings score alike (what DyGLib's historical negatives
+    probe). It is the recurrence signal of EdgeBank (Poursafaei et al. 2022) and of DyGFormer's neighbour
+    co-occurrence encoding (Yu et al. 2023), here a sparse extra term: exactly 0 off the source's recent partners,
+    so ranking all destinations adds only w entries per query (:meth:`pair_entries`). ENS mines by the node
+    embeddings alone (its ``rank_by="score"`` too).
     """
 
     STATE: tuple[str, ...] = ("latest",)
@@ -211,9 +231,10 @@ class TemporalModel(nn.Module):
     def __init__(self, num_nodes: int, *, dim: int = 100, time_dim: int = 100, edge_features=None,
                  num_neighbors: int = 10, num_layers: int = 1, heads: int = 2, dropout: float = 0.1,
                  strategy: str = "recent", attention_output: str = "merge", neighbor_time: str | None = None,
-                 dedupe: bool = True):
+                 dedupe: bool = True, pair_history: int = 0):
         super().__init__()
         op = type(self).__name__
+        self.pair_history = V.integer(op, "pair_history", pair_history, minimum=0)
         if not isinstance(dedupe, bool):
             raise TypeError(f"{op}: 'dedupe' must be a bool (got {V.describe(dedupe)})")
         self.dedupe = dedupe
@@ -231,6 +252,10 @@ class TemporalModel(nn.Module):
         self.register_buffer("edge_features", edge_features, persistent=False)
         self.time_enc = time_encoder(time_dim)
         self.decoder = LinkDecoder(dim)
+        self.pair = None
+        if self.pair_history:  # the decoder's pair term: [count / w ‖ has · φ'(t − last)] -> d, no bias
+            self.pair_time_enc = time_encoder(time_dim)
+            self.pair = nn.Linear(1 + time_dim, dim, bias=False)
         self.register_buffer("latest", torch.tensor(float("-inf"), dtype=torch.float64))
 
     def _register_snapshots(self):
@@ -425,8 +450,51 @@ class TemporalModel(nn.Module):
         return e * valid[..., None]
 
 
-    def score(self, z_src, z_dst):
-        return self.decoder(z_src, z_dst)
+    def score(self, z_src, z_dst, pair=None):
+        """Decoder logits; ``pair``: the :meth:`pair_term` of these pairs (added to the destination side)."""
+        c = self.decoder.destination(z_dst)
+        return self.decoder.combine(self.decoder.source(z_src), c if pair is None else c + pair)
+
+    # ------------------------------------------------------------------ pair history (decoder term)
+    def pair_window(self, src, times, graph, query_time):
+        """The source's ``pair_history`` most recent events strictly before ``query_time`` (a scalar or [B]):
+        ``(partners [B, w], their times [B, w] float64, valid [B, w], times [B] float64)``, what
+        :meth:`pair_term` reads; None without ``pair_history``."""
+        if not self.pair_history:
+            return None
+        src = self._ids("pair_window", "src", src)
+        B = src.numel()
+        if torch.is_tensor(query_time) and query_time.dim() > 0:
+            qt = query_time.to(device=src.device, dtype=graph.time_dtype)
+        else:
+            qt = torch.full((B,), query_time, dtype=graph.time_dtype, device=src.device)
+        nb, _, nt, valid = graph.neighbors(src, qt, self.pair_history)
+        return nb, nt.double(), valid, times.double()
+
+    def pair_term(self, window, cand):
+        """The decoder's pair term [B, m, d] for candidates ``cand`` [B, m] of the sources of ``window``
+        (:meth:`pair_window`): ``P [c / w ‖ 1[c > 0] · φ'(t − t_last)]``, with c how many of the source's last w
+        events were with the candidate and t_last the latest of them; exactly 0 for a candidate without one, so
+        a dense ranking needs it only at the source's recent partners (:meth:`pair_entries`)."""
+        nb, nt, valid, t = window
+        match = (cand[:, :, None] == nb[:, None, :]) & valid[:, None, :]  # [B, m, w]
+        count = match.sum(-1)
+        has = count > 0
+        last = torch.where(match, nt[:, None, :], torch.full((), float("-inf"), dtype=nt.dtype)).amax(-1)
+        dt = torch.where(has, t[:, None] - last, torch.zeros((), dtype=nt.dtype)).float()
+        f = torch.cat([(count.float() / self.pair_history)[..., None],
+                       self.pair_time_enc(dt) * has[..., None]], -1)
+        return self.pair(f)
+
+    def pair_entries(self, window, lo: int, hi: int):
+        """The nonzero part of :meth:`pair_term` over all candidates ``lo..hi``: ``(row [E], candidate - lo [E],
+        term [E, d])`` at each source's recent partners in that range (a partner met twice appears twice with
+        the same term), the ``offsets`` of :func:`~hardneg.tasks.temporal.evaluation.rank_counts`."""
+        nb, _, valid, _ = window
+        term = self.pair_term(window, nb)  # [B, w, d]
+        keep = valid & (nb >= lo) & (nb <= hi)
+        row, slot = torch.nonzero(keep, as_tuple=True)
+        return row, nb[row, slot] - lo, term[row, slot]
 
 
 class _MessageProjection(torch.autograd.Function):

@@ -30,6 +30,7 @@ import torch
 
 from ... import losses as _losses
 from ... import samplers as _samplers
+from ...samplers.base import distinct_rows
 from ...training.task import Task, register_task
 from . import evaluation as E
 from .config import TemporalConfig
@@ -50,12 +51,15 @@ class _Batch:
 
 class BatchScorer:
     """What the event samplers see of the model for one batch: the fresh source embeddings (one row per event)
-    and, on demand, every destination's embedding at the batch's first time (ENS's candidate table)."""
+    and, on demand, every destination's embedding at the batch's first time (ENS's candidate table). With the
+    model's ``pair_history``, ``score_table`` scores with the decoder's pair term of each query's event
+    (``event_scores``)."""
 
     metric = "dot"
 
-    def __init__(self, task, z_src, t0):
-        self.task, self.z_src, self.t0 = task, z_src, t0
+    def __init__(self, task, z_src, t0, P=None, t=None):
+        self.task, self.z_src, self.t0, self.P, self.t = task, z_src, t0, P, t
+        self.event_scores = bool(task.model.pair_history) and P is not None
 
     def query_vectors(self, anchor, side="tail"):
         return self.z_src
@@ -64,12 +68,21 @@ class BatchScorer:
         with _mining(self.task.model):  # no dropout in the mined table
             return self.task.destination_table(self.task.train_graph, self.t0)
 
-    def score_table(self, query, table):
+    def score_table(self, query, table, events=None):
         """[R, N] logits of the link decoder for source embeddings ``query`` [R, d] against destination
-        embeddings ``table`` [N, d] (ENS's ``rank_by="score"``)."""
-        dec = self.task.model.decoder
-        with _mining(self.task.model):
-            return dec.combine(dec.source(query)[:, None, :], dec.destination(table)[None, :, :])
+        embeddings ``table`` [N, d] (ENS's ``rank_by="score"``); with ``events`` [R] (the batch's rows of the
+        queries) and the model's ``pair_history``, with each event's pair term."""
+        task, dec = self.task, self.task.model.decoder
+        with _mining(task.model):
+            a, c = dec.source(query), dec.destination(table)
+            uc, inv = distinct_rows(c)  # the nodes without history share one row (half of UCI's table on average)
+            S = dec.table(a, uc)[:, inv]
+            if events is not None and self.event_scores:
+                win = task.pair_window(self.P[events, 0], self.t[events], task.train_graph, self.t0)
+                off = task.model.pair_entries(win, task.data.dst_min, task.data.dst_max)
+                S = E.offset_scores(S, dec.combine, a, c, off, torch.arange(S.shape[0], device=S.device), 0,
+                                    S.shape[1])
+            return S
 
 
 @contextlib.contextmanager
@@ -153,6 +166,12 @@ class TemporalTask(Task):
             return self.model.embed(nodes, times, graph, times, generator=generator)
         return self.model.embed(nodes, times if self.cfg.event_times else None, graph, t0, generator=generator)
 
+    def pair_window(self, src, t, graph, t0):
+        """The model's pair-history window of sources ``src`` at their events' times ``t`` with the configured
+        cut-off (:meth:`TemporalModel.pair_window`); None without the model's ``pair_history``."""
+        qt = t if self.cfg.neighbor_cutoff == "event" else t0
+        return self.model.pair_window(src, t, graph, qt)
+
     def destination_table(self, graph, t0) -> torch.Tensor:
         """Embeddings [N_dst, d] of every destination at time ``t0`` (neighbours strictly before it)."""
         return self.model.table(self.data.dst_nodes.to(self.device), graph, t0)
@@ -186,7 +205,7 @@ class TemporalTask(Task):
             with m.shared_reads():
                 z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
                 with self.clock.measure("sampler"):
-                    neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0), generator=generator,
+                    neg = self.sampler.sample(P, scorer=BatchScorer(self, z[:B], t0, P, t), generator=generator,
                                               times=t)
                 n = neg.ids.shape[1]
                 z_neg = self.embed(neg.ids.clamp_min(self.data.dst_min).flatten(), t.repeat_interleave(n), g, t0,
@@ -200,8 +219,13 @@ class TemporalTask(Task):
             z = self.embed(nodes, torch.cat([t, t, t.repeat_interleave(n)]), g, t0, generator)
         z_src, z_dst, z_neg = z.split([B, B, B * n])  # one backward (a cat), not three zero-filled slices
         a = m.decoder.source(z_src)
-        pos = m.decoder.combine(a, m.decoder.destination(z_dst))
-        negs = m.decoder.combine(a[:, None, :], m.decoder.destination(z_neg).view(B, n, -1))
+        c_dst, c_neg = m.decoder.destination(z_dst), m.decoder.destination(z_neg).view(B, n, -1)
+        win = self.pair_window(P[:, 0], t, g, t0)
+        if win is not None:  # the decoder's pair-history term (the model's pair_history)
+            c_dst = c_dst + m.pair_term(win, P[:, 1:])[:, 0]
+            c_neg = c_neg + m.pair_term(win, neg.ids)
+        pos = m.decoder.combine(a, c_dst)
+        negs = m.decoder.combine(a[:, None, :], c_neg)
         w = None
         if self.cfg.importance_weighting and neg.log_prob is not None:
             w = _losses.importance_weights(neg.log_prob, neg.valid)
@@ -227,7 +251,7 @@ class TemporalTask(Task):
                 with _mining(m):
                     q_rows = self.embed(P[rows, 0], t[rows], g, t0, generator)
                 q = q_rows.new_zeros(B, q_rows.shape[1]).index_copy_(0, rows, q_rows)  # unmined rows: unused
-            neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0), generator=generator, times=t,
+            neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0, P, t), generator=generator, times=t,
                                       draft=draft)
         n = neg.ids.shape[1]
         nodes = torch.cat([P[:, 0], P[:, 1], neg.ids.clamp_min(lo).flatten()])
@@ -312,7 +336,12 @@ class TemporalTask(Task):
             for s in ("historical", "inductive"):
                 parts += [negs[s][0][lo:lo + B], negs[s][1][lo:lo + B]]
             z = self.embed(torch.cat(parts), t.repeat(len(parts)), g, t0, gen).view(len(parts), B, -1)
-            sc = lambda u, v: m.score(z[u], z[v])  # noqa: E731
+            win = {u: self.pair_window(parts[u], t, g, t0) for u in (0, 3, 5)} if m.pair_history else {}
+
+            def sc(u, v):
+                w = win.get(u)
+                return m.score(z[u], z[v], None if w is None else m.pair_term(w, parts[v][:, None])[:, 0])
+
             pos = sc(0, 1)
             acc["random"].add(pos, sc(0, 2))
             acc["historical"].add(pos, sc(3, 4))
@@ -321,13 +350,17 @@ class TemporalTask(Task):
                 C = m.decoder.destination(self.destination_table(g, t0))
                 a = m.decoder.source(z[0])
                 p, e = ex_ptr[lo:lo + B + 1], ex_dst[int(ex_ptr[lo]):int(ex_ptr[lo + B])]
-                gr, eq = E.rank_counts(m.decoder.combine, a, C, dst - lo_dst,
+                off = m.pair_entries(win[0], lo_dst, ds.dst_max) if win else None
+                gr, eq = E.rank_counts(m.decoder.combine, a, C, dst - lo_dst, offsets=off,
                                        exclude=((p - p[0]).to(self.device), (e - lo_dst).to(self.device)))
                 greater.append(gr)
                 equal.append(eq)
                 f = fixed[lo:lo + B]
                 rows = torch.cat([dst[:, None], f], 1) - lo_dst
-                s100 = m.decoder.combine(a[:, None, :], C[rows.clamp_min(0)]).float()
+                c100 = C[rows.clamp_min(0)]
+                if win:
+                    c100 = c100 + m.pair_term(win[0], rows.clamp_min(0) + lo_dst)
+                s100 = m.decoder.combine(a[:, None, :], c100).float()
                 s100 = torch.where(rows >= 0, s100, torch.full_like(s100, float("-inf")))
                 g100.append((s100[:, 1:] > s100[:, :1]).sum(1))
                 e100.append((s100[:, 1:] == s100[:, :1]).sum(1))
