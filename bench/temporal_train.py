@@ -252,6 +252,8 @@ def main():
     p.add_argument("--csv", default=os.path.join(RESULTS_DIR, "temporal_train.csv"))
     a = p.parse_args()
     model_options = yaml.safe_load(a.model_options) if a.model_options else {}
+    if not isinstance(model_options, dict):
+        p.error(f"--model-options must be a YAML mapping (got {a.model_options!r})")
     if a.threads:
         torch.set_num_threads(a.threads)
     ds = load_dataset(a.dataset)

@@ -732,3 +732,7 @@ def test_stable_topk_is_a_stable_sorts_first_k(k):
         vals, cols = stable_topk(x, kk)
         ref_v, ref_c = torch.sort(x, dim=1, descending=True, stable=True)
         assert torch.equal(vals, ref_v[:, :kk]) and torch.equal(cols, ref_c[:, :kk])
+    with pytest.raises(ValueError, match="'k' must be at most the row length 12"):
+        stable_topk(torch.zeros(2, 12), 13)
+    with pytest.raises(ValueError, match="'k' must be >= 1"):
+        stable_topk(torch.zeros(2, 12), 0)

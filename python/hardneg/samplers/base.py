@@ -384,6 +384,9 @@ def stable_topk(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     column order), exactly ``torch.sort(x, dim=1, descending=True, stable=True)`` cut at k, from two ``topk``
     calls and a sort of k columns instead of a sort of all N (1 <= k <= N; no NaN)."""
     N = x.shape[1]
+    k = V.integer("stable_topk", "k", k, minimum=1)
+    if k > N:
+        raise ValueError(f"stable_topk: 'k' must be at most the row length {N} (got {k})")
     kth = torch.topk(x, k, dim=1).values[:, -1:]  # the k-th largest value, ties included
     above, tied = x > kth, x == kth
     take = above | (tied & (torch.cumsum(tied, 1) <= k - above.sum(1, keepdim=True)))  # k a row

@@ -312,7 +312,7 @@ class ENSSampler(TemporalSampler):
             RESULTS.md, "ENS's pool ranked by the model's own score"): the default stays the paper's. A scorer
             whose scores depend on the event, not only on its query vector (``event_scores = True``: the temporal
             task's with a model's ``pair_history``), gets ``score_table(query, table, events=rows)``, the call's
-            event of each query; queries are then pooled once per distinct (query, source). With TGN's
+            event of each query; queries are then pooled once per distinct (query, source, event time). With TGN's
             ``pair_history`` it wins where the dot product loses: historical AP and all-destination MRR above
             random's on UCI and Wikipedia (3 seeds; bench/RESULTS.md, "TGN with the pair-history term"), at 1.55x
             and 1.33x a random epoch (the decoder over every destination per mined query).
@@ -562,11 +562,18 @@ class ENSSampler(TemporalSampler):
         their shared pool excludes all of their true destinations (each is a positive of that query)."""
         q, C, (ptr, ex) = self._query(P, scorer, rows)
         per_event = self.rank_by == "score" and bool(getattr(scorer, "event_scores", False))
-        # a scorer whose scores depend on the event beyond its query (a decoder's pair term): one pool per distinct
-        # (query, source), scored with the events of its first member
-        uq, inv = distinct_rows(torch.cat([q, P[rows, :1].to(q.dtype)], 1) if per_event else q)
+        uq, inv = distinct_rows(q)
         if per_event:
-            uq = uq[:, :-1]
+            # a scorer whose scores depend on the event beyond its query (a decoder's pair term, which reads the
+            # source's history and the event's time): one pool per distinct (query, source, event time)
+            parts = [inv, P[rows, 0]]
+            if self._times is not None:
+                parts.append(torch.unique(self._times[rows], return_inverse=True)[1].to(inv.device))
+            _, inv = torch.unique(torch.stack(parts, 1), dim=0, return_inverse=True)
+            first = torch.full((int(inv.max()) + 1 if inv.numel() else 0,), q.shape[0], dtype=torch.int64,
+                               device=q.device)
+            first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")
+            uq = q[first]
         if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
             ptr, ex = V.normalize_csr(ptr, ex, q.shape[0], C.shape[0])  # sorted and unique per row
@@ -590,7 +597,7 @@ class ENSSampler(TemporalSampler):
             if per_event:
                 first = torch.full((uq.shape[0],), q.shape[0], dtype=torch.int64, device=q.device)
                 first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")
-                events = rows[first]
+                events = rows[first]  # every member of a group has this event's source and time
             pool = self._score_pool(scorer, uq, C, (ptr, ex), tie, events)
         else:
             _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)

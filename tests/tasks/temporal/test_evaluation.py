@@ -126,6 +126,14 @@ def test_rank_counts_errors():
     with pytest.raises(ValueError, match=r"'offsets' must be \(row \[E\], col \[E\], delta \[E, 3\]\)"):
         E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([1]),
                                                                     torch.zeros(1, 2)))
+    with pytest.raises(TypeError, match="'offsets' must be a tuple"):
+        E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([1])))
+    with pytest.raises(TypeError, match="'offsets row' must be a .*integer tensor"):
+        E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0.0]), torch.tensor([1]),
+                                                                    torch.zeros(1, 3)))
+    with pytest.raises(ValueError, match="'offsets' delta must have the candidates' dtype"):
+        E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([1]),
+                                                                    torch.zeros(1, 3, dtype=torch.float64)))
     with pytest.raises(ValueError, match=r"'offsets col' candidate rows must be in \[0, 4\)"):
         E.rank_counts(combine, q, C, torch.tensor([0, 1]), offsets=(torch.tensor([0]), torch.tensor([4]),
                                                                     torch.zeros(1, 3)))

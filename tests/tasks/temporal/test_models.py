@@ -507,6 +507,18 @@ def test_pair_history_term_reads_the_sources_recent_partners_only_before_the_cut
     assert bool((term.abs().sum(-1) > 0).any())
     m.pair_term(win, cand).sum().backward()
     assert m.pair.weight.grad is not None and bool(m.pair.weight.grad.abs().sum() > 0)
+    with pytest.raises(ValueError, match="'times' must have one entry per source"):
+        m.pair_window(sources, times[:1], g, qt)
+    with pytest.raises(ValueError, match="per-source 'query_time' must have one entry per source"):
+        m.pair_window(sources, times, g, torch.full((2,), qt))
+    with pytest.raises(TypeError, match="'times' must be a torch.Tensor"):
+        m.pair_window(sources, 5.0, g, qt)
+    with pytest.raises(ValueError, match="'cand' must be a 2-D integer tensor"):
+        m.pair_term(win, cand[0])
+    with pytest.raises(ValueError, match="'cand' must have one row per source"):
+        m.pair_term(win, cand[:2])
+    with pytest.raises(ValueError, match="pair_term: the model has no pair term"):
+        model(name).pair_term(None, cand)
     with pytest.raises(ValueError, match="'pair_history' must be >= 0"):
         create_model(name, N, pair_history=-1)
     with pytest.raises(TypeError, match="'pair_history' must be an int"):

@@ -141,13 +141,21 @@ def rank_counts(combine, queries: torch.Tensor, candidates: torch.Tensor, target
     tile = V.integer(op, "tile", tile, minimum=1)
     dev = queries.device
     if offsets is not None:
-        row, col, delta = offsets
+        if not isinstance(offsets, (tuple, list)) or len(offsets) != 3:
+            raise TypeError(f"{op}: 'offsets' must be a tuple (row, col, delta) (got {V.describe(offsets)})")
+        row = V.tensor(op, "offsets row", offsets[0], dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        col = V.tensor(op, "offsets col", offsets[1], dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        delta = V.tensor(op, "offsets delta", offsets[2])
+        if delta.dtype != candidates.dtype or delta.device != candidates.device:
+            raise ValueError(f"{op}: 'offsets' delta must have the candidates' dtype and device ({candidates.dtype} "
+                             f"on {candidates.device}; got {delta.dtype} on {delta.device})")
         if not (row.dim() == col.dim() == 1 and delta.dim() == 2 and row.numel() == col.numel() == delta.shape[0]
                 and delta.shape[1] == candidates.shape[1]):
             raise ValueError(f"{op}: 'offsets' must be (row [E], col [E], delta [E, {candidates.shape[1]}]) (got "
                              f"{tuple(row.shape)}, {tuple(col.shape)}, {tuple(delta.shape)})")
         V.ids(op, "offsets row", row, B, what="rows")
         V.ids(op, "offsets col", col, N, what="candidate rows")
+        offsets = (row.long(), col.long(), delta)
     q = queries[:, None, :]
     true = torch.empty(B, dtype=torch.float32, device=dev)
     rows = torch.arange(B, device=dev)

@@ -466,10 +466,18 @@ class TemporalModel(nn.Module):
         :meth:`pair_term` reads; None without ``pair_history``."""
         if not self.pair_history:
             return None
-        src = self._ids("pair_window", "src", src)
+        op = "pair_window"
+        src = self._ids(op, "src", src)
         B = src.numel()
+        times = V.tensor(op, "times", times, ndim=1)
+        if times.numel() != B:
+            raise ValueError(f"{op}: 'times' must have one entry per source ({B}; got {times.numel()})")
         if torch.is_tensor(query_time) and query_time.dim() > 0:
-            qt = query_time.to(device=src.device, dtype=graph.time_dtype)
+            qt = V.tensor(op, "query_time", query_time, ndim=1)
+            if qt.numel() != B:
+                raise ValueError(f"{op}: a per-source 'query_time' must have one entry per source ({B}; got "
+                                 f"{qt.numel()})")
+            qt = qt.to(device=src.device, dtype=graph.time_dtype)
         else:
             qt = torch.full((B,), query_time, dtype=graph.time_dtype, device=src.device)
         nb, _, nt, valid = graph.neighbors(src, qt, self.pair_history)
@@ -480,7 +488,14 @@ class TemporalModel(nn.Module):
         (:meth:`pair_window`): ``P [c / w ‖ 1[c > 0] · φ'(t − t_last)]``, with c how many of the source's last w
         events were with the candidate and t_last the latest of them; exactly 0 for a candidate without one, so
         a dense ranking needs it only at the source's recent partners (:meth:`pair_entries`)."""
+        if window is None or not self.pair_history:
+            raise ValueError(f"pair_term: the model has no pair term ('pair_history' is 0; got window "
+                             f"{V.describe(window)})")
         nb, nt, valid, t = window
+        cand = V.tensor("pair_term", "cand", cand, ndim=2, dtypes=V.INDEX_DTYPES, kind="integer tensor")
+        if cand.shape[0] != nb.shape[0]:
+            raise ValueError(f"pair_term: 'cand' must have one row per source of the window ({nb.shape[0]}; got "
+                             f"{cand.shape[0]})")
         match = (cand[:, :, None] == nb[:, None, :]) & valid[:, None, :]  # [B, m, w]
         count = match.sum(-1)
         has = count > 0
