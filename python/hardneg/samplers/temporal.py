@@ -314,8 +314,8 @@ class ENSSampler(TemporalSampler):
             task's with a model's ``pair_history``), gets ``score_table(query, table, events=rows)``, the call's
             event of each query; queries are then pooled once per distinct (query, source, event time). With TGN's
             ``pair_history`` it wins where the dot product loses: historical AP and all-destination MRR above
-            random's on UCI and Wikipedia (3 seeds; bench/RESULTS.md, "TGN with the pair-history term"), at 1.55x
-            and 1.33x a random epoch (the decoder over every destination per mined query).
+            random's on UCI and Wikipedia, every seed (3 seeds; bench/RESULTS.md, "TGN with the pair-history term"),
+            at 1.70x and 1.34x a random epoch (the decoder over every destination per mined query).
         refresh_touched: between the full refreshes, the training loop writes its own embeddings of each step's
             nodes (sources, true destinations and negatives) into the cached table (:meth:`update_candidates`;
             default False). No extra embedding pass: the rows carry the training pass's dropout and the memory
