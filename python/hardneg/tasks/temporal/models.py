@@ -348,18 +348,11 @@ class TemporalModel(nn.Module):
         op = "embed"
         nodes = self._ids(op, "nodes", nodes)
         M = nodes.numel()
-        if torch.is_tensor(query_time) and query_time.dim() > 0:
-            qt = V.tensor(op, "query_time", query_time, ndim=1)
-            if qt.numel() != M:
-                raise ValueError(f"{op}: a per-node 'query_time' must have one entry per node (got {qt.numel()} "
-                                 f"for {M} nodes)")
-            qt = qt.to(device=nodes.device, dtype=graph.time_dtype)
-        elif times is None:
+        if times is None and not (torch.is_tensor(query_time) and query_time.dim() > 0):
             uniq, inv = torch.unique(nodes, return_inverse=True)
-            qt = torch.full((uniq.numel(),), query_time, dtype=graph.time_dtype, device=nodes.device)
+            qt = self._cutoffs(op, query_time, uniq.numel(), nodes.device, graph)
             return self._embed(uniq, qt.double(), qt, graph, generator)[inv]
-        else:
-            qt = torch.full((M,), query_time, dtype=graph.time_dtype, device=nodes.device)
+        qt = self._cutoffs(op, query_time, M, nodes.device, graph)
         if times is None:
             return self._embed(nodes, qt.double(), qt, graph, generator)
         times = V.tensor(op, "times", times, ndim=1)
@@ -367,6 +360,18 @@ class TemporalModel(nn.Module):
             raise ValueError(f"{op}: 'nodes' and 'times' must have the same length (got {M} and "
                              f"{times.numel()})")
         return self._embed(nodes, times.double(), qt, graph, generator)
+
+    @staticmethod
+    def _cutoffs(op, query_time, n, device, graph, what="node"):
+        """The [n] neighbour cut-offs in the graph's time dtype: a 1-D ``query_time`` (one per query, checked), or
+        a scalar for all."""
+        if torch.is_tensor(query_time) and query_time.dim() > 0:
+            qt = V.tensor(op, "query_time", query_time, ndim=1)
+            if qt.numel() != n:
+                raise ValueError(f"{op}: a per-{what} 'query_time' must have one entry per {what} (got "
+                                 f"{qt.numel()} for {n} {what}s)")
+            return qt.to(device=device, dtype=graph.time_dtype)
+        return torch.full((n,), query_time, dtype=graph.time_dtype, device=device)
 
     def table(self, nodes, graph, query_time):
         """Embeddings [U, d] of ``nodes`` [U] (a node set, e.g. every destination) at one cut-off ``query_time`` (a
@@ -472,14 +477,7 @@ class TemporalModel(nn.Module):
         times = V.tensor(op, "times", times, ndim=1)
         if times.numel() != B:
             raise ValueError(f"{op}: 'times' must have one entry per source ({B}; got {times.numel()})")
-        if torch.is_tensor(query_time) and query_time.dim() > 0:
-            qt = V.tensor(op, "query_time", query_time, ndim=1)
-            if qt.numel() != B:
-                raise ValueError(f"{op}: a per-source 'query_time' must have one entry per source ({B}; got "
-                                 f"{qt.numel()})")
-            qt = qt.to(device=src.device, dtype=graph.time_dtype)
-        else:
-            qt = torch.full((B,), query_time, dtype=graph.time_dtype, device=src.device)
+        qt = self._cutoffs(op, query_time, B, src.device, graph, what="source")
         nb, _, nt, valid = graph.neighbors(src, qt, self.pair_history)
         return nb, nt.double(), valid, times.double()
 
