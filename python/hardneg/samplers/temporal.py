@@ -576,6 +576,7 @@ class ENSSampler(TemporalSampler):
             uq = q[first]
         if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
+            first = inv
             ptr, ex = V.normalize_csr(ptr, ex, q.shape[0], C.shape[0])  # sorted and unique per row
         else:  # (the grouped CSR below is sorted and unique by construction)
             N = C.shape[0]
@@ -593,12 +594,8 @@ class ENSSampler(TemporalSampler):
         # stream's first table is one tie; its pool would otherwise be the K lowest ids for refresh_every calls)
         tie = permutation(C.shape[0], generator, C.device)
         if self.rank_by == "score":
-            events = None
-            if per_event:
-                first = torch.full((uq.shape[0],), q.shape[0], dtype=torch.int64, device=q.device)
-                first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")
-                events = rows[first]  # every member of a group has this event's source and time
-            pool = self._score_pool(scorer, uq, C, (ptr, ex), tie, events)
+            # every member of a group has its first event's source and time
+            pool = self._score_pool(scorer, uq, C, (ptr, ex), tie, rows[first] if per_event else None)
         else:
             _, pool = mine_cached_table(self._op, uq, C, self.pool_size, self._cache_mag, (ptr, ex), tie)
         ids, valid = uniform_pool_draw(pool[inv], n, generator)
