@@ -18,7 +18,8 @@ namespace hardneg {
     if (!(cond)) throw std::invalid_argument(std::string(msg));        \
   } while (0)
 
-enum Metric : int { kDot = 0, kCos = 1, kL2 = 2, kL1 = 3, kRotate = 4 };
+// kMlp is internal (not in Python's METRICS): the MLP link decoder's w·relu(q + c), mlp_topk_mine's score
+enum Metric : int { kDot = 0, kCos = 1, kL2 = 2, kL1 = 3, kRotate = 4, kMlp = 5 };
 
 inline const char* metric_name(int m) {
   switch (m) {
@@ -27,6 +28,7 @@ inline const char* metric_name(int m) {
     case kL2: return "l2";
     case kL1: return "l1";
     case kRotate: return "rotate";
+    case kMlp: return "mlp";
   }
   return "?";
 }

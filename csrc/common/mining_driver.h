@@ -32,6 +32,12 @@ struct MiningProblem {
   int64_t ldc = 0, N = 0;
   int d = 0;
   int metric = kDot;
+  const float* weight = nullptr;  // [d], metric kMlp only: the decoder's output weights
+  // metric kMlp only, may be null: per-pair terms inside the ReLU, CSR [B+1] over ids (sorted and unique per row)
+  // with one [d] row of off_val each (row stride d); such a pair scores w·relu(q + c + o) instead
+  const int64_t* off_ptr = nullptr;
+  const int64_t* off_idx = nullptr;
+  const float* off_val = nullptr;
   const int64_t* ex_ptr = nullptr;  // CSR [B+1], rows sorted and unique, ids in [0, N); may be null
   const int64_t* ex_idx = nullptr;
   int num_threads = 0;
@@ -102,6 +108,7 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
     float qaux[kMR];
     FloatBuf s = alloc_floats(static_cast<size_t>(kMR) * NC);
     std::vector<int64_t> exptr(kQBlock);  // per-row exclusion cursors of the current item
+    std::vector<int64_t> offptr(P.off_ptr ? kQBlock : 0);  // per-row offset cursors (kMlp)
 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
@@ -114,6 +121,13 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
           const int64_t* b = P.ex_idx + P.ex_ptr[r];
           const int64_t* e = P.ex_idx + P.ex_ptr[r + 1];
           exptr[r - q0] = std::lower_bound(b, e, c0) - P.ex_idx;
+        }
+      }
+      if (P.off_ptr) {
+        for (int64_t r = q0; r < q1; ++r) {
+          const int64_t* b = P.off_idx + P.off_ptr[r];
+          const int64_t* e = P.off_idx + P.off_ptr[r + 1];
+          offptr[r - q0] = std::lower_bound(b, e, c0) - P.off_idx;
         }
       }
       for (int64_t t0 = c0; t0 < c1; t0 += NC) {
@@ -133,7 +147,11 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
             ldq = d;
           }
           for (int r = 0; r < kMR; ++r) qaux[r] = r < mr ? qaux_all[r0 + r] : 0.f;
-          K.scores(qrows, ldq, qaux, packed.get(), caux.data(), ncpad, d, P.metric, s.get());
+          if (P.metric == kMlp) {
+            K.mlp_scores(qrows, ldq, P.weight, packed.get(), ncpad, d, s.get());
+          } else {
+            K.scores(qrows, ldq, qaux, packed.get(), caux.data(), ncpad, d, P.metric, s.get());
+          }
           for (int r = 0; r < mr; ++r) {
             const int64_t row = r0 + r;
             float* srow = s.get() + r * ncpad;
@@ -146,6 +164,22 @@ void mining_scan(const MiningProblem& P, Consumer& cons) {
                 ++p;
               }
               exptr[row - q0] = p;
+            }
+            if (P.off_ptr) {  // the pairs with a term of their own, scored exactly (excluded ones stay -inf)
+              int64_t p = offptr[row - q0];
+              const int64_t pe = P.off_ptr[row + 1];
+              const int64_t t1 = t0 + nt;
+              for (; p < pe && P.off_idx[p] < t1; ++p) {
+                float& v = srow[P.off_idx[p] - t0];
+                if (v == -std::numeric_limits<float>::infinity()) continue;
+                const float* qr = P.q + row * P.ldq;
+                const float* cr = P.c + P.off_idx[p] * P.ldc;
+                const float* o = P.off_val + p * d;
+                float acc = 0.f;
+                for (int k = 0; k < d; ++k) acc += P.weight[k] * std::max(qr[k] + cr[k] + o[k], 0.f);
+                v = acc;
+              }
+              offptr[row - q0] = p;
             }
             cons.row(row, cc, srow, t0, nt);
           }

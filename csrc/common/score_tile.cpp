@@ -128,6 +128,39 @@ static void scores(const float* qbuf, int64_t ldq, const float* qaux, const floa
   }
 }
 
+// 6 query rows x 16 candidates of the MLP decoder: w_k * relu(q_k + c_k) summed over k in order, the hidden
+// layer never stored (an [rows, N, d] tensor in torch).
+static inline void mlp_panel(const float* q, int64_t ldq, const float* w, int d, const float* b, float* s,
+                             int lds) {
+  f8 c[kMR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = f8{};
+  const f8 zero{};
+  for (int k = 0; k < d; ++k) {
+    const f8 b0 = load8(b + k * kNR), b1 = load8(b + k * kNR + 8);
+    const float wk = w[k];
+#pragma GCC unroll 6
+    for (int r = 0; r < kMR; ++r) {
+      const float a = q[r * ldq + k];
+      const f8 h0 = a + b0, h1 = a + b1;
+      c[r][0] += wk * (h0 > zero ? h0 : zero);
+      c[r][1] += wk * (h1 > zero ? h1 : zero);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < kMR; ++r) {
+    store8(s + r * lds, c[r][0]);
+    store8(s + r * lds + 8, c[r][1]);
+  }
+}
+
+static void mlp_scores(const float* qbuf, int64_t ldq, const float* weight, const float* packed, int ncpad, int d,
+                       float* s) {
+  const int np = ncpad / kNR;
+  for (int p = 0; p < np; ++p) mlp_panel(qbuf, ldq, weight, d, packed + static_cast<int64_t>(p) * d * kNR,
+                                         s + p * kNR, ncpad);
+}
+
 // Float exp/log on 8 lanes (Cephes-style polynomials, ~2 ulp), written with GCC vector types so that both
 // builds vectorise them (the auto-vectoriser left a scalar path hot: 8 ns/candidate measured).
 typedef int32_t i8 __attribute__((vector_size(32)));
@@ -266,7 +299,7 @@ static double exp_sum(const float* l, int n, float m, float* w) {
 }  // namespace HARDNEG_ISA
 
 extern const TileKernels HN_CAT(tile_kernels_, HARDNEG_ISA);
-const TileKernels HN_CAT(tile_kernels_, HARDNEG_ISA) = {&HARDNEG_ISA::pack, &HARDNEG_ISA::scores, &HARDNEG_ISA::logits, &HARDNEG_ISA::exp_sum,
+const TileKernels HN_CAT(tile_kernels_, HARDNEG_ISA) = {&HARDNEG_ISA::pack, &HARDNEG_ISA::scores, &HARDNEG_ISA::mlp_scores, &HARDNEG_ISA::logits, &HARDNEG_ISA::exp_sum,
 #define HN_STR2(x) #x
 #define HN_STR(x) HN_STR2(x)
                                                          HN_STR(HARDNEG_ISA)};

@@ -19,6 +19,10 @@ struct TileKernels {
   // candidates (a multiple of kNR). Writes s[r * ncpad + j], float32 accumulation.
   void (*scores)(const float* qbuf, int64_t ldq, const float* qaux, const float* packed, const float* caux,
                  int ncpad, int d, int metric, float* s);
+  // The MLP link decoder's scores of kMR query rows against a packed tile: s[r * ncpad + j] =
+  // sum_k weight[k] * max(q[r][k] + c[j][k], 0), float32 accumulation in k order (metric kMlp).
+  void (*mlp_scores)(const float* qbuf, int64_t ldq, const float* weight, const float* packed, int ncpad, int d,
+                     float* s);
   // Sampling weights of one tile: l[j] = logit of s[j] (weighting 0: s/T; 1: log(softplus(s))/T); -inf stays
   // -inf. Returns max_j l[j] (-inf if none).
   float (*logits)(const float* s, int n, int weighting, float inv_temp, float* l);

@@ -1,4 +1,5 @@
-// Mining family bindings: the CPU kernels of topk_mine and sample_by_score (their GPU kernels are Triton).
+// Mining family bindings: the CPU kernels of topk_mine, mlp_topk_mine and sample_by_score (their GPU kernels are
+// Triton).
 #include <string>
 
 #include "bindings.h"
@@ -53,6 +54,33 @@ void register_mining(py::module_& m) {
       py::arg("query"), py::arg("num_queries"), py::arg("query_stride"), py::arg("candidates"),
       py::arg("num_candidates"), py::arg("candidate_stride"), py::arg("dim"), py::arg("metric"), py::arg("k"),
       py::arg("exclude_indptr"), py::arg("exclude_indices"), py::arg("out_scores"), py::arg("out_ids"),
+      py::arg("num_threads") = 0, py::arg("tie_break") = 0);
+
+  m.def(
+      "mlp_topk_mine_cpu",
+      [](std::uintptr_t query, int64_t num_queries, int64_t query_stride, std::uintptr_t candidates,
+         int64_t num_candidates, int64_t candidate_stride, int64_t dim, std::uintptr_t weight, int64_t k,
+         std::uintptr_t exclude_indptr, std::uintptr_t exclude_indices, std::uintptr_t offset_indptr,
+         std::uintptr_t offset_indices, std::uintptr_t offset_values, std::uintptr_t out_scores,
+         std::uintptr_t out_ids, int num_threads, std::uintptr_t tie_break) {
+        MiningProblem P = make_problem("mlp_topk_mine", query, num_queries, query_stride, candidates,
+                                       num_candidates, candidate_stride, dim, kDot, exclude_indptr, exclude_indices,
+                                       num_threads);
+        HN_CHECK(weight != 0, "mlp_topk_mine: null weight pointer");
+        P.metric = kMlp;
+        P.weight = ptr<const float>(weight);
+        HN_CHECK(offset_indptr == 0 || (offset_indices != 0 && offset_values != 0),
+                 "mlp_topk_mine: offset_indptr needs offset_indices and offset_values");
+        P.off_ptr = ptr<const int64_t>(offset_indptr);
+        P.off_idx = offset_indptr ? ptr<const int64_t>(offset_indices) : nullptr;
+        P.off_val = offset_indptr ? ptr<const float>(offset_values) : nullptr;
+        py::gil_scoped_release nogil;  // the kernel checks k itself
+        topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<float>(out_scores), ptr<int64_t>(out_ids));
+      },
+      py::arg("query"), py::arg("num_queries"), py::arg("query_stride"), py::arg("candidates"),
+      py::arg("num_candidates"), py::arg("candidate_stride"), py::arg("dim"), py::arg("weight"), py::arg("k"),
+      py::arg("exclude_indptr"), py::arg("exclude_indices"), py::arg("offset_indptr"), py::arg("offset_indices"),
+      py::arg("offset_values"), py::arg("out_scores"), py::arg("out_ids"),
       py::arg("num_threads") = 0, py::arg("tie_break") = 0);
 
   m.def(

@@ -209,6 +209,7 @@ void sample_by_score_cpu(const MiningProblem& P, int64_t n, int weighting, float
   HN_CHECK(n >= 1, "sample_by_score: num_samples must be >= 1");
   HN_CHECK(weighting == 0 || weighting == 1, "sample_by_score: unknown weighting code");
   HN_CHECK(inv_temp > 0 && std::isfinite(inv_temp), "sample_by_score: temperature must be finite and > 0");
+  HN_CHECK(P.metric >= kDot && P.metric <= kRotate, "sample_by_score: unknown metric code");
   HN_CHECK(P.metric != kRotate || P.d % 2 == 0, "sample_by_score: metric 'rotate' needs an even d");
   const int64_t nchunks = P.num_chunks();
   const int threads = resolve_threads(P.num_threads);

@@ -36,6 +36,7 @@ METRIC_COS = tl.constexpr(code(METRICS, "cos"))
 METRIC_L2 = tl.constexpr(code(METRICS, "l2"))
 METRIC_L1 = tl.constexpr(code(METRICS, "l1"))
 METRIC_ROTATE = tl.constexpr(code(METRICS, "rotate"))
+METRIC_MLP = tl.constexpr(len(METRICS))  # mlp_topk_mine's decoder score (not a METRICS name); kMlp in C++
 
 
 # ------------------------------------------------------------------------------------------ device helpers
@@ -80,7 +81,7 @@ def program_rows(q_ptr, ldq, B, N, D, chunk, ex_ptr_ptr, ex_start_ptr, n_chunks,
 
 
 @triton.jit
-def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
+def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, cols, col_ok, D,
                METRIC: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
                UPCAST: tl.constexpr, IEEE: tl.constexpr):
     """Scores [BM, BN] (fp32) of the query block against candidate rows ``cols``; invalid columns -> -inf."""
@@ -108,7 +109,16 @@ def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
     else:
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         offs = tl.arange(0, BDS)
-        if METRIC == METRIC_L1:
+        if METRIC == METRIC_MLP:  # sum_k w_k relu(q_k + c_k): the decoder's hidden layer, one slice at a time
+            for d0 in range(0, D, BDS):
+                dd = d0 + offs
+                qs = tl.load(q_ptr + rows[:, None].to(tl.int64) * ldq + dd[None, :],
+                             mask=row_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
+                cs = tl.load(c_ptr + cols64[:, None] * ldc + dd[None, :],
+                             mask=col_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
+                ws = tl.load(w_ptr + dd, mask=dd < D, other=0.0).to(tl.float32)
+                acc += tl.sum(tl.maximum(qs[:, None, :] + cs[None, :, :], 0.0) * ws[None, None, :], 2)
+        elif METRIC == METRIC_L1:
             for d0 in range(0, D, BDS):
                 dd = d0 + offs
                 qs = tl.load(q_ptr + rows[:, None].to(tl.int64) * ldq + dd[None, :],
@@ -131,7 +141,7 @@ def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, col_ok, D,
                 dr = qr[:, None, :] - cr[None, :, :]
                 di = qi[:, None, :] - ci[None, :, :]
                 acc += tl.sum(tl.sqrt(dr * dr + di * di), 2)
-        s = -acc
+        s = acc if METRIC == METRIC_MLP else -acc
     return tl.where(col_ok[None, :], s, float("-inf"))
 
 
@@ -152,13 +162,13 @@ def mask_excluded(s, cols, t1, ex_idx_ptr, ep, ee):
 
 
 @triton.jit
-def masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, t0, c1, D, ex_idx_ptr, ep, ee,
+def masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, t0, c1, D, ex_idx_ptr, ep, ee,
                 METRIC: tl.constexpr, HAS_EX: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                 BD: tl.constexpr, BDS: tl.constexpr, UPCAST: tl.constexpr, IEEE: tl.constexpr):
     """One tile: scores [BM, BN] of candidates t0 .. t0+BN-1 with columns >= c1, rows >= B and excluded ids
     at -inf. Returns (scores, cols, advanced exclusion cursors)."""
     cols = t0 + tl.arange(0, BN)
-    s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, cols, cols < c1, D,
+    s = score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, cols, cols < c1, D,
                    METRIC, BM, BN, BD, BDS, UPCAST, IEEE)
     s = tl.where(row_ok[:, None], s, float("-inf"))
     if HAS_EX:
@@ -256,7 +266,7 @@ def survivor_slots(m, mi, cnt, rows, row_ok, cnt_ptr, cap):
 
 # ------------------------------------------------------------------------------------------ kernels
 @triton.jit
-def segmax_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+def segmax_kernel(q_ptr, ldq, c_ptr, ldc, w_ptr, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
                   seed, inv_temp, seg_ptr, n_seg,
                   KEYS: tl.constexpr, WEIGHTING: tl.constexpr, METRIC: tl.constexpr, HAS_EX: tl.constexpr,
                   SEG: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
@@ -268,7 +278,7 @@ def segmax_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr
     for s0 in range(c0, c1, BN * SEG):
         best = tl.full((BM,), float("-inf"), dtype=tl.float32)
         for t in range(SEG):
-            s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, s0 + t * BN, c1, D, ex_idx_ptr,
+            s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, s0 + t * BN, c1, D, ex_idx_ptr,
                                       ep, ee, METRIC, HAS_EX, BM, BN, BD, BDS, UPCAST, IEEE)
             g, _l = tile_keys(s, rows, cols, seed, inv_temp, KEYS, WEIGHTING, BM, BN)
             best = tl.maximum(best, tl.max(g, 1))
@@ -276,7 +286,7 @@ def segmax_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr
 
 
 @triton.jit
-def filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+def filter_kernel(q_ptr, ldq, c_ptr, ldc, w_ptr, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
                   seed, inv_temp, thr_ptr, cnt_ptr, buf_k_ptr, buf_i_ptr, buf_l_ptr, cap, out_m_ptr, out_z_ptr,
                   KEYS: tl.constexpr, WEIGHTING: tl.constexpr, METRIC: tl.constexpr, HAS_EX: tl.constexpr,
                   BM: tl.constexpr, BN: tl.constexpr, BD: tl.constexpr, BDS: tl.constexpr,
@@ -289,7 +299,7 @@ def filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr
     m_run = tl.full((BM,), float("-inf"), dtype=tl.float32)
     z_run = tl.zeros((BM,), dtype=tl.float32)
     for t0 in range(c0, c1, BN):
-        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, t0, c1, D, ex_idx_ptr, ep, ee,
+        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, t0, c1, D, ex_idx_ptr, ep, ee,
                                   METRIC, HAS_EX, BM, BN, BD, BDS, UPCAST, IEEE)
         g, l = tile_keys(s, rows, cols, seed, inv_temp, KEYS, WEIGHTING, BM, BN)
         if KEYS:
@@ -309,7 +319,7 @@ def filter_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr
 
 
 @triton.jit
-def insertion_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
+def insertion_kernel(q_ptr, ldq, c_ptr, ldc, w_ptr, B, N, D, chunk, ex_ptr_ptr, ex_idx_ptr, ex_start_ptr, n_chunks,
                      seed, inv_temp, out_k_ptr, out_i_ptr, out_l_ptr, out_m_ptr, out_z_ptr,
                      K: tl.constexpr, KP: tl.constexpr, SELECT: tl.constexpr, KEYS: tl.constexpr,
                      WEIGHTING: tl.constexpr, METRIC: tl.constexpr, HAS_EX: tl.constexpr,
@@ -326,7 +336,7 @@ def insertion_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, chunk, ex_ptr_ptr, ex_idx_
     m_run = tl.full((BM,), float("-inf"), dtype=tl.float32)
     z_run = tl.zeros((BM,), dtype=tl.float32)
     for t0 in range(c0, c1, BN):
-        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, t0, c1, D, ex_idx_ptr, ep, ee,
+        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, t0, c1, D, ex_idx_ptr, ep, ee,
                                   METRIC, HAS_EX, BM, BN, BD, BDS, UPCAST, IEEE)
         if KEYS:
             l = logits(s, WEIGHTING, inv_temp)
@@ -389,15 +399,16 @@ def precision(q: torch.Tensor) -> dict:
 
 
 def _launch_args(q, c, ex, p: Plan, chunk: int, n_chunks: int, metric: int, keys: bool, weighting: int,
-                 inv_temp: float, seed: int) -> tuple[tuple, dict]:
-    """The arguments every mining kernel starts with, and the meta-parameters they share."""
+                 inv_temp: float, seed: int, weight=None) -> tuple[tuple, dict]:
+    """The arguments every mining kernel starts with, and the meta-parameters they share (``weight``: [d], the
+    MLP metric's; any valid pointer otherwise)."""
     B, d = q.shape
     N = c.shape[0]
     if ex is not None and ex[1].numel():
         ex_args = (ex[0].contiguous(), ex[1].contiguous(), exclusion_starts(ex, B, N, chunk, n_chunks, q.device))
     else:
         ex_args = (torch.zeros(1, dtype=torch.int64, device=q.device),) * 3
-    args = (q, q.stride(0), c, c.stride(0), B, N, d, chunk, *ex_args, n_chunks, int(seed) & (2**63 - 1), inv_temp)
+    args = (q, q.stride(0), c, c.stride(0), q if weight is None else weight, B, N, d, chunk, *ex_args, n_chunks, int(seed) & (2**63 - 1), inv_temp)
     meta = dict(KEYS=keys, WEIGHTING=weighting, METRIC=metric, HAS_EX=ex is not None and bool(ex[1].numel()),
                 **precision(q), **p.meta())
     return args, meta
@@ -418,12 +429,12 @@ class Survivors(NamedTuple):
 
 
 def two_pass(q, c, k: int, metric: int, ex, *, keys: bool = False, weighting: int = 0, inv_temp: float = 1.0,
-             seed: int = 0) -> Survivors:
+             seed: int = 0, weight=None) -> Survivors:
     """Segment-max bound, then the thresholded append (module docstring), for the k largest keys per row."""
     B, d = q.shape
     N = c.shape[0]
     p = plan_two_pass(B, N, d, k, metric, q.device, q.element_size())
-    args, meta = _launch_args(q, c, ex, p, p.chunk, p.n_chunks, metric, keys, weighting, inv_temp, seed)
+    args, meta = _launch_args(q, c, ex, p, p.chunk, p.n_chunks, metric, keys, weighting, inv_temp, seed, weight)
     kk = min(k, N)
     n_seg = p.n_seg(N)
     seg = torch.empty(B, n_seg, dtype=torch.float32, device=q.device)
@@ -463,12 +474,12 @@ class Kept(NamedTuple):
 
 
 def insertion(q, c, k: int, KP: int, metric: int, ex, *, select: bool = True, keys: bool = False,
-              weighting: int = 0, inv_temp: float = 1.0, seed: int = 0) -> Kept:
+              weighting: int = 0, inv_temp: float = 1.0, seed: int = 0, weight=None) -> Kept:
     """The running top-k pass (exact for any input; k <= KP <= 1024), and/or the log-sum-exp pass."""
     B, d = q.shape
     N = c.shape[0]
     p = plan_insertion(B, N, d, KP, metric, q.device, q.element_size())
-    args, meta = _launch_args(q, c, ex, p, p.chunk, p.n_chunks, metric, keys, weighting, inv_temp, seed)
+    args, meta = _launch_args(q, c, ex, p, p.chunk, p.n_chunks, metric, keys, weighting, inv_temp, seed, weight)
     dev = q.device
     shape = (B, p.n_chunks, KP) if select else (1,)
     out_k = torch.empty(shape, dtype=torch.float32, device=dev)

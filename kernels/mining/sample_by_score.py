@@ -39,7 +39,8 @@ def _cdf_kernel(q_ptr, ldq, c_ptr, ldc, B, N, D, ex_ptr_ptr, ex_idx_ptr,
     carry = tl.zeros((BM,), dtype=tl.float64)
     last = tl.full((BM,), -1, dtype=tl.int64)
     for t0 in range(c0, c1, BN):
-        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, t0, c1, D, ex_idx_ptr, ep, ee,
+        s, cols, ep = masked_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, q_ptr, t0, c1,  # (no weights)
+                                  D, ex_idx_ptr, ep, ee,
                                   METRIC, HAS_EX, BM, BN, BD, BDS, UPCAST, IEEE)
         l = logits(s, WEIGHTING, inv_temp)
         w = tl.where(l == float("-inf"), 0.0, tl.exp(l - m_row[:, None])).to(tl.float64)

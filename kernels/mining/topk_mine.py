@@ -33,22 +33,28 @@ def merge_chunks(vals: torch.Tensor, ids: torch.Tensor, k: int):
     return v, i
 
 
-def _insertion_topk(q, c, k, metric, ex):
+def _insertion_topk(q, c, k, metric, ex, *, op="topk_mine", weight=None):
     """Exact running-top-k kernel (any input; slower)."""
     kk = min(k, c.shape[0])
     KP = max(2, next_pow2(kk))
     if KP > 1024:
-        raise ValueError(f"topk_mine: the triton backend supports min(k, N) <= 1024 (got {kk}); use backend='reference'")
-    kept = insertion(q, c, kk, KP, metric, ex)
+        raise ValueError(f"{op}: the triton backend supports min(k, N) <= 1024 (got {kk}); use backend='reference'")
+    kept = insertion(q, c, kk, KP, metric, ex, weight=weight)
     return merge_chunks(kept.key, kept.ids, k)
 
 
 def topk_mine_triton(q, c, k, metric, ex):
     q, c = prepare_inputs(q, c)
+    return select_topk(q, c, k, metric, ex)
+
+
+def select_topk(q, c, k, metric, ex, *, op="topk_mine", weight=None):
+    """The two-pass selection with its exact fallback, for any metric code of the tile pipeline (``weight``: the
+    MLP metric's [d] weights)."""
     B, N = q.shape[0], c.shape[0]
     if N >= 2**31 - 1:
-        raise ValueError(f"topk_mine: the triton backend supports N < 2**31 (got {N})")
-    sv = two_pass(q, c, k, metric, ex)
+        raise ValueError(f"{op}: the triton backend supports N < 2**31 (got {N})")
+    sv = two_pass(q, c, k, metric, ex, weight=weight)
     admissible = torch.full((B,), N, dtype=torch.int64, device=q.device)
     if ex is not None:
         admissible -= ex[0][1:] - ex[0][:-1]
@@ -59,11 +65,14 @@ def topk_mine_triton(q, c, k, metric, ex):
     if idx.numel():  # exact fallback for the rows whose buffer overflowed
         sub_ex = csr_rows(ex, idx)
         if next_pow2(min(k, N)) > 1024:  # beyond the insertion kernel's registers: exact torch on the device
-            from hardneg.reference.mining import topk_mine as _ref_topk
+            from hardneg.reference import mining as _ref
 
-            fv, fi = _ref_topk(q[idx], c, k, metric=METRICS[metric], exclude=sub_ex)
+            if weight is None:
+                fv, fi = _ref.topk_mine(q[idx], c, k, metric=METRICS[metric], exclude=sub_ex)
+            else:
+                fv, fi = _ref.mlp_topk_mine(q[idx], c, weight, k, exclude=sub_ex)
         else:
-            fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex)
+            fv, fi = _insertion_topk(q[idx], c, k, metric, sub_ex, op=op, weight=weight)
         out_v[idx] = fv
         out_i[idx] = fi
     return out_v, out_i

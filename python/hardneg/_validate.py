@@ -160,6 +160,14 @@ def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device
 
     Returns ``(indptr int64, indices int64)`` on ``device``.
     """
+    indptr, indices = csr_structure(op, name, value, rows, device)
+    indices = ids(op, name, indices, num_ids)
+    return normalize_csr(indptr, indices, rows, num_ids)
+
+
+def csr_structure(op: str, name: str, value, rows: int, device: torch.device):
+    """The structure of a CSR pair ``(indptr [rows+1], indices)``: integer tensors on ``device``, indptr from 0 to
+    len(indices) and non-decreasing. Returns ``(indptr int64, indices)``; the ids are not range-checked here."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{op}: '{name}' must be a CSR pair (indptr, indices) of int64 tensors (got {describe(value)})")
     indptr, indices = value
@@ -181,8 +189,7 @@ def csr(op: str, name: str, value, rows: int, num_ids: int, device: torch.device
         )
     if rows and bool((indptr[1:] < indptr[:-1]).any()):
         raise ValueError(f"{op}: '{name}' indptr must be non-decreasing")
-    indices = ids(op, name, indices, num_ids)
-    return normalize_csr(indptr, indices, rows, num_ids)
+    return indptr, indices
 
 
 def normalize_csr(indptr: torch.Tensor, indices: torch.Tensor, rows: int, num_ids: int):

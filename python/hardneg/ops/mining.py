@@ -21,6 +21,7 @@ device synchronisation (:mod:`hardneg._validate`).
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import torch
@@ -31,7 +32,7 @@ from hardneg._backend import core, num_threads, register, resolve
 from hardneg._constants import METRICS, WEIGHTINGS, code
 from hardneg._random import as_generator, compile_seed, seed_from
 
-__all__ = ["topk_mine", "sample_by_score", "sample_from_weights"]
+__all__ = ["topk_mine", "mlp_topk_mine", "sample_by_score", "sample_from_weights"]
 
 CSR = tuple[torch.Tensor, torch.Tensor]  # (indptr int64 [B+1], indices int64)
 
@@ -236,6 +237,209 @@ def _topk_triton(q, c, k, metric, ex, tie_break=None):
 
 
 # --------------------------------------------------------------------------------------------------------------
+def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor, k: int, *,
+                  bias: float = 0.0, exclude: CSR | None = None, offsets=None, tie_break: torch.Tensor | None = None,
+                  backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k candidates per query by an MLP link decoder's score, never returning excluded ids, without the
+    [B, N, d] hidden layer (the decoder of TGN, TGAT and DyGLib, ``MergeLayer``: ``w·relu(A z_s + B z_d + b) + c``,
+    with the two projections computed once per side).
+
+    ``score(b, j) = weight · relu(query[b] + candidates[j] + o_bj) + bias``, where ``o_bj`` is 0 except for the
+    (row, id) pairs in ``offsets``: a per-pair term inside the ReLU (a decoder's pair features, e.g. how often the
+    source met the candidate; :class:`hardneg.tasks.temporal.models.TGN`'s ``pair_history``). A fused top-k over
+    every candidate, as :func:`topk_mine` does for the similarity metrics: the CPU kernel scores 6 queries × 16
+    candidates per register block (the tile pipeline of the mining family), the Triton kernel the same tiles on
+    the GPU. The CPU kernel scores the offset pairs in the same pass; the Triton path excludes them from its pass,
+    scores them on their own and merges.
+
+    Args:
+        query: [B, d] float (the projected sources, their bias included).
+        candidates: [N, d], same dtype and device (the projected destinations).
+        weight: [d], the output layer's weights, same device.
+        k: results per query, >= 1; k > N is allowed (padding).
+        bias: the output layer's bias (a float), added to every score; it does not change the ranking.
+        exclude: optional CSR ``(indptr [B+1], indices)`` of ids to skip per query (wins over ``offsets``).
+        offsets: optional ``(indptr [B+1], ids [E], values [E, d])``: query b's pairs are ids
+            ``indptr[b]:indptr[b+1]``, each with its own vector (a pair listed twice must repeat its values).
+        tie_break: optional integer [N] keys on the candidates' device, as for :func:`topk_mine`.
+        backend: None (best for the device), ``"reference"``, ``"cpu"`` or ``"triton"``.
+
+    Returns:
+        ``(scores, ids)``: float32 [B, k] and int64 [B, k], each row by descending score, ties to the smaller
+        ``tie_break`` key (else the smaller id), padded with (−inf, −1). The scores carry no gradient: mining
+        selects; score the chosen ids with the model to train on them.
+
+    Raises:
+        TypeError: non-tensor or non-floating inputs, mismatched dtypes, non-int k, non-float bias, a malformed
+            ``offsets`` (not a 3-tuple, integer ids, floating values), non-integer CSR or ``tie_break``.
+        ValueError: wrong shapes (``weight`` not [d], ``offsets`` values not [E, d]), another device, k <= 0,
+            unknown backend, malformed CSR, offset ids out of range, an offset pair repeated with other values, NaN/Inf inputs,
+            scores that could overflow float32, a bad ``tie_break``.
+
+    Example:
+        >>> import torch, hardneg
+        >>> a, c, w = torch.randn(4, 8), torch.randn(100, 8), torch.randn(8)
+        >>> s, i = hardneg.ops.mlp_topk_mine(a, c, w, 5, exclude=(torch.tensor([0, 1, 1, 1, 2]), torch.tensor([7, 3])))
+        >>> s.shape, i.shape
+        (torch.Size([4, 5]), torch.Size([4, 5]))
+    """
+    op = "mlp_topk_mine"
+    k = V.integer(op, "k", k, minimum=1)
+    q, c, _, ex = _prepare(op, query, candidates, "dot", exclude, check_finite=False)
+    B, N, d = q.shape[0], c.shape[0], q.shape[1]
+    w = V.floating(op, "weight", weight, 1, "[d]")
+    if w.shape[0] != d:
+        raise ValueError(f"{op}: 'weight' must be [d] = [{d}] like the rows of 'query' (got {V.describe(w)})")
+    V.same_device(op, ("query", "weight"), q, w)
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+        raise TypeError(f"{op}: 'bias' must be a float (got {V.describe(bias)})")
+    bias = float(bias)
+    if not math.isfinite(bias):
+        raise ValueError(f"{op}: 'bias' must be finite (got {bias})")
+    off = None if offsets is None else _offsets(op, offsets, B, N, d, q)
+    mo = 0.0 if off is None else V.magnitude(op, "offsets values", off[2])
+    mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", q), ("candidates", c), ("weight", w)))
+    if not d * mw * (mq + mc + mo) + abs(bias) <= V._F32_MAX:  # |w·relu(h)| <= d max|w| max|h|
+        raise ValueError(f"{op}: scores could overflow float32: 'query' has entries up to {mq:.3g}, "
+                         f"'candidates' up to {mc:.3g}, 'weight' up to {mw:.3g} (d={d}); rescale the inputs")
+    tie = None if tie_break is None else _tie_keys(op, tie_break, c)
+    V.alloc(op, "the output (scores, ids)", (B, k), 12, q.device)
+    name, fn = resolve(op, backend, q.device)
+    if B == 0 or N == 0:
+        return (torch.full((B, k), float("-inf"), dtype=torch.float32, device=q.device),
+                torch.full((B, k), -1, dtype=torch.int64, device=q.device))
+    with torch.no_grad():
+        s, i = fn(q.detach(), c.detach(), w.detach(), k, ex, off, tie)
+    return torch.where(i >= 0, s + bias, s) if bias else s, i
+
+
+def mine_decoder_table(op: str, query: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor, k: int,
+                       exclude: CSR | None, offsets, tie_break: torch.Tensor | None) -> torch.Tensor:
+    """Internal (not exported): the ids [B, k] of :func:`mlp_topk_mine` (bias 0) for a caller that builds its
+    inputs itself every step (ENS's score pool: the decoder's projections of its own tables): an ``exclude`` CSR
+    whose rows are sorted, unique and in [0, N); ``offsets`` from
+    :meth:`~hardneg.tasks.temporal.models.TemporalModel.pair_offsets` (sorted by row, each (row, id) once, ids in
+    [0, N)); ``tie_break`` a contiguous int64 permutation or None. Only NaN/Inf and the float32 bound are checked
+    here (one reduction per tensor); errors name ``op``. Anything else (CUDA, another dtype, tracing, k > N) goes
+    through :func:`mlp_topk_mine` and all its checks."""
+    if (torch.compiler.is_compiling() or query.device.type != "cpu" or query.dtype != torch.float32
+            or candidates.dtype != torch.float32 or k > candidates.shape[0] or not query.shape[0]):
+        return mlp_topk_mine(query, candidates, weight, k, exclude=exclude, offsets=offsets, tie_break=tie_break)[1]
+    mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", query), ("candidates", candidates), ("weight", weight)))
+    mo = 0.0 if offsets is None else V.magnitude(op, "offsets values", offsets[2])
+    if not query.shape[1] * mw * (mq + mc + mo) <= V._F32_MAX:
+        raise ValueError(f"{op}: decoder scores could overflow float32 (query up to {mq:.3g}, candidates up to "
+                         f"{mc:.3g}, weight up to {mw:.3g})")
+    return _mlp_cpu(query, candidates, weight, k, exclude, offsets, tie_break)[1]
+
+
+def _offsets(op, offsets, B, N, d, q):
+    """``offsets`` checked: (indptr int64 [B+1], ids int64 [E], values [E, d] in the query's dtype)."""
+    if not isinstance(offsets, (tuple, list)) or len(offsets) != 3:
+        raise TypeError(f"{op}: 'offsets' must be a tuple (indptr, ids, values) (got {V.describe(offsets)})")
+    ptr, ids = V.csr_structure(op, "offsets", offsets[:2], B, q.device)
+    vals = V.floating(op, "offsets values", offsets[2], 2, "[E, d]")
+    if vals.shape != (ids.numel(), d):
+        raise ValueError(f"{op}: 'offsets' values must be [E, d] = [{ids.numel()}, {d}], one row per id (got "
+                         f"{V.describe(vals)})")
+    if vals.device != q.device:
+        raise ValueError(f"{op}: 'offsets' values must be on {q.device} like the other inputs (got {vals.device})")
+    ids = V.ids(op, "offsets", ids, N)
+    rows = torch.repeat_interleave(torch.arange(B, device=q.device), ptr[1:] - ptr[:-1])
+    key = rows * N + ids
+    if key.numel() > 1:  # sorted by (row, id); a repeated pair must repeat its values, and is kept once
+        order = torch.argsort(key, stable=True)
+        key, ids, vals = key[order], ids[order], vals[order]
+        dup = key[1:] == key[:-1]
+        if bool(dup.any()):
+            if not torch.equal(vals[1:][dup], vals[:-1][dup]):
+                raise ValueError(f"{op}: 'offsets' lists a (row, id) pair twice with different values")
+            first = torch.cat([dup.new_ones(1), ~dup])
+            rows, ids, vals = rows[first], ids[first], vals[first]
+            ptr = torch.zeros_like(ptr)
+            ptr[1:] = torch.cumsum(torch.bincount(rows, minlength=B), 0)
+    return ptr, ids, vals.to(q.dtype)
+
+
+def _merge_offsets(kernel, q, c, w, k, ex, off, tie):
+    """A kernel without offsets run with the offset pairs excluded, their exact scores merged in: the top k of
+    every pair is the top k of (the kernel's top k over the other pairs) ∪ (the offset pairs)."""
+    if off is None or not off[1].numel():
+        return kernel(q, c, w, k, ex, tie)
+    B, N = q.shape[0], c.shape[0]
+    ptr, ids, vals = off
+    counts = ptr[1:] - ptr[:-1]
+    rows = torch.repeat_interleave(torch.arange(B, device=q.device), counts)
+    keep = torch.ones_like(ids, dtype=torch.bool)
+    if ex is not None and ex[1].numel():  # excluded pairs stay excluded
+        erows = torch.repeat_interleave(torch.arange(B, device=q.device), ex[0][1:] - ex[0][:-1])
+        keep = ~torch.isin(rows * N + ids, erows * N + ex[1])
+        both = torch.cat([erows, rows]), torch.cat([ex[1], ids])
+    else:
+        both = rows, ids
+    cnt = torch.bincount(both[0], minlength=B)
+    uptr = torch.zeros(B + 1, dtype=torch.int64, device=q.device)
+    uptr[1:] = torch.cumsum(cnt, 0)
+    order = torch.argsort(both[0], stable=True)
+    ks, ki = kernel(q, c, w, k, V.normalize_csr(uptr, both[1][order], B, N), tie)
+    qf, cf, wf = q.float(), c.float(), w.float()
+    so = (torch.relu(qf[rows] + cf[ids] + vals.float()) * wf).sum(-1)
+    so = torch.where(keep, so, torch.full_like(so, float("-inf")))
+    width = int(counts.max())
+    slot = torch.arange(ids.numel(), device=q.device) - ptr[:-1][rows]
+    es = torch.full((B, width), float("-inf"), device=q.device)
+    ei = torch.full((B, width), -1, dtype=torch.int64, device=q.device)
+    es[rows, slot], ei[rows, slot] = so, torch.where(keep, ids, -1)
+    s, i = torch.cat([ks, es], 1), torch.cat([ki, ei], 1)
+    big = torch.iinfo(torch.int64).max  # padding (id -1) ranks last among equal (-inf) scores
+    by = torch.argsort(torch.where(i >= 0, i, big), dim=1, stable=True)  # id asc, then key asc, then score desc
+    if tie is not None:
+        key = torch.where(i >= 0, tie[i.clamp_min(0)], big)
+        by = torch.gather(by, 1, torch.argsort(torch.gather(key, 1, by), dim=1, stable=True))
+    order = torch.gather(by, 1, torch.argsort(torch.gather(s, 1, by), dim=1, descending=True, stable=True))
+    order = order[:, :k]
+    s, i = torch.gather(s, 1, order), torch.gather(i, 1, order)
+    return s, torch.where(torch.isneginf(s), torch.full_like(i, -1), i)
+
+
+@register("mlp_topk_mine", "reference")
+def _mlp_reference(q, c, w, k, ex, off, tie):
+    return _ref.mlp_topk_mine(q, c, w, k, exclude=ex, offsets=off, tie_break=tie)
+
+
+@register("mlp_topk_mine", "cpu")
+def _mlp_cpu(q, c, w, k, ex, off, tie):
+    """The C++ kernel; it scores the offset pairs exactly itself, in the same pass."""
+    B = q.shape[0]
+    scores = torch.empty(B, k, dtype=torch.float32)
+    ids = torch.empty(B, k, dtype=torch.int64)
+    args, _keep = _problem(q, c, "dot", ex)
+    del args["metric"]
+    w = w.to(torch.float32).contiguous()
+    optr = oidx = oval = 0
+    if off is not None and off[1].numel():
+        off = (off[0].contiguous(), off[1].contiguous(), off[2].to(torch.float32).contiguous())
+        optr, oidx, oval = (x.data_ptr() for x in off)
+    core().mlp_topk_mine_cpu(**args, weight=w.data_ptr(), k=k, offset_indptr=optr, offset_indices=oidx,
+                             offset_values=oval, out_scores=scores.data_ptr(), out_ids=ids.data_ptr(),
+                             tie_break=0 if tie is None else tie.data_ptr())
+    return scores, ids
+
+
+def _mlp_triton_kernel(q, c, w, k, ex, tie):
+    from hardneg.kernels.mining.mlp_topk_mine import mlp_topk_mine_triton
+
+    def mine(q, c, k, metric, ex):
+        return mlp_topk_mine_triton(q, c, w, k, ex)
+
+    return mine(q, c, k, "mlp", ex) if tie is None else _in_key_order(mine, q, c, k, "mlp", ex, tie)
+
+
+@register("mlp_topk_mine", "triton")
+def _mlp_triton(q, c, w, k, ex, off, tie):
+    return _merge_offsets(_mlp_triton_kernel, q, c, w, k, ex, off, tie)
+
+
 
 
 def sample_by_score(query: torch.Tensor, candidates: torch.Tensor, num_samples: int, *, metric: str = "dot",

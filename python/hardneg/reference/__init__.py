@@ -2,6 +2,6 @@
 
 Readable and exact (float64 where precision matters); slow and memory-hungry by design.
 """
-from hardneg.reference.mining import pair_scores, sample_by_score, sample_from_weights, scores, topk_mine
+from hardneg.reference.mining import mlp_topk_mine, pair_scores, sample_by_score, sample_from_weights, scores, topk_mine
 
-__all__ = ["scores", "pair_scores", "topk_mine", "sample_by_score", "sample_from_weights"]
+__all__ = ["scores", "pair_scores", "topk_mine", "mlp_topk_mine", "sample_by_score", "sample_from_weights"]

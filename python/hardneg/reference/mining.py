@@ -71,6 +71,38 @@ def topk_mine(query, candidates, k: int, *, metric: str = "dot", exclude=None, t
     return out_s.to(torch.float32), out_i
 
 
+def mlp_scores(query, candidates, weight, bias: float = 0.0, offsets=None) -> torch.Tensor:
+    """[B, N] float64 scores of the MLP link decoder ``weight · relu(query_b + candidates_j [+ o_bj]) + bias``;
+    ``offsets`` ``(indptr [B+1], ids [E], values [E, d])`` adds values[e] inside the ReLU of its (row, id)."""
+    q, c, w = query.double(), candidates.double(), weight.double()
+    s = torch.relu(q[:, None, :] + c[None, :, :]) @ w + float(bias)
+    if offsets is not None and offsets[1].numel():
+        ptr, ids, vals = offsets
+        rows = torch.repeat_interleave(torch.arange(q.shape[0], device=q.device), ptr[1:] - ptr[:-1])
+        s[rows, ids] = torch.relu(q[rows] + c[ids] + vals.double()) @ w + float(bias)
+    return s
+
+
+def mlp_topk_mine(query, candidates, weight, k: int, *, bias: float = 0.0, exclude=None, offsets=None,
+                  tie_break=None):
+    """Top-k candidates per query by the MLP decoder's score (:func:`mlp_scores`), skipping excluded ids, in the
+    order of :func:`topk_mine`; the whole [B, N, d] hidden layer in float64.
+
+    Returns (scores float32 [B, k], ids int64 [B, k]), padded with (-inf, -1).
+    """
+    B, N = query.shape[0], candidates.shape[0]
+    s = mlp_scores(query, candidates, weight, bias, offsets)
+    s = s.masked_fill(exclusion_mask(exclude, B, 0, N, query.device), float("-inf"))
+    ids = torch.arange(N, device=query.device).expand(B, -1)
+    order = _order(s, ids, tie_break)[:, :k]
+    out_s = torch.full((B, k), float("-inf"), dtype=torch.float64, device=query.device)
+    out_i = torch.full((B, k), -1, dtype=torch.int64, device=query.device)
+    out_s[:, :order.shape[1]] = torch.gather(s, 1, order)
+    out_i[:, :order.shape[1]] = order
+    out_i[torch.isneginf(out_s)] = -1
+    return out_s.to(torch.float32), out_i
+
+
 def logits(s: torch.Tensor, weighting: str, temperature: float) -> torch.Tensor:
     """log of the unnormalised sampling weight: softmax -> s/T, softplus -> log(softplus(s))/T."""
     s = s.to(torch.float64)

@@ -613,8 +613,17 @@ class ENSSampler(TemporalSampler):
             raise TypeError(f"{op}: rank_by='score' needs the scorer's score_table(query, table) -> [R, N] "
                             f"(missing on {type(scorer).__name__})")
         ptr, ex = exclude
-        order = torch.argsort(tie)  # column j of the reordered scores is the candidate with the j-th key
         pool = torch.full((U, self.pool_size), -1, dtype=torch.int64, device=q.device)
+        top = getattr(scorer, "topk_table", None)
+        if callable(top):  # a fused top-k of the scorer's own (mlp_topk_mine for the temporal task's decoder)
+            ids = top(q, C, K, exclude=exclude, tie_break=tie) if events is None else top(
+                q, C, K, exclude=exclude, tie_break=tie, events=events)
+            if not isinstance(ids, torch.Tensor) or ids.shape != (U, K) or ids.dtype != torch.int64:
+                raise ValueError(f"{op}: topk_table must give int64 [R, k] = [{U}, {K}] ids (got "
+                                 f"{V.describe(ids)})")
+            pool[:, :K] = ids
+            return pool
+        order = torch.argsort(tie)  # column j of the reordered scores is the candidate with the j-th key
         step = max(1, chunk // max(1, N * q.shape[1]))
         for lo in range(0, U, step):
             hi = min(U, lo + step)

@@ -514,6 +514,25 @@ class TemporalModel(nn.Module):
         return row, nb[row, slot] - lo, term[row, slot]
 
 
+    def pair_offsets(self, window, lo: int, hi: int):
+        """:meth:`pair_entries` as the ``offsets`` of :func:`hardneg.ops.mlp_topk_mine`: ``(indptr [B+1],
+        candidate - lo [E], term [E, d])``, each (source, partner) once and sorted by candidate within a source,
+        the term computed only there (an [E, w] match, not [B, w, w])."""
+        nb, nt, valid, t = window
+        keep = valid & (nb >= lo) & (nb <= hi)
+        w = nb.shape[1]
+        earlier = torch.ones(w, w, dtype=torch.bool, device=nb.device).tril(-1)  # [slot, earlier slot]
+        again = ((nb[:, :, None] == nb[:, None, :]) & keep[:, None, :] & earlier).any(-1)
+        row, slot = torch.nonzero(keep & ~again, as_tuple=True)
+        cand = nb[row, slot]
+        order = torch.argsort(row * (int(hi) + 1) + cand)  # ids sorted within each row (unique: no tie)
+        row, cand = row[order], cand[order]
+        term = self.pair_term((nb[row], nt[row], valid[row], t[row]), cand[:, None])[:, 0]
+        ptr = torch.zeros(nb.shape[0] + 1, dtype=torch.int64, device=nb.device)
+        ptr[1:] = torch.cumsum(torch.bincount(row, minlength=nb.shape[0]), 0)
+        return ptr, cand - lo, term
+
+
 class _MessageProjection(torch.autograd.Function):
     """``[data ‖ enc] @ weightᵀ + bias`` for a message whose ``data`` part (memories, edge features) normally
     carries no gradient: the backward pass forms the weight's gradient in one product (as ``nn.Linear`` does) and

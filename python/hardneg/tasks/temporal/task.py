@@ -31,6 +31,7 @@ import torch
 from ... import losses as _losses
 from ... import samplers as _samplers
 from ...samplers.base import distinct_rows
+from ...ops.mining import mine_decoder_table
 from ...training.task import Task, register_task
 from . import evaluation as E
 from .config import TemporalConfig
@@ -83,6 +84,23 @@ class BatchScorer:
                 S = E.offset_scores(S, dec.combine, a, c, off, torch.arange(S.shape[0], device=S.device), 0,
                                     S.shape[1])
             return S
+
+
+    def topk_table(self, query, table, k, exclude=None, tie_break=None, events=None):
+        """int64 [R, k]: the k destinations of ``table`` [N, d] that the link decoder ranks highest for each
+        source embedding of ``query`` [R, d] (-1 past the admissible ones), as :meth:`score_table` scores them
+        and in the order of a stable sort by ``tie_break`` keys, but fused (:func:`hardneg.ops.mlp_topk_mine`:
+        no [R, N] scores, no [R, N, d] hidden layer); with ``events``, each event's pair term as its offsets."""
+        task, dec = self.task, self.task.model.decoder
+        # inference mode only, no eval() switch (a walk over every module, 0.2 ms a step): the decoder and the pair
+        # term hold no dropout
+        with torch.inference_mode():
+            a, c = dec.source(query), dec.destination(table)
+            off = None
+            if events is not None and self.event_scores:
+                win = task.pair_window(self.P[events, 0], self.t[events], task.train_graph, self.t0)
+                off = task.model.pair_offsets(win, task.data.dst_min, task.data.dst_max)
+            return mine_decoder_table("ens", a, c, dec.out.weight[0], k, exclude, off, tie_break)
 
 
 @contextlib.contextmanager
