@@ -4,6 +4,7 @@
 
 #include "bindings.h"
 #include "common/mining_driver.h"
+#include "mining/mlp_topk_mine_cpu.h"
 #include "mining/sample_by_score_cpu.h"
 #include "mining/topk_mine_cpu.h"
 
@@ -66,16 +67,13 @@ void register_mining(py::module_& m) {
         MiningProblem P = make_problem("mlp_topk_mine", query, num_queries, query_stride, candidates,
                                        num_candidates, candidate_stride, dim, kDot, exclude_indptr, exclude_indices,
                                        num_threads);
-        HN_CHECK(weight != 0, "mlp_topk_mine: null weight pointer");
         P.metric = kMlp;
         P.weight = ptr<const float>(weight);
-        HN_CHECK(offset_indptr == 0 || (offset_indices != 0 && offset_values != 0),
-                 "mlp_topk_mine: offset_indptr needs offset_indices and offset_values");
         P.off_ptr = ptr<const int64_t>(offset_indptr);
-        P.off_idx = offset_indptr ? ptr<const int64_t>(offset_indices) : nullptr;
-        P.off_val = offset_indptr ? ptr<const float>(offset_values) : nullptr;
-        py::gil_scoped_release nogil;  // the kernel checks k itself
-        topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<float>(out_scores), ptr<int64_t>(out_ids));
+        P.off_idx = ptr<const int64_t>(offset_indices);
+        P.off_val = ptr<const float>(offset_values);
+        py::gil_scoped_release nogil;  // the kernel checks k, the weights and the offsets itself
+        mlp_topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<float>(out_scores), ptr<int64_t>(out_ids));
       },
       py::arg("query"), py::arg("num_queries"), py::arg("query_stride"), py::arg("candidates"),
       py::arg("num_candidates"), py::arg("candidate_stride"), py::arg("dim"), py::arg("weight"), py::arg("k"),

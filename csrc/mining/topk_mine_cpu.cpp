@@ -114,6 +114,7 @@ void topk_mine_cpu(const MiningProblem& P, int64_t k, const int64_t* tie_break, 
   HN_CHECK(P.d >= 1 || P.N == 0, "topk_mine: d must be >= 1");
   HN_CHECK(P.metric >= kDot && P.metric <= kMlp, "topk_mine: unknown metric code");
   HN_CHECK(P.metric != kMlp || P.weight != nullptr, "mlp_topk_mine: null weight pointer");
+  HN_CHECK(P.off_ptr == nullptr || P.metric == kMlp, "topk_mine: offsets need the kMlp metric");
   HN_CHECK(P.metric != kRotate || P.d % 2 == 0, "topk_mine: metric 'rotate' needs an even d");
   const float ninf = -std::numeric_limits<float>::infinity();
   const int64_t nchunks = P.num_chunks();

@@ -22,7 +22,7 @@ def score_tolerance(dtype: torch.dtype, ref: torch.Tensor, d: int) -> float:
 
 
 def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, dtype=None, strict_ties=False,
-                        tie_break=None):
+                        tie_break=None, reference_scores=None):
     """Check (scores, ids) against the float64 reference, modulo ties within tolerance.
 
     Checks, per row: ids distinct, in range, never excluded, -1 only as trailing padding; the number of
@@ -31,6 +31,8 @@ def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, d
     duplicated candidate rows) are resolved to the smaller id (with ``tie_break`` [N]: the smaller key, then
     the smaller id), in the order and, with ``strict_ties``, at the k boundary (use it where equal float64
     scores are also bitwise equal in float32, e.g. duplicated rows).
+    ``reference_scores``: the float64 [B, N] scores to check against, for a score that is no ``metric``
+    (:func:`hardneg.reference.mining.mlp_scores`); ``metric`` is then unused.
     """
     B, N = query.shape[0], candidates.shape[0]
     keys = torch.arange(N) if tie_break is None else tie_break.cpu().long()
@@ -42,7 +44,10 @@ def assert_topk_matches(query, candidates, k, metric, exclude, scores, ids, *, d
     scores, ids = scores.cpu().double(), ids.cpu()
     if B == 0:
         return
-    S = ref_scores(query.cpu(), candidates.cpu(), metric) if N else torch.empty(B, 0, dtype=torch.float64)
+    if reference_scores is not None:
+        S = reference_scores.cpu().double().clone()
+    else:
+        S = ref_scores(query.cpu(), candidates.cpu(), metric) if N else torch.empty(B, 0, dtype=torch.float64)
     ex = None if exclude is None else (exclude[0].cpu().long(), exclude[1].cpu().long())
     mask = exclusion_mask(ex, B, 0, N, "cpu") if N else torch.zeros(B, 0, dtype=torch.bool)
     S = S.masked_fill(mask, float("-inf"))

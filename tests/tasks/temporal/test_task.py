@@ -12,6 +12,7 @@ pytest.importorskip("torch_geometric")
 from hardneg import cli  # noqa: E402
 from hardneg.tasks.temporal import data as T  # noqa: E402
 from hardneg.tasks.temporal.task import BatchScorer  # noqa: E402
+from hardneg.samplers.base import stable_topk  # noqa: E402
 from hardneg.training import TrainConfig, Trainer  # noqa: E402
 
 TINY = dict(task="temporal", dim=8, time_dim=8, epochs=1, batch_size=100, eval_batch_size=100, mrr_negatives=6)
@@ -323,3 +324,60 @@ def test_pair_history_score_table_adds_each_events_pair_term():
                                   m.decoder.destination(table)[None] + m.pair_term(win, cand))
         assert torch.allclose(S, dense, atol=1e-5)
         assert not torch.allclose(S, sc.score_table(q[events], table), atol=1e-3)  # the term matters here
+
+
+def test_pair_history_topk_table_is_the_stable_top_k_of_score_table():
+    """ENS's fused pool (``BatchScorer.topk_table``: :func:`hardneg.ops.mlp_topk_mine` with each event's pair
+    term as offsets) is the top K of ``score_table``'s scores, excluded ids never, ties in the key order."""
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", model_options={"pair_history": 5},
+                                     sampler_options={"rank_by": "score"}))
+    task = Trainer(cfg, data=DS, progress=False, log=None).task
+    task.model.eval()
+    i = task.split.train[300:340]
+    src, dst, t = task.src[i], task.dst[i], task.t[i]
+    P, t0 = torch.stack([src, dst], 1), t[0].item()
+    with torch.no_grad():
+        q = task.embed(src, t, task.train_graph, t0, None)
+        table = task.destination_table(task.train_graph, t0)
+    sc = BatchScorer(task, q, t0, P, t)
+    events = torch.tensor([3, 0, 17, 39, 5])
+    N, K = table.shape[0], 7
+    S = sc.score_table(q[events], table, events=events)
+    win = task.pair_window(src[events], t[events], task.train_graph, t0)
+    assert bool(task.model.pair_entries(win, task.data.dst_min, task.data.dst_max)[0].numel())  # terms present
+    tie = torch.randperm(N, generator=torch.Generator().manual_seed(0))
+    ex = (torch.tensor([0, 1, 1, 3, 3, 4]), torch.tensor([int(S[0].argmax()), 0, 1, N - 1]))
+    for excl in (None, ex):
+        ids = sc.topk_table(q[events], table, K, exclude=excl, tie_break=tie, events=events)
+        Sm = S.clone()
+        if excl is not None:
+            rows = torch.repeat_interleave(torch.arange(5), excl[0].diff())
+            Sm[rows, excl[1]] = float("-inf")
+        order = torch.argsort(tie)
+        ref = order[stable_topk(Sm[:, order], K)[1]]
+        assert torch.allclose(S.gather(1, ids), S.gather(1, ref), atol=1e-5)
+        assert torch.equal(ids, ref)
+        if excl is not None:
+            assert not (ids[0] == excl[1][0]).any()
+
+
+def test_pair_offsets_are_pair_entries_once_each_sorted():
+    """``pair_offsets``: every (source, partner) of ``pair_entries`` once, ids sorted within a source, the same
+    term; the CSR ``mlp_topk_mine`` takes."""
+    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="random", model_options={"pair_history": 6}))
+    task = Trainer(cfg, data=DS, progress=False, log=None).task
+    i = task.split.train[200:260]
+    win = task.pair_window(task.src[i], task.t[i], task.train_graph, task.t[i][0].item())
+    lo, hi = task.data.dst_min, task.data.dst_max
+    with torch.no_grad():
+        row, col, term = task.model.pair_entries(win, lo, hi)
+        ptr, ids, vals = task.model.pair_offsets(win, lo, hi)
+    assert ptr.shape == (61,) and int(ptr[-1]) == ids.numel() == vals.shape[0]
+    orow = torch.repeat_interleave(torch.arange(60), ptr.diff())
+    key = orow * (hi + 1) + ids
+    assert bool((key[1:] > key[:-1]).all())  # sorted, unique
+    assert set(zip(orow.tolist(), ids.tolist())) == set(zip(row.tolist(), col.tolist()))
+    assert row.numel() > ids.numel()  # the toy stream repeats partners: entries list them twice
+    at = {(r, c): v for r, c, v in zip(orow.tolist(), ids.tolist(), vals)}
+    for r, c, v in zip(row.tolist(), col.tolist(), term):
+        assert torch.allclose(at[(r, c)], v, atol=1e-6)
