@@ -566,10 +566,15 @@ class ENSSampler(TemporalSampler):
         if per_event:
             # a scorer whose scores depend on the event beyond its query (a decoder's pair term, which reads the
             # source's history and the event's time): one pool per distinct (query, source, event time)
-            parts = [inv, P[rows, 0]]
+            # one int64 key per row, in the lexicographic order of (query group, source, time rank): a 1-D unique
+            # (a third of unique(dim=0)'s time) with the same groups in the same order
+            src = P[rows, 0]
+            _, sinv = torch.unique(src, return_inverse=True)
+            key = inv * (int(sinv.max()) + 1 if sinv.numel() else 1) + sinv  # all < rows³: no overflow
             if self._times is not None:
-                parts.append(torch.unique(self._times[rows], return_inverse=True)[1].to(inv.device))
-            _, inv = torch.unique(torch.stack(parts, 1), dim=0, return_inverse=True)
+                _, tinv = torch.unique(self._times[rows], return_inverse=True)
+                key = key * (int(tinv.max()) + 1 if tinv.numel() else 1) + tinv.to(inv.device)
+            _, inv = torch.unique(key, return_inverse=True)
             first = torch.full((int(inv.max()) + 1 if inv.numel() else 0,), q.shape[0], dtype=torch.int64,
                                device=q.device)
             first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")

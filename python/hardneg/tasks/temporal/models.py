@@ -495,10 +495,15 @@ class TemporalModel(nn.Module):
             raise ValueError(f"pair_term: 'cand' must have one row per source of the window ({nb.shape[0]}; got "
                              f"{cand.shape[0]})")
         match = (cand[:, :, None] == nb[:, None, :]) & valid[:, None, :]  # [B, m, w]
+        return self._pair_from_matches(match, nt[:, None, :], t[:, None])
+
+    def _pair_from_matches(self, match, nt, t):
+        """The pair term from ``match`` [..., w] (which window slots hold the candidate), the slots' times ``nt``
+        and the event time ``t`` (both broadcast against ``match``'s leading dims)."""
         count = match.sum(-1)
         has = count > 0
-        last = torch.where(match, nt[:, None, :], torch.full((), float("-inf"), dtype=nt.dtype)).amax(-1)
-        dt = torch.where(has, t[:, None] - last, torch.zeros((), dtype=nt.dtype)).float()
+        last = torch.where(match, nt, torch.full((), float("-inf"), dtype=nt.dtype)).amax(-1)
+        dt = torch.where(has, t - last, torch.zeros((), dtype=nt.dtype)).float()
         f = torch.cat([(count.float() / self.pair_history)[..., None],
                        self.pair_time_enc(dt) * has[..., None]], -1)
         return self.pair(f)
@@ -522,12 +527,12 @@ class TemporalModel(nn.Module):
         keep = valid & (nb >= lo) & (nb <= hi)
         w = nb.shape[1]
         earlier = torch.ones(w, w, dtype=torch.bool, device=nb.device).tril(-1)  # [slot, earlier slot]
-        again = ((nb[:, :, None] == nb[:, None, :]) & keep[:, None, :] & earlier).any(-1)
-        row, slot = torch.nonzero(keep & ~again, as_tuple=True)
+        same = (nb[:, :, None] == nb[:, None, :]) & keep[:, None, :]  # [B, slot, slot'] (what pair_term matches)
+        row, slot = torch.nonzero(keep & ~(same & earlier).any(-1), as_tuple=True)
         cand = nb[row, slot]
         order = torch.argsort(row * (int(hi) + 1) + cand)  # ids sorted within each row (unique: no tie)
-        row, cand = row[order], cand[order]
-        term = self.pair_term((nb[row], nt[row], valid[row], t[row]), cand[:, None])[:, 0]
+        row, slot, cand = row[order], slot[order], cand[order]
+        term = self._pair_from_matches(same[row, slot], nt[row], t[row])
         ptr = torch.zeros(nb.shape[0] + 1, dtype=torch.int64, device=nb.device)
         ptr[1:] = torch.cumsum(torch.bincount(row, minlength=nb.shape[0]), 0)
         return ptr, cand - lo, term

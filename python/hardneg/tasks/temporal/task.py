@@ -58,9 +58,17 @@ class BatchScorer:
 
     metric = "dot"
 
-    def __init__(self, task, z_src, t0, P=None, t=None):
+    def __init__(self, task, z_src, t0, P=None, t=None, window=None):
         self.task, self.z_src, self.t0, self.P, self.t = task, z_src, t0, P, t
         self.event_scores = bool(task.model.pair_history) and P is not None
+        self.window = window  # the batch's pair-history window, when the caller has it (ENS's step does)
+
+    def _window(self, events):
+        """The pair-history window of the batch's ``events``: rows of the whole batch's window when given, else
+        their own."""
+        if self.window is None:
+            return self.task.pair_window(self.P[events, 0], self.t[events], self.task.train_graph, self.t0)
+        return tuple(x[events] for x in self.window)
 
     def query_vectors(self, anchor, side="tail"):
         return self.z_src
@@ -98,8 +106,7 @@ class BatchScorer:
             a, c = dec.source(query), dec.destination(table)
             off = None
             if events is not None and self.event_scores:
-                win = task.pair_window(self.P[events, 0], self.t[events], task.train_graph, self.t0)
-                off = task.model.pair_offsets(win, task.data.dst_min, task.data.dst_max)
+                off = task.model.pair_offsets(self._window(events), task.data.dst_min, task.data.dst_max)
             return mine_decoder_table("ens", a, c, dec.out.weight[0], k, exclude, off, tie_break)
 
 
@@ -108,12 +115,28 @@ def _mining(model):
     """Evaluation mode (no dropout) and inference mode (no gradients, no autograd bookkeeping), restored after:
     what ENS's queries and table are embedded in. Their tensors are only mined, never differentiated."""
     was = model.training
-    model.eval()
+    _set_training(model, False)
     try:
         with torch.inference_mode():
             yield
     finally:
-        model.train(was)
+        _set_training(model, was)
+
+
+def _set_training(model, mode: bool):
+    """``model.train(mode)`` as one loop over a cached module list (``nn.Module.train`` recurses through every
+    child, about 0.1 ms for TGN, twice per ENS step); ``model.train`` itself when a module overrides ``train``."""
+    mods = model.__dict__.get("_hn_modules")  # the model's modules are fixed once it is built
+    if mods is None:
+        mods = list(model.modules())
+        if any(type(m).train is not torch.nn.Module.train for m in mods):
+            mods = False
+        model.__dict__["_hn_modules"] = mods
+    if mods is False:
+        model.train(mode)
+        return
+    for m in mods:
+        m.training = mode
 
 
 @register_task("temporal")
@@ -217,8 +240,9 @@ class TemporalTask(Task):
         src, dst, t = self.src[i], self.dst[i], self.t[i]
         B, t0 = i.numel(), t[0].item()
         g, P = self.train_graph, torch.stack([src, dst], 1)
+        win = None
         if isinstance(self.sampler, _samplers.ENSSampler):
-            z, neg, n = self._ens_embed(P, t, g, t0, generator)
+            z, neg, n, win = self._ens_embed(P, t, g, t0, generator)
         elif self.sampler.requires_scorer:  # mines with the fresh source embeddings: embed them first
             with m.shared_reads():
                 z = self.embed(torch.cat([src, dst]), t.repeat(2), g, t0, generator)
@@ -238,7 +262,8 @@ class TemporalTask(Task):
         z_src, z_dst, z_neg = z.split([B, B, B * n])  # one backward (a cat), not three zero-filled slices
         a = m.decoder.source(z_src)
         c_dst, c_neg = m.decoder.destination(z_dst), m.decoder.destination(z_neg).view(B, n, -1)
-        win = self.pair_window(P[:, 0], t, g, t0)
+        if win is None:
+            win = self.pair_window(P[:, 0], t, g, t0)
         if win is not None:  # the decoder's pair-history term (the model's pair_history)
             c_dst = c_dst + m.pair_term(win, P[:, 1:])[:, 0]
             c_neg = c_neg + m.pair_term(win, neg.ids)
@@ -259,8 +284,12 @@ class TemporalTask(Task):
         embedding pass with gradients, whose backward runs once (bench/RESULTS.md, "ENS epoch cost"). With the
         sampler's ``refresh_touched``, that pass's embeddings of the step's destinations then become their rows of
         the cached table (``ENSSampler.update_candidates``).
-        Returns ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n)``."""
+        The decoder's pair-history window (the model's ``pair_history``) is read once, for the score pools and the
+        loss.
+        Returns ``(z [2B + B·n, d]: sources, destinations, negatives row-major; the negatives; n; the window or
+        None)``."""
         B, lo, m = P.shape[0], self.data.dst_min, self.model
+        win = self.pair_window(P[:, 0], t, g, t0)
         with self.clock.measure("sampler"):
             draft = self.sampler.draft(P, generator=generator, times=t)
             rows = torch.nonzero(draft.counts > 0).flatten()
@@ -269,7 +298,7 @@ class TemporalTask(Task):
                 with _mining(m):
                     q_rows = self.embed(P[rows, 0], t[rows], g, t0, generator)
                 q = q_rows.new_zeros(B, q_rows.shape[1]).index_copy_(0, rows, q_rows)  # unmined rows: unused
-            neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0, P, t), generator=generator, times=t,
+            neg = self.sampler.sample(P, scorer=BatchScorer(self, q, t0, P, t, win), generator=generator, times=t,
                                       draft=draft)
         n = neg.ids.shape[1]
         nodes = torch.cat([P[:, 0], P[:, 1], neg.ids.clamp_min(lo).flatten()])
@@ -277,7 +306,7 @@ class TemporalTask(Task):
         if self.sampler.refresh_touched:  # this step's own embeddings of its nodes, into the cached table
             with self.clock.measure("sampler"):
                 self.sampler.update_candidates(nodes, z.detach())
-        return z, neg, n
+        return z, neg, n, win
 
     def after_step(self, batch):
         i = batch.idx
