@@ -85,7 +85,8 @@ def test_ens_step_mines_with_the_sources_it_needs_then_embeds_everything_in_one_
     calls, embed = [], task.embed
     task.embed = lambda nodes, *a, **k: calls.append((nodes.numel(), task.model.training,
                                                       torch.is_grad_enabled())) or embed(nodes, *a, **k)
-    z, neg, n_out = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
+    z, neg, n_out, win = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
+    assert win is None  # no pair_history: no window
     task.embed = embed
     assert n_out == n and calls == [(rows.numel(), False, False), (2 * 100 + 100 * n, True, True)]
     assert task.model.training and z.requires_grad and z.shape[0] == 2 * 100 + 100 * n
@@ -111,7 +112,7 @@ def test_ens_refresh_touched_writes_the_steps_own_embeddings_into_the_table():
     i = task.split.train[:3]  # 3 events touch at most 6 of the 12 destinations
     src, dst, t = task.src[i], task.dst[i], task.t[i]
     P, t0, g = torch.stack([src, dst], 1), t[0].item(), task.train_graph
-    z, neg, n = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
+    z, neg, n, _ = task._ens_embed(P, t, g, t0, torch.Generator().manual_seed(3))
     C = task.sampler.candidates(None, z.device)  # cached: no refresh is due
     with torch.no_grad():
         full = task.destination_table(g, t0)
