@@ -54,3 +54,20 @@ def shared_path(*parts):
     if not os.path.exists(p):
         pytest.skip(f"shared data not found at {os.path.abspath(p)} (../shared is absent)")
     return p
+
+
+def run_isa_builds(script: str) -> None:
+    """Run ``script`` (Python that prints ``isa ok <build>`` at its end) in a subprocess with ``HARDNEG_ISA=generic``
+    (the baseline CPU build; read once per process) and once with the default build; both must pass."""
+    import subprocess
+    import sys
+
+    for isa in ("generic", None):
+        env = dict(os.environ)
+        env.pop("HARDNEG_ISA", None)
+        if isa:
+            env["HARDNEG_ISA"] = isa
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and "isa ok" in out.stdout, out.stderr[-3000:]
+        if isa:
+            assert "isa ok generic" in out.stdout

@@ -109,23 +109,18 @@ def score_tile(q, qaux, q_ptr, ldq, rows, row_ok, c_ptr, ldc, w_ptr, cols, col_o
     else:
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         offs = tl.arange(0, BDS)
-        if METRIC == METRIC_MLP:  # sum_k w_k relu(q_k + c_k): the decoder's hidden layer, one slice at a time
+        if METRIC != METRIC_ROTATE:  # l1, and the MLP decoder's sum_k w_k relu(q_k + c_k): one slice at a time
             for d0 in range(0, D, BDS):
                 dd = d0 + offs
                 qs = tl.load(q_ptr + rows[:, None].to(tl.int64) * ldq + dd[None, :],
                              mask=row_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
                 cs = tl.load(c_ptr + cols64[:, None] * ldc + dd[None, :],
                              mask=col_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
-                ws = tl.load(w_ptr + dd, mask=dd < D, other=0.0).to(tl.float32)
-                acc += tl.sum(tl.maximum(qs[:, None, :] + cs[None, :, :], 0.0) * ws[None, None, :], 2)
-        elif METRIC == METRIC_L1:
-            for d0 in range(0, D, BDS):
-                dd = d0 + offs
-                qs = tl.load(q_ptr + rows[:, None].to(tl.int64) * ldq + dd[None, :],
-                             mask=row_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
-                cs = tl.load(c_ptr + cols64[:, None] * ldc + dd[None, :],
-                             mask=col_ok[:, None] & (dd[None, :] < D), other=0.0).to(tl.float32)
-                acc += tl.sum(tl.abs(qs[:, None, :] - cs[None, :, :]), 2)
+                if METRIC == METRIC_MLP:
+                    ws = tl.load(w_ptr + dd, mask=dd < D, other=0.0).to(tl.float32)
+                    acc += tl.sum(tl.maximum(qs[:, None, :] + cs[None, :, :], 0.0) * ws[None, None, :], 2)
+                else:
+                    acc += tl.sum(tl.abs(qs[:, None, :] - cs[None, :, :]), 2)
         else:
             half = D // 2
             for d0 in range(0, half, BDS):

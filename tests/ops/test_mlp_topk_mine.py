@@ -1,9 +1,6 @@
 """mlp_topk_mine: every backend against the float64 reference (the whole [B, N, d] hidden layer), shapes that break
 the 6x16 tiles, per-pair offsets, ties and tie keys, exclusions, empty inputs, both CPU builds, and every
 documented error."""
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -13,7 +10,7 @@ import hardneg
 from hardneg.ops.mining import mine_decoder_table
 from hardneg.reference.mining import mlp_scores
 from hardneg.testing import assert_topk_matches
-from conftest import backend_params
+from conftest import backend_params, run_isa_builds
 
 BACKENDS = backend_params("mlp_topk_mine")
 
@@ -177,15 +174,7 @@ def test_generic_isa_matches_the_reference():
             assert_topk_matches(q, c, 9, None, None, s, i, reference_scores=mlp_scores(q, c, w))
         print("isa ok", hardneg._backend.core().build_info()["cpu_isa"])
     """)
-    for isa in ("generic", None):
-        env = dict(os.environ)
-        env.pop("HARDNEG_ISA", None)
-        if isa:
-            env["HARDNEG_ISA"] = isa
-        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0 and "isa ok" in out.stdout, out.stderr[-3000:]
-        if isa:
-            assert "isa ok generic" in out.stdout
+    run_isa_builds(script)
 
 
 def test_half_precision_and_no_gradient_on_cpu():

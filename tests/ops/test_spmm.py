@@ -2,8 +2,6 @@
 block, empty rows, empty matrices, duplicate entries, hubs), float32 and float64, gradients (symmetric and not),
 the baseline ISA against the AVX2 path, and every documented error."""
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -13,7 +11,7 @@ import hardneg
 from hardneg.ops import spmm
 from hardneg.reference.sparse import spmm as ref_spmm
 
-from conftest import backend_params
+from conftest import backend_params, run_isa_builds
 
 BACKENDS = backend_params("spmm")
 
@@ -177,12 +175,4 @@ def test_generic_isa_matches_the_reference():
             assert torch.allclose(got, dense_ref(adj, x), atol=1e-4, rtol=1e-4), dim
         print("isa ok", hardneg._backend.core().build_info()["cpu_isa"])
     """ % [os.path.dirname(__file__), os.path.dirname(os.path.dirname(__file__))])
-    for isa in ("generic", None):
-        env = dict(os.environ)
-        env.pop("HARDNEG_ISA", None)
-        if isa:
-            env["HARDNEG_ISA"] = isa
-        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0 and "isa ok" in out.stdout, out.stderr[-3000:]
-        if isa:
-            assert "isa ok generic" in out.stdout
+    run_isa_builds(script)

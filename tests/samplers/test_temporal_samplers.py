@@ -513,6 +513,38 @@ def test_ens_rank_by_score_pools_the_models_own_top_k(exclude_history):
     assert not torch.equal(dot.sample(P, scorer=sc, generator=G(0), times=times).ids, neg.ids)
 
 
+class FusedScorer(MLPScorer):
+    """MLPScorer with the fused ``topk_table`` (:func:`hardneg.ops.mlp_topk_mine`), which the sampler prefers."""
+
+    def topk_table(self, query, table, k, exclude=None, tie_break=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        return hardneg.ops.mlp_topk_mine(query, table, self.w, k, exclude=exclude, tie_break=tie_break)[1]
+
+
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_ens_rank_by_score_uses_a_fused_topk_table_with_the_same_draws(exclude_history):
+    """A scorer's ``topk_table`` replaces ``score_table`` + stable sort: the same pools, so the same draws for a
+    seed (the temporal task's ``BatchScorer`` goes through it)."""
+    B = 40
+    P, base = events(B, seed=4), mlp_scorer(B)
+    fused = FusedScorer(base.q, base.C, base.w)
+    fused.score_table = lambda *a, **k: pytest.fail("score_table called although topk_table exists")
+    kw = {}
+    if exclude_history:
+        g = G(9)
+        hs, hd = torch.randint(0, LOW, (60,), generator=g), torch.randint(LOW, HIGH + 1, (60,), generator=g)
+        kw["graph"] = hardneg.TemporalGraph(hs, hd, torch.arange(60), num_nodes=N)
+    times = torch.full((B,), 100)
+    out = [create("ens", n=3, pool_size=5, hard_fraction=1.0, rank_by="score", exclude_history=exclude_history,
+                  **kw).sample(P, scorer=sc, generator=G(0), times=times) for sc in (base, fused)]
+    assert fused.calls >= 1
+    assert torch.equal(out[0].ids, out[1].ids) and torch.equal(out[0].valid, out[1].valid)
+    bad = FusedScorer(base.q, base.C, base.w)
+    bad.topk_table = lambda q, C, k, **kw: torch.zeros(q.shape[0], k + 1, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"topk_table must give int64 \[R, k\] = \[40, 5\] ids"):
+        create("ens", n=3, pool_size=5, hard_fraction=1.0, rank_by="score").sample(P, scorer=bad, generator=G(0))
+
+
 class EventScorer(MLPScorer):
     """Scores that depend on the event beyond its query: a large bonus for one destination per source (a pair
     term), through ``score_table(..., events=rows)``."""
@@ -615,7 +647,7 @@ def test_ens_rank_by_errors():
     with pytest.raises(ValueError, match="'rank_by' must be 'embedding' for ens_score"):
         create("ens_score", rank_by="score")
     s = create("ens", n=1, pool_size=2, hard_fraction=1.0, rank_by="score")
-    with pytest.raises(TypeError, match="rank_by='score' needs the scorer's score_table"):
+    with pytest.raises(TypeError, match="rank_by='score' needs the scorer's score_table.* or topk_table"):
         s.sample(events(4), scorer=scorer(4), generator=G(0))
     bad = mlp_scorer(4)
     bad.score_table = lambda q, C: torch.zeros(q.shape[0], 3)

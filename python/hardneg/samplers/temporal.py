@@ -306,8 +306,10 @@ class ENSSampler(TemporalSampler):
             ``"score"``: the model's own logit for (source, destination), for a model whose link decoder is not a
             dot product (TGN's and TGAT's MLP decoder): the pool is then the K destinations the model itself
             ranks highest, the competitors of the true destination in the all-destination ranking. Needs the
-            scorer's ``score_table(query [R, d], table [N, d]) -> [R, N]``; costs R x N decoder evaluations per
-            mining call (chunked), against the dot product's fused kernel. Ties go to random candidates as above.
+            scorer's ``score_table(query [R, d], table [N, d]) -> [R, N]`` (R x N decoder evaluations per
+            mining call, chunked), or better its fused ``topk_table(query, table, k, exclude=, tie_break=[,
+            events=]) -> ids [R, k]`` (the temporal task's: :func:`hardneg.ops.mlp_topk_mine`, no [R, N] scores and
+            no [R, N, d] hidden layer), used when present. Ties go to random candidates as above.
             On UCI it lost to the dot product with both TGN and TGAT, on validation and test (seed 0; bench/
             RESULTS.md, "ENS's pool ranked by the model's own score"): the default stays the paper's. A scorer
             whose scores depend on the event, not only on its query vector (``event_scores = True``: the temporal
@@ -315,7 +317,8 @@ class ENSSampler(TemporalSampler):
             event of each query; queries are then pooled once per distinct (query, source, event time). With TGN's
             ``pair_history`` it wins where the dot product loses: historical AP and all-destination MRR above
             random's on UCI and Wikipedia, every seed (3 seeds; bench/RESULTS.md, "TGN with the pair-history term"),
-            at 1.70x and 1.34x a random epoch (the decoder over every destination per mined query).
+            at 1.37x and 1.21x a random epoch through ``topk_table`` (1.70x and 1.34x with the dense
+            ``score_table``; bench/RESULTS.md, "The fused decoder pool").
         refresh_touched: between the full refreshes, the training loop writes its own embeddings of each step's
             nodes (sources, true destinations and negatives) into the cached table (:meth:`update_candidates`;
             default False). No extra embedding pass: the rows carry the training pass's dropout and the memory
@@ -607,17 +610,12 @@ class ENSSampler(TemporalSampler):
         return torch.where(valid, ids + self.low, ids), valid, None
 
     def _score_pool(self, scorer, q, C, exclude, tie, events=None, chunk: int = 1 << 24):
-        """[U, K] table rows: the top K of each query by the model's own score (``scorer.score_table``), the
-        excluded rows never, ties by the keys ``tie`` (a permutation: smaller key first), -1 past the admissible
-        ones. Scored in row chunks of about ``chunk`` (query, candidate, feature) entries: an MLP decoder
-        materialises [R, N, d]. ``events`` [U]: the call's event of each query, passed on as
-        ``score_table(..., events=...)`` (scorers with ``event_scores``)."""
+        """[U, K] table rows: the top K of each query by the model's own score, the excluded rows never, ties by
+        the keys ``tie`` (a permutation: smaller key first), -1 past the admissible ones. Through the scorer's
+        fused ``topk_table`` when it has one; else from ``score_table`` in row chunks of about ``chunk`` (query,
+        candidate, feature) entries (an MLP decoder materialises [R, N, d]). ``events`` [U]: the call's event of
+        each query, passed on as ``events=`` (scorers with ``event_scores``)."""
         op, (U, N), K = self._op, (q.shape[0], C.shape[0]), min(self.pool_size, C.shape[0])
-        fn = getattr(scorer, "score_table", None)
-        if not callable(fn):
-            raise TypeError(f"{op}: rank_by='score' needs the scorer's score_table(query, table) -> [R, N] "
-                            f"(missing on {type(scorer).__name__})")
-        ptr, ex = exclude
         pool = torch.full((U, self.pool_size), -1, dtype=torch.int64, device=q.device)
         top = getattr(scorer, "topk_table", None)
         if callable(top):  # a fused top-k of the scorer's own (mlp_topk_mine for the temporal task's decoder)
@@ -628,6 +626,11 @@ class ENSSampler(TemporalSampler):
                                  f"{V.describe(ids)})")
             pool[:, :K] = ids
             return pool
+        fn = getattr(scorer, "score_table", None)
+        if not callable(fn):
+            raise TypeError(f"{op}: rank_by='score' needs the scorer's score_table(query, table) -> [R, N] or "
+                            f"topk_table(query, table, k, ...) -> [R, k] (both missing on {type(scorer).__name__})")
+        ptr, ex = exclude
         order = torch.argsort(tie)  # column j of the reordered scores is the candidate with the j-th key
         step = max(1, chunk // max(1, N * q.shape[1]))
         for lo in range(0, U, step):

@@ -303,19 +303,28 @@ def test_pair_history_trains_its_decoder_term_and_ranks_with_it(cutoff):
     assert scored["test"] != r["test"] and 0 < scored["test"]["mrr"] <= 1
 
 
-def test_pair_history_score_table_adds_each_events_pair_term():
-    """ENS's ``rank_by: score`` with a ``pair_history`` model: the batch scorer's table is the decoder's logit
-    with the pair term of each query's event (its source's recent partners), the dense scores exactly."""
+def _pair_scorer():
+    """A pair_history TGN on the toy stream in evaluation mode, and one batch's (task, source embeddings, destination
+    table, BatchScorer)."""
     cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", model_options={"pair_history": 5},
                                      sampler_options={"rank_by": "score"}))
     task = Trainer(cfg, data=DS, progress=False, log=None).task
-    m, i = task.model.eval(), task.split.train[300:340]
+    task.model.eval()
+    i = task.split.train[300:340]
     src, dst, t = task.src[i], task.dst[i], task.t[i]
     P, t0 = torch.stack([src, dst], 1), t[0].item()
     with torch.no_grad():
         q = task.embed(src, t, task.train_graph, t0, None)
         table = task.destination_table(task.train_graph, t0)
-        sc = BatchScorer(task, q, t0, P, t)
+    return task, q, table, BatchScorer(task, q, t0, P, t)
+
+
+def test_pair_history_score_table_adds_each_events_pair_term():
+    """ENS's ``rank_by: score`` with a ``pair_history`` model: the batch scorer's table is the decoder's logit
+    with the pair term of each query's event (its source's recent partners), the dense scores exactly."""
+    task, q, table, sc = _pair_scorer()
+    m, src, t, t0 = task.model, sc.P[:, 0], sc.t, sc.t0
+    with torch.no_grad():
         assert sc.event_scores and not BatchScorer(task, q, t0).event_scores
         events = torch.tensor([3, 0, 17, 39])
         S = sc.score_table(q[events], table, events=events)
@@ -330,17 +339,8 @@ def test_pair_history_score_table_adds_each_events_pair_term():
 def test_pair_history_topk_table_is_the_stable_top_k_of_score_table():
     """ENS's fused pool (``BatchScorer.topk_table``: :func:`hardneg.ops.mlp_topk_mine` with each event's pair
     term as offsets) is the top K of ``score_table``'s scores, excluded ids never, ties in the key order."""
-    cfg = TrainConfig.from_dict(dict(TINY, dataset="toy", sampler="ens", model_options={"pair_history": 5},
-                                     sampler_options={"rank_by": "score"}))
-    task = Trainer(cfg, data=DS, progress=False, log=None).task
-    task.model.eval()
-    i = task.split.train[300:340]
-    src, dst, t = task.src[i], task.dst[i], task.t[i]
-    P, t0 = torch.stack([src, dst], 1), t[0].item()
-    with torch.no_grad():
-        q = task.embed(src, t, task.train_graph, t0, None)
-        table = task.destination_table(task.train_graph, t0)
-    sc = BatchScorer(task, q, t0, P, t)
+    task, q, table, sc = _pair_scorer()
+    src, t, t0 = sc.P[:, 0], sc.t, sc.t0
     events = torch.tensor([3, 0, 17, 39, 5])
     N, K = table.shape[0], 7
     S = sc.score_table(q[events], table, events=events)
