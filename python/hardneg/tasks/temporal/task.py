@@ -135,8 +135,8 @@ def _set_training(model, mode: bool):
     if mods is False:
         model.train(mode)
         return
-    for m in mods:
-        m.training = mode
+    for m in mods:  # a plain attribute: skip nn.Module.__setattr__'s parameter/buffer checks
+        m.__dict__["training"] = mode
 
 
 @register_task("temporal")
