@@ -4,8 +4,8 @@ The baseline is what a TGN / DyGLib user writes to rank every destination with t
 pool ran before this op): the hidden layer ``relu(q[:, None] + c[None])`` for 4 query rows at a time (one
 [B, N, d] tensor would not fit in cache, nor in memory at large B·N), the output layer as a matrix-vector product,
 the per-pair terms scattered in, excluded ids masked, then ``torch.topk``. Sizes: ENS's pools on UCI (50 mined
-events against 1,899 destinations, d = 100, K = 20, up to 20 pair terms each) and Wikipedia (20 against 1,000), a
-large batch, and a large table.
+events against 1,899 destinations, d = 100, K = 20, up to 20 pair terms each; also with 45 % identical rows, scored
+once each through ``candidate_index``) and Wikipedia (20 against 1,000), a large batch, and a large table.
 
     python bench/mlp_topk_mine.py --interleave           # CPU, every configuration (a paired ratio)
     python bench/mlp_topk_mine.py --quick --interleave   # the two ENS sizes only
@@ -26,6 +26,8 @@ def make_inputs(p, device):
     gen = torch.Generator().manual_seed(0)
     B, N, d = p["B"], p["N"], p["d"]
     q, c, w = torch.randn(B, d, generator=gen), torch.randn(N, d, generator=gen), torch.randn(d, generator=gen)
+    if p.get("dup"):  # a share of identical rows, as the embeddings of nodes without history are
+        c[torch.randperm(N, generator=gen)[:int(p["dup"] * N)]] = c[0].clone()
     per = p.get("pairs", 0)  # distinct offset ids per row, sorted
     ids = torch.stack([torch.randperm(N, generator=gen)[:per].sort().values for _ in range(B)]).flatten()
     off = (torch.arange(B + 1, dtype=torch.int64) * per, ids, torch.randn(B * per, d, generator=gen))
@@ -40,6 +42,20 @@ def hardneg_provider(backend):
         return lambda: hardneg.ops.mlp_topk_mine(q, c, w, p["K"], exclude=ex, offsets=off, backend=backend)
 
     return make
+
+
+def distinct_provider(p, device):
+    """The CPU kernel on the table's distinct rows (``candidate_index``), the rows found outside the timing."""
+    from hardneg.samplers.base import distinct_rows
+
+    q, c, w, ex, off = make_inputs(p, device)
+    rows, index = distinct_rows(c)
+    return lambda: hardneg.ops.mlp_topk_mine(q, rows, w, p["K"], exclude=ex, offsets=off, candidate_index=index,
+                                             backend="cpu")
+
+
+def distinct_skip(p, device):
+    return None if p.get("dup") else "no repeated rows in this configuration"
 
 
 def torch_baseline(p, device):
@@ -63,20 +79,22 @@ def torch_baseline(p, device):
 
 PROVIDERS = [
     Provider("hardneg cpu", hardneg_provider("cpu"), devices=("cpu",)),
+    Provider("hardneg cpu, candidate_index", distinct_provider, devices=("cpu",), skip=distinct_skip),
     Provider("hardneg triton", hardneg_provider("triton"), devices=("cuda",)),
     Provider("torch 4-row hidden tiles+topk", torch_baseline, devices=("cpu", "cuda"), baseline=True),
 ]
 
 
 def configs(quick):
-    sizes = [("ENS UCI", 50, 1899, 100, 20, 20), ("ENS Wikipedia", 20, 1000, 100, 20, 20)]
+    sizes = [("ENS UCI", 50, 1899, 100, 20, 20, 0.0), ("ENS UCI, 45% identical rows", 50, 1899, 100, 20, 20, 0.45),
+             ("ENS Wikipedia", 20, 1000, 100, 20, 20, 0.0)]
     if not quick:
-        sizes += [("batch", 200, 1899, 100, 20, 20), ("large table", 64, 100_000, 100, 32, 0)]
+        sizes += [("batch", 200, 1899, 100, 20, 20, 0.0), ("large table", 64, 100_000, 100, 32, 0, 0.0)]
     out = []
-    for name, B, N, d, K, pairs in sizes:
+    for name, B, N, d, K, pairs, dup in sizes:
         for device in ("cpu", "cuda"):
             out.append(Config(f"{name}: B={B} N={N} d={d} K={K} pairs={pairs}",
-                              dict(B=B, N=N, d=d, K=K, pairs=pairs), flops=3.0 * B * N * d, device=device))
+                              dict(B=B, N=N, d=d, K=K, pairs=pairs, dup=dup), flops=3.0 * B * N * d, device=device))
     return out
 
 

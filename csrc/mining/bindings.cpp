@@ -62,8 +62,9 @@ void register_mining(py::module_& m) {
       [](std::uintptr_t query, int64_t num_queries, int64_t query_stride, std::uintptr_t candidates,
          int64_t num_candidates, int64_t candidate_stride, int64_t dim, std::uintptr_t weight, int64_t k,
          std::uintptr_t exclude_indptr, std::uintptr_t exclude_indices, std::uintptr_t offset_indptr,
-         std::uintptr_t offset_indices, std::uintptr_t offset_values, std::uintptr_t out_scores,
-         std::uintptr_t out_ids, int num_threads, std::uintptr_t tie_break) {
+         std::uintptr_t offset_indices, std::uintptr_t offset_values, std::uintptr_t candidate_index,
+         int64_t num_ids, std::uintptr_t out_scores, std::uintptr_t out_ids, int num_threads,
+         std::uintptr_t tie_break) {
         MiningProblem P = make_problem("mlp_topk_mine", query, num_queries, query_stride, candidates,
                                        num_candidates, candidate_stride, dim, kDot, exclude_indptr, exclude_indices,
                                        num_threads);
@@ -73,12 +74,14 @@ void register_mining(py::module_& m) {
         P.off_idx = ptr<const int64_t>(offset_indices);
         P.off_val = ptr<const float>(offset_values);
         py::gil_scoped_release nogil;  // the kernel checks k, the weights and the offsets itself
-        mlp_topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<float>(out_scores), ptr<int64_t>(out_ids));
+        mlp_topk_mine_cpu(P, k, ptr<const int64_t>(tie_break), ptr<const int64_t>(candidate_index), num_ids,
+                          ptr<float>(out_scores), ptr<int64_t>(out_ids));
       },
       py::arg("query"), py::arg("num_queries"), py::arg("query_stride"), py::arg("candidates"),
       py::arg("num_candidates"), py::arg("candidate_stride"), py::arg("dim"), py::arg("weight"), py::arg("k"),
       py::arg("exclude_indptr"), py::arg("exclude_indices"), py::arg("offset_indptr"), py::arg("offset_indices"),
-      py::arg("offset_values"), py::arg("out_scores"), py::arg("out_ids"),
+      py::arg("offset_values"), py::arg("candidate_index"), py::arg("num_ids"), py::arg("out_scores"),
+      py::arg("out_ids"),
       py::arg("num_threads") = 0, py::arg("tie_break") = 0);
 
   m.def(

@@ -68,6 +68,39 @@ def test_matches_reference(backend, device, B, N, d, k, with_offsets):
 
 
 @pytest.mark.parametrize("backend,device", BACKENDS)
+@pytest.mark.parametrize("B,U,N,k", [(9, 40, 300, 7), (4, 1, 50, 60), (13, 200, 200, 1), (3, 17, 1000, 25)])
+def test_candidate_index_scores_shared_rows_once(backend, device, B, U, N, k):
+    """``candidate_index``: ids share rows of a table of distinct rows; results, exclusions, offsets and tie keys are
+    those of the gathered table (ties between ids of one row go by key, then id)."""
+    gen = torch.Generator().manual_seed(hash((B, U, N, k)) % 2**31)
+    d = 12
+    q, rows, w = torch.randn(B, d, generator=gen), torch.randn(U, d, generator=gen), torch.randn(d, generator=gen)
+    index = torch.randint(0, U, (N,), generator=gen)
+    ex, off = random_csr(B, N, 5, gen), random_offsets(B, N, d, 6, gen)
+    keys = torch.randperm(N, generator=gen)
+    s, i = _run(backend, device, q, rows, w, k, exclude=ex, offsets=off, tie_break=keys,
+                candidate_index=index.to(device))
+    _check(q, rows[index], w, k, s, i, exclude=ex, offsets=off, tie_break=keys, strict_ties=True)
+    ref = hardneg.ops.mlp_topk_mine(q, rows[index], w, k, exclude=ex, offsets=off, tie_break=keys, backend=backend)
+    assert torch.equal(i, ref[1].cpu()) and torch.allclose(s, ref[0].cpu(), atol=1e-5)
+
+
+def test_cpu_candidate_index_in_query_blocks_and_any_thread_count(monkeypatch):
+    """The indexed CPU path scores [rows, U] blocks of at most 8 Mi floats: a wide table takes several query
+    blocks; the answer does not depend on them nor on the thread count."""
+    gen = torch.Generator().manual_seed(11)
+    U, N, B = 70_000, 90_000, 250  # 119 rows a block: three blocks
+    q, rows, w = torch.randn(B, 2, generator=gen), torch.randn(U, 2, generator=gen), torch.rand(2, generator=gen)
+    index = torch.randint(0, U, (N,), generator=gen)
+    ex = random_csr(B, N, 3, gen)
+    ref = hardneg.ops.mlp_topk_mine(q, rows[index], w, 6, exclude=ex, backend="cpu")
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(hardneg.ops.mining, "num_threads", lambda t=threads: t)
+        s, i = hardneg.ops.mlp_topk_mine(q, rows, w, 6, exclude=ex, candidate_index=index, backend="cpu")
+        assert torch.equal(i, ref[1]) and torch.equal(s, ref[0])
+
+
+@pytest.mark.parametrize("backend,device", BACKENDS)
 def test_offsets_move_a_candidate_and_exclusion_wins(backend, device):
     gen = torch.Generator().manual_seed(2)
     q, c, w = torch.randn(4, 12, generator=gen), torch.randn(50, 12, generator=gen), torch.rand(12, generator=gen)
@@ -249,6 +282,15 @@ def _bad(**over):
     (_bad(tie_break=torch.arange(9)), ValueError, "'tie_break' must have one key per candidate"),
     (_bad(tie_break=torch.rand(10)), TypeError, "'tie_break' must be"),
     (_bad(weight=torch.tensor([1.0, float("inf"), 0, 0])), ValueError, "'weight' must be finite"),
+    (_bad(candidate_index=torch.tensor([0.0, 1.0])), TypeError, "'candidate_index' must be a 1-D integer tensor"),
+    (_bad(candidate_index=torch.zeros(2, 2, dtype=torch.int64)), ValueError, "'candidate_index' must be a 1-D"),
+    (_bad(candidate_index=torch.tensor([0, 10])), ValueError, "'candidate_index' rows of 'candidates' must be in"),
+    (_bad(candidate_index=torch.zeros(3, dtype=torch.int64, device="meta")), ValueError,
+     "'candidate_index' is on the meta device"),
+    (_bad(candidate_index=torch.tensor([0, 1, 2]), exclude=(torch.tensor([0, 1, 1, 1]), torch.tensor([3]))),
+     ValueError, "'exclude' ids must be in \\[0, 3\\)"),
+    (_bad(candidate_index=torch.tensor([0, 1, 2]), tie_break=torch.arange(10)), ValueError,
+     "'tie_break' must have one key per candidate \\(3"),
     (_bad(query=torch.full((3, 4), 1e38)), ValueError, "could overflow float32"),
     (_bad(backend="cuda"), ValueError, "backend"),
 ])
@@ -280,7 +322,8 @@ def test_core_rejects_bad_values_directly():
     s, i = torch.empty(2, 3), torch.empty(2, 3, dtype=torch.int64)
     base = dict(query=q.data_ptr(), num_queries=2, query_stride=4, candidates=c.data_ptr(), num_candidates=5,
                 candidate_stride=4, dim=4, weight=w.data_ptr(), k=3, exclude_indptr=0, exclude_indices=0,
-                offset_indptr=0, offset_indices=0, offset_values=0, out_scores=s.data_ptr(), out_ids=i.data_ptr())
+                offset_indptr=0, offset_indices=0, offset_values=0, candidate_index=0, num_ids=0,
+                out_scores=s.data_ptr(), out_ids=i.data_ptr())
     with pytest.raises(ValueError, match="null weight"):
         core.mlp_topk_mine_cpu(**dict(base, weight=0))
     ptr = torch.zeros(3, dtype=torch.int64)

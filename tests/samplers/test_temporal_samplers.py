@@ -227,6 +227,29 @@ def test_ens_update_candidates_writes_the_last_row_of_each_destination_between_r
     assert all(set(r.tolist()) <= pools[i] for i, r in enumerate(got.ids))
 
 
+def test_ens_table_rows_follow_the_table():
+    """``table_rows()``: the cached table's distinct rows and index (``rows[index]`` is the table), recomputed after
+    a refresh or an update, and an error before any table."""
+    P = events(8)
+    C = torch.randn(20, 8, generator=G(3))
+    C[5:15] = C[2]  # eleven identical rows (nodes without history)
+    sc = TableScorer(torch.randn(8, 8, generator=G(4)), C)
+    s = create("ens", n=2, pool_size=4, hard_fraction=1.0, refresh_every=2, refresh_touched=True)
+    with pytest.raises(ValueError, match="table_rows\\(\\) needs a cached table"):
+        s.table_rows()
+    s.sample(P, scorer=sc, generator=G(0))
+    rows, index = s.table_rows()
+    assert rows.shape[0] == 10 and torch.equal(rows[index], C) and s.table_rows()[0] is rows  # computed once
+    s.update_candidates(torch.tensor([LOW + 6]), torch.ones(1, 8))  # row 6: one of the eleven
+    rows2, index2 = s.table_rows()
+    assert rows2.shape[0] == 11 and torch.equal(rows2[index2], s.candidates(sc, torch.device("cpu")))
+    sc.C = torch.randn(20, 8, generator=G(5))
+    s.sample(P, scorer=sc, generator=G(1))
+    s.sample(P, scorer=sc, generator=G(2))  # R = 2: refreshed
+    rows3, index3 = s.table_rows()
+    assert rows3.shape[0] == 20 and torch.equal(rows3[index3], sc.C)
+
+
 def test_ens_update_candidates_keeps_the_tables_bound_and_checks_its_rows():
     P, sc = events(4), scorer(4, seed=5)
     s = create("ens", n=2, pool_size=4, hard_fraction=1.0, refresh_every=100)

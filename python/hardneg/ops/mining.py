@@ -163,12 +163,14 @@ def mine_cached_table(op: str, query: torch.Tensor, table: torch.Tensor, k: int,
     return _topk_cpu(query, table, k, "dot", exclude, tie_break=tie_break)
 
 
-def _tie_keys(op: str, tie_break, c: torch.Tensor) -> torch.Tensor:
-    """``tie_break`` checked (integer [N] on the candidates' device) as a contiguous int64 tensor."""
+def _tie_keys(op: str, tie_break, c: torch.Tensor, n: int | None = None) -> torch.Tensor:
+    """``tie_break`` checked (integer [N] on the candidates' device; ``n`` instead of N when the ids are not the
+    table's rows) as a contiguous int64 tensor."""
     t = V.tensor(op, "tie_break", tie_break, ndim=1, dtypes=V.INDEX_DTYPES, kind="integer tensor",
                  what="of tie keys [N]")
-    if t.shape[0] != c.shape[0]:
-        raise ValueError(f"{op}: 'tie_break' must have one key per candidate ({c.shape[0]}; got {V.describe(t)})")
+    n = c.shape[0] if n is None else n
+    if t.shape[0] != n:
+        raise ValueError(f"{op}: 'tie_break' must have one key per candidate ({n}; got {V.describe(t)})")
     if t.device != c.device:
         raise ValueError(f"{op}: 'tie_break' must be on the candidates' device {c.device} (got {t.device})")
     return t.to(torch.int64).contiguous()
@@ -238,7 +240,8 @@ def _topk_triton(q, c, k, metric, ex, tie_break=None):
 
 # --------------------------------------------------------------------------------------------------------------
 def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor, k: int, *,
-                  bias: float = 0.0, exclude: CSR | None = None, offsets=None, tie_break: torch.Tensor | None = None,
+                  bias: float = 0.0, exclude: CSR | None = None, offsets=None,
+                  candidate_index: torch.Tensor | None = None, tie_break: torch.Tensor | None = None,
                   backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k candidates per query by an MLP link decoder's score, never returning excluded ids, without the
     [B, N, d] hidden layer (the decoder of TGN, TGAT and DyGLib, ``MergeLayer``: ``w·relu(A z_s + B z_d + b) + c``,
@@ -261,6 +264,11 @@ def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.T
         exclude: optional CSR ``(indptr [B+1], indices)`` of ids to skip per query (wins over ``offsets``).
         offsets: optional ``(indptr [B+1], ids [E], values [E, d])``: query b's pairs are ids
             ``indptr[b]:indptr[b+1]``, each with its own vector (a pair listed twice must repeat its values).
+        candidate_index: optional integer [N] on the candidates' device: candidate j's vector is row
+            ``candidate_index[j]`` of ``candidates``, which then holds only the distinct rows (U of them). Ids,
+            ``exclude``, ``offsets`` and ``tie_break`` are in [0, N). The CPU kernel scores each distinct row once
+            per query (the identical embeddings of nodes without history: half of UCI's destination table); the
+            other backends gather the rows first.
         tie_break: optional integer [N] keys on the candidates' device, as for :func:`topk_mine`.
         backend: None (best for the device), ``"reference"``, ``"cpu"`` or ``"triton"``.
 
@@ -285,8 +293,18 @@ def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.T
     """
     op = "mlp_topk_mine"
     k = V.integer(op, "k", k, minimum=1)
-    q, c, _, ex = _prepare(op, query, candidates, "dot", exclude, check_finite=False)
+    q, c, _, _ = _prepare(op, query, candidates, "dot", None, check_finite=False)
     B, N, d = q.shape[0], c.shape[0], q.shape[1]
+    index = None
+    if candidate_index is not None:
+        index = V.tensor(op, "candidate_index", candidate_index, ndim=1, dtypes=V.INDEX_DTYPES,
+                         kind="integer tensor", what="of rows of 'candidates' [N]")
+        if index.device != c.device:
+            raise ValueError(f"{op}: 'candidate_index' must be on the candidates' device {c.device} (got "
+                             f"{index.device})")
+        index = V.ids(op, "candidate_index", index, c.shape[0], what="rows of 'candidates'").contiguous()
+        N = index.numel()
+    ex = None if exclude is None else V.csr(op, "exclude", exclude, B, N, q.device)
     w = V.floating(op, "weight", weight, 1, "[d]")
     if w.shape[0] != d:
         raise ValueError(f"{op}: 'weight' must be [d] = [{d}] like the rows of 'query' (got {V.describe(w)})")
@@ -302,35 +320,39 @@ def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.T
     if not d * mw * (mq + mc + mo) + abs(bias) <= V._F32_MAX:  # |w·relu(h)| <= d max|w| max|h|
         raise ValueError(f"{op}: scores could overflow float32: 'query' has entries up to {mq:.3g}, "
                          f"'candidates' up to {mc:.3g}, 'weight' up to {mw:.3g} (d={d}); rescale the inputs")
-    tie = None if tie_break is None else _tie_keys(op, tie_break, c)
+    tie = None if tie_break is None else _tie_keys(op, tie_break, c, N)
     V.alloc(op, "the output (scores, ids)", (B, k), 12, q.device)
     name, fn = resolve(op, backend, q.device)
     if B == 0 or N == 0:
         return (torch.full((B, k), float("-inf"), dtype=torch.float32, device=q.device),
                 torch.full((B, k), -1, dtype=torch.int64, device=q.device))
     with torch.no_grad():
-        s, i = fn(q.detach(), c.detach(), w.detach(), k, ex, off, tie)
+        s, i = fn(q.detach(), c.detach(), w.detach(), k, ex, off, tie, index)
     return torch.where(i >= 0, s + bias, s) if bias else s, i
 
 
 def mine_decoder_table(op: str, query: torch.Tensor, candidates: torch.Tensor, weight: torch.Tensor, k: int,
-                       exclude: CSR | None, offsets, tie_break: torch.Tensor | None) -> torch.Tensor:
+                       exclude: CSR | None, offsets, tie_break: torch.Tensor | None,
+                       candidate_index: torch.Tensor | None = None) -> torch.Tensor:
     """Internal (not exported): the ids [B, k] of :func:`mlp_topk_mine` (bias 0) for a caller that builds its
     inputs itself every step (ENS's score pool: the decoder's projections of its own tables): an ``exclude`` CSR
     whose rows are sorted, unique and in [0, N); ``offsets`` from
     :meth:`~hardneg.tasks.temporal.models.TemporalModel.pair_offsets` (sorted by row, each (row, id) once, ids in
-    [0, N)); ``tie_break`` a contiguous int64 permutation or None. Only NaN/Inf and the float32 bound are checked
-    here (one reduction per tensor); errors name ``op``. Anything else (CUDA, another dtype, tracing, k > N) goes
-    through :func:`mlp_topk_mine` and all its checks."""
+    [0, N)); ``tie_break`` a contiguous int64 permutation or None; ``candidate_index`` a contiguous int64 [N] of
+    rows of ``candidates`` or None. Only NaN/Inf and the float32 bound are checked here (one reduction per
+    tensor); errors name ``op``. Anything else (CUDA, another dtype, tracing, k > N) goes through
+    :func:`mlp_topk_mine` and all its checks."""
+    N = candidates.shape[0] if candidate_index is None else candidate_index.numel()
     if (torch.compiler.is_compiling() or query.device.type != "cpu" or query.dtype != torch.float32
-            or candidates.dtype != torch.float32 or k > candidates.shape[0] or not query.shape[0]):
-        return mlp_topk_mine(query, candidates, weight, k, exclude=exclude, offsets=offsets, tie_break=tie_break)[1]
+            or candidates.dtype != torch.float32 or k > N or not query.shape[0]):
+        return mlp_topk_mine(query, candidates, weight, k, exclude=exclude, offsets=offsets,
+                             candidate_index=candidate_index, tie_break=tie_break)[1]
     mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", query), ("candidates", candidates), ("weight", weight)))
     mo = 0.0 if offsets is None else V.magnitude(op, "offsets values", offsets[2])
     if not query.shape[1] * mw * (mq + mc + mo) <= V._F32_MAX:
         raise ValueError(f"{op}: decoder scores could overflow float32 (query up to {mq:.3g}, candidates up to "
                          f"{mc:.3g}, weight up to {mw:.3g})")
-    return _mlp_cpu(query, candidates, weight, k, exclude, offsets, tie_break)[1]
+    return _mlp_cpu(query, candidates, weight, k, exclude, offsets, tie_break, candidate_index)[1]
 
 
 def _offsets(op, offsets, B, N, d, q):
@@ -403,13 +425,14 @@ def _merge_offsets(kernel, q, c, w, k, ex, off, tie):
 
 
 @register("mlp_topk_mine", "reference")
-def _mlp_reference(q, c, w, k, ex, off, tie):
-    return _ref.mlp_topk_mine(q, c, w, k, exclude=ex, offsets=off, tie_break=tie)
+def _mlp_reference(q, c, w, k, ex, off, tie, index=None):
+    return _ref.mlp_topk_mine(q, c if index is None else c[index], w, k, exclude=ex, offsets=off, tie_break=tie)
 
 
 @register("mlp_topk_mine", "cpu")
-def _mlp_cpu(q, c, w, k, ex, off, tie):
-    """The C++ kernel; it scores the offset pairs exactly itself, in the same pass."""
+def _mlp_cpu(q, c, w, k, ex, off, tie, index=None):
+    """The C++ kernel; it scores the offset pairs exactly itself, in the same pass, and each distinct row of an
+    indexed table once per query."""
     B = q.shape[0]
     scores = torch.empty(B, k, dtype=torch.float32)
     ids = torch.empty(B, k, dtype=torch.int64)
@@ -420,9 +443,11 @@ def _mlp_cpu(q, c, w, k, ex, off, tie):
     if off is not None and off[1].numel():
         off = (off[0].contiguous(), off[1].contiguous(), off[2].to(torch.float32).contiguous())
         optr, oidx, oval = (x.data_ptr() for x in off)
+    index = None if index is None else index.to(torch.int64).contiguous()
     core().mlp_topk_mine_cpu(**args, weight=w.data_ptr(), k=k, offset_indptr=optr, offset_indices=oidx,
-                             offset_values=oval, out_scores=scores.data_ptr(), out_ids=ids.data_ptr(),
-                             tie_break=0 if tie is None else tie.data_ptr())
+                             offset_values=oval, candidate_index=0 if index is None else index.data_ptr(),
+                             num_ids=0 if index is None else index.numel(), out_scores=scores.data_ptr(),
+                             out_ids=ids.data_ptr(), tie_break=0 if tie is None else tie.data_ptr())
     return scores, ids
 
 
@@ -436,8 +461,8 @@ def _mlp_triton_kernel(q, c, w, k, ex, tie):
 
 
 @register("mlp_topk_mine", "triton")
-def _mlp_triton(q, c, w, k, ex, off, tie):
-    return _merge_offsets(_mlp_triton_kernel, q, c, w, k, ex, off, tie)
+def _mlp_triton(q, c, w, k, ex, off, tie, index=None):
+    return _merge_offsets(_mlp_triton_kernel, q, c if index is None else c[index], w, k, ex, off, tie)
 
 
 

@@ -374,6 +374,7 @@ class ENSSampler(TemporalSampler):
         self._cache = None
         self._cache_step = -1
         self._cache_mag = None  # the table's largest |entry|, once it is checked
+        self._cache_rows = None  # its distinct rows and index (table_rows), once asked for
         self.refreshes = 0
 
     # ------------------------------------------------------------------ schedule and cache
@@ -387,7 +388,7 @@ class ENSSampler(TemporalSampler):
 
     def reset_cache(self) -> None:
         """Drop the cached candidate table (the next call recomputes it)."""
-        self._cache, self._cache_step, self._cache_mag = None, -1, None
+        self._cache, self._cache_step, self._cache_mag, self._cache_rows = None, -1, None, None
 
     def candidates(self, scorer, device) -> torch.Tensor:
         """The cached [N, d] table, refreshed from ``scorer`` every ``refresh_every`` calls."""
@@ -404,7 +405,7 @@ class ENSSampler(TemporalSampler):
                 raise ValueError(f"{op}: the candidate table is on {C.device} but the model's query embeddings "
                                  f"are on {device}")
             self._cache, self._cache_step = C.contiguous(), self.step
-            self._cache_mag = None
+            self._cache_mag = self._cache_rows = None
             self.refreshes += 1
         if self._cache_mag is None and not torch.compiler.is_compiling():  # checked once, not at every mining call
             self._cache_mag = V.magnitude(op, "candidates", self._cache)
@@ -447,7 +448,20 @@ class ENSSampler(TemporalSampler):
         if self._cache_mag is not None:
             self._cache_mag = max(self._cache_mag, mag)
         C.index_copy_(0, uniq, new)
+        self._cache_rows = None
         return int(uniq.numel())
+
+    def table_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows [U, d], index [N])``: the distinct rows of the cached table and each candidate's row among them
+        (``rows[index]`` is the table), computed once per table (refresh or update): what a scorer may score once
+        per distinct row (the identical embeddings of nodes without history; ``mlp_topk_mine``'s
+        ``candidate_index``). Needs a table (after :meth:`candidates`)."""
+        if self._cache is None:
+            raise ValueError(f"{self._op}: table_rows() needs a cached table (none yet: call candidates() first)")
+        if self._cache_rows is None:
+            rows, inv = distinct_rows(self._cache)
+            self._cache_rows = (rows.contiguous(), inv.contiguous())
+        return self._cache_rows
 
     def state_dict(self):
         d = super().state_dict()
@@ -459,7 +473,7 @@ class ENSSampler(TemporalSampler):
         super().load_state_dict(state)
         c = state.get("cache")
         self._cache = None if c is None else c.clone()
-        self._cache_mag = None
+        self._cache_mag = self._cache_rows = None
         self._cache_step, self.refreshes = int(state.get("cache_step", -1)), int(state.get("refreshes", 0))
 
     # ------------------------------------------------------------------ two-phase calls

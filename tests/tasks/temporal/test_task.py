@@ -360,6 +360,15 @@ def test_pair_history_topk_table_is_the_stable_top_k_of_score_table():
         assert torch.equal(ids, ref)
         if excl is not None:
             assert not (ids[0] == excl[1][0]).any()
+    # the sampler's own cached table: scored once per distinct row (candidate_index), the same pools
+    s = task.sampler
+    tab = table.clone()
+    tab[1:5] = tab[0]  # identical rows, as nodes without history have
+    s._cache, s._cache_rows = tab.clone(), None
+    rows, index = s.table_rows()
+    assert rows.shape[0] == N - 4
+    ids = sc.topk_table(q[events], s._cache, K, exclude=ex, tie_break=tie, events=events)
+    assert torch.equal(ids, sc.topk_table(q[events], tab, K, exclude=ex, tie_break=tie, events=events))
 
 
 def test_pair_offsets_are_pair_entries_once_each_sorted():

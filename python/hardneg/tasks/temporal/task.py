@@ -103,11 +103,15 @@ class BatchScorer:
         # inference mode only, no eval() switch (a walk over every module, 0.2 ms a step): the decoder and the pair
         # term hold no dropout
         with torch.inference_mode():
-            a, c = dec.source(query), dec.destination(table)
+            rows, index = table, None
+            s = task.sampler
+            if isinstance(s, _samplers.ENSSampler) and table is s._cache:  # its distinct rows, once a table
+                rows, index = s.table_rows()
+            a, c = dec.source(query), dec.destination(rows)
             off = None
             if events is not None and self.event_scores:
                 off = task.model.pair_offsets(self._window(events), task.data.dst_min, task.data.dst_max)
-            return mine_decoder_table("ens", a, c, dec.out.weight[0], k, exclude, off, tie_break)
+            return mine_decoder_table("ens", a, c, dec.out.weight[0], k, exclude, off, tie_break, index)
 
 
 @contextlib.contextmanager
