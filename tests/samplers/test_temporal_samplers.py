@@ -617,6 +617,30 @@ def test_ens_rank_by_score_passes_each_querys_event_to_event_scores():
     assert plain.seen[-1] is None
 
 
+def test_ens_rank_by_score_pools_per_query_source_and_time():
+    """Per-event pools group events by (source, event time) and, where one such group holds different queries,
+    by the query too: each pool is the top K of its own query's scores."""
+    B, K = 12, 3
+    P = torch.stack([torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 3]), torch.arange(LOW, LOW + B)], 1)
+    times = torch.tensor([5, 5, 5, 6, 5, 5, 7, 7, 7, 7, 8, 8])
+    base = mlp_scorer(B, seed=6)
+    q = base.q.clone()
+    q[1], q[5], q[7] = q[0], q[4], q[6]  # source 0 at time 5: rows 0, 1 share a query, row 2 has its own
+    sc = EventScorer(q, base.C, base.w, P)
+    s = create("ens", n=K, pool_size=K, hard_fraction=1.0, rank_by="score")
+    neg = s.sample(P, scorer=sc, generator=G(0), times=times)
+    ev = sc.seen[-1]
+    groups = {(tuple(q[r].tolist()), int(P[r, 0]), int(times[r])) for r in range(B)}
+    assert ev.numel() == len(groups) == 9  # rows 0/1, 4/5 and 6/7 pair up; rows 2 and 8 have queries of their own
+    for r in range(B):  # n = K: each event's draws are its whole pool
+        banned = {int(P[j, 1]) for j in range(B) if (tuple(q[j].tolist()), int(P[j, 0]), int(times[j])) ==
+                  (tuple(q[r].tolist()), int(P[r, 0]), int(times[r]))}
+        S = sc.score_table(q[r:r + 1], base.C, events=torch.tensor([r]))[0]
+        for d in banned:
+            S[d - LOW] = float("-inf")
+        assert set(neg.ids[r].tolist()) == set((S.topk(K).indices + LOW).tolist())
+
+
 def test_ens_rank_by_score_draws_uniformly_within_the_pool_and_breaks_ties_at_random():
     """Uniform over the model's top K (chi-square); a table of identical rows is one tie, drawn at random."""
     P = torch.tensor([[0, 10]]).repeat(3000, 1)

@@ -579,23 +579,24 @@ class ENSSampler(TemporalSampler):
         their shared pool excludes all of their true destinations (each is a positive of that query)."""
         q, C, (ptr, ex) = self._query(P, scorer, rows)
         per_event = self.rank_by == "score" and bool(getattr(scorer, "event_scores", False))
-        uq, inv = distinct_rows(q)
         if per_event:
             # a scorer whose scores depend on the event beyond its query (a decoder's pair term, which reads the
-            # source's history and the event's time): one pool per distinct (query, source, event time)
-            # one int64 key per row, in the lexicographic order of (query group, source, time rank): a 1-D unique
-            # (a third of unique(dim=0)'s time) with the same groups in the same order
+            # source's history and the event's time): one pool per distinct (query, source, event time). One int64
+            # key per row, in the lexicographic order of (source, time rank) and, only where one (source, time)
+            # holds two different queries, of (query group, source, time rank): a 1-D unique
             src = P[rows, 0]
             _, sinv = torch.unique(src, return_inverse=True)
-            key = inv * (int(sinv.max()) + 1 if sinv.numel() else 1) + sinv  # all < rows³: no overflow
+            key = sinv
             if self._times is not None:
                 _, tinv = torch.unique(self._times[rows], return_inverse=True)
-                key = key * (int(tinv.max()) + 1 if tinv.numel() else 1) + tinv.to(inv.device)
-            _, inv = torch.unique(key, return_inverse=True)
-            first = torch.full((int(inv.max()) + 1 if inv.numel() else 0,), q.shape[0], dtype=torch.int64,
-                               device=q.device)
-            first.scatter_reduce_(0, inv, torch.arange(q.shape[0], device=q.device), "amin")
+                key = key * (int(tinv.max()) + 1 if tinv.numel() else 1) + tinv.to(sinv.device)  # < rows²
+            inv, first = _groups(key, q.device)
+            if not torch.equal(q[first][inv], q):  # queries differ inside a group: the query is part of the key
+                qinv = distinct_rows(q)[1]
+                inv, first = _groups(qinv * (int(key.max()) + 1 if key.numel() else 1) + key, q.device)  # < rows³
             uq = q[first]
+        else:
+            uq, inv = distinct_rows(q)
         if not torch.compiler.is_compiling() and uq.shape[0] == q.shape[0]:  # all distinct: keep the rows in order
             uq, inv = q, torch.arange(q.shape[0], device=q.device)
             first = inv
@@ -689,6 +690,15 @@ class ENSSampler(TemporalSampler):
         return Negatives(ids, valid, lp)
 
     _scored = False
+
+
+def _groups(key: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inverse [R], first [G])``: each row's group among the distinct values of ``key`` [R] (in sorted order) and
+    each group's first row."""
+    _, inv = torch.unique(key, return_inverse=True)
+    first = torch.full((int(inv.max()) + 1 if inv.numel() else 0,), key.shape[0], dtype=torch.int64, device=device)
+    first.scatter_reduce_(0, inv, torch.arange(key.shape[0], device=device), "amin")
+    return inv, first
 
 
 @register("ens_score")
