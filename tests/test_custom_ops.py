@@ -75,6 +75,31 @@ def test_opcheck_sample_by_score(replacement):
                           test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
+def test_opcheck_mlp_topk_mine():
+    q, c = _qc()
+    w = torch.randn(q.shape[1], generator=_gen(2))
+    ex = (torch.tensor([0, 2, 2, 3, 3, 3]), torch.tensor([1, 5, 7]))
+    off = (torch.tensor([0, 1, 1, 2, 2, 3]), torch.tensor([4, 9, 2]), torch.randn(3, q.shape[1], generator=_gen(3)))
+    torch.library.opcheck(L.mlp_topk_mine, (q, c, w, 4, 0.5, *ex, *off, None, None, None))
+    index = torch.randint(0, c.shape[0], (60,), generator=_gen(4))
+    tie = torch.randperm(60, generator=_gen(5))
+    torch.library.opcheck(L.mlp_topk_mine, (q, c, w, 70, 0.0, None, None, None, None, None, index, tie, None))
+
+
+def test_mlp_topk_mine_compiles_into_one_graph():
+    """Traced by torch.compile (fullgraph) through its custom op: the eager function's results."""
+    q, c = _qc()
+    w = torch.randn(q.shape[1], generator=_gen(2))
+    ex = (torch.tensor([0, 2, 2, 3, 3, 3]), torch.tensor([1, 5, 7]))
+
+    def f(q, c, w):
+        return hardneg.ops.mlp_topk_mine(q * 2, c, w, 4, exclude=ex)
+
+    got = torch.compile(f, fullgraph=True, backend="eager")(q, c, w)
+    want = f(q, c, w)
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+
+
 def test_opcheck_attached_grads():
     q, c = _qc()
     s, i = hardneg.ops.topk_mine(q, c, 3)

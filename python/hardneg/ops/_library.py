@@ -7,6 +7,8 @@ cannot take at all, a list where a tensor goes, is rejected before that, by torc
 message.) Call them as ``torch.ops.hardneg.<op>`` (or through the names here):
 
 * ``topk_mine(query, candidates, k, metric, exclude_indptr, exclude_indices, backend, tie_break) -> (scores, ids)``
+* ``mlp_topk_mine(query, candidates, weight, k, bias, exclude_indptr, exclude_indices, offset_indptr, offset_ids,
+  offset_values, candidate_index, tie_break, backend) -> (scores, ids)``
 * ``sample_by_score(query, candidates, num_samples, metric, weighting, temperature, exclude_indptr,
   exclude_indices, replacement, seed, backend) -> (ids, log_prob)``
 * ``sample_from_weights(weights, n, replacement, seed) -> ids``
@@ -59,9 +61,9 @@ from hardneg.ops import temporal as _temporal
 from hardneg.reference import temporal as _ref_temporal
 from hardneg.reference.mining import exclusion_mask, logits
 
-__all__ = ["topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains", "known_mask",
-           "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs", "spmm", "time_encode",
-           "topk_scores", "score_log_prob", "attach_grad", "OPS"]
+__all__ = ["topk_mine", "mlp_topk_mine", "sample_by_score", "sample_from_weights", "corrupt", "known_contains",
+           "known_mask", "known_exclusion", "temporal_neighbors", "temporal_assemble", "enclosing_subgraphs",
+           "spmm", "time_encode", "topk_scores", "score_log_prob", "attach_grad", "OPS"]
 
 Tensor = torch.Tensor
 
@@ -158,6 +160,29 @@ def _topk_grad(ctx, grad_scores, _grad_ids):
 
 
 topk_mine.register_autograd(_topk_grad, setup_context=_topk_setup)
+
+
+@custom_op("hardneg::mlp_topk_mine", mutates_args=())
+def mlp_topk_mine(query: Tensor, candidates: Tensor, weight: Tensor, k: int, bias: float = 0.0,
+                  exclude_indptr: Tensor | None = None, exclude_indices: Tensor | None = None,
+                  offset_indptr: Tensor | None = None, offset_ids: Tensor | None = None,
+                  offset_values: Tensor | None = None, candidate_index: Tensor | None = None,
+                  tie_break: Tensor | None = None, backend: str | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`hardneg.ops.mlp_topk_mine` as a custom op (the exclusion CSR and the offsets as optional tensors;
+    the offsets are all three or none)."""
+    parts = (offset_indptr, offset_ids, offset_values)
+    offsets = None if all(x is None for x in parts) else parts
+    with torch.no_grad():
+        return _fresh(*_mining.mlp_topk_mine(query, candidates, weight, k, bias=bias,
+                                             exclude=_csr(exclude_indptr, exclude_indices), offsets=offsets,
+                                             candidate_index=candidate_index, tie_break=tie_break, backend=backend))
+
+
+@mlp_topk_mine.register_fake
+def _(query, candidates, weight, k, bias=0.0, exclude_indptr=None, exclude_indices=None, offset_indptr=None,
+      offset_ids=None, offset_values=None, candidate_index=None, tie_break=None, backend=None):
+    B = query.shape[0]
+    return query.new_empty((B, k), dtype=torch.float32), query.new_empty((B, k), dtype=torch.int64)
 
 
 @custom_op("hardneg::topk_scores", mutates_args=())
@@ -280,7 +305,7 @@ def _(weights, n, replacement, seed=0):
 
 
 # ------------------------------------------------------------------------------------------------ filtering
-OPS = ["topk_mine", "topk_scores", "sample_by_score", "score_log_prob", "sample_from_weights"]
+OPS = ["topk_mine", "mlp_topk_mine", "topk_scores", "sample_by_score", "score_log_prob", "sample_from_weights"]
 
 
 @custom_op("hardneg::enclosing_subgraphs", mutates_args=())

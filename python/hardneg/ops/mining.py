@@ -292,6 +292,10 @@ def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.T
         (torch.Size([4, 5]), torch.Size([4, 5]))
     """
     op = "mlp_topk_mine"
+    if torch.compiler.is_compiling():  # traced: the custom op (it runs this function, checks and all)
+        o = (None, None, None) if offsets is None else tuple(offsets)
+        return _library().mlp_topk_mine(query, candidates, weight, k, float(bias), *csr_args(exclude), *o,
+                                        candidate_index, tie_break, backend)
     k = V.integer(op, "k", k, minimum=1)
     q, c, _, _ = _prepare(op, query, candidates, "dot", None, check_finite=False)
     B, N, d = q.shape[0], c.shape[0], q.shape[1]

@@ -317,7 +317,7 @@ class ENSSampler(TemporalSampler):
             event of each query; queries are then pooled once per distinct (query, source, event time). With TGN's
             ``pair_history`` it wins where the dot product loses: historical AP and all-destination MRR above
             random's on UCI and Wikipedia, every seed (3 seeds; bench/RESULTS.md, "TGN with the pair-history term"),
-            at 1.37x and 1.21x a random epoch through ``topk_table`` (1.70x and 1.34x with the dense
+            at 1.27-1.31x (UCI, ``hard_fraction`` 0.1) and 1.20x a random epoch through ``topk_table`` (1.70x and 1.34x with the dense
             ``score_table``; bench/RESULTS.md, "The fused decoder pool").
         refresh_touched: between the full refreshes, the training loop writes its own embeddings of each step's
             nodes (sources, true destinations and negatives) into the cached table (:meth:`update_candidates`;
