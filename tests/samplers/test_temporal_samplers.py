@@ -240,6 +240,7 @@ def test_ens_table_rows_follow_the_table():
     s.sample(P, scorer=sc, generator=G(0))
     rows, index = s.table_rows()
     assert rows.shape[0] == 10 and torch.equal(rows[index], C) and s.table_rows()[0] is rows  # computed once
+    assert s.table_rows(s._cache)[0] is rows and s.table_rows(C.clone()) is None  # only for the cached table
     s.update_candidates(torch.tensor([LOW + 6]), torch.ones(1, 8))  # row 6: one of the eleven
     rows2, index2 = s.table_rows()
     assert rows2.shape[0] == 11 and torch.equal(rows2[index2], s.candidates(sc, torch.device("cpu")))

@@ -319,11 +319,7 @@ def mlp_topk_mine(query: torch.Tensor, candidates: torch.Tensor, weight: torch.T
     if not math.isfinite(bias):
         raise ValueError(f"{op}: 'bias' must be finite (got {bias})")
     off = None if offsets is None else _offsets(op, offsets, B, N, d, q)
-    mo = 0.0 if off is None else V.magnitude(op, "offsets values", off[2])
-    mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", q), ("candidates", c), ("weight", w)))
-    if not d * mw * (mq + mc + mo) + abs(bias) <= V._F32_MAX:  # |w·relu(h)| <= d max|w| max|h|
-        raise ValueError(f"{op}: scores could overflow float32: 'query' has entries up to {mq:.3g}, "
-                         f"'candidates' up to {mc:.3g}, 'weight' up to {mw:.3g} (d={d}); rescale the inputs")
+    _decoder_bound(op, q, c, w, None if off is None else off[2], bias)
     tie = None if tie_break is None else _tie_keys(op, tie_break, c, N)
     V.alloc(op, "the output (scores, ids)", (B, k), 12, q.device)
     name, fn = resolve(op, backend, q.device)
@@ -351,12 +347,20 @@ def mine_decoder_table(op: str, query: torch.Tensor, candidates: torch.Tensor, w
             or candidates.dtype != torch.float32 or k > N or not query.shape[0]):
         return mlp_topk_mine(query, candidates, weight, k, exclude=exclude, offsets=offsets,
                              candidate_index=candidate_index, tie_break=tie_break)[1]
-    mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", query), ("candidates", candidates), ("weight", weight)))
-    mo = 0.0 if offsets is None else V.magnitude(op, "offsets values", offsets[2])
-    if not query.shape[1] * mw * (mq + mc + mo) <= V._F32_MAX:
-        raise ValueError(f"{op}: decoder scores could overflow float32 (query up to {mq:.3g}, candidates up to "
-                         f"{mc:.3g}, weight up to {mw:.3g})")
+    _decoder_bound(op, query, candidates, weight, None if offsets is None else offsets[2])
     return _mlp_cpu(query, candidates, weight, k, exclude, offsets, tie_break, candidate_index)[1]
+
+
+def _decoder_bound(op, q, c, w, offset_values=None, bias: float = 0.0) -> None:
+    """The NaN/Inf check of the decoder's inputs (the :func:`hardneg._validate.finite` error) and the float32 bound
+    on its scores, |w·relu(q + c + o)| + |bias| <= d max|w| (max|q| + max|c| + max|o|) + |bias|: one reduction per
+    tensor."""
+    mq, mc, mw = (V.magnitude(op, n, x) for n, x in (("query", q), ("candidates", c), ("weight", w)))
+    mo = 0.0 if offset_values is None else V.magnitude(op, "offsets values", offset_values)
+    d = q.shape[1]
+    if not d * mw * (mq + mc + mo) + abs(bias) <= V._F32_MAX:
+        raise ValueError(f"{op}: scores could overflow float32: 'query' has entries up to {mq:.3g}, "
+                         f"'candidates' up to {mc:.3g}, 'weight' up to {mw:.3g} (d={d}); rescale the inputs")
 
 
 def _offsets(op, offsets, B, N, d, q):

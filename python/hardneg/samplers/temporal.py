@@ -451,11 +451,14 @@ class ENSSampler(TemporalSampler):
         self._cache_rows = None
         return int(uniq.numel())
 
-    def table_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def table_rows(self, table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(rows [U, d], index [N])``: the distinct rows of the cached table and each candidate's row among them
         (``rows[index]`` is the table), computed once per table (refresh or update): what a scorer may score once
         per distinct row (the identical embeddings of nodes without history; ``mlp_topk_mine``'s
-        ``candidate_index``). Needs a table (after :meth:`candidates`)."""
+        ``candidate_index``). Needs a table (after :meth:`candidates`). With ``table``: None unless it is the
+        cached table itself (a scorer handed some table asks whether it is this one)."""
+        if table is not None and table is not self._cache:
+            return None
         if self._cache is None:
             raise ValueError(f"{self._op}: table_rows() needs a cached table (none yet: call candidates() first)")
         if self._cache_rows is None:

@@ -103,10 +103,8 @@ class BatchScorer:
         # inference mode only, no eval() switch (a walk over every module, 0.2 ms a step): the decoder and the pair
         # term hold no dropout
         with torch.inference_mode():
-            rows, index = table, None
-            s = task.sampler
-            if isinstance(s, _samplers.ENSSampler) and table is s._cache:  # its distinct rows, once a table
-                rows, index = s.table_rows()
+            shared = task.sampler.table_rows(table) if isinstance(task.sampler, _samplers.ENSSampler) else None
+            rows, index = (table, None) if shared is None else shared  # the cached table's distinct rows
             a, c = dec.source(query), dec.destination(rows)
             off = None
             if events is not None and self.event_scores:
